@@ -1,0 +1,82 @@
+//! Encoding and decoding of stored values, shared by the backends so that every backend
+//! judges corrupt and stale entries the same way.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::{ArtifactInfo, BlobInfo, Document, EntryKind, Error, Result, model::schema_version_of};
+
+/// Serializes a document to the bytes a backend stores.
+pub fn encode<T: Serialize>(doc: &T) -> Vec<u8> {
+    serde_json::to_vec(doc).expect("cache documents are plain JSON and always serialize")
+}
+
+/// Decodes a stored value, turning failure into [`Error::Corrupt`] naming the entry.
+pub fn decode<T: Document>(id: &str, bytes: &[u8]) -> Result<T> {
+    let kind = T::KIND;
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+        kind,
+        id: id.to_owned(),
+        reason: format!("not a valid {kind} document: {e}"),
+    })
+}
+
+/// The current `SchemaVersion` of a kind of document.
+pub fn current_schema(kind: EntryKind) -> i64 {
+    match kind {
+        EntryKind::Artifact => ArtifactInfo::SCHEMA_VERSION,
+        EntryKind::Blob => BlobInfo::SCHEMA_VERSION,
+    }
+}
+
+/// True when stored bytes are a JSON object whose `SchemaVersion` is current for `kind`.
+/// Anything else (stale, not JSON, no version) counts as missing.
+pub fn is_current(kind: EntryKind, bytes: &[u8]) -> bool {
+    schema_version_of(bytes) == Some(current_schema(kind))
+}
+
+/// The expiry time of an entry written now with `ttl`.
+pub fn expiry_from_ttl(ttl: Option<Duration>) -> Option<SystemTime> {
+    ttl.map(|ttl| SystemTime::now() + ttl)
+}
+
+/// True when an entry with this expiry has expired at `now`.
+pub fn is_expired(expires_at: Option<SystemTime>, now: SystemTime) -> bool {
+    expires_at.is_some_and(|at| at <= now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_failure_names_the_entry() {
+        let err = decode::<BlobInfo>("sha256:abc", b"{not json").unwrap_err();
+        let msg = err.to_string();
+        assert!(err.is_corrupt());
+        assert!(msg.contains("sha256:abc") && msg.contains("blob"), "{msg}");
+    }
+
+    #[test]
+    fn current_checks_kind_and_version() {
+        assert!(is_current(EntryKind::Blob, br#"{"SchemaVersion":2}"#));
+        assert!(!is_current(EntryKind::Artifact, br#"{"SchemaVersion":2}"#));
+        assert!(is_current(
+            EntryKind::Artifact,
+            br#"{"SchemaVersion":1,"OS":"linux"}"#
+        ));
+        assert!(!is_current(EntryKind::Blob, br#"{"SchemaVersion":2"#));
+        assert!(!is_current(EntryKind::Blob, b""));
+    }
+
+    #[test]
+    fn expiry() {
+        let now = SystemTime::now();
+        assert!(!is_expired(None, now));
+        assert!(is_expired(Some(now), now));
+        assert!(!is_expired(Some(now + Duration::from_secs(1)), now));
+        assert_eq!(expiry_from_ttl(None), None);
+        assert!(expiry_from_ttl(Some(Duration::from_secs(60))).unwrap() > now);
+    }
+}

@@ -1,0 +1,123 @@
+//! Development tasks, run as `cargo xtask <task>`.
+//!
+//! - `itest`: everything CI checks, in order, stopping at the first failure: formatting,
+//!   clippy with warnings denied, and every test of the workspace.
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+    time::Instant,
+};
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  itest    run every check CI runs: cargo fmt --check, cargo clippy (warnings denied),
+           cargo test --workspace; stops at the first failure";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("itest") if args.len() == 1 => itest(),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (the parent of this crate's directory).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// One named step of `itest`.
+struct Step {
+    name: &'static str,
+    args: &'static [&'static str],
+}
+
+const STEPS: &[Step] = &[
+    Step {
+        name: "format",
+        args: &["fmt", "--all", "--check"],
+    },
+    Step {
+        name: "clippy",
+        args: &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    },
+    Step {
+        name: "tests",
+        args: &["test", "--workspace", "--all-features"],
+    },
+];
+
+fn itest() -> Result<()> {
+    let started = Instant::now();
+    let mut done = Vec::new();
+    for step in STEPS {
+        let t = Instant::now();
+        eprintln!(
+            "==> xtask itest: {} (cargo {})",
+            step.name,
+            step.args.join(" ")
+        );
+        let status = cargo()
+            .args(step.args)
+            .status()
+            .with_context(|| format!("cannot run cargo for step {}", step.name))?;
+        if !status.success() {
+            summary(&done);
+            bail!(
+                "step {:?} failed ({status}): cargo {}",
+                step.name,
+                step.args.join(" ")
+            );
+        }
+        done.push((step.name, t.elapsed().as_secs_f64()));
+    }
+    summary(&done);
+    eprintln!(
+        "xtask itest: all {} steps passed in {:.0}s",
+        done.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn summary(done: &[(&str, f64)]) {
+    for (name, secs) in done {
+        eprintln!("    passed: {name} ({secs:.0}s)");
+    }
+}
