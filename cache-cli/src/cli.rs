@@ -1,0 +1,246 @@
+//! The command line grammar (clap derive): global options and subcommands.
+
+use std::path::PathBuf;
+
+use cache_core::{Digest, EntryKind};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// scancache: a fast, shared, layer-aware scan cache for container images.
+#[derive(Debug, Parser)]
+#[command(name = "scancache", version, propagate_version = true)]
+#[command(
+    after_help = "Every option can also be set through its environment variable, e.g.\n  SCANCACHE_CACHE_BACKEND=redis://cache.internal:6379 scancache cache stats"
+)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted before or after any subcommand.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalOpts {
+    /// Cache directory [default: $XDG_CACHE_HOME/scancache, else ~/.cache/scancache].
+    ///
+    /// Example: --cache-dir /var/cache/scancache
+    #[arg(long, global = true, env = "SCANCACHE_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Scan cache backend: fs, memory, redis://[user:pass@]host[:port][/db] or rediss://….
+    ///
+    /// Example: --cache-backend redis://:secret@cache.internal:6379/0
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_CACHE_BACKEND",
+        value_name = "BACKEND",
+        default_value = "fs",
+        hide_env_values = true
+    )]
+    pub cache_backend: String,
+
+    /// Time to live of new cache entries (s, m, h, d; 0 = never expire).
+    ///
+    /// Example: --cache-ttl 7d
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_CACHE_TTL",
+        value_name = "DURATION",
+        default_value = "0"
+    )]
+    pub cache_ttl: String,
+
+    /// Upper bound of the fs and memory caches; least recently used entries are evicted
+    /// beyond it (0 = unbounded).
+    ///
+    /// Example: --cache-max-size 512MiB
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_CACHE_MAX_SIZE",
+        value_name = "SIZE",
+        default_value = "0"
+    )]
+    pub cache_max_size: String,
+
+    /// Use TLS to Redis, verifying the server against the system roots (same as rediss://).
+    ///
+    /// Example: --cache-backend redis://cache:6380 --redis-tls
+    #[arg(long, global = true, env = "SCANCACHE_REDIS_TLS")]
+    pub redis_tls: bool,
+
+    /// CA certificate (PEM) to verify the Redis server with; turns TLS on.
+    ///
+    /// Example: --redis-ca /etc/ssl/redis-ca.pem
+    #[arg(long, global = true, env = "SCANCACHE_REDIS_CA", value_name = "FILE")]
+    pub redis_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS with Redis; needs --redis-key.
+    ///
+    /// Example: --redis-cert /etc/ssl/scanner.pem
+    #[arg(long, global = true, env = "SCANCACHE_REDIS_CERT", value_name = "FILE")]
+    pub redis_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of the client certificate; needs --redis-cert.
+    ///
+    /// Example: --redis-key /etc/ssl/scanner-key.pem
+    #[arg(long, global = true, env = "SCANCACHE_REDIS_KEY", value_name = "FILE")]
+    pub redis_key: Option<PathBuf>,
+
+    /// Print only errors.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "SCANCACHE_QUIET",
+        conflicts_with = "debug"
+    )]
+    pub quiet: bool,
+
+    /// Print debug messages (per-entry hits and misses).
+    #[arg(short, long, global = true, env = "SCANCACHE_DEBUG")]
+    pub debug: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Remove caches from the cache directory (and the scan cache of the selected backend).
+    ///
+    /// Example: scancache clean --scan-cache
+    Clean(CleanArgs),
+    /// Inspect and manage the scan cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    /// Print a shell completion script.
+    ///
+    /// Example: scancache completion bash > /etc/bash_completion.d/scancache
+    Completion {
+        /// The shell to print the script for.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What `clean` removes.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").multiple(true))]
+pub struct CleanArgs {
+    /// Remove everything below.
+    #[arg(long, group = "what")]
+    pub all: bool,
+    /// Remove the scan cache of the selected backend (fs: <cache-dir>/fanal; Redis: only
+    /// fanal::* keys).
+    #[arg(long, group = "what")]
+    pub scan_cache: bool,
+    /// Remove the vulnerability database (<cache-dir>/db).
+    #[arg(long, group = "what")]
+    pub vuln_db: bool,
+    /// Remove the Java index database (<cache-dir>/java-db).
+    #[arg(long, group = "what")]
+    pub java_db: bool,
+    /// Remove the misconfiguration checks bundle (<cache-dir>/policy).
+    #[arg(long, group = "what")]
+    pub checks_bundle: bool,
+    /// Remove the VEX repositories (<cache-dir>/vex).
+    #[arg(long, group = "what")]
+    pub vex_repo: bool,
+}
+
+/// Output format of `cache stats` and `cache ls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned text for people.
+    Table,
+    /// JSON for scripts.
+    Json,
+}
+
+/// Entry kind filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// Image records.
+    Artifact,
+    /// Layer analysis results.
+    Blob,
+}
+
+impl From<KindArg> for EntryKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Artifact => EntryKind::Artifact,
+            KindArg::Blob => EntryKind::Blob,
+        }
+    }
+}
+
+/// `cache` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Show the backend, entry counts, stored bytes, expired entries and disk size.
+    ///
+    /// Example: scancache cache stats --format json
+    Stats {
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// List entries: kind, ID, stored size and expiry.
+    ///
+    /// Example: scancache cache ls --kind blob
+    Ls {
+        /// Only entries of this kind.
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Print the JSON document stored under an ID.
+    ///
+    /// Example: scancache cache get sha256:5317…
+    Get {
+        /// The entry's ID (sha256:<64 hex>).
+        #[arg(value_parser = parse_id)]
+        id: Digest,
+        /// Which kind of entry to read; by default blob, then artifact.
+        #[arg(long, value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Remove entries (artifacts or blobs) by ID.
+    ///
+    /// Example: scancache cache rm sha256:5317… sha256:9a0b…
+    Rm {
+        /// IDs to remove.
+        #[arg(required = true, value_parser = parse_id)]
+        ids: Vec<Digest>,
+    },
+    /// Remove expired and stale-schema entries; the fs backend also returns disk space.
+    ///
+    /// Example: scancache cache gc
+    Gc,
+    /// Write every entry as NDJSON (kind, id, document, expires_at) to FILE or stdout (-).
+    ///
+    /// Example: scancache cache export backup.ndjson
+    Export {
+        /// Destination file, or - for standard output.
+        file: PathBuf,
+    },
+    /// Read entries written by `cache export` from FILE or stdin (-).
+    ///
+    /// Example: scancache --cache-backend redis://cache:6379 cache import backup.ndjson
+    Import {
+        /// Source file, or - for standard input.
+        file: PathBuf,
+        /// Stop at the first bad line instead of skipping it.
+        #[arg(long)]
+        strict: bool,
+    },
+}
+
+fn parse_id(s: &str) -> Result<Digest, String> {
+    Digest::parse(s).map_err(|e| e.to_string())
+}

@@ -1,0 +1,347 @@
+//! `scancache cache …`: inspect and manage the scan cache.
+
+use std::{
+    fs,
+    io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write},
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use anyhow::{Context, Result, anyhow, bail};
+use cache_core::{ArtifactId, BlobId, Cache, Digest, EntryKey, EntryKind, EntryMeta, RawEntry};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::json;
+
+use crate::{
+    cli::{CacheCommand, Format},
+    ndjson,
+};
+
+/// Entries sent to the backend per `import` call.
+const IMPORT_BATCH: usize = 1000;
+
+/// Runs one `cache` subcommand against an open backend.
+pub async fn run(cmd: &CacheCommand, cache: &dyn Cache) -> Result<()> {
+    match cmd {
+        CacheCommand::Stats { format } => stats(cache, *format).await,
+        CacheCommand::Ls { kind, format } => ls(cache, kind.map(Into::into), *format).await,
+        CacheCommand::Get { id, kind } => get(cache, id, kind.map(Into::into)).await,
+        CacheCommand::Rm { ids } => rm(cache, ids).await,
+        CacheCommand::Gc => gc(cache).await,
+        CacheCommand::Export { file } => export(cache, file).await,
+        CacheCommand::Import { file, strict } => import(cache, file, *strict).await,
+    }
+}
+
+async fn stats(cache: &dyn Cache, format: Format) -> Result<()> {
+    let s = cache.stats().await?;
+    let mut out = io::stdout().lock();
+    match format {
+        Format::Json => {
+            let doc = json!({
+                "backend": cache.backend_name(),
+                "location": cache.location(),
+                "artifacts": s.artifacts,
+                "blobs": s.blobs,
+                "bytes": s.bytes,
+                "expired": s.expired,
+                "disk_bytes": s.disk_bytes,
+            });
+            writeln!(out, "{doc}")?;
+        }
+        Format::Table => {
+            writeln!(
+                out,
+                "backend:    {} ({})",
+                cache.backend_name(),
+                cache.location()
+            )?;
+            writeln!(out, "artifacts:  {}", s.artifacts)?;
+            writeln!(out, "blobs:      {}", s.blobs)?;
+            writeln!(out, "bytes:      {} ({})", s.bytes, human_bytes(s.bytes))?;
+            writeln!(out, "expired:    {}", s.expired)?;
+            if let Some(disk) = s.disk_bytes {
+                writeln!(out, "disk size:  {disk} ({})", human_bytes(disk))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn ls(cache: &dyn Cache, kind: Option<EntryKind>, format: Format) -> Result<()> {
+    let mut out = BufWriter::new(io::stdout());
+    let mut first = true;
+    if format == Format::Json {
+        write!(out, "[")?;
+    } else {
+        writeln!(out, "{:<8}  {:<71}  {:>10}  EXPIRES", "KIND", "ID", "SIZE")?;
+    }
+    let mut write_err = None;
+    cache
+        .list(kind, &mut |m: EntryMeta| {
+            let r = match format {
+                Format::Json => {
+                    let sep = if std::mem::take(&mut first) { "" } else { "," };
+                    let doc = json!({
+                        "kind": m.key.kind,
+                        "id": m.key.id,
+                        "size": m.size,
+                        "expires_at": m.expires_at.map(rfc3339),
+                    });
+                    write!(out, "{sep}\n  {doc}")
+                }
+                Format::Table => writeln!(
+                    out,
+                    "{:<8}  {:<71}  {:>10}  {}",
+                    m.key.kind,
+                    m.key.id,
+                    m.size,
+                    m.expires_at.map_or_else(|| "never".to_owned(), rfc3339)
+                ),
+            };
+            r.map_err(|e| {
+                write_err = Some(e);
+                cache_core::Error::Config {
+                    option: "output",
+                    reason: "cannot write to standard output".into(),
+                }
+            })
+        })
+        .await
+        .map_err(|e| match write_err.take() {
+            Some(io) => anyhow!(io).context("cannot write to standard output"),
+            None => e.into(),
+        })?;
+    if format == Format::Json {
+        writeln!(out, "{}]", if first { "" } else { "\n" })?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+async fn get(cache: &dyn Cache, id: &Digest, kind: Option<EntryKind>) -> Result<()> {
+    let kinds = match kind {
+        Some(k) => vec![k],
+        None => vec![EntryKind::Blob, EntryKind::Artifact],
+    };
+    for kind in kinds {
+        let doc = match kind {
+            EntryKind::Blob => cache
+                .get_blob(&BlobId::from(id.clone()))
+                .await?
+                .map(|d| serde_json::to_value(d).map(|v| (v, kind))),
+            EntryKind::Artifact => cache
+                .get_artifact(&ArtifactId::from(id.clone()))
+                .await?
+                .map(|d| serde_json::to_value(d).map(|v| (v, kind))),
+        };
+        if let Some(doc) = doc {
+            let (value, _) = doc?;
+            let mut out = io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &value)?;
+            writeln!(out)?;
+            return Ok(());
+        }
+    }
+    bail!("no cache entry {id} in {}", cache.location())
+}
+
+async fn rm(cache: &dyn Cache, ids: &[Digest]) -> Result<()> {
+    let keys: Vec<EntryKey> = ids
+        .iter()
+        .flat_map(|id| {
+            EntryKind::ALL.map(|kind| EntryKey {
+                kind,
+                id: id.clone(),
+            })
+        })
+        .collect();
+    let removed = cache.delete(&keys).await?;
+    tracing::info!("Removed {removed} entries");
+    Ok(())
+}
+
+async fn gc(cache: &dyn Cache) -> Result<()> {
+    let r = cache.gc().await?;
+    let mut msg = format!(
+        "Removed {} expired and {} stale entries ({})",
+        r.expired,
+        r.stale,
+        human_bytes(r.bytes)
+    );
+    if let Some((before, after)) = r.disk_bytes {
+        msg.push_str(&format!(
+            "; disk size {} -> {} ({} returned)",
+            human_bytes(before),
+            human_bytes(after),
+            human_bytes(before.saturating_sub(after))
+        ));
+    }
+    tracing::info!("{msg}");
+    Ok(())
+}
+
+async fn export(cache: &dyn Cache, file: &Path) -> Result<()> {
+    let mut sink = Sink::create(file)?;
+    let (mut written, mut skipped) = (0u64, 0u64);
+    let mut write_err = None;
+    cache
+        .export(None, &mut |e: RawEntry| {
+            match ndjson::to_line(&e) {
+                Ok(line) => {
+                    if let Err(err) = writeln!(sink.writer, "{line}") {
+                        write_err = Some(err);
+                        return Err(cache_core::Error::Config {
+                            option: "export",
+                            reason: "write failed".into(),
+                        });
+                    }
+                    written += 1;
+                }
+                Err(err) => {
+                    tracing::warn!("Skipping {} {}: {err:#}", e.key.kind, e.key.id);
+                    skipped += 1;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| match write_err.take() {
+            Some(io) => anyhow!(io).context(format!("cannot write {}", sink.name())),
+            None => e.into(),
+        })?;
+    let name = sink.name();
+    sink.finish()?;
+    tracing::info!("Exported {written} entries to {name}");
+    if skipped > 0 {
+        bail!("{skipped} entries could not be exported (see the warnings above)");
+    }
+    Ok(())
+}
+
+async fn import(cache: &dyn Cache, file: &Path, strict: bool) -> Result<()> {
+    let (reader, name): (Box<dyn BufRead>, String) = if file == Path::new("-") {
+        if io::stdin().is_terminal() {
+            tracing::info!("Reading entries from standard input (end with Ctrl-D)");
+        }
+        (Box::new(io::stdin().lock()), "standard input".into())
+    } else {
+        let f = fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        (Box::new(BufReader::new(f)), file.display().to_string())
+    };
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    let (mut imported, mut bad) = (0u64, 0u64);
+    for (i, line) in reader.lines().enumerate() {
+        let n = i + 1;
+        let line = line.with_context(|| format!("cannot read {name} at line {n}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match ndjson::from_line(&line) {
+            Ok(entry) => batch.push(entry),
+            Err(e) if strict => bail!("{name} line {n}: {e:#}"),
+            Err(e) => {
+                tracing::warn!("Skipping {name} line {n}: {e:#}");
+                bad += 1;
+            }
+        }
+        if batch.len() >= IMPORT_BATCH {
+            cache.import(&batch).await?;
+            imported += batch.len() as u64;
+            batch.clear();
+        }
+    }
+    cache.import(&batch).await?;
+    imported += batch.len() as u64;
+    tracing::info!("Imported {imported} entries from {name}");
+    if bad > 0 {
+        bail!("{bad} lines of {name} were not imported (see the warnings above)");
+    }
+    Ok(())
+}
+
+/// Where an export goes: stdout, or a temp file renamed into place when complete, so a
+/// failed export never leaves a half-written file under the requested name.
+struct Sink {
+    writer: Box<dyn Write + Send>,
+    target: Option<(tempfile::NamedTempFile, PathBuf)>,
+}
+
+impl Sink {
+    fn create(file: &Path) -> Result<Self> {
+        if file == Path::new("-") {
+            return Ok(Sink {
+                writer: Box::new(BufWriter::new(io::stdout())),
+                target: None,
+            });
+        }
+        let dir = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        let f = tmp
+            .reopen()
+            .with_context(|| format!("cannot write in {}", dir.display()))?;
+        Ok(Sink {
+            writer: Box::new(BufWriter::new(f)),
+            target: Some((tmp, file.to_path_buf())),
+        })
+    }
+
+    fn name(&self) -> String {
+        self.target.as_ref().map_or_else(
+            || "standard output".into(),
+            |(_, p)| p.display().to_string(),
+        )
+    }
+
+    fn finish(mut self) -> Result<()> {
+        let name = self.name();
+        self.writer
+            .flush()
+            .with_context(|| format!("cannot write {name}"))?;
+        drop(self.writer);
+        if let Some((tmp, path)) = self.target {
+            tmp.as_file()
+                .sync_all()
+                .with_context(|| format!("cannot write {name}"))?;
+            tmp.persist(&path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// `1536` → `1.5 KiB`.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+}
