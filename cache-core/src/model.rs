@@ -448,6 +448,21 @@ mod tests {
         check_round_trip::<Package>(SPEC_DPKG_PACKAGE);
     }
 
+    /// Documents the reference scanner (v0.76) wrote into Redis for a small Alpine image.
+    #[test]
+    fn reference_tool_documents_round_trip() {
+        let blob = include_str!("testdata/reference-blob.json");
+        let artifact = include_str!("testdata/reference-artifact.json");
+        check_round_trip::<BlobInfo>(blob);
+        check_round_trip::<ArtifactInfo>(artifact);
+        let doc: BlobInfo = serde_json::from_str(blob).unwrap();
+        assert!(doc.is_current() && doc.extra.is_empty());
+        let pkgs = &doc.package_infos[0].packages;
+        assert_eq!(pkgs.len(), 2);
+        assert!(pkgs.iter().all(|p| p.extra.is_empty()), "every field is modelled");
+        assert_eq!(pkgs[0].depends_on, ["musl@1.1.22-r3"]);
+    }
+
     #[test]
     fn spec_examples_decode_into_fields() {
         let artifact: ArtifactInfo = serde_json::from_str(SPEC_ARTIFACT).unwrap();
