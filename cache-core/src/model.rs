@@ -459,7 +459,10 @@ mod tests {
         assert!(doc.is_current() && doc.extra.is_empty());
         let pkgs = &doc.package_infos[0].packages;
         assert_eq!(pkgs.len(), 2);
-        assert!(pkgs.iter().all(|p| p.extra.is_empty()), "every field is modelled");
+        assert!(
+            pkgs.iter().all(|p| p.extra.is_empty()),
+            "every field is modelled"
+        );
         assert_eq!(pkgs[0].depends_on, ["musl@1.1.22-r3"]);
     }
 
