@@ -1,0 +1,276 @@
+//! The connection pool, running commands with timeouts and one retry on a dropped
+//! connection, and turning Redis errors into [`cache_core::Error`]s without secrets.
+
+use std::time::Duration;
+
+use cache_core::{Error, Result};
+use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult, TimeoutType, Timeouts};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, FromRedisValue, Pipeline,
+    RedisError, aio::MultiplexedConnection,
+};
+
+use crate::{
+    config::{Redactor, RedisConfig, parse_url},
+    tls,
+};
+
+/// A pooled connection idle longer than this is checked with a `PING` before it is handed
+/// out again. A connection in steady use is handed out without one, so an operation costs
+/// exactly its own round trips; a connection that broke while in use is dropped from the
+/// pool by [`Redis::query`].
+const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
+/// Makes connections through deadpool-redis and recycles them without a round trip unless
+/// they sat idle (deadpool-redis' own manager sends `PING` on every checkout, which would
+/// double the round trips of every operation).
+pub(crate) struct Connector {
+    inner: deadpool_redis::Manager,
+}
+
+impl managed::Manager for Connector {
+    type Type = MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> std::result::Result<MultiplexedConnection, RedisError> {
+        managed::Manager::create(&self.inner).await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut MultiplexedConnection,
+        metrics: &Metrics,
+    ) -> RecycleResult<RedisError> {
+        if metrics.last_used() >= PING_AFTER_IDLE {
+            redis::cmd("PING").query_async::<String>(conn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// One request: a single command or a pipeline.
+pub(crate) enum Request<'a> {
+    /// A single command.
+    Cmd(&'a Cmd),
+    /// Several commands sent together, answered together.
+    Pipe(&'a Pipeline),
+}
+
+/// A pool of connections to one Redis database, and everything needed to report its
+/// errors safely.
+pub(crate) struct Redis {
+    pool: managed::Pool<Connector>,
+    /// The URL with any password masked.
+    pub(crate) location: String,
+    redactor: Redactor,
+    tls: bool,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+}
+
+impl Redis {
+    /// Validates the configuration and builds the pool; connects nothing yet.
+    pub(crate) fn new(config: &RedisConfig) -> Result<Self> {
+        let target = parse_url(&config.url)?;
+        let tls = target.tls || config.uses_tls();
+        let certificates = if tls { tls::load(config)? } else { None };
+        if tls {
+            // rustls needs a process-wide crypto provider; install ring unless the program
+            // already chose one (then this is a no-op).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let mut info = target.info;
+        if tls && !target.tls {
+            info = info.set_addr(ConnectionAddr::TcpTls {
+                host: target.host.clone(),
+                port: target.port,
+                insecure: false,
+                tls_params: None,
+            });
+        }
+        let config_error = |e: RedisError| Error::Config {
+            option: "--cache-backend",
+            reason: format!(
+                "{}: {}",
+                target.location,
+                target.redactor.scrub(&e.to_string())
+            ),
+        };
+        let client = match certificates {
+            Some(certs) => Client::build_with_tls(info, certs).map_err(config_error)?,
+            None => Client::open(info).map_err(config_error)?,
+        };
+        let connection_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.command_timeout));
+        let manager = deadpool_redis::Manager::new_with_config(
+            client.get_connection_info().clone(),
+            connection_config,
+        )
+        .map_err(config_error)?;
+        let timeouts = Timeouts {
+            // Deadpool's own bounds sit just above the client's, so the client's clearer
+            // errors win the race and deadpool's only catch what it misses.
+            create: Some(config.connect_timeout + Duration::from_millis(500)),
+            wait: Some(config.connect_timeout + config.command_timeout),
+            recycle: Some(config.command_timeout),
+        };
+        let pool = managed::Pool::builder(Connector { inner: manager })
+            .max_size(config.pool_size.max(1))
+            .timeouts(timeouts)
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::Config {
+                option: "--cache-backend",
+                reason: format!("{}: cannot build the connection pool: {e}", target.location),
+            })?;
+        Ok(Redis {
+            pool,
+            location: target.location,
+            redactor: target.redactor,
+            tls,
+            connect_timeout: config.connect_timeout,
+            command_timeout: config.command_timeout,
+        })
+    }
+
+    /// Closes the pool: open connections are dropped, and later requests fail.
+    pub(crate) fn close(&self) {
+        self.pool.close();
+    }
+
+    /// Runs one request on a pooled connection.
+    ///
+    /// A connection that fails at the transport level is removed from the pool. When it
+    /// had simply been dropped (the server restarted since it was last used), the request
+    /// is sent once more on a fresh connection: every request this crate sends is
+    /// idempotent, and this is what lets the pool recover by itself.
+    pub(crate) async fn query<T: FromRedisValue>(&self, what: &str, req: Request<'_>) -> Result<T> {
+        let mut retried = false;
+        loop {
+            let mut conn = self.conn(what).await?;
+            let result = match req {
+                Request::Cmd(cmd) => cmd.query_async::<T>(&mut *conn).await,
+                Request::Pipe(pipe) => pipe.query_async::<T>(&mut *conn).await,
+            };
+            match result {
+                Ok(value) => return Ok(value),
+                Err(e) if is_broken(&e) => {
+                    drop(Object::take(conn));
+                    if !retried && !e.is_timeout() {
+                        tracing::debug!(backend = %self.location, "connection lost, retrying: {}", self.redactor.scrub(&e.to_string()));
+                        retried = true;
+                        continue;
+                    }
+                    return Err(self.error(what, &e));
+                }
+                Err(e) => return Err(self.error(what, &e)),
+            }
+        }
+    }
+
+    /// Runs one command.
+    pub(crate) async fn cmd<T: FromRedisValue>(&self, what: &str, cmd: &Cmd) -> Result<T> {
+        self.query(what, Request::Cmd(cmd)).await
+    }
+
+    /// Runs one pipeline: one round trip however many commands it holds.
+    pub(crate) async fn pipe<T: FromRedisValue>(&self, what: &str, pipe: &Pipeline) -> Result<T> {
+        self.query(what, Request::Pipe(pipe)).await
+    }
+
+    async fn conn(&self, what: &str) -> Result<Object<Connector>> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => self.error("cannot connect", &e),
+            PoolError::Timeout(TimeoutType::Create) => self.unavailable(format!(
+                "cannot connect: no answer within {:?}{}",
+                self.connect_timeout,
+                self.hint(true)
+            )),
+            PoolError::Timeout(TimeoutType::Recycle) => self.unavailable(format!(
+                "cannot connect: an idle connection did not answer PING within {:?}",
+                self.command_timeout
+            )),
+            PoolError::Timeout(TimeoutType::Wait) => self.unavailable(format!(
+                "{what}: no pooled connection became free within {:?}",
+                self.connect_timeout + self.command_timeout
+            )),
+            PoolError::Closed => Error::Backend {
+                backend: self.location.clone(),
+                message: format!("{what}: the cache has been closed"),
+            },
+            other => Error::Backend {
+                backend: self.location.clone(),
+                message: format!("{what}: {}", self.redactor.scrub(&other.to_string())),
+            },
+        })
+    }
+
+    fn unavailable(&self, reason: String) -> Error {
+        Error::Unavailable {
+            backend: self.location.clone(),
+            reason,
+        }
+    }
+
+    /// Turns a Redis error into ours: transport and authentication problems make the
+    /// backend unavailable, anything else is a failed operation. Messages are scrubbed
+    /// of secrets.
+    pub(crate) fn error(&self, what: &str, e: &RedisError) -> Error {
+        let connecting = what == "cannot connect";
+        let detail = self.redactor.scrub(&e.to_string());
+        let noauth = e.code() == Some("NOAUTH");
+        let auth = noauth
+            || matches!(e.kind(), ErrorKind::AuthenticationFailed)
+            || e.code() == Some("WRONGPASS");
+        let hint = if noauth {
+            " (the server requires a password: redis://:password@host or \
+             redis://user:password@host)"
+        } else if auth {
+            " (wrong user name or password)"
+        } else if !connecting {
+            ""
+        } else if e.is_connection_refusal() {
+            " (is Redis running at this address and port?)"
+        } else if is_broken(e) {
+            self.hint(e.is_timeout())
+        } else {
+            ""
+        };
+        let reason = format!("{what}: {detail}{hint}");
+        if connecting || auth || is_broken(e) || e.is_connection_refusal() {
+            self.unavailable(reason)
+        } else {
+            Error::Backend {
+                backend: self.location.clone(),
+                message: reason,
+            }
+        }
+    }
+
+    /// A guess at the cause of a connection that broke or hung while being set up.
+    fn hint(&self, timed_out: bool) -> &'static str {
+        match (self.tls, timed_out) {
+            (true, true) => {
+                " (no answer in time: is the server up, and speaking TLS on this port?)"
+            }
+            (true, false) => {
+                " (the TLS handshake failed: is the server speaking TLS on this port, and does \
+                 it accept this CA and client certificate?)"
+            }
+            (false, true) => {
+                " (no answer in time: is the server up, and does it require TLS? then use \
+                 rediss:// or the TLS option)"
+            }
+            (false, false) => {
+                " (the server closed the connection: does it require TLS? then use rediss:// \
+                 or the TLS option)"
+            }
+        }
+    }
+}
+
+/// True for errors after which a connection must not be used again.
+fn is_broken(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
+}

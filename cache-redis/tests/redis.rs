@@ -1,0 +1,770 @@
+//! Behaviour specific to the Redis backend, against real `redis-server` processes: round
+//! trips, key layout, TTLs, `clear` on big and shared databases, recovery after a restart,
+//! and every configuration and connection error (bounded in time, never leaking a password).
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    path::PathBuf,
+    time::{Duration, Instant, SystemTime},
+};
+
+use cache_core::{
+    Cache, CacheOptions, EntryKey, Error, RawEntry, codec,
+    testsuite::{artifact_id, blob_id, sample_artifact, sample_blob},
+};
+use cache_redis::{RedisCache, RedisConfig};
+use redis::aio::MultiplexedConnection;
+use support::{RedisServer, ServerOptions, Tls};
+
+/// Every failure case must answer within this.
+const BOUND: Duration = Duration::from_secs(5);
+
+/// Starts a plain server, or returns from the test when Redis tests are skipped.
+macro_rules! server {
+    () => {
+        server!(ServerOptions::default())
+    };
+    ($options:expr) => {{
+        if !support::require_redis() {
+            return;
+        }
+        RedisServer::start($options)
+    }};
+}
+
+fn quick(url: String) -> RedisConfig {
+    let mut c = RedisConfig::new(url);
+    c.connect_timeout = Duration::from_secs(1);
+    c.command_timeout = Duration::from_secs(1);
+    c
+}
+
+async fn connect(config: RedisConfig) -> cache_core::Result<RedisCache> {
+    RedisCache::connect(config, &CacheOptions::default()).await
+}
+
+/// Runs `f`, failing the test if it takes longer than `limit`.
+async fn within<T>(limit: Duration, f: impl Future<Output = T>) -> T {
+    let start = Instant::now();
+    let out = tokio::time::timeout(limit, f)
+        .await
+        .unwrap_or_else(|_| panic!("did not finish within {limit:?}"));
+    assert!(start.elapsed() <= limit);
+    out
+}
+
+/// The error of a connect that must fail, within [`BOUND`].
+async fn connect_err(config: RedisConfig) -> Error {
+    let err = within(BOUND, connect(config))
+        .await
+        .expect_err("connect must fail");
+    // Shown with --nocapture, to read what users will see.
+    eprintln!("error: {err}");
+    err
+}
+
+/// A direct connection for checking what the server holds.
+async fn admin(url: &str) -> MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// `INFO` as a map; `cmdstat_<name>` entries are reduced to their call count.
+async fn info(conn: &mut MultiplexedConnection) -> HashMap<String, u64> {
+    let text: String = redis::cmd("INFO")
+        .arg("everything")
+        .query_async(conn)
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let (k, v) = line.trim().split_once(':')?;
+            let v = match v.strip_prefix("calls=") {
+                Some(rest) => rest.split(',').next()?,
+                None => v,
+            };
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn delta(before: &HashMap<String, u64>, after: &HashMap<String, u64>, key: &str) -> u64 {
+    after.get(key).copied().unwrap_or(0) - before.get(key).copied().unwrap_or(0)
+}
+
+/// Calls of every command except `INFO` between two snapshots.
+fn commands_except_info(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64 {
+    after
+        .keys()
+        .filter(|k| k.starts_with("cmdstat_") && *k != "cmdstat_info")
+        .map(|k| delta(before, after, k))
+        .sum()
+}
+
+fn blob_key(n: u64) -> String {
+    format!("fanal::blob::{}", blob_id(n))
+}
+
+/// `missing_blobs` for 100 IDs is one pipeline: the server sees exactly 101 `GETRANGE`
+/// calls and nothing else, delivered in a single read event.
+///
+/// How the round trip is proven: `INFO stats` counts `total_reads_processed`, one per
+/// socket read that delivered client data. The only other client is the one taking the
+/// snapshots, whose second `INFO` costs one read. A client doing one round trip per ID
+/// must wait for each reply before sending the next command, so the server would need at
+/// least 101 reads; the same measurement of 100 `get_blob` calls shows exactly that, so
+/// the counter really tells the two apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_blobs_is_one_round_trip() {
+    let server = server!();
+    let cache = connect(quick(server.url(0))).await.unwrap();
+    let ids: Vec<_> = (0..100).map(blob_id).collect();
+    for id in ids.iter().step_by(2) {
+        cache.put_blob(id, &sample_blob(1, 2)).await.unwrap();
+    }
+    cache
+        .put_artifact(&artifact_id(1), &sample_artifact(1))
+        .await
+        .unwrap();
+    let mut admin = admin(&server.url(0)).await;
+
+    let before = info(&mut admin).await;
+    let missing = cache.missing_blobs(&artifact_id(1), &ids).await.unwrap();
+    let after = info(&mut admin).await;
+    assert!(!missing.artifact);
+    assert_eq!(
+        missing.blobs,
+        ids.iter().skip(1).step_by(2).cloned().collect::<Vec<_>>()
+    );
+    assert_eq!(delta(&before, &after, "cmdstat_getrange"), 101);
+    assert_eq!(commands_except_info(&before, &after), 101, "{after:?}");
+    assert_eq!(
+        delta(&before, &after, "total_reads_processed"),
+        2,
+        "one read for the whole pipeline, one for the second INFO"
+    );
+
+    // get_blobs is one MGET.
+    let before = info(&mut admin).await;
+    let got = cache.get_blobs(&ids).await.unwrap();
+    let after = info(&mut admin).await;
+    assert_eq!(got.iter().filter(|d| d.is_some()).count(), 50);
+    assert_eq!(delta(&before, &after, "cmdstat_mget"), 1);
+    assert_eq!(commands_except_info(&before, &after), 1);
+
+    // The control: one get per ID is one read (round trip) per ID.
+    let before = info(&mut admin).await;
+    for id in &ids {
+        cache.get_blob(id).await.unwrap();
+    }
+    let after = info(&mut admin).await;
+    assert_eq!(delta(&before, &after, "total_reads_processed"), 101);
+}
+
+/// Entries are stored under the reference tool's keys as plain JSON, with the TTL as a
+/// Redis expiry; documents the reference tool wrote count as current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_layout_values_and_ttl() {
+    let server = server!();
+    let mut admin = admin(&server.url(0)).await;
+    let with_ttl = RedisCache::connect(
+        quick(server.url(0)),
+        &CacheOptions {
+            ttl: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    with_ttl
+        .put_blob(&blob_id(1), &sample_blob(1, 2))
+        .await
+        .unwrap();
+    with_ttl
+        .put_artifact(&artifact_id(1), &sample_artifact(1))
+        .await
+        .unwrap();
+    let raw: Vec<u8> = redis::cmd("GET")
+        .arg(blob_key(1))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        raw,
+        codec::encode(&sample_blob(1, 2)),
+        "plain JSON, no header"
+    );
+    for key in [blob_key(1), format!("fanal::artifact::{}", artifact_id(1))] {
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert!((55_000..=60_000).contains(&pttl), "{key}: PTTL {pttl}");
+    }
+
+    let no_ttl = connect(quick(server.url(0))).await.unwrap();
+    no_ttl
+        .put_blob(&blob_id(2), &sample_blob(2, 1))
+        .await
+        .unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(blob_key(2))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(pttl, -1, "no TTL means no expiry");
+
+    // A document as the reference tool writes it (SchemaVersion first) is current; the
+    // same document with other spacing counts as missing (judged by its prefix).
+    let go_written = r#"{"SchemaVersion":2,"Size":5818880,"DiffID":"sha256:5317","OS":{"Family":"alpine","Name":"3.10.4"}}"#;
+    let spaced = r#"{ "SchemaVersion": 2 }"#;
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg(blob_key(3))
+        .arg(go_written)
+        .ignore()
+        .cmd("SET")
+        .arg(blob_key(4))
+        .arg(spaced)
+        .ignore()
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let m = no_ttl
+        .missing_blobs(&artifact_id(9), &[blob_id(3), blob_id(4)])
+        .await
+        .unwrap();
+    assert_eq!(m.blobs, vec![blob_id(4)]);
+    assert_eq!(
+        no_ttl.get_blob(&blob_id(3)).await.unwrap().unwrap().size,
+        5_818_880
+    );
+}
+
+/// `import` applies each entry's own expiry and deletes entries that already expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_uses_each_entrys_expiry() {
+    let server = server!();
+    let mut admin = admin(&server.url(0)).await;
+    let cache = connect(quick(server.url(0))).await.unwrap();
+    cache
+        .put_blob(&blob_id(2), &sample_blob(2, 1))
+        .await
+        .unwrap();
+    let value = codec::encode(&sample_blob(1, 1));
+    cache
+        .import(&[
+            RawEntry {
+                key: EntryKey::blob(&blob_id(1)),
+                value: value.clone(),
+                expires_at: Some(SystemTime::now() + Duration::from_secs(100)),
+            },
+            RawEntry {
+                key: EntryKey::blob(&blob_id(2)),
+                value,
+                expires_at: Some(SystemTime::now() - Duration::from_secs(1)),
+            },
+        ])
+        .await
+        .unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(blob_key(1))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!((95_000..=100_000).contains(&pttl), "PTTL {pttl}");
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(blob_key(2))
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "an already expired import removes the key");
+}
+
+/// `clear` removes `fanal::*` keys only: other keys in the same database survive, and
+/// neither `FLUSHDB` nor `KEYS` is ever sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_keeps_unrelated_keys() {
+    let server = server!();
+    let mut admin = admin(&server.url(0)).await;
+    let cache = connect(quick(server.url(0))).await.unwrap();
+    for n in 0..20 {
+        cache
+            .put_blob(&blob_id(n), &sample_blob(n, 1))
+            .await
+            .unwrap();
+    }
+    cache
+        .put_artifact(&artifact_id(1), &sample_artifact(1))
+        .await
+        .unwrap();
+    let unrelated = [
+        "session:42",
+        "fanal",
+        "fanal:blob:x",
+        "fanalblob::x",
+        "other::fanal::blob::x",
+    ];
+    for k in unrelated {
+        let _: () = redis::cmd("SET")
+            .arg(k)
+            .arg("keep")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("HSET")
+        .arg("a-hash")
+        .arg("f")
+        .arg("v")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let before = info(&mut admin).await;
+    cache.clear().await.unwrap();
+    let after = info(&mut admin).await;
+    for k in unrelated.iter().chain(&["a-hash"]) {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(*k)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        assert_eq!(exists, 1, "{k} must survive clear");
+    }
+    let size: i64 = redis::cmd("DBSIZE").query_async(&mut admin).await.unwrap();
+    assert_eq!(size, unrelated.len() as i64 + 1);
+    for forbidden in ["cmdstat_flushdb", "cmdstat_flushall", "cmdstat_keys"] {
+        assert_eq!(delta(&before, &after, forbidden), 0, "{forbidden}");
+    }
+    assert!(delta(&before, &after, "cmdstat_scan") >= 1);
+}
+
+/// `clear`, `stats` and `list` work on a database with 100,000 scan-cache keys and more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_handles_100k_keys() {
+    const N: u64 = 100_000;
+    let server = server!();
+    let mut admin = admin(&server.url(0)).await;
+    let value = codec::encode(&sample_blob(0, 0));
+    for chunk in (0..N).collect::<Vec<_>>().chunks(10_000) {
+        let mut pipe = redis::pipe();
+        for &n in chunk {
+            pipe.cmd("SET").arg(blob_key(n)).arg(&value).ignore();
+        }
+        let _: () = pipe.query_async(&mut admin).await.unwrap();
+    }
+    let mut pipe = redis::pipe();
+    for n in 0..1000 {
+        pipe.cmd("SET")
+            .arg(format!("unrelated:{n}"))
+            .arg("x")
+            .ignore();
+    }
+    let _: () = pipe.query_async(&mut admin).await.unwrap();
+
+    let mut config = quick(server.url(0));
+    config.command_timeout = Duration::from_secs(5);
+    let cache = connect(config).await.unwrap();
+    let stats = cache.stats().await.unwrap();
+    assert_eq!(stats.blobs, N);
+    assert_eq!(stats.bytes, N * value.len() as u64);
+
+    let start = Instant::now();
+    cache.clear().await.unwrap();
+    let took = start.elapsed();
+    let size: i64 = redis::cmd("DBSIZE").query_async(&mut admin).await.unwrap();
+    assert_eq!(size, 1000, "only the unrelated keys are left");
+    assert_eq!(cache.stats().await.unwrap().blobs, 0);
+    eprintln!("cleared {N} keys in {took:?}");
+}
+
+/// When the server dies, operations fail with `Unavailable` within the timeout; when it is
+/// back on the same port, the same cache works again without being recreated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_recovers_after_restart() {
+    let mut server = server!();
+    let cache = connect(quick(server.url(0))).await.unwrap();
+    cache
+        .put_blob(&blob_id(1), &sample_blob(1, 1))
+        .await
+        .unwrap();
+
+    server.kill();
+    let err = within(BOUND, cache.get_blob(&blob_id(1)))
+        .await
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("127.0.0.1:{}", server.port())),
+        "{err}"
+    );
+    let err = within(BOUND, cache.put_blob(&blob_id(2), &sample_blob(2, 1)))
+        .await
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+
+    server.restart();
+    // The dataset is gone (no persistence), but the pool reconnects by itself.
+    assert_eq!(
+        within(BOUND, cache.get_blob(&blob_id(1))).await.unwrap(),
+        None
+    );
+    cache
+        .put_blob(&blob_id(3), &sample_blob(3, 1))
+        .await
+        .unwrap();
+    assert!(cache.get_blob(&blob_id(3)).await.unwrap().is_some());
+
+    // A restart while the pooled connections are idle but not yet re-checked: the first
+    // request on a dropped connection is retried on a fresh one.
+    server.restart();
+    let m = within(BOUND, cache.missing_blobs(&artifact_id(1), &[blob_id(3)]))
+        .await
+        .unwrap();
+    assert_eq!(m.blobs, vec![blob_id(3)]);
+}
+
+/// A frozen server (accepts nothing, answers nothing) makes commands fail with a timeout
+/// error within the command timeout; the cache works again once the server thaws.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unresponsive_server_times_out() {
+    let server = server!();
+    let mut config = quick(server.url(0));
+    config.command_timeout = Duration::from_millis(500);
+    let cache = connect(config).await.unwrap();
+    server.pause();
+    let start = Instant::now();
+    let err = within(BOUND, cache.get_blob(&blob_id(1)))
+        .await
+        .unwrap_err();
+    server.resume();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        within(BOUND, cache.get_blob(&blob_id(1))).await.unwrap(),
+        None
+    );
+}
+
+/// Nothing listening, or a listener that never answers: a clear error within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_down_or_silent() {
+    let port = support::free_port();
+    let err = connect_err(quick(format!("redis://:hunter2@127.0.0.1:{port}/0"))).await;
+    let msg = err.to_string();
+    assert!(err.is_unavailable(), "{msg}");
+    assert!(
+        msg.contains(&format!("redis://****@127.0.0.1:{port}/0")),
+        "{msg}"
+    );
+    assert!(!msg.contains("hunter2"), "{msg}");
+
+    // The kernel accepts connections to a listening socket nobody serves.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let start = Instant::now();
+    let err = connect_err(quick(format!("redis://:hunter2@127.0.0.1:{port}"))).await;
+    let msg = err.to_string();
+    assert!(err.is_unavailable(), "{msg}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(!msg.contains("hunter2"), "{msg}");
+}
+
+/// Malformed URLs are configuration errors that say what is wrong, without the password.
+#[tokio::test]
+async fn bad_urls() {
+    let cases = [
+        ("", "is not a Redis URL"),
+        ("localhost:6379", "is not a Redis URL"),
+        ("http://u:hunter2@h", "is not a Redis URL"),
+        ("redis://", "has no host"),
+        ("redis://:hunter2@", "has no host"),
+        ("redis://:hunter2@h:notaport", "invalid port"),
+        ("redis://:hunter2@h:99999/0", "invalid port"),
+        ("redis://:hunter2@h:6379/x", "invalid database"),
+        ("redis://user:hun/ter2@h", "percent-encode"),
+        ("rediss://:hunter2@h/0#insecure", "fragment"),
+        (
+            "redis://:hunter2@h/0?protocol=resp9",
+            "not a valid Redis URL",
+        ),
+    ];
+    for (url, want) in cases {
+        let err = connect_err(quick(url.to_owned())).await;
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Config { .. }), "{url}: {msg}");
+        assert!(msg.contains(want), "{url}: {msg}");
+        assert!(
+            !msg.contains("hunter2") && !msg.contains("ter2"),
+            "{url}: password leaked: {msg}"
+        );
+    }
+}
+
+/// Wrong or missing passwords fail clearly without showing the password; the right
+/// password and an ACL user work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication() {
+    let server = server!(ServerOptions {
+        password: Some("s3rverpw".into()),
+        acl_user: Some(("alice".into(), "al1cepw".into())),
+        ..Default::default()
+    });
+    let err = connect_err(quick(server.url(0))).await;
+    assert!(err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("NOAUTH"), "{err}");
+
+    for (user, pw) in [
+        ("", "wrong-pass-123"),
+        ("alice", "wrong-pass-123"),
+        ("bob", "s3rverpw"),
+    ] {
+        let err = connect_err(quick(server.url_with_auth(user, pw, 0))).await;
+        let msg = err.to_string();
+        assert!(err.is_unavailable(), "{msg}");
+        assert!(
+            msg.contains("WRONGPASS") || msg.to_lowercase().contains("auth"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains(pw) && msg.contains("redis://****@127.0.0.1"),
+            "{msg}"
+        );
+    }
+
+    for (user, pw) in [
+        ("", "s3rverpw"),
+        ("default", "s3rverpw"),
+        ("alice", "al1cepw"),
+    ] {
+        let cache = connect(quick(server.url_with_auth(user, pw, 3)))
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.location(),
+            format!("redis://****@127.0.0.1:{}/3", server.port())
+        );
+        assert!(!format!("{cache:?}").contains(pw));
+        cache
+            .put_blob(&blob_id(1), &sample_blob(1, 1))
+            .await
+            .unwrap();
+        assert!(cache.get_blob(&blob_id(1)).await.unwrap().is_some());
+    }
+}
+
+/// A database index the server does not have is a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_database_index() {
+    let server = server!();
+    let err = connect_err(quick(server.url(support::DATABASES + 10))).await;
+    assert!(err.is_unavailable(), "{err}");
+    assert!(
+        err.to_string().contains("DB index is out of range"),
+        "{err}"
+    );
+}
+
+/// TLS client against a plain server, and plain client against a TLS server: clear
+/// errors, no hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_mismatch_both_ways() {
+    let plain = server!();
+    let err = connect_err(quick(format!("rediss://127.0.0.1:{}/0", plain.port()))).await;
+    assert!(err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("TLS"), "{err}");
+    let mut with_flag = quick(plain.url(0));
+    with_flag.tls = true;
+    assert!(connect_err(with_flag).await.is_unavailable());
+
+    let tls = server!(ServerOptions {
+        tls: Tls::ServerOnly,
+        ..Default::default()
+    });
+    let err = connect_err(quick(format!("redis://127.0.0.1:{}/0", tls.port()))).await;
+    assert!(err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains("require TLS"), "{err}");
+}
+
+/// The TLS setups: a CA alone verifies the server; the `tls` option upgrades a `redis://`
+/// URL; system roots do not trust the test CA; a mutual-TLS server refuses a client
+/// without a certificate and accepts one with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_setups() {
+    let server = server!(ServerOptions {
+        tls: Tls::ServerOnly,
+        ..Default::default()
+    });
+    let certs = server.certs.clone().unwrap();
+
+    let mut ca_only = quick(server.url(1));
+    ca_only.ca = Some(certs.ca.clone());
+    let cache = connect(ca_only).await.unwrap();
+    cache
+        .put_blob(&blob_id(1), &sample_blob(1, 1))
+        .await
+        .unwrap();
+
+    let mut flag = quick(format!("redis://127.0.0.1:{}/1", server.port()));
+    flag.tls = true;
+    flag.ca = Some(certs.ca.clone());
+    let cache = connect(flag).await.unwrap();
+    assert!(cache.get_blob(&blob_id(1)).await.unwrap().is_some());
+
+    // Without the CA the server is checked against the system roots, which do not know it.
+    let err = connect_err(quick(server.url(1))).await;
+    assert!(err.is_unavailable(), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+
+    let mutual = server!(ServerOptions {
+        tls: Tls::Mutual,
+        ..Default::default()
+    });
+    let certs = mutual.certs.clone().unwrap();
+    let mut no_client_cert = quick(mutual.url(0));
+    no_client_cert.ca = Some(certs.ca.clone());
+    let err = connect_err(no_client_cert.clone()).await;
+    assert!(err.is_unavailable(), "{err}");
+
+    let mut full = no_client_cert;
+    full.cert = Some(certs.client_cert.clone());
+    full.key = Some(certs.client_key.clone());
+    let cache = connect(full).await.unwrap();
+    cache
+        .put_blob(&blob_id(2), &sample_blob(2, 1))
+        .await
+        .unwrap();
+}
+
+/// Bad TLS files are configuration errors naming the file, reported before connecting.
+#[tokio::test]
+async fn bad_tls_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = support::Certs::generate(dir.path());
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "this is not PEM\n").unwrap();
+    let missing = dir.path().join("does-not-exist.pem");
+    // Nothing listens here: errors must come from the files, before any connection.
+    let url = format!("rediss://127.0.0.1:{}/0", support::free_port());
+
+    let check = |ca: Option<&PathBuf>,
+                 cert: Option<&PathBuf>,
+                 key: Option<&PathBuf>,
+                 names: &PathBuf,
+                 want: &str| {
+        let mut c = quick(url.clone());
+        c.ca = ca.cloned();
+        c.cert = cert.cloned();
+        c.key = key.cloned();
+        let (names, want) = (names.clone(), want.to_owned());
+        async move {
+            let err = connect_err(c).await;
+            let msg = err.to_string();
+            assert!(!err.is_unavailable(), "must fail before connecting: {msg}");
+            assert!(
+                msg.contains(&names.display().to_string()),
+                "must name {}: {msg}",
+                names.display()
+            );
+            assert!(msg.contains(&want), "{msg}");
+        }
+    };
+    check(
+        None,
+        Some(&certs.client_cert),
+        None,
+        &certs.client_cert,
+        "without its private key",
+    )
+    .await;
+    check(
+        None,
+        None,
+        Some(&certs.client_key),
+        &certs.client_key,
+        "without its client certificate",
+    )
+    .await;
+    check(
+        Some(&missing),
+        None,
+        None,
+        &missing,
+        "cannot read Redis TLS CA file",
+    )
+    .await;
+    check(Some(&garbage), None, None, &garbage, "no PEM certificate").await;
+    check(
+        Some(&certs.client_key),
+        None,
+        None,
+        &certs.client_key,
+        "no PEM certificate",
+    )
+    .await;
+    check(
+        Some(&certs.ca),
+        Some(&garbage),
+        Some(&certs.client_key),
+        &garbage,
+        "no PEM certificate",
+    )
+    .await;
+    check(
+        Some(&certs.ca),
+        Some(&certs.client_cert),
+        Some(&certs.ca),
+        &certs.ca,
+        "no PEM private key",
+    )
+    .await;
+    check(
+        Some(&certs.ca),
+        Some(&certs.client_cert),
+        Some(&missing),
+        &missing,
+        "cannot read Redis TLS private key",
+    )
+    .await;
+    let unreadable_dir = dir.path().to_path_buf();
+    check(
+        Some(&unreadable_dir),
+        None,
+        None,
+        &unreadable_dir,
+        "cannot read Redis TLS CA file",
+    )
+    .await;
+}
+
+/// After `close`, operations fail with a clear error instead of reconnecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_cache_refuses_work() {
+    let server = server!();
+    let cache = connect(quick(server.url(0))).await.unwrap();
+    cache.close().await.unwrap();
+    let err = cache.get_blob(&blob_id(1)).await.unwrap_err();
+    assert!(err.to_string().contains("closed"), "{err}");
+    assert_eq!(cache.backend_name(), "redis");
+}
