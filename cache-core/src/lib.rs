@@ -31,6 +31,8 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "testsuite")]
+pub mod benchkit;
 mod cache;
 mod calc;
 pub mod codec;

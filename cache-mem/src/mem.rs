@@ -20,10 +20,21 @@ const ENTRY_OVERHEAD: u64 = 96;
 #[derive(Debug)]
 struct Stored {
     value: Vec<u8>,
+    /// `codec::is_current` of the value, judged once when it was stored, so that
+    /// `missing_blobs` does not re-parse every document.
+    current: bool,
     expires_at: Option<SystemTime>,
 }
 
 impl Stored {
+    fn new(kind: EntryKind, value: Vec<u8>, expires_at: Option<SystemTime>) -> Self {
+        Stored {
+            current: codec::is_current(kind, &value),
+            value,
+            expires_at,
+        }
+    }
+
     fn live(&self, now: SystemTime) -> bool {
         !codec::is_expired(self.expires_at, now)
     }
@@ -113,10 +124,8 @@ impl MemCache {
     }
 
     async fn put(&self, key: EntryKey, value: Vec<u8>) {
-        let expires_at = codec::expiry_from_ttl(self.ttl);
-        self.entries
-            .insert(key, Arc::new(Stored { value, expires_at }))
-            .await;
+        let stored = Stored::new(key.kind, value, codec::expiry_from_ttl(self.ttl));
+        self.entries.insert(key, Arc::new(stored)).await;
     }
 
     async fn get_doc<T: Document>(&self, key: EntryKey) -> Result<Option<T>> {
@@ -127,9 +136,7 @@ impl MemCache {
     }
 
     async fn is_current(&self, key: &EntryKey) -> bool {
-        self.get_live(key)
-            .await
-            .is_some_and(|v| codec::is_current(key.kind, &v.value))
+        self.get_live(key).await.is_some_and(|v| v.current)
     }
 
     /// Every stored entry, expired ones included while moka still holds them.
@@ -249,7 +256,7 @@ impl Cache for MemCache {
         for (key, v) in self.snapshot() {
             let counter = if !v.live(now) {
                 &mut report.expired
-            } else if !codec::is_current(key.kind, &v.value) {
+            } else if !v.current {
                 &mut report.stale
             } else {
                 continue;
@@ -284,10 +291,7 @@ impl Cache for MemCache {
                 self.entries.invalidate(&e.key).await;
                 continue;
             }
-            let stored = Stored {
-                value: e.value.clone(),
-                expires_at: e.expires_at,
-            };
+            let stored = Stored::new(e.key.kind, e.value.clone(), e.expires_at);
             self.entries.insert(e.key.clone(), Arc::new(stored)).await;
         }
         Ok(())

@@ -1,7 +1,12 @@
 //! Development tasks, run as `cargo xtask <task>`.
 //!
 //! - `itest`: everything CI checks, in order, stopping at the first failure: formatting,
-//!   clippy with warnings denied, and every test of the workspace.
+//!   clippy with warnings denied (which also compiles the benchmark programs, so they
+//!   cannot rot), and every test of the workspace.
+//! - `bench [--quick] [--json FILE] [NAME…]`: the benchmarks, each figure with its ratio to
+//!   a baseline measured in the same run.
+
+mod bench;
 
 use std::{
     env,
@@ -16,12 +21,16 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   itest    run every check CI runs: cargo fmt --check, cargo clippy (warnings denied),
-           cargo test --workspace; stops at the first failure";
+           cargo test --workspace; stops at the first failure
+  bench [--quick] [--json FILE] [NAME...]
+           build in release mode and run the benchmarks (memory, fs, redis, scan), each
+           figure with its ratio to a baseline measured in the same run";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("itest") if args.len() == 1 => itest(),
+        Some("bench") => bench::parse(&args[1..]).and_then(|o| bench::run(&o)),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

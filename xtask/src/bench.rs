@@ -1,0 +1,224 @@
+//! `cargo xtask bench`: builds the benchmark programs in release mode, runs them, and
+//! prints every figure with the ratio to the baseline measured in the same run.
+//!
+//! Each benchmark program (an example of the crate it measures) prints human-readable
+//! progress, plus one line per figure of the form `BENCH {json}` with the fields of
+//! [`Figure`]. This harness collects those lines, prints one table, and with
+//! `--json FILE` writes them all as a JSON array.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::Instant,
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{cargo, root};
+
+/// One benchmark program: its name on the command line, the package and example that
+/// hold it.
+struct Program {
+    name: &'static str,
+    package: &'static str,
+    example: &'static str,
+}
+
+const PROGRAMS: &[Program] = &[
+    Program {
+        name: "memory",
+        package: "cache-mem",
+        example: "bench_mem",
+    },
+    Program {
+        name: "fs",
+        package: "cache-fs",
+        example: "bench_fs",
+    },
+    Program {
+        name: "redis",
+        package: "cache-redis",
+        example: "bench_redis",
+    },
+    Program {
+        name: "scan",
+        package: "cache-scan",
+        example: "bench_scan",
+    },
+];
+
+/// One measured figure, as a benchmark program reports it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Figure {
+    /// Which program reported it (filled in by the harness).
+    #[serde(default)]
+    pub group: String,
+    /// What was measured, e.g. `get_blob 10KB`.
+    pub name: String,
+    /// Unit of `median`/`min`/`max`, e.g. `us/op`, `MB/s`, `ms`.
+    pub unit: String,
+    /// Median over the repetitions.
+    pub median: f64,
+    /// Fastest repetition.
+    pub min: f64,
+    /// Slowest repetition.
+    pub max: f64,
+    /// The baseline it is compared with, measured in the same run, if any.
+    #[serde(default)]
+    pub baseline: Option<String>,
+    /// Median of the baseline in the same unit.
+    #[serde(default)]
+    pub baseline_median: Option<f64>,
+    /// `median / baseline_median`. Whether lower or higher is better follows from the unit
+    /// (time per operation: lower; throughput: higher) and is spelled out by `target`.
+    #[serde(default)]
+    pub ratio: Option<f64>,
+    /// The target the issue set, e.g. `<= 1.5`.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Anything the reader needs to interpret the figure.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// Options of `cargo xtask bench`.
+pub struct Options {
+    /// Short runs, for development.
+    pub quick: bool,
+    /// Programs to run; all when empty.
+    pub names: Vec<String>,
+    /// Where to write the figures as JSON.
+    pub json: Option<PathBuf>,
+}
+
+/// Parses `bench` arguments.
+pub fn parse(args: &[String]) -> Result<Options> {
+    let mut opts = Options {
+        quick: false,
+        names: Vec::new(),
+        json: None,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => opts.quick = true,
+            "--json" => {
+                let file = it.next().context("--json needs a file name")?;
+                opts.json = Some(PathBuf::from(file));
+            }
+            name if PROGRAMS.iter().any(|p| p.name == name) => opts.names.push(name.to_owned()),
+            other => bail!(
+                "unknown benchmark or option {other:?}; benchmarks: {}",
+                PROGRAMS
+                    .iter()
+                    .map(|p| p.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+    Ok(opts)
+}
+
+/// Runs the selected benchmarks.
+pub fn run(opts: &Options) -> Result<()> {
+    let selected: Vec<&Program> = PROGRAMS
+        .iter()
+        .filter(|p| opts.names.is_empty() || opts.names.iter().any(|n| n == p.name))
+        .collect();
+    let started = Instant::now();
+    let mut build = cargo();
+    build.args(["build", "--release"]);
+    for p in &selected {
+        build.args(["-p", p.package, "--example", p.example]);
+    }
+    eprintln!("==> xtask bench: building in release mode");
+    let status = build.status().context("cannot run cargo build")?;
+    if !status.success() {
+        bail!("building the benchmarks failed ({status})");
+    }
+
+    let mut figures = Vec::new();
+    for p in &selected {
+        eprintln!("==> xtask bench: {}", p.name);
+        let exe = root().join("target/release/examples").join(p.example);
+        let mut cmd = Command::new(&exe);
+        if opts.quick {
+            cmd.arg("--quick");
+        }
+        let mut child = cmd
+            .current_dir(root())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run {}", exe.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            match line.strip_prefix("BENCH ") {
+                Some(json) => {
+                    let mut f: Figure = serde_json::from_str(json)
+                        .with_context(|| format!("bad figure from {}: {json}", p.name))?;
+                    f.group = p.name.to_owned();
+                    figures.push(f);
+                }
+                None => println!("    {line}"),
+            }
+        }
+        let status = child.wait()?;
+        if !status.success() {
+            bail!("benchmark {} failed ({status})", p.name);
+        }
+    }
+
+    print_table(&figures);
+    if let Some(path) = &opts.json {
+        std::fs::write(path, serde_json::to_string_pretty(&figures)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    eprintln!(
+        "xtask bench: {} figures in {:.0}s{}",
+        figures.len(),
+        started.elapsed().as_secs_f64(),
+        if opts.quick { " (--quick)" } else { "" }
+    );
+    Ok(())
+}
+
+/// Prints the figures as a Markdown table (readable in a terminal, pasteable into
+/// BENCHMARKS.md).
+fn print_table(figures: &[Figure]) {
+    println!();
+    println!("| group | figure | median (min–max) | baseline (same run) | ratio | target |");
+    println!("|---|---|---|---|---|---|");
+    for f in figures {
+        let baseline = match (&f.baseline, f.baseline_median) {
+            (Some(name), Some(m)) => format!("{name}: {} {}", num(m), f.unit),
+            (Some(name), None) => name.clone(),
+            _ => "–".into(),
+        };
+        println!(
+            "| {} | {} | {} {} ({}–{}) | {} | {} | {} |",
+            f.group,
+            f.name,
+            num(f.median),
+            f.unit,
+            num(f.min),
+            num(f.max),
+            baseline,
+            f.ratio.map_or("–".into(), |r| format!("{r:.2}×")),
+            f.target.as_deref().unwrap_or("–"),
+        );
+    }
+}
+
+fn num(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
