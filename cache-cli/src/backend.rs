@@ -48,8 +48,18 @@ pub async fn open(settings: &Settings, g: &GlobalOpts) -> Result<Arc<dyn Cache>>
             warn_unused_tls(tls_opts);
             anyhow::bail!("the fs backend is not built into this version yet")
         }
-        BackendSpec::Redis { .. } => {
-            anyhow::bail!("the redis backend is not built into this version yet")
+        BackendSpec::Redis { url } => {
+            let config = cache_redis::RedisConfig {
+                tls: g.redis_tls,
+                ca: g.redis_ca.clone(),
+                cert: g.redis_cert.clone(),
+                key: g.redis_key.clone(),
+                ..cache_redis::RedisConfig::new(url.clone())
+            };
+            match cache_redis::RedisCache::connect(config, &settings.options).await {
+                Ok(c) => Ok(Arc::new(c) as Arc<dyn Cache>),
+                Err(e) => Err(e.into()),
+            }
         }
     };
     cache.with_context(|| format!("cannot open the {} cache", settings.spec))

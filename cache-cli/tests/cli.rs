@@ -1,0 +1,574 @@
+//! End-to-end tests of the `scancache` binary, run as a user would: against the fs and
+//! memory backends, and Redis over plain TCP and mutual TLS (servers started by the tests
+//! on free loopback ports with certificates generated for the test).
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../cache-redis/tests/support/mod.rs"]
+#[allow(dead_code)]
+mod redis_support;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+use cache_core::{
+    EntryKind, codec,
+    testsuite::{artifact_id, blob_id, sample_artifact, sample_blob},
+};
+use redis_support::{RedisServer, ServerOptions, Tls};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "s3cr3t-pa55";
+
+/// One test's world: a temp dir used as HOME and cache dir, and the backend arguments.
+struct World {
+    dir: tempfile::TempDir,
+    backend: Vec<String>,
+}
+
+impl World {
+    fn new(backend: Vec<String>) -> World {
+        World {
+            dir: tempfile::tempdir().unwrap(),
+            backend,
+        }
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// Runs scancache with the world's backend and cache dir.
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with_input(args, None)
+    }
+
+    fn run_with_input(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scancache"));
+        cmd.arg("--cache-dir").arg(self.cache_dir());
+        cmd.args(&self.backend).args(args);
+        run_cmd(cmd, self.dir.path(), stdin)
+    }
+}
+
+/// A finished command with everything needed to explain a failure.
+struct Run {
+    desc: String,
+    out: Output,
+}
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+
+    fn explain(&self) -> String {
+        format!(
+            "command: {}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
+            self.desc,
+            self.out.status,
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Asserts the exit code and returns self.
+    fn code(self, want: i32) -> Self {
+        assert_eq!(self.out.status.code(), Some(want), "{}", self.explain());
+        self
+    }
+
+    fn ok(self) -> Self {
+        self.code(0)
+    }
+
+    /// Asserts stderr contains `needle`.
+    fn err_has(self, needle: &str) -> Self {
+        assert!(
+            self.stderr().contains(needle),
+            "stderr lacks {needle:?}\n{}",
+            self.explain()
+        );
+        self
+    }
+
+    /// Asserts a failure is one clear line: no panic, no backtrace, never the password.
+    fn one_line_error(self) -> Self {
+        let err = self.stderr();
+        let errors: Vec<&str> = err.lines().filter(|l| l.contains("\tERROR\t")).collect();
+        assert_eq!(errors.len(), 1, "want one error line\n{}", self.explain());
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{}",
+            self.explain()
+        );
+        self
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout()).unwrap_or_else(|e| panic!("{e}\n{}", self.explain()))
+    }
+}
+
+fn run_cmd(mut cmd: Command, home: &Path, stdin: Option<&str>) -> Run {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SCANCACHE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("HOME", home).env_remove("XDG_CACHE_HOME");
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let desc = format!("{cmd:?}");
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let run = Run { desc, out };
+    let all = format!("{}{}", run.stdout(), run.stderr());
+    assert!(
+        !all.contains(PASSWORD),
+        "password leaked\n{}",
+        run.explain()
+    );
+    run
+}
+
+/// An export line for a document.
+fn line(kind: EntryKind, id: &str, doc: &Value) -> String {
+    json!({"kind": kind, "id": id, "document": doc, "expires_at": null}).to_string()
+}
+
+/// Three good entries and, as line 3, one corrupt line.
+fn sample_ndjson() -> (String, Vec<String>) {
+    let b1 = blob_id(1).to_string();
+    let b2 = blob_id(2).to_string();
+    let a1 = artifact_id(1).to_string();
+    let doc = |v: Vec<u8>| serde_json::from_slice::<Value>(&v).unwrap();
+    let lines = [
+        line(
+            EntryKind::Blob,
+            &b1,
+            &doc(codec::encode(&sample_blob(1, 3))),
+        ),
+        line(
+            EntryKind::Blob,
+            &b2,
+            &doc(codec::encode(&sample_blob(2, 3))),
+        ),
+        "{\"kind\":\"blob\",\"id\":\"sha256:nope\"".to_owned(),
+        line(
+            EntryKind::Artifact,
+            &a1,
+            &doc(codec::encode(&sample_artifact(1))),
+        ),
+    ];
+    (lines.join("\n") + "\n", vec![b1, b2, a1])
+}
+
+/// The whole `cache` command family against one persistent backend.
+fn exercise_cache_commands(w: &World) {
+    let (ndjson, ids) = sample_ndjson();
+    let file = w.dir.path().join("in.ndjson");
+    fs::write(&file, &ndjson).unwrap();
+
+    // --strict stops at the bad line; nothing of the small file is imported.
+    w.run(&["cache", "import", "--strict", file.to_str().unwrap()])
+        .code(1)
+        .err_has("line 3")
+        .one_line_error();
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(
+        (stats["artifacts"].as_u64(), stats["blobs"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    // Without --strict the bad line is reported with its number and the rest imports.
+    w.run(&["cache", "import", file.to_str().unwrap()])
+        .code(1)
+        .err_has("line 3")
+        .err_has("Imported 3 entries");
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(
+        (stats["artifacts"].as_u64(), stats["blobs"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert!(stats["bytes"].as_u64().unwrap() > 100);
+    let text = w.run(&["cache", "stats"]).ok().stdout();
+    assert!(text.contains("blobs:      2"), "{text}");
+
+    let ls = w.run(&["cache", "ls", "--format", "json"]).ok().json();
+    let mut listed: Vec<String> = ls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(listed, want);
+    let blobs = w.run(&["cache", "ls", "--kind", "blob"]).ok().stdout();
+    assert_eq!(blobs.lines().count(), 3, "header and two blobs:\n{blobs}");
+    assert!(!blobs.contains(&ids[2]));
+
+    let got = w.run(&["cache", "get", &ids[0]]).ok().json();
+    assert_eq!(got, serde_json::to_value(sample_blob(1, 3)).unwrap());
+    let got = w.run(&["cache", "get", &ids[2]]).ok().json();
+    assert_eq!(got["OS"], "linux");
+    w.run(&["cache", "get", &blob_id(77).to_string()])
+        .code(1)
+        .err_has("no cache entry")
+        .one_line_error();
+
+    // Export to a file, remove an entry, re-import: everything is back.
+    let out = w.dir.path().join("out.ndjson");
+    w.run(&["cache", "export", out.to_str().unwrap()])
+        .ok()
+        .err_has("Exported 3 entries");
+    assert_eq!(fs::read_to_string(&out).unwrap().lines().count(), 3);
+    let stdout_export = w.run(&["cache", "export", "-"]).ok().stdout();
+    assert_eq!(stdout_export.lines().count(), 3);
+    w.run(&["cache", "rm", &ids[0], &ids[2]])
+        .ok()
+        .err_has("Removed 2 entries");
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(
+        (stats["artifacts"].as_u64(), stats["blobs"].as_u64()),
+        (Some(0), Some(1))
+    );
+    w.run_with_input(&["cache", "import", "-"], Some(&stdout_export))
+        .ok()
+        .err_has("Imported 3 entries");
+    assert_eq!(w.run(&["cache", "get", &ids[0]]).ok().json(), got_blob(1));
+
+    // gc drops a stale entry and reports it.
+    let stale = line(
+        EntryKind::Blob,
+        &blob_id(9).to_string(),
+        &json!({"SchemaVersion": 1}),
+    );
+    w.run_with_input(&["cache", "import", "-"], Some(&stale))
+        .ok();
+    w.run(&["cache", "gc"]).ok().err_has("1 stale entries");
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(stats["blobs"].as_u64(), Some(2));
+
+    // clean --scan-cache empties the backend.
+    w.run(&["clean", "--scan-cache"])
+        .ok()
+        .err_has("\tINFO\tRemoving scan cache...");
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(
+        (stats["artifacts"].as_u64(), stats["blobs"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
+
+fn got_blob(n: u64) -> Value {
+    serde_json::to_value(sample_blob(n, 3)).unwrap()
+}
+
+fn redis_world(server: &RedisServer, db: u32, tls: Tls) -> World {
+    let mut args = vec![
+        "--cache-backend".to_owned(),
+        server.url_with_auth("", PASSWORD, db),
+    ];
+    if let Some(certs) = &server.certs {
+        args.push("--redis-ca".into());
+        args.push(certs.ca.display().to_string());
+        if tls == Tls::Mutual {
+            args.push("--redis-cert".into());
+            args.push(certs.client_cert.display().to_string());
+            args.push("--redis-key".into());
+            args.push(certs.client_key.display().to_string());
+        }
+    }
+    World::new(args)
+}
+
+fn redis_server(tls: Tls) -> Option<RedisServer> {
+    redis_support::require_redis().then(|| {
+        RedisServer::start(ServerOptions {
+            tls,
+            password: Some(PASSWORD.into()),
+            ..Default::default()
+        })
+    })
+}
+
+#[test]
+fn cache_commands_on_redis() {
+    let Some(server) = redis_server(Tls::Off) else {
+        return;
+    };
+    let w = redis_world(&server, 0, Tls::Off);
+    exercise_cache_commands(&w);
+    // Unrelated keys in the same database survive `clean --scan-cache`.
+    let cli = Command::new("redis-cli")
+        .args([
+            "-p",
+            &server.port().to_string(),
+            "-a",
+            PASSWORD,
+            "--no-auth-warning",
+        ])
+        .args(["SET", "unrelated", "keep"])
+        .output();
+    if let Ok(out) = cli {
+        assert!(out.status.success());
+        w.run(&["clean", "--scan-cache"]).ok();
+        let got = Command::new("redis-cli")
+            .args([
+                "-p",
+                &server.port().to_string(),
+                "-a",
+                PASSWORD,
+                "--no-auth-warning",
+            ])
+            .args(["GET", "unrelated"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&got.stdout).trim(), "keep");
+    }
+}
+
+#[test]
+fn cache_commands_on_redis_over_mutual_tls() {
+    let Some(server) = redis_server(Tls::Mutual) else {
+        return;
+    };
+    exercise_cache_commands(&redis_world(&server, 0, Tls::Mutual));
+}
+
+#[test]
+fn memory_backend_runs_commands_and_keeps_nothing() {
+    let w = World::new(vec!["--cache-backend".into(), "memory".into()]);
+    let (ndjson, _) = sample_ndjson();
+    w.run_with_input(&["cache", "import", "-"], Some(&ndjson))
+        .code(1)
+        .err_has("line 3")
+        .err_has("Imported 3 entries");
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(stats["backend"], "memory");
+    assert_eq!(
+        stats["blobs"].as_u64(),
+        Some(0),
+        "a new process starts empty"
+    );
+    w.run(&["clean", "--scan-cache"]).ok();
+}
+
+#[test]
+fn error_paths_are_one_clear_line() {
+    let w = World::new(vec![]);
+    let closed = redis_support::free_port();
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (
+            vec![
+                "--cache-backend".into(),
+                format!("redis://:{PASSWORD}@127.0.0.1:{closed}/0"),
+            ],
+            1,
+            "is unavailable",
+        ),
+        (
+            vec!["--cache-backend".into(), "redis://:x@host:notaport".into()],
+            1,
+            "invalid",
+        ),
+        (
+            vec!["--cache-backend".into(), "s3://bucket".into()],
+            1,
+            "use fs (the default), memory",
+        ),
+        (
+            vec![
+                "--cache-backend".into(),
+                format!("redis://127.0.0.1:{closed}"),
+                "--redis-cert".into(),
+                "/etc/hostname".into(),
+            ],
+            1,
+            "without its private key",
+        ),
+        (
+            vec![
+                "--cache-backend".into(),
+                format!("redis://127.0.0.1:{closed}"),
+                "--redis-ca".into(),
+                "/nonexistent/ca.pem".into(),
+            ],
+            1,
+            "/nonexistent/ca.pem",
+        ),
+        (
+            vec![
+                "--cache-ttl".into(),
+                "10parsecs".into(),
+                "--cache-backend".into(),
+                "memory".into(),
+            ],
+            1,
+            "--cache-ttl",
+        ),
+        (
+            vec![
+                "--cache-max-size".into(),
+                "lots".into(),
+                "--cache-backend".into(),
+                "memory".into(),
+            ],
+            1,
+            "--cache-max-size",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend(["cache", "stats"]);
+        let r = w.run(&all).code(code).err_has(needle);
+        if code == 1 {
+            r.one_line_error();
+        }
+    }
+    // Usage errors exit 2.
+    w.run(&["cache", "get", "sha256:1234"])
+        .code(2)
+        .err_has("64 hex digits");
+    w.run(&["cache", "rm"]).code(2);
+    w.run(&["clean"])
+        .code(2)
+        .err_has("no clean option is specified");
+    w.run(&["no-such-command"]).code(2);
+}
+
+#[test]
+fn clean_removes_what_each_flag_names() {
+    let w = World::new(vec!["--cache-backend".into(), "memory".into()]);
+    let dir = w.cache_dir();
+    let make = || {
+        for d in ["db", "java-db", "policy", "vex", "fanal"] {
+            fs::create_dir_all(dir.join(d).join("sub")).unwrap();
+            fs::write(dir.join(d).join("sub/file"), b"x").unwrap();
+        }
+    };
+    let present = |d: &str| dir.join(d).exists();
+    let cases: [(&str, &[&str], &str); 4] = [
+        ("--vuln-db", &["db"], "Removing vulnerability database..."),
+        ("--java-db", &["java-db"], "Removing Java database..."),
+        ("--checks-bundle", &["policy"], "Removing check bundle..."),
+        ("--vex-repo", &["vex"], "Removing VEX repositories..."),
+    ];
+    for (flag, gone, message) in cases {
+        make();
+        w.run(&["clean", flag]).ok().err_has(message);
+        for d in ["db", "java-db", "policy", "vex", "fanal"] {
+            assert_eq!(present(d), !gone.contains(&d), "{flag}: {d}");
+        }
+    }
+    make();
+    w.run(&["clean", "--all"])
+        .ok()
+        .err_has("Removing scan cache...");
+    for d in ["db", "java-db", "policy", "vex"] {
+        assert!(!present(d), "--all left {d}");
+    }
+
+    // A cache dir that does not exist is not an error.
+    let missing = World::new(vec![]);
+    missing.run(&["clean", "--all"]).ok();
+    assert!(!missing.cache_dir().exists());
+
+    // A symlink out of the cache dir is removed, never followed.
+    let outside = w.dir.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("precious"), b"keep").unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("db")).unwrap();
+    w.run(&["clean", "--vuln-db"]).ok();
+    assert_eq!(fs::read(outside.join("precious")).unwrap(), b"keep");
+    assert!(fs::symlink_metadata(dir.join("db")).is_err());
+
+    // The home directory itself is refused.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scancache"));
+    cmd.arg("--cache-dir")
+        .arg(w.dir.path())
+        .args(["clean", "--all"]);
+    run_cmd(cmd, w.dir.path(), None)
+        .code(1)
+        .err_has("home directory")
+        .one_line_error();
+    assert!(outside.join("precious").exists());
+}
+
+#[test]
+fn options_come_from_env_and_after_the_subcommand() {
+    let w = World::new(vec![]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scancache"));
+    cmd.args(["cache", "stats", "--format", "json"])
+        .env("SCANCACHE_CACHE_BACKEND", "memory");
+    let r = run_cmd(cmd, w.dir.path(), None).ok();
+    assert_eq!(r.json()["backend"], "memory");
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scancache"));
+    cmd.args(["cache", "stats", "--cache-backend", "memory", "-q"]);
+    let r = run_cmd(cmd, w.dir.path(), None).ok();
+    assert!(r.stdout().contains("memory"));
+
+    // --quiet leaves only errors; warnings from import disappear.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scancache"));
+    cmd.args(["--cache-backend", "memory", "cache", "import", "-"])
+        .env("SCANCACHE_QUIET", "true");
+    let r = run_cmd(cmd, w.dir.path(), Some("garbage\n")).code(1);
+    assert!(
+        !r.stderr().contains("WARN") && r.stderr().contains("ERROR"),
+        "{}",
+        r.explain()
+    );
+}
+
+#[test]
+fn help_and_completions() {
+    let w = World::new(vec![]);
+    for args in [
+        &["--help"][..],
+        &["clean", "--help"],
+        &["cache", "--help"],
+        &["cache", "import", "--help"],
+    ] {
+        let out = w.run(args).ok().stdout();
+        assert!(out.contains("Usage: scancache"), "{out}");
+    }
+    let help = w.run(&["cache", "stats", "--help"]).ok().stdout();
+    for needle in [
+        "SCANCACHE_CACHE_BACKEND",
+        "Example: --cache-ttl 7d",
+        "--redis-ca",
+    ] {
+        assert!(help.contains(needle), "help lacks {needle}:\n{help}");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let script = w.run(&["completion", shell]).ok().stdout();
+        assert!(
+            script.contains("scancache") && script.len() > 500,
+            "{shell}"
+        );
+    }
+}
