@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 #[path = "../../cache-redis/tests/support/mod.rs"]
-#[allow(dead_code)]
 mod redis_support;
 
 use std::{
