@@ -1,7 +1,8 @@
 //! Throughput and latency of the Redis backend against `redis-benchmark` on the same
 //! server, in the same run.
 //!
-//! `cargo run --release -p cache-redis --example bench -- [--quick]`
+//! `cargo run --release -p cache-redis --example bench_redis -- [--quick]` (or
+//! `cargo xtask bench redis`)
 //!
 //! Starts its own `redis-server` on a free loopback port (killed at the end), then measures:
 //! - `put_blob` / `get_blob` of ~10 KB documents with 16 concurrent tasks, as a ratio to
@@ -18,10 +19,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cache_core::{BlobId, BlobInfo, Cache, CacheOptions, Digest, Os, Package, PackageInfo, codec};
+use cache_core::{
+    BlobId, Cache, CacheOptions,
+    benchkit::{Figure, Spread, time_async},
+    codec,
+    testsuite::{blob_id, sample_blob},
+};
 use cache_redis::{RedisCache, RedisConfig};
 
 const TASKS: usize = 16;
+
+/// Packages per document: about 10 KB of JSON.
+const PACKAGES: usize = 70;
 
 /// Kills the server when dropped.
 struct Server(Child);
@@ -61,44 +70,6 @@ fn start_server(dir: &std::path::Path) -> (Server, u16) {
         std::thread::sleep(Duration::from_millis(20));
     }
     (server, port)
-}
-
-fn blob_id(n: u64) -> BlobId {
-    let mut bytes = [0xbe; 32];
-    bytes[24..].copy_from_slice(&n.to_be_bytes());
-    BlobId::from(Digest::from_sha256(bytes))
-}
-
-/// A blob document of about 10 KB.
-fn doc() -> BlobInfo {
-    let packages = (0..55)
-        .map(|i| Package {
-            id: format!("package-{i}@1.2.3-r{i}"),
-            name: format!("package-{i}"),
-            version: "1.2.3".into(),
-            release: format!("r{i}"),
-            arch: "x86_64".into(),
-            licenses: vec!["MIT".into()],
-            maintainer: "Someone <someone@example.org>".into(),
-            analyzed_by: "apk".into(),
-            ..Default::default()
-        })
-        .collect();
-    BlobInfo {
-        schema_version: BlobInfo::SCHEMA_VERSION,
-        diff_id: format!("sha256:{}", "d".repeat(64)),
-        os: Some(Os {
-            family: "alpine".into(),
-            name: "3.20.0".into(),
-            ..Default::default()
-        }),
-        package_infos: vec![PackageInfo {
-            file_path: "lib/apk/db/installed".into(),
-            packages,
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
 }
 
 /// Runs `redis-benchmark` and returns requests per second for SET and GET.
@@ -151,30 +122,14 @@ where
     (TASKS * per_task) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Median of `rounds` timings of `f`.
-async fn median<F: AsyncFnMut()>(rounds: usize, mut f: F) -> Duration {
-    let mut times = Vec::with_capacity(rounds);
-    for _ in 0..rounds {
-        let start = Instant::now();
-        f().await;
-        times.push(start.elapsed());
-    }
-    times.sort();
-    times[rounds / 2]
-}
-
 #[tokio::main]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let requests = if quick { 20_000 } else { 100_000 };
+    let reps = if quick { 3 } else { 5 };
     let rounds = if quick { 11 } else { 51 };
     let dir = tempfile::tempdir().unwrap();
     let (_server, port) = start_server(dir.path());
-
-    let (bench_set, bench_get) = redis_benchmark(port, requests);
-    let _ = Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "flushall"])
-        .output();
 
     let cache = Arc::new(
         RedisCache::connect(
@@ -184,63 +139,53 @@ async fn main() {
         .await
         .unwrap(),
     );
-    let doc = Arc::new(doc());
+    let doc = Arc::new(sample_blob(1, PACKAGES));
     let size = codec::encode(&*doc).len();
     let per_task = requests / TASKS;
-    let put = {
-        let doc = Arc::clone(&doc);
-        throughput(&cache, per_task, move |c, n| {
-            let doc = Arc::clone(&doc);
-            async move { c.put_blob(&blob_id(n), &doc).await.unwrap() }
-        })
-        .await
-    };
-    let get = throughput(&cache, per_task, |c, n| async move {
-        assert!(c.get_blob(&blob_id(n)).await.unwrap().is_some());
-    })
-    .await;
+    println!("document: {size} bytes; {TASKS} concurrent tasks; {requests} requests x {reps}");
 
-    // The JSON work the cache does per operation on top of the Redis command, for reading
-    // the ratios: redis-benchmark moves bytes and never encodes or decodes.
-    let bytes = codec::encode(&*doc);
-    let start = Instant::now();
-    for _ in 0..1000 {
-        let _ = codec::encode(&*doc);
+    let (mut set, mut get, mut put, mut got) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..reps {
+        let (s, g) = redis_benchmark(port, requests);
+        set.push(s);
+        get.push(g);
+        let _ = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "flushall"])
+            .output();
+        let d = Arc::clone(&doc);
+        put.push(
+            throughput(&cache, per_task, move |c, n| {
+                let doc = Arc::clone(&d);
+                async move { c.put_blob(&blob_id(n), &doc).await.unwrap() }
+            })
+            .await,
+        );
+        got.push(
+            throughput(&cache, per_task, |c, n| async move {
+                assert!(c.get_blob(&blob_id(n)).await.unwrap().is_some());
+            })
+            .await,
+        );
     }
-    let encode = start.elapsed() / 1000;
-    let start = Instant::now();
-    for _ in 0..1000 {
-        let _: BlobInfo = codec::decode("bench", &bytes).unwrap();
+    Figure {
+        name: "put_blob 10KB, 16 tasks",
+        unit: "ops/s",
+        spread: Spread::of(put),
+        baseline: Some(("redis-benchmark SET -d 10240 -c 16", Spread::of(set))),
+        target: Some(">= 0.5"),
+        note: Some("ours also JSON-encodes each document"),
     }
-    let decode = start.elapsed() / 1000;
+    .report();
+    Figure {
+        name: "get_blob 10KB, 16 tasks",
+        unit: "ops/s",
+        spread: Spread::of(got),
+        baseline: Some(("redis-benchmark GET -d 10240 -c 16", Spread::of(get))),
+        target: Some(">= 0.5"),
+        note: Some("ours also JSON-decodes each document"),
+    }
+    .report();
 
-    println!("document size: {size} bytes, {TASKS} concurrent tasks, {requests} requests");
-    println!("JSON per document (one thread): encode {encode:?}, decode {decode:?}");
-    println!();
-    println!(
-        "{:<22} {:>12} {:>16} {:>7}",
-        "operation", "ops/s", "redis-benchmark", "ratio"
-    );
-    println!(
-        "{:<22} {:>12.0} {:>16.0} {:>7.2}",
-        "put_blob (SET)",
-        put,
-        bench_set,
-        put / bench_set
-    );
-    println!(
-        "{:<22} {:>12.0} {:>16.0} {:>7.2}",
-        "get_blob (GET)",
-        get,
-        bench_get,
-        get / bench_get
-    );
-    println!();
-
-    println!(
-        "{:<22} {:>14} {:>16} {:>9}",
-        "missing_blobs", "pipeline", "one GET per ID", "speedup"
-    );
     let artifact = cache_core::ArtifactId::from(blob_id(u64::MAX).digest().clone());
     for n in [10usize, 100, 1000] {
         // Half of the IDs are stored (the first half of the benchmark's puts).
@@ -253,23 +198,25 @@ async fn main() {
                 }
             })
             .collect();
-        let pipelined = median(rounds, async || {
+        let pipelined = time_async(rounds, 1, || async {
             cache.missing_blobs(&artifact, &ids).await.unwrap();
         })
         .await;
-        let one_by_one = median(rounds, async || {
+        let one_by_one = time_async(rounds, 1, || async {
             for id in &ids {
                 let doc = cache.get_blob(id).await.unwrap();
                 let _current = doc.is_some_and(|d| d.is_current());
             }
         })
         .await;
-        println!(
-            "{:<22} {:>14?} {:>16?} {:>8.1}x",
-            format!("{n} IDs"),
-            pipelined,
-            one_by_one,
-            one_by_one.as_secs_f64() / pipelined.as_secs_f64()
-        );
+        Figure {
+            name: &format!("missing_blobs {n} IDs"),
+            unit: "us/call",
+            spread: pipelined,
+            baseline: Some(("one GET per ID", one_by_one)),
+            target: None,
+            note: Some("one pipelined round trip of GETRANGE vs n round trips"),
+        }
+        .report();
     }
 }
