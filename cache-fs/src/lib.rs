@@ -1,7 +1,56 @@
-//! The file-system scan cache of scancache: LMDB (via `heed`) under `<cache-dir>/fanal/`,
-//! shared safely by many processes, with TTL, a size bound and a real gc.
+//! The file-system scan cache of scancache: [`FsCache`], LMDB (via `heed`) under
+//! `<cache-dir>/fanal/`, shared safely by any number of processes, with TTL, an LRU size
+//! bound and a `gc` that really returns disk space.
 //!
-//! Not implemented yet: this crate is filled by the cache-fs issue. It exposes nothing
-//! until then, so nothing can mistake it for a working backend.
+//! It stores serialized results; it knows nothing about images, layers or analysers, and
+//! it is not a general key-value store: keys are cache IDs, values are the JSON documents
+//! of [`cache_core`].
+//!
+//! # Design
+//!
+//! - **Layout.** `fanal/data.mdb` and `fanal/lock.mdb` (LMDB), plus `fanal/gc.lock` (the
+//!   compaction gate). Databases `artifacts-v1` and `blobs-v1` map an ID
+//!   (`sha256:<hex>`) to a value: a 16-byte header (expiry, last access; see the `value`
+//!   module) followed by the document bytes exactly as given. `lru-v1` indexes entries
+//!   by last access for eviction, `meta-v1` keeps running totals. The `-v1` suffix is the
+//!   layout version: another layout gets other databases.
+//! - **Many processes.** LMDB readers never block and never wait for writers; writers
+//!   are serialised by LMDB for the length of one transaction. No process holds a lock
+//!   for its lifetime, and there is no "in use by another process" failure.
+//! - **Crash safety.** A commit that returned is durable (LMDB's default synchronous
+//!   commits), a killed writer's transaction simply never happened, and reader slots of
+//!   dead processes are reclaimed on open.
+//! - **Map growth.** On `MDB_MAP_FULL` the map grows (doubling up to 1 GiB steps) and the
+//!   transaction is retried; on `MDB_MAP_RESIZED` (another process grew it) the new size
+//!   is adopted. Both happen with no transaction of the process active.
+//! - **TTL and size bound.** Expired entries read as missing and are removed by `gc`.
+//!   With `max_size`, each put evicts least recently used entries in its own
+//!   transaction. Reads never write: access stamps are minute-granular and written in
+//!   batches with the process's next write.
+//! - **gc and clear.** Both delete in short transactions, then write a compacted copy of
+//!   the file beside it and rename it over `data.mdb` while no writer is active in any
+//!   process (a shared/exclusive file lock taken per write, exclusive only for the
+//!   rename). Every process notices the new file before its next operation and reopens;
+//!   one that still maps the old file meanwhile reads a consistent snapshot, and the old
+//!   file's space returns when its last user moves on.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
+//! use cache_core::{Cache, CacheOptions};
+//! let dir = tempfile::tempdir().unwrap();
+//! let cache = cache_fs::FsCache::open(dir.path(), &CacheOptions::default()).unwrap();
+//! assert_eq!(cache.backend_name(), "fs");
+//! assert_eq!(cache.stats().await.unwrap().blobs, 0);
+//! # });
+//! ```
 
 #![deny(missing_docs)]
+
+mod config;
+mod fs;
+mod gate;
+mod store;
+mod value;
+
+pub use config::FsConfig;
+pub use fs::FsCache;

@@ -1,0 +1,929 @@
+//! [`Store`]: one LMDB environment shared by every [`crate::FsCache`] of a process on one
+//! cache directory, with map growth, stale-reader cleanup, batched access stamps and
+//! compaction.
+//!
+//! # Concurrency
+//!
+//! - Within a process, every transaction runs under a read guard of `handle`; resizing
+//!   the map (LMDB requires that no transaction of the process is active) and reopening
+//!   the environment take the write guard.
+//! - Across processes, LMDB itself serialises writers (one robust mutex in `lock.mdb`,
+//!   held from the start of a write transaction to its commit) and never blocks readers.
+//! - The [`Gate`] keeps compaction from swapping `data.mdb` under a writer. Readers do not
+//!   enter it: a reader that still maps the replaced file reads a consistent snapshot of
+//!   the moment of the swap, and the next operation notices the new generation and
+//!   reopens.
+
+use std::{
+    collections::HashMap,
+    fs::File,
+    ops::Bound,
+    path::{Path, PathBuf},
+    sync::{Arc, LazyLock, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak},
+    time::{Duration, SystemTime},
+};
+
+use cache_core::{EntryKind, Error, Result};
+use heed::{
+    CommitOrAbort, CompactionOption, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn,
+    WithoutTls, types::Bytes,
+};
+
+use crate::{
+    config::FsConfig,
+    gate::{ExclusiveGuard, Gate},
+    value::{self, HEADER_LEN, Header},
+};
+
+/// One LMDB database of raw bytes.
+pub(crate) type Db = Database<'static, Bytes, Bytes>;
+
+/// Database names; the suffix is the layout version of keys and values (see
+/// [`crate::value`]).
+const ARTIFACTS_DB: &str = "artifacts-v1";
+const BLOBS_DB: &str = "blobs-v1";
+/// Index for LRU eviction: key = access stamp (4 bytes BE) + kind byte + ID, value empty.
+const LRU_DB: &str = "lru-v1";
+/// Running totals under the key `totals`: the sum of document sizes, then the number of
+/// entries, each u64 little endian.
+const META_DB: &str = "meta-v1";
+const META_TOTALS: &[u8] = b"totals";
+
+/// Bytes charged per entry on top of its document when enforcing the size bound, so a
+/// bound also limits the number of tiny entries (as the memory backend does).
+pub(crate) const ENTRY_OVERHEAD: u64 = 96;
+
+/// Reader slots in `lock.mdb`. With `MDB_NOTLS` a slot is held only for the length of a
+/// read transaction, so this bounds concurrent readers, not processes.
+const MAX_READERS: u32 = 1022;
+
+/// Map sizes are kept multiples of this (a multiple of every common page size).
+const MAP_ALIGN: usize = 1 << 20;
+/// Growth step bounds: the map at least doubles up to 1 GiB, then grows 1 GiB at a time.
+const MIN_GROWTH: usize = 32 << 20;
+const MAX_GROWTH: usize = 1 << 30;
+
+/// How often one operation may retry after the map was resized or the file replaced.
+const RETRIES: usize = 64;
+
+/// Pending access stamps that trigger a batched write of their own.
+pub(crate) const TOUCH_FLUSH_AT: usize = 256;
+
+/// The databases of one open environment.
+#[derive(Clone, Copy)]
+pub(crate) struct Dbs {
+    pub(crate) artifacts: Db,
+    pub(crate) blobs: Db,
+    lru: Db,
+    meta: Db,
+}
+
+impl Dbs {
+    /// The database holding entries of `kind`.
+    pub(crate) fn of(&self, kind: EntryKind) -> Db {
+        match kind {
+            EntryKind::Artifact => self.artifacts,
+            EntryKind::Blob => self.blobs,
+        }
+    }
+}
+
+/// An open environment and the generation of the data file it maps.
+struct Handle {
+    env: Env<WithoutTls>,
+    dbs: Dbs,
+    generation: u64,
+}
+
+/// Why a transaction body failed: an LMDB error (some of which are retried) or a cache
+/// error to pass on as is.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    /// From heed / LMDB.
+    Heed(heed::Error),
+    /// Already a cache error (e.g. a visitor's error).
+    Core(Error),
+    /// The map was full at this size (internal to [`Store::write`]).
+    MapFull(usize),
+}
+
+impl From<heed::Error> for Fail {
+    fn from(e: heed::Error) -> Self {
+        Fail::Heed(e)
+    }
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail::Core(e)
+    }
+}
+
+/// A read transaction's view: the transaction plus the databases.
+pub(crate) type ReadFn<'f, R> = dyn FnMut(&RoTxn<'_>, &Dbs) -> Result<R, Fail> + 'f;
+
+/// A visitor of (key, stored value) pairs during a scan.
+pub(crate) type ScanFn<'f> = dyn FnMut(&[u8], &[u8]) -> Result<(), Fail> + 'f;
+
+/// Stores open in this process, by canonical directory: heed (like LMDB) allows one
+/// environment per file per process, so every `FsCache` on one directory shares it.
+static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Store>>>> = LazyLock::new(Default::default);
+
+/// The LMDB environment of one cache directory (`<cache-dir>/fanal`).
+pub(crate) struct Store {
+    dir: PathBuf,
+    data_path: PathBuf,
+    lock_path: PathBuf,
+    location: String,
+    initial_map_size: usize,
+    gate: Gate,
+    handle: RwLock<Option<Handle>>,
+    touches: Mutex<HashMap<(EntryKind, String), u32>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.dir).finish()
+    }
+}
+
+/// A read guard on an open handle.
+struct Current<'a>(RwLockReadGuard<'a, Option<Handle>>);
+
+impl Current<'_> {
+    fn handle(&self) -> &Handle {
+        self.0
+            .as_ref()
+            .expect("Current is only built over an open handle")
+    }
+}
+
+impl Store {
+    /// Returns the store of `dir` (an existing, canonical `fanal` directory), opening it
+    /// if no other cache of this process has.
+    pub(crate) fn open(dir: &Path, config: &FsConfig) -> Result<Arc<Store>> {
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(store) = open.get(dir).and_then(Weak::upgrade) {
+            return Ok(store);
+        }
+        open.retain(|_, w| w.strong_count() > 0);
+        let store = Arc::new(Store {
+            dir: dir.to_owned(),
+            data_path: dir.join("data.mdb"),
+            lock_path: dir.join("lock.mdb"),
+            location: dir.display().to_string(),
+            initial_map_size: round_up(config.initial_map_size.max(MAP_ALIGN), MAP_ALIGN),
+            gate: Gate::open(&dir.join("gc.lock"))?,
+            handle: RwLock::new(None),
+            touches: Mutex::new(HashMap::new()),
+        });
+        {
+            let _gate = store.gate.shared()?;
+            let generation = store.gate.generation()?;
+            let mut w = store.write_handle();
+            store.reopen(&mut w, generation)?;
+        }
+        open.insert(dir.to_owned(), Arc::downgrade(&store));
+        Ok(store)
+    }
+
+    fn read_handle(&self) -> RwLockReadGuard<'_, Option<Handle>> {
+        self.handle.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_handle(&self) -> RwLockWriteGuard<'_, Option<Handle>> {
+        self.handle.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Closes the current environment (if any) and opens the data file as it is now.
+    /// The caller holds the write guard and, unless it holds the gate exclusive, the gate
+    /// shared.
+    fn reopen(&self, slot: &mut Option<Handle>, generation: u64) -> Result<()> {
+        // heed refuses a second environment on the same path, so close the old one first.
+        *slot = None;
+        let (env, dbs) = self.open_env()?;
+        *slot = Some(Handle {
+            env,
+            dbs,
+            generation,
+        });
+        Ok(())
+    }
+
+    fn open_env(&self) -> Result<(Env<WithoutTls>, Dbs)> {
+        let mut options = EnvOpenOptions::new().read_txn_without_tls();
+        options.max_dbs(8).max_readers(MAX_READERS);
+        let mut tries = 0;
+        let env = loop {
+            // SAFETY: LMDB requires that a file is opened at most once per process and
+            // that nobody truncates or rewrites it behind LMDB's back. The first holds
+            // because every opener in this crate goes through the `OPEN` registry and
+            // closes the old environment before reopening (heed rejects duplicates as
+            // `EnvAlreadyOpened` too). The second holds because the only code that
+            // replaces `data.mdb` (`Store::swap`) renames a complete new file over it
+            // under the exclusive gate, so an old mapping keeps its old, unchanged inode.
+            #[allow(unsafe_code)]
+            let opened = unsafe { options.open(&self.dir) };
+            match opened {
+                Ok(env) => break env,
+                // A cache of this process on the same directory is being dropped by
+                // another thread right now; wait until its environment is closed.
+                Err(heed::Error::EnvAlreadyOpened) if tries < 400 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(self.open_error(e)),
+            }
+        };
+        match env.clear_stale_readers() {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!("reclaimed {n} reader slots of dead processes"),
+            Err(e) => tracing::warn!("cannot check for stale readers in {}: {e}", self.location),
+        }
+        if env.info().map_size < self.initial_map_size {
+            resize(&env, self.initial_map_size).map_err(|e| self.open_error(e))?;
+        }
+        let dbs = self.open_dbs(&env)?;
+        Ok((env, dbs))
+    }
+
+    fn open_error(&self, e: heed::Error) -> Error {
+        match e {
+            heed::Error::Io(source) => {
+                Error::io("cannot open the scan cache", &self.data_path, source)
+            }
+            heed::Error::Mdb(MdbError::Invalid | MdbError::VersionMismatch) => Error::Backend {
+                backend: self.location.clone(),
+                message: format!(
+                    "cannot open the scan cache {}: not an LMDB database of a supported \
+                     version ({e}); remove it with `scancache clean --scan-cache`",
+                    self.data_path.display()
+                ),
+            },
+            e => Error::Backend {
+                backend: self.location.clone(),
+                message: format!("cannot open the scan cache: {e}"),
+            },
+        }
+    }
+
+    fn open_dbs(&self, env: &Env<WithoutTls>) -> Result<Dbs> {
+        for _ in 0..RETRIES {
+            let rtxn = match env.read_txn() {
+                Ok(t) => t,
+                Err(heed::Error::Mdb(MdbError::MapResized)) => {
+                    resize(env, 0).map_err(|e| self.open_error(e))?;
+                    continue;
+                }
+                Err(e) => return Err(self.open_error(e)),
+            };
+            let opened = env
+                .open_databases_and_commit(rtxn, |dbo, rtxn| {
+                    let open = |name| dbo.open_database::<Bytes, Bytes>(rtxn, Some(name));
+                    Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((
+                        open(ARTIFACTS_DB)?,
+                        open(BLOBS_DB)?,
+                        open(LRU_DB)?,
+                        open(META_DB)?,
+                    )))
+                })
+                .map_err(|e| self.open_error(e))?;
+            if let CommitOrAbort::Commit((Some(artifacts), Some(blobs), Some(lru), Some(meta))) =
+                opened
+            {
+                return Ok(Dbs {
+                    artifacts,
+                    blobs,
+                    lru,
+                    meta,
+                });
+            }
+            // First use of this directory: create the databases (idempotent, so two
+            // processes doing it at once is fine).
+            let wtxn = match env.write_txn() {
+                Ok(t) => t,
+                Err(heed::Error::Mdb(MdbError::MapResized)) => {
+                    resize(env, 0).map_err(|e| self.open_error(e))?;
+                    continue;
+                }
+                Err(e) => return Err(self.open_error(e)),
+            };
+            let created = env
+                .create_databases_and_commit(wtxn, |dbo, wtxn| {
+                    let mut create = |name| dbo.create_database::<Bytes, Bytes>(wtxn, Some(name));
+                    Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((
+                        create(ARTIFACTS_DB)?,
+                        create(BLOBS_DB)?,
+                        create(LRU_DB)?,
+                        create(META_DB)?,
+                    )))
+                })
+                .map_err(|e| self.open_error(e))?;
+            if let CommitOrAbort::Commit((artifacts, blobs, lru, meta)) = created {
+                return Ok(Dbs {
+                    artifacts,
+                    blobs,
+                    lru,
+                    meta,
+                });
+            }
+        }
+        Err(self.backend("cannot open the scan cache databases: the map kept changing"))
+    }
+
+    fn backend(&self, message: impl Into<String>) -> Error {
+        Error::Backend {
+            backend: self.location.clone(),
+            message: message.into(),
+        }
+    }
+
+    /// Turns a failed operation into a cache error that says what was being done.
+    pub(crate) fn fail(&self, action: &'static str, e: Fail) -> Error {
+        match e {
+            Fail::Core(e) => e,
+            Fail::Heed(heed::Error::Io(source)) => Error::io(action, &self.data_path, source),
+            Fail::Heed(e) => self.backend(format!("{action}: {e}")),
+            Fail::MapFull(size) => self.backend(format!("{action}: map full at {size} bytes")),
+        }
+    }
+
+    /// A read guard on a handle whose generation is current, reopening if the data file
+    /// was replaced (or the environment could not be opened before).
+    fn current(&self, gate_held: bool) -> Result<Current<'_>> {
+        for _ in 0..RETRIES {
+            let generation = self.gate.generation()?;
+            let guard = self.read_handle();
+            if guard.as_ref().is_some_and(|h| h.generation == generation) {
+                return Ok(Current(guard));
+            }
+            drop(guard);
+            // Reopen inside the gate, so that no compaction is halfway through a swap.
+            let _gate = if gate_held {
+                None
+            } else {
+                Some(self.gate.shared()?)
+            };
+            let generation = self.gate.generation()?;
+            let mut w = self.write_handle();
+            if w.as_ref().is_none_or(|h| h.generation != generation) {
+                tracing::debug!("scan cache file was replaced; reopening {}", self.location);
+                self.reopen(&mut w, generation)?;
+            }
+            if gate_held {
+                // Nothing can swap the file while the caller holds the gate.
+                drop(w);
+                return Ok(Current(self.read_handle()));
+            }
+        }
+        Err(self.backend("the cache file keeps being replaced; giving up"))
+    }
+
+    /// Runs `f` in one read transaction. Never waits for writers.
+    pub(crate) fn read<R>(&self, action: &'static str, f: &mut ReadFn<'_, R>) -> Result<R> {
+        let mut readers_full = false;
+        for _ in 0..RETRIES {
+            let error = {
+                let current = self.current(false)?;
+                let handle = current.handle();
+                match handle.env.read_txn() {
+                    Ok(txn) => return f(&txn, &handle.dbs).map_err(|e| self.fail(action, e)),
+                    Err(e) => e,
+                }
+            };
+            match error {
+                heed::Error::Mdb(MdbError::MapResized) => self.adopt_map_size()?,
+                heed::Error::Mdb(MdbError::ReadersFull) if !readers_full => {
+                    readers_full = true;
+                    let current = self.current(false)?;
+                    let _ = current.handle().env.clear_stale_readers();
+                }
+                e => return Err(self.fail(action, e.into())),
+            }
+        }
+        Err(self.backend(format!("{action}: the map kept being resized")))
+    }
+
+    /// Runs `f` in one write transaction and commits it, growing the map and retrying
+    /// (with `f` called again from scratch) when it is full. Pending access stamps of
+    /// this process are written in the same transaction.
+    pub(crate) fn write<R>(
+        &self,
+        action: &'static str,
+        f: &mut dyn FnMut(&mut RwTxn<'_>, &Dbs) -> Result<R, Fail>,
+    ) -> Result<R> {
+        let _gate = self.gate.shared()?;
+        let touches = self.take_touches();
+        for _ in 0..RETRIES {
+            let error = {
+                let current = self.current(true)?;
+                let handle = current.handle();
+                match handle.env.write_txn() {
+                    Err(e) => Fail::Heed(e),
+                    Ok(mut txn) => {
+                        let result = apply_touches(&mut txn, &handle.dbs, &touches)
+                            .map_err(Fail::from)
+                            .and_then(|()| f(&mut txn, &handle.dbs));
+                        match result.and_then(|r| txn.commit().map(|()| r).map_err(Fail::from)) {
+                            Ok(r) => return Ok(r),
+                            Err(Fail::Heed(heed::Error::Mdb(MdbError::MapFull))) => {
+                                Fail::MapFull(handle.env.info().map_size)
+                            }
+                            Err(e) => e,
+                        }
+                    }
+                }
+            };
+            match error {
+                Fail::MapFull(seen) => self.grow(seen)?,
+                Fail::Heed(heed::Error::Mdb(MdbError::MapResized)) => self.adopt_map_size()?,
+                e => return Err(self.fail(action, e)),
+            }
+        }
+        Err(self.backend(format!("{action}: the map kept being resized")))
+    }
+
+    /// Grows the map after `MDB_MAP_FULL`, unless another thread already did.
+    fn grow(&self, seen: usize) -> Result<()> {
+        let w = self.write_handle();
+        let Some(handle) = w.as_ref() else {
+            return Ok(());
+        };
+        let size = handle.env.info().map_size;
+        if size > seen {
+            return Ok(());
+        }
+        let step = size.clamp(MIN_GROWTH, MAX_GROWTH);
+        let new = round_up(size.saturating_add(step), MAP_ALIGN);
+        tracing::debug!("growing the scan cache map from {size} to {new} bytes");
+        resize(&handle.env, new).map_err(|e| self.fail("cannot grow the cache map", e.into()))
+    }
+
+    /// Adopts the map size another process grew the file to (`MDB_MAP_RESIZED`).
+    fn adopt_map_size(&self) -> Result<()> {
+        let w = self.write_handle();
+        match w.as_ref() {
+            Some(handle) => resize(&handle.env, 0)
+                .map_err(|e| self.fail("cannot adopt the new cache map size", e.into())),
+            None => Ok(()),
+        }
+    }
+
+    /// Remembers that an entry was read at `stamp` (unix seconds); returns how many such
+    /// stamps are pending.
+    pub(crate) fn record_touch(&self, kind: EntryKind, id: &str, stamp: u32) -> usize {
+        let mut touches = self.touches.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = touches.entry((kind, id.to_owned())).or_insert(stamp);
+        *slot = (*slot).max(stamp);
+        touches.len()
+    }
+
+    fn take_touches(&self) -> Vec<(EntryKind, String, u32)> {
+        let mut touches = self.touches.lock().unwrap_or_else(|e| e.into_inner());
+        touches.drain().map(|((k, id), s)| (k, id, s)).collect()
+    }
+
+    /// Drops pending stamps (after `clear`, they refer to nothing).
+    pub(crate) fn forget_touches(&self) {
+        self.touches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// True when access stamps are waiting to be written.
+    pub(crate) fn has_touches(&self) -> bool {
+        !self
+            .touches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// Writes pending access stamps now (best effort).
+    pub(crate) fn flush_touches(&self) -> Result<()> {
+        if !self.has_touches() {
+            return Ok(());
+        }
+        self.write("cannot record entry access times", &mut |_, _| Ok(()))
+    }
+
+    /// Size of the files on disk (`data.mdb` + `lock.mdb`).
+    pub(crate) fn disk_bytes(&self) -> Result<u64> {
+        let mut total = 0;
+        for path in [&self.data_path, &self.lock_path] {
+            match std::fs::metadata(path) {
+                Ok(m) => total += m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("cannot read the size of", path, e)),
+            }
+        }
+        Ok(total)
+    }
+
+    /// Rewrites the data file without free pages, so that deleted entries give their disk
+    /// space back, and swaps it in for every process.
+    ///
+    /// The copy is made while everyone goes on reading and writing; the swap itself
+    /// happens under the exclusive gate and only if no transaction committed since the
+    /// copy started. After a few lost races the copy is made under the gate instead.
+    pub(crate) fn compact(&self) -> Result<()> {
+        self.remove_stale_temp_files();
+        for _ in 0..2 {
+            let current = self.current(false)?;
+            let handle = current.handle();
+            let generation = handle.generation;
+            let txn_before = handle.env.info().last_txn_id;
+            let tmp = match self.copy(&handle.env) {
+                Ok(tmp) => tmp,
+                Err(Fail::Heed(heed::Error::Mdb(MdbError::MapResized))) => {
+                    drop(current);
+                    self.adopt_map_size()?;
+                    continue;
+                }
+                Err(e) => return Err(self.fail("cannot compact the scan cache", e)),
+            };
+            drop(current);
+            let gate = self.gate.exclusive()?;
+            let mut w = self.write_handle();
+            let unchanged = self.gate.generation()? == generation
+                && w.as_ref().is_some_and(|h| {
+                    h.generation == generation && h.env.info().last_txn_id == txn_before
+                });
+            if unchanged {
+                return self.swap(&gate, &mut w, &tmp);
+            }
+            drop(w);
+            drop(gate);
+            remove_quietly(&tmp);
+            tracing::debug!("cache changed during compaction; copying again");
+        }
+        let gate = self.gate.exclusive()?;
+        let mut w = self.write_handle();
+        let generation = self.gate.generation()?;
+        if w.as_ref().is_none_or(|h| h.generation != generation) {
+            self.reopen(&mut w, generation)?;
+        }
+        let handle = w.as_ref().expect("reopened above");
+        for _ in 0..RETRIES {
+            match self.copy(&handle.env) {
+                Ok(tmp) => return self.swap(&gate, &mut w, &tmp),
+                Err(Fail::Heed(heed::Error::Mdb(MdbError::MapResized))) => {
+                    resize(&handle.env, 0)
+                        .map_err(|e| self.fail("cannot adopt the new cache map size", e.into()))?;
+                }
+                Err(e) => return Err(self.fail("cannot compact the scan cache", e)),
+            }
+        }
+        Err(self.backend("cannot compact the scan cache: the map kept being resized"))
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        self.dir
+            .join(format!("data.mdb.compact-{}.tmp", std::process::id()))
+    }
+
+    /// Removes compaction copies left by processes that died (Linux: by `/proc/<pid>`).
+    fn remove_stale_temp_files(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("data.mdb.compact-"))
+                .and_then(|n| n.strip_suffix(".tmp"))
+            else {
+                continue;
+            };
+            let dead = pid.parse::<u32>().is_ok_and(|pid| {
+                pid == std::process::id()
+                    || (Path::new("/proc/self").exists()
+                        && !Path::new("/proc").join(pid.to_string()).exists())
+            });
+            if dead {
+                remove_quietly(&entry.path());
+            }
+        }
+    }
+
+    /// Writes a compacted copy of the environment to a temp file in the same directory
+    /// and makes it durable.
+    fn copy(&self, env: &Env<WithoutTls>) -> Result<PathBuf, Fail> {
+        let tmp = self.temp_path();
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file: File = options
+            .open(&tmp)
+            .map_err(|e| Error::io("cannot create the compaction file", &tmp, e))?;
+        let copied = env
+            .copy_to_file(&mut file, CompactionOption::Enabled)
+            .map_err(|e| match e {
+                heed::Error::Io(source) => {
+                    Fail::Core(Error::io("cannot write the compaction file", &tmp, source))
+                }
+                e => Fail::Heed(e),
+            })
+            .and_then(|()| {
+                file.sync_all()
+                    .map_err(|e| Fail::Core(Error::io("cannot write the compaction file", &tmp, e)))
+            });
+        if let Err(e) = copied {
+            remove_quietly(&tmp);
+            return Err(e);
+        }
+        Ok(tmp)
+    }
+
+    /// Replaces `data.mdb` with the compacted copy. The caller holds the gate exclusive
+    /// (no process is inside a write) and the handle write guard (no transaction of this
+    /// process is active).
+    ///
+    /// Order matters for crash safety: the generation is bumped first, so from then on
+    /// every process reopens before its next operation; `lock.mdb` is removed next, so
+    /// the first opener of the new file builds a fresh lock file (the old one describes
+    /// transactions of the old file); the rename comes last and is atomic, so an opener
+    /// sees either the old complete file or the new complete file. A crash between any
+    /// two steps leaves a readable cache.
+    fn swap(&self, gate: &ExclusiveGuard<'_>, slot: &mut Option<Handle>, tmp: &Path) -> Result<()> {
+        let generation = self.gate.bump(gate)?;
+        *slot = None;
+        match std::fs::remove_file(&self.lock_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                remove_quietly(tmp);
+                return Err(Error::io("cannot replace", &self.lock_path, e));
+            }
+        }
+        if let Err(e) = std::fs::rename(tmp, &self.data_path) {
+            remove_quietly(tmp);
+            // Reopen the old file so this process stays usable.
+            self.reopen(slot, generation)?;
+            return Err(Error::io("cannot replace", &self.data_path, e));
+        }
+        if let Ok(dir) = File::open(&self.dir) {
+            // Make the rename durable; failure here only weakens durability of the swap.
+            let _ = dir.sync_all();
+        }
+        self.reopen(slot, generation)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_touches() {
+            tracing::debug!("cannot record entry access times: {e}");
+        }
+    }
+}
+
+/// Sets the map size of an open environment; 0 adopts the size recorded in the file.
+fn resize(env: &Env<WithoutTls>, size: usize) -> heed::Result<()> {
+    // SAFETY: LMDB requires that no transaction of this process is active on `env`
+    // while its map is resized. Every transaction in this crate is created under a read
+    // guard of `Store::handle`, and every caller of this function holds the write guard
+    // (or, while opening, is the only user of a brand-new `env`).
+    #[allow(unsafe_code)]
+    unsafe {
+        env.resize(size)
+    }
+}
+
+fn round_up(n: usize, align: usize) -> usize {
+    n.div_ceil(align).saturating_mul(align)
+}
+
+fn remove_quietly(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot remove {}: {e}", path.display());
+    }
+}
+
+/// The current time as unix milliseconds and unix seconds.
+pub(crate) fn now() -> (u64, u32) {
+    let now = SystemTime::now();
+    (value::unix_ms(now), value::unix_s32(now))
+}
+
+fn kind_byte(kind: EntryKind) -> u8 {
+    match kind {
+        EntryKind::Artifact => b'a',
+        EntryKind::Blob => b'b',
+    }
+}
+
+fn kind_of_byte(b: u8) -> Option<EntryKind> {
+    match b {
+        b'a' => Some(EntryKind::Artifact),
+        b'b' => Some(EntryKind::Blob),
+        _ => None,
+    }
+}
+
+fn lru_key(stamp: u32, kind: EntryKind, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(5 + key.len());
+    k.extend_from_slice(&stamp.to_be_bytes());
+    k.push(kind_byte(kind));
+    k.extend_from_slice(key);
+    k
+}
+
+/// The document size of a stored value (what `list` and `stats` report).
+pub(crate) fn doc_len(stored: &[u8]) -> u64 {
+    stored.len().saturating_sub(HEADER_LEN) as u64
+}
+
+/// The running totals: (document bytes, entries).
+pub(crate) fn totals(txn: &RoTxn<'_>, dbs: &Dbs) -> heed::Result<(u64, u64)> {
+    let stored = dbs.meta.get(txn, META_TOTALS)?;
+    let field = |range: std::ops::Range<usize>| {
+        stored
+            .and_then(|v| v.get(range))
+            .and_then(|b| b.first_chunk::<8>().copied())
+            .map_or(0, u64::from_le_bytes)
+    };
+    Ok((field(0..8), field(8..16)))
+}
+
+fn add_totals(txn: &mut RwTxn<'_>, dbs: &Dbs, bytes: i128, entries: i128) -> heed::Result<()> {
+    if bytes == 0 && entries == 0 {
+        return Ok(());
+    }
+    let (b, e) = totals(txn, dbs)?;
+    let apply = |v: u64, d: i128| u64::try_from((i128::from(v) + d).max(0)).unwrap_or(u64::MAX);
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&apply(b, bytes).to_le_bytes());
+    v[8..].copy_from_slice(&apply(e, entries).to_le_bytes());
+    dbs.meta.put(txn, META_TOTALS, &v)
+}
+
+/// What a removed entry was.
+pub(crate) struct Removed {
+    /// Its header; `None` for a value too short to have one.
+    pub(crate) header: Option<Header>,
+    /// Its document size.
+    pub(crate) doc_len: u64,
+}
+
+/// Removes one entry with its index record and totals.
+pub(crate) fn remove_entry(
+    txn: &mut RwTxn<'_>,
+    dbs: &Dbs,
+    kind: EntryKind,
+    key: &[u8],
+) -> heed::Result<Option<Removed>> {
+    let removed = unlink_entry(txn, dbs, kind, key)?;
+    if let Some(old) = &removed {
+        dbs.of(kind).delete(txn, key)?;
+        add_totals(txn, dbs, -i128::from(old.doc_len), -1)?;
+    }
+    Ok(removed)
+}
+
+/// Reads an entry and removes its index record, leaving the value and the totals alone.
+fn unlink_entry(
+    txn: &mut RwTxn<'_>,
+    dbs: &Dbs,
+    kind: EntryKind,
+    key: &[u8],
+) -> heed::Result<Option<Removed>> {
+    let Some(old) = dbs.of(kind).get(txn, key)? else {
+        return Ok(None);
+    };
+    let header = value::decode(old).map(|(h, _)| h);
+    let len = doc_len(old);
+    if let Some(h) = header {
+        dbs.lru.delete(txn, &lru_key(h.accessed_s, kind, key))?;
+    }
+    Ok(Some(Removed {
+        header,
+        doc_len: len,
+    }))
+}
+
+/// Stores one entry (replacing any previous one) with its index record and totals.
+pub(crate) fn put_entry(
+    txn: &mut RwTxn<'_>,
+    dbs: &Dbs,
+    kind: EntryKind,
+    key: &[u8],
+    header: Header,
+    doc: &[u8],
+) -> heed::Result<()> {
+    let old = unlink_entry(txn, dbs, kind, key)?;
+    dbs.of(kind).put(txn, key, &value::encode(header, doc))?;
+    dbs.lru
+        .put(txn, &lru_key(header.accessed_s, kind, key), &[])?;
+    let (old_bytes, old_entries) = old.map_or((0, 0), |o| (i128::from(o.doc_len), 1));
+    add_totals(txn, dbs, doc.len() as i128 - old_bytes, 1 - old_entries)
+}
+
+/// Evicts least recently used entries until the charged size is at most `max`, never
+/// evicting the keys in `keep` (the ones just written). Returns how many were evicted.
+pub(crate) fn evict(
+    txn: &mut RwTxn<'_>,
+    dbs: &Dbs,
+    max: u64,
+    keep: &[(EntryKind, &[u8])],
+) -> heed::Result<u64> {
+    let (bytes, entries) = totals(txn, dbs)?;
+    let charged = bytes.saturating_add(entries.saturating_mul(ENTRY_OVERHEAD));
+    if charged <= max {
+        return Ok(0);
+    }
+    let mut excess = charged - max;
+    let mut victims: Vec<(EntryKind, Vec<u8>)> = Vec::new();
+    for item in dbs.lru.iter(txn)? {
+        let (k, _) = item?;
+        let Some((kind, key)) = k.get(4).and_then(|b| kind_of_byte(*b)).zip(k.get(5..)) else {
+            continue;
+        };
+        if keep.iter().any(|(kk, id)| *kk == kind && *id == key) {
+            continue;
+        }
+        let len = dbs.of(kind).get(txn, key)?.map_or(0, doc_len);
+        victims.push((kind, key.to_vec()));
+        excess = excess.saturating_sub(len + ENTRY_OVERHEAD);
+        if excess == 0 {
+            break;
+        }
+    }
+    let mut evicted = 0;
+    for (kind, key) in victims {
+        if remove_entry(txn, dbs, kind, &key)?.is_some() {
+            evicted += 1;
+        }
+    }
+    Ok(evicted)
+}
+
+/// Writes pending access stamps: each entry that still exists and carries an older
+/// stamp gets the new one, and its index record moves with it.
+fn apply_touches(
+    txn: &mut RwTxn<'_>,
+    dbs: &Dbs,
+    touches: &[(EntryKind, String, u32)],
+) -> heed::Result<()> {
+    for (kind, id, stamp) in touches {
+        let db = dbs.of(*kind);
+        let key = id.as_bytes();
+        let Some(old) = db.get(txn, key)? else {
+            continue;
+        };
+        let Some((header, _)) = value::decode(old) else {
+            continue;
+        };
+        if header.accessed_s >= *stamp {
+            continue;
+        }
+        let mut updated = old.to_vec();
+        value::set_accessed(&mut updated, *stamp);
+        db.put(txn, key, &updated)?;
+        dbs.lru
+            .delete(txn, &lru_key(header.accessed_s, *kind, key))?;
+        dbs.lru.put(txn, &lru_key(*stamp, *kind, key), &[])?;
+    }
+    Ok(())
+}
+
+/// Empties every database (entries, index and totals) in one transaction.
+pub(crate) fn clear_all(txn: &mut RwTxn<'_>, dbs: &Dbs) -> heed::Result<()> {
+    dbs.artifacts.clear(txn)?;
+    dbs.blobs.clear(txn)?;
+    dbs.lru.clear(txn)?;
+    dbs.meta.clear(txn)?;
+    Ok(())
+}
+
+/// Visits up to `limit` entries of one kind with keys after `after`, in key order;
+/// returns the last key visited (to continue from) or `None` at the end.
+pub(crate) fn scan(
+    txn: &RoTxn<'_>,
+    db: &Db,
+    after: Option<&[u8]>,
+    limit: usize,
+    visit: &mut ScanFn<'_>,
+) -> Result<Option<Vec<u8>>, Fail> {
+    let range = (
+        after.map_or(Bound::Unbounded, Bound::Excluded),
+        Bound::Unbounded,
+    );
+    let mut last = None;
+    let mut n = 0;
+    for item in db.range(txn, &range)? {
+        let (k, v) = item?;
+        visit(k, v)?;
+        n += 1;
+        if n >= limit {
+            last = Some(k.to_vec());
+            break;
+        }
+    }
+    Ok(last)
+}
