@@ -16,7 +16,7 @@ use cache_core::{
 use crate::{
     config::FsConfig,
     store::{self, Fail, Store, TOUCH_FLUSH_AT},
-    value::{self, Header},
+    value::{self, Currency, Header},
 };
 
 /// Entries per read transaction when walking the whole cache (`list`, `export`, `gc`).
@@ -116,6 +116,7 @@ impl FsCache {
         let header = Header {
             expires_ms: value::expires_ms(codec::expiry_from_ttl(self.ttl)),
             accessed_s: now_s,
+            currency: Currency::of(kind, &json),
         };
         let key = id.as_str().to_owned();
         let max = self.max_size;
@@ -302,7 +303,7 @@ fn entry_key(kind: EntryKind, key: &[u8]) -> Option<EntryKey> {
 fn is_live_current(kind: EntryKind, stored: Option<&[u8]>, now_ms: u64) -> bool {
     stored
         .and_then(value::decode)
-        .is_some_and(|(h, doc)| !h.is_expired(now_ms) && codec::is_current(kind, doc))
+        .is_some_and(|(h, doc)| !h.is_expired(now_ms) && h.is_current(kind, doc))
 }
 
 /// Which of `keys` (artifact first, then blobs) are missing, in one read transaction.
@@ -607,6 +608,7 @@ impl Cache for FsCache {
                         let header = Header {
                             expires_ms: value::expires_ms(e.expires_at),
                             accessed_s: now_s,
+                            currency: Currency::of(e.key.kind, &e.value),
                         };
                         if header.is_expired(now_ms) {
                             // Storing an already expired entry is the same as having none.
@@ -639,6 +641,7 @@ fn classify(kind: EntryKind, stored: &[u8], now_ms: u64) -> Option<Class> {
     match value::decode(stored) {
         None => Some(Class::Stale),
         Some((h, _)) if h.is_expired(now_ms) => Some(Class::Expired),
+        // gc judges the document itself, whatever the header says.
         Some((_, doc)) if !codec::is_current(kind, doc) => Some(Class::Stale),
         Some(_) => None,
     }

@@ -5,7 +5,9 @@
 //! offset  size  field
 //!      0     8  expires_at: unix milliseconds, little endian; 0 = never
 //!      8     4  accessed_at: unix seconds, little endian (coarse, for LRU eviction)
-//!     12     4  reserved, written as 0
+//!     12     1  currency: 1 = the document is current (`codec::is_current`), 2 = it is
+//!               not, 0 = unknown (judge the document); set once when the value is written
+//!     13     3  reserved, written as 0
 //!     16     …  the document bytes exactly as given (JSON for entries this tool wrote)
 //! ```
 //!
@@ -13,6 +15,8 @@
 //! different layout gets new databases, so old bytes are never misread.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cache_core::{EntryKind, codec};
 
 /// Length of the header in front of every stored document.
 pub(crate) const HEADER_LEN: usize = 16;
@@ -24,12 +28,54 @@ pub(crate) struct Header {
     pub(crate) expires_ms: u64,
     /// Last recorded access in unix seconds.
     pub(crate) accessed_s: u32,
+    /// Whether the document is current, judged once when it was written, so that
+    /// `missing_blobs` never re-parses documents.
+    pub(crate) currency: Currency,
+}
+
+/// What the writer knew about a document's schema version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Currency {
+    /// Not recorded: judge the document itself.
+    Unknown = 0,
+    /// A JSON object with the current `SchemaVersion`.
+    Current = 1,
+    /// Anything else.
+    Stale = 2,
+}
+
+impl Currency {
+    /// Judges a document once, for its header.
+    pub(crate) fn of(kind: EntryKind, doc: &[u8]) -> Currency {
+        if codec::is_current(kind, doc) {
+            Currency::Current
+        } else {
+            Currency::Stale
+        }
+    }
+
+    fn from_byte(b: u8) -> Currency {
+        match b {
+            1 => Currency::Current,
+            2 => Currency::Stale,
+            _ => Currency::Unknown,
+        }
+    }
 }
 
 impl Header {
     /// The expiry as a `SystemTime`, `None` for never.
     pub(crate) fn expires_at(self) -> Option<SystemTime> {
         (self.expires_ms != 0).then(|| UNIX_EPOCH + Duration::from_millis(self.expires_ms))
+    }
+
+    /// True when the document is current, from the header when it says so.
+    pub(crate) fn is_current(self, kind: EntryKind, doc: &[u8]) -> bool {
+        match self.currency {
+            Currency::Current => true,
+            Currency::Stale => false,
+            Currency::Unknown => codec::is_current(kind, doc),
+        }
     }
 
     /// True when the entry has expired at `now_ms`.
@@ -43,7 +89,7 @@ pub(crate) fn encode(header: Header, doc: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + doc.len());
     out.extend_from_slice(&header.expires_ms.to_le_bytes());
     out.extend_from_slice(&header.accessed_s.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&[header.currency as u8, 0, 0, 0]);
     out.extend_from_slice(doc);
     out
 }
@@ -53,10 +99,11 @@ pub(crate) fn encode(header: Header, doc: &[u8]) -> Vec<u8> {
 pub(crate) fn decode(bytes: &[u8]) -> Option<(Header, &[u8])> {
     let (head, doc) = bytes.split_at_checked(HEADER_LEN)?;
     let (expires, rest) = head.split_first_chunk::<8>()?;
-    let (accessed, _reserved) = rest.split_first_chunk::<4>()?;
+    let (accessed, rest) = rest.split_first_chunk::<4>()?;
     let header = Header {
         expires_ms: u64::from_le_bytes(*expires),
         accessed_s: u32::from_le_bytes(*accessed),
+        currency: Currency::from_byte(rest.first().copied().unwrap_or(0)),
     };
     Some((header, doc))
 }
@@ -104,6 +151,7 @@ mod tests {
         let h = Header {
             expires_ms: 1_700_000_000_123,
             accessed_s: 1_700_000_000,
+            currency: Currency::Current,
         };
         let mut v = encode(h, b"{\"SchemaVersion\":2}");
         let (back, doc) = decode(&v).unwrap();
@@ -119,16 +167,37 @@ mod tests {
     }
 
     #[test]
+    fn currency_is_recorded_and_trusted() {
+        let doc = br#"{"SchemaVersion":2}"#;
+        assert_eq!(Currency::of(EntryKind::Blob, doc), Currency::Current);
+        assert_eq!(Currency::of(EntryKind::Artifact, doc), Currency::Stale);
+        for currency in [Currency::Unknown, Currency::Current, Currency::Stale] {
+            let h = Header {
+                expires_ms: 0,
+                accessed_s: 0,
+                currency,
+            };
+            let v = encode(h, doc);
+            let (back, d) = decode(&v).unwrap();
+            assert_eq!(back.currency, currency);
+            let want = currency != Currency::Stale;
+            assert_eq!(back.is_current(EntryKind::Blob, d), want, "{currency:?}");
+        }
+    }
+
+    #[test]
     fn expiry() {
         let never = Header {
             expires_ms: 0,
             accessed_s: 0,
+            currency: Currency::Unknown,
         };
         assert!(!never.is_expired(u64::MAX));
         assert_eq!(never.expires_at(), None);
         let h = Header {
             expires_ms: 1000,
             accessed_s: 0,
+            currency: Currency::Unknown,
         };
         assert!(h.is_expired(1000) && !h.is_expired(999));
         assert_eq!(h.expires_at(), Some(UNIX_EPOCH + Duration::from_secs(1)));

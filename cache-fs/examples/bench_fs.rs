@@ -1,7 +1,7 @@
 //! Benchmark of the LMDB backend against raw heed on the same bytes, in the same run.
 //!
 //! ```text
-//! cargo run --release -p cache-fs --example bench -- [--quick]
+//! cargo run --release -p cache-fs --example bench_fs -- [--quick]   (or cargo xtask bench fs)
 //! ```
 //!
 //! Reports per-operation times (median, min–max over several repetitions after a
@@ -20,7 +20,9 @@ use std::{
 };
 
 use cache_core::{
-    BlobId, BlobInfo, Cache, CacheOptions, codec,
+    BlobId, BlobInfo, Cache, CacheOptions,
+    benchkit::{Figure, Spread},
+    codec,
     testsuite::{artifact_id, blob_id, sample_blob},
 };
 use cache_fs::FsCache;
@@ -150,36 +152,72 @@ fn main() {
         ],
     );
 
-    println!();
-    println!(
-        "{:<22} {:>12} {:>22} {:>12} {:>10} {:>10}",
-        "operation", "median", "min-max", "raw median", "x raw", "x raw+json"
-    );
-    for (name, fs, raw, raw_json) in [
-        ("put_blob (10 KB)", &fs_put, &raw_put, &raw_json_put),
-        ("get_blob (10 KB)", &fs_get, &raw_get, &raw_json_get),
+    let us = |s: &Stat| Spread {
+        median: s.median.as_secs_f64() * 1e6,
+        min: s.min.as_secs_f64() * 1e6,
+        max: s.max.as_secs_f64() * 1e6,
+    };
+    let figures = [
         (
-            "missing_blobs (100)",
-            &fs_missing,
-            &raw_missing,
-            &raw_json_missing,
+            "put_blob 10KB",
+            &fs_put,
+            "raw heed put+commit of the same bytes",
+            &raw_put,
+            Some("<= 2"),
+            Some("each put is one durable LMDB commit"),
         ),
-    ] {
-        println!(
-            "{:<22} {:>12} {:>22} {:>12} {:>10.2} {:>10.2}",
+        (
+            "put_blob 10KB (vs raw incl. JSON encode)",
+            &fs_put,
+            "raw heed put+commit + JSON encode",
+            &raw_json_put,
+            None,
+            None,
+        ),
+        (
+            "get_blob 10KB",
+            &fs_get,
+            "raw heed get + the same JSON decode",
+            &raw_json_get,
+            Some("<= 1.5"),
+            Some("any typed get must decode the document"),
+        ),
+        (
+            "get_blob 10KB (vs raw bytes only)",
+            &fs_get,
+            "raw heed get of the bytes, no decode",
+            &raw_get,
+            None,
+            Some("shows the cost of JSON decoding"),
+        ),
+        (
+            "missing_blobs 100 IDs",
+            &fs_missing,
+            "raw heed get of 100 keys in one txn",
+            &raw_missing,
+            None,
+            Some("currency comes from the value header, not from parsing"),
+        ),
+        (
+            "missing_blobs 100 IDs (vs raw incl. probe)",
+            &fs_missing,
+            "raw heed gets + SchemaVersion parse",
+            &raw_json_missing,
+            None,
+            None,
+        ),
+    ];
+    for (name, ours, base_name, base, target, note) in figures {
+        Figure {
             name,
-            fmt(fs.median),
-            format!("{}-{}", fmt(fs.min), fmt(fs.max)),
-            fmt(raw.median),
-            ratio(fs.median, raw.median),
-            ratio(fs.median, raw_json.median),
-        );
+            unit: "us/op",
+            spread: us(ours),
+            baseline: Some((base_name, us(base))),
+            target,
+            note,
+        }
+        .report();
     }
-    println!(
-        "(raw: heed txn + put/commit or get of the same stored bytes; raw+json: the same \
-         plus serde_json encode/decode of the document — for missing_blobs, the \
-         SchemaVersion probe)"
-    );
 
     // Concurrent readers: one process alone, then two at once, on the same cache.
     println!();
@@ -212,14 +250,17 @@ fn main() {
         let _ = started;
         total
     };
-    let one = run(1);
-    let two = run(2);
-    println!(
-        "{:<22} {:>14} {:>10}",
-        "readers (get_blob)", "ops/s total", "scaling"
-    );
-    println!("{:<22} {:>14.0} {:>10.2}", "1 process", one, 1.0);
-    println!("{:<22} {:>14.0} {:>10.2}", "2 processes", two, two / one);
+    let one = Spread::of((0..3).map(|_| run(1)).collect());
+    let two = Spread::of((0..3).map(|_| run(2)).collect());
+    Figure {
+        name: "get_blob readers: 2 processes",
+        unit: "get/s",
+        spread: two,
+        baseline: Some(("1 process", one)),
+        target: None,
+        note: Some("ratio = scaling; 2.0 is perfect on 2 cores"),
+    }
+    .report();
     drop(cache);
 }
 
@@ -273,19 +314,6 @@ fn measure<const N: usize>(
             max: t[t.len() - 1],
         }
     })
-}
-
-fn fmt(d: Duration) -> String {
-    let ns = d.as_nanos();
-    if ns >= 1_000_000 {
-        format!("{:.2} ms", ns as f64 / 1e6)
-    } else {
-        format!("{:.1} us", ns as f64 / 1e3)
-    }
-}
-
-fn ratio(a: Duration, b: Duration) -> f64 {
-    a.as_secs_f64() / b.as_secs_f64()
 }
 
 /// Plain heed on its own directory: the baseline.
