@@ -46,7 +46,9 @@ pub async fn open(settings: &Settings, g: &GlobalOpts) -> Result<Arc<dyn Cache>>
         }
         BackendSpec::Fs => {
             warn_unused_tls(tls_opts);
-            anyhow::bail!("the fs backend is not built into this version yet")
+            cache_fs::FsCache::open(&settings.cache_dir, &settings.options)
+                .map(|c| Arc::new(c) as Arc<dyn Cache>)
+                .map_err(Into::into)
         }
         BackendSpec::Redis { url } => {
             let config = cache_redis::RedisConfig {

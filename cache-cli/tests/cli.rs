@@ -315,6 +315,97 @@ fn redis_server(tls: Tls) -> Option<RedisServer> {
 }
 
 #[test]
+fn cache_commands_on_fs() {
+    let w = World::new(vec![]);
+    exercise_cache_commands(&w);
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(stats["backend"], "fs");
+    assert!(stats["disk_bytes"].as_u64().unwrap() > 0);
+    assert!(w.cache_dir().join("fanal/data.mdb").is_file());
+}
+
+#[test]
+fn clean_scan_cache_removes_an_fs_cache_that_is_not_a_database() {
+    let w = World::new(vec![]);
+    let fanal = w.cache_dir().join("fanal");
+    fs::create_dir_all(&fanal).unwrap();
+    fs::write(fanal.join("data.mdb"), b"this is not an LMDB file at all").unwrap();
+    w.run(&["cache", "stats"])
+        .code(1)
+        .one_line_error()
+        .err_has("data.mdb");
+    w.run(&["clean", "--scan-cache"])
+        .ok()
+        .err_has("removing its files");
+    assert!(!fanal.exists());
+    w.run(&["cache", "stats"]).ok();
+}
+
+/// Eight processes import into one fs cache at the same time: none waits for a lock held
+/// by another, none fails, and every entry is there afterwards.
+#[test]
+fn concurrent_processes_share_the_fs_cache() {
+    let w = World::new(vec![]);
+    let children: Vec<_> = (0..8u64)
+        .map(|p| {
+            let lines: String = (0..50u64)
+                .map(|i| {
+                    let n = p * 1000 + i;
+                    let doc: Value =
+                        serde_json::from_slice(&codec::encode(&sample_blob(n, 2))).unwrap();
+                    line(EntryKind::Blob, &blob_id(n).to_string(), &doc) + "\n"
+                })
+                .collect();
+            let file = w.dir.path().join(format!("p{p}.ndjson"));
+            fs::write(&file, lines).unwrap();
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_scancache"));
+            cmd.arg("--cache-dir")
+                .arg(w.cache_dir())
+                .args(["cache", "import"])
+                .arg(&file)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(stats["blobs"].as_u64(), Some(400));
+}
+
+#[test]
+fn export_from_fs_imports_into_redis_unchanged() {
+    let Some(server) = redis_server(Tls::Off) else {
+        return;
+    };
+    let fs_world = World::new(vec![]);
+    let (ndjson, _) = sample_ndjson();
+    fs_world
+        .run_with_input(&["cache", "import", "-"], Some(&ndjson))
+        .code(1);
+    let from_fs = fs_world.run(&["cache", "export", "-"]).ok().stdout();
+    let redis = redis_world(&server, 1, Tls::Off);
+    redis
+        .run_with_input(&["cache", "import", "-"], Some(&from_fs))
+        .ok();
+    let from_redis = redis.run(&["cache", "export", "-"]).ok().stdout();
+    let sorted = |s: &str| {
+        let mut v: Vec<String> = s.lines().map(str::to_owned).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&from_fs).len(), 3);
+    assert_eq!(sorted(&from_fs), sorted(&from_redis));
+}
+
+#[test]
 fn cache_commands_on_redis() {
     let Some(server) = redis_server(Tls::Off) else {
         return;

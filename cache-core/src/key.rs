@@ -62,7 +62,7 @@ fn shorten(input: &str) -> String {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -131,7 +131,7 @@ macro_rules! id_type {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
 
@@ -177,7 +177,7 @@ impl EntryKind {
 
 impl fmt::Display for EntryKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -284,6 +284,13 @@ mod tests {
         assert_eq!(back, id);
         let bad: Result<ArtifactId, _> = serde_json::from_str("\"sha256:00\"");
         assert!(bad.unwrap_err().to_string().contains("64 hex digits"));
+    }
+
+    #[test]
+    fn display_honours_width() {
+        assert_eq!(format!("{:<8}|", EntryKind::Blob), "blob    |");
+        let d = Digest::from_sha256([0; 32]);
+        assert_eq!(format!("{d:>72}").len(), 72);
     }
 
     #[test]

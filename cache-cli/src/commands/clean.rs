@@ -6,7 +6,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
-use cache_core::BackendSpec;
+use cache_core::{BackendSpec, Cache};
 
 use crate::{
     backend::{self, Settings},
@@ -48,8 +48,28 @@ async fn clean_scan_cache(settings: &Settings, g: &GlobalOpts) -> Result<()> {
     match settings.spec {
         BackendSpec::Memory => Ok(()), // Nothing outlives a process.
         BackendSpec::Fs => {
-            // Removing the directory works even when the files are not a valid database.
-            remove_entry(&settings.cache_dir.join("fanal"))
+            let fanal = settings.cache_dir.join("fanal");
+            if fs::symlink_metadata(&fanal).is_err() {
+                return Ok(()); // Nothing to clean.
+            }
+            // Clearing through the backend lets processes that have the cache open see it
+            // empty at once and keep working. Files that are not a valid database are
+            // removed instead, so a broken cache never leaves the user stuck.
+            let cleared = match cache_fs::FsCache::open(&settings.cache_dir, &settings.options) {
+                Ok(cache) => {
+                    let r = cache.clear().await;
+                    let _ = cache.close().await;
+                    r
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = cleared {
+                tracing::warn!(
+                    "The scan cache cannot be cleared as a database ({e}); removing its files"
+                );
+                remove_entry(&fanal)?;
+            }
+            Ok(())
         }
         BackendSpec::Redis { .. } => {
             let cache = backend::open(settings, g).await?;
