@@ -342,7 +342,11 @@ impl Store {
     pub(crate) fn fail(&self, action: &'static str, e: Fail) -> Error {
         match e {
             Fail::Core(e) => e,
-            Fail::Heed(heed::Error::Io(source)) => Error::io(action, &self.data_path, source),
+            Fail::Heed(heed::Error::Io(source)) => Error::io(
+                action,
+                &self.data_path,
+                explain_full_disk(&self.data_path, source),
+            ),
             Fail::Heed(e) => self.backend(format!("{action}: {e}")),
             Fail::MapFull(size) => self.backend(format!("{action}: map full at {size} bytes")),
         }
@@ -927,3 +931,23 @@ pub(crate) fn scan(
     }
     Ok(last)
 }
+
+/// LMDB reports a write that ran out of space as `EIO` (a short write) or `ENOSPC`. When
+/// the file system is indeed (nearly) full, say so instead of "Input/output error".
+fn explain_full_disk(path: &Path, source: std::io::Error) -> std::io::Error {
+    const EIO: i32 = 5;
+    const ENOSPC: i32 = 28;
+    if !matches!(source.raw_os_error(), Some(EIO | ENOSPC)) {
+        return source;
+    }
+    match path.parent().map(fs4::available_space) {
+        Some(Ok(free)) if free < FULL_DISK_SLACK => std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            format!("no space left on the file system ({free} bytes free)"),
+        ),
+        _ => source,
+    }
+}
+
+/// Free space below which a failed write is blamed on a full disk.
+const FULL_DISK_SLACK: u64 = 4 << 20;

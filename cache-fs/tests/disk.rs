@@ -1,0 +1,167 @@
+//! Full disks and read-only file systems, on small tmpfs mounts made by the test.
+//!
+//! Mounting needs root (or CAP_SYS_ADMIN), which the development machines and CI have.
+//! Where mounting is refused the tests fail saying so; `SCANCACHE_SKIP_MOUNT_TESTS=1`
+//! turns that into a visible skip.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use cache_core::{
+    BlobId, Cache, CacheOptions,
+    testsuite::{blob_id, sample_blob},
+};
+use cache_fs::{FsCache, FsConfig};
+
+const SKIP_VAR: &str = "SCANCACHE_SKIP_MOUNT_TESTS";
+
+/// A tmpfs of a given size, unmounted on drop.
+struct Tmpfs {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs; `None` (after printing SKIPPED) only when explicitly skipped.
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mnt");
+        std::fs::create_dir(&path).unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            if std::env::var(SKIP_VAR).as_deref() == Ok("1") {
+                eprintln!("SKIPPED: cannot mount a tmpfs ({why}) and {SKIP_VAR}=1 is set");
+                return None;
+            }
+            panic!(
+                "cannot mount a tmpfs for this test ({why}); run the tests as root, or set \
+                 {SKIP_VAR}=1 to skip them"
+            );
+        }
+        Some(Tmpfs { _dir: dir, path })
+    }
+
+    fn remount_read_only(&self) {
+        let ok = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.path)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cannot remount read-only");
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+fn small_map() -> FsConfig {
+    FsConfig {
+        initial_map_size: 1 << 20,
+        ..FsConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn full_disk_is_a_clear_error_and_keeps_committed_entries() {
+    let Some(fs) = Tmpfs::mount("4m") else { return };
+    // Ballast that the test removes later to make room again.
+    let ballast = fs.path().join("ballast");
+    std::fs::write(&ballast, vec![0u8; 1 << 20]).unwrap();
+    let cache = FsCache::open_with(fs.path(), &CacheOptions::default(), &small_map()).unwrap();
+    let mut stored: Vec<BlobId> = Vec::new();
+    let mut failure = None;
+    for n in 0..2_000u64 {
+        match cache.put_blob(&blob_id(n), &sample_blob(n, 60)).await {
+            Ok(()) => stored.push(blob_id(n)),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let err = failure.expect("a 4 MiB file system must fill up");
+    let msg = err.to_string();
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    assert!(
+        msg.contains("No space left on device") || msg.contains("space"),
+        "says why: {msg}"
+    );
+    assert!(
+        stored.len() > 10,
+        "some entries fit before the disk filled up"
+    );
+
+    // Everything acknowledged is intact, in this handle and after reopening.
+    check_all(&cache, &stored).await;
+    cache.close().await.unwrap();
+    drop(cache);
+    let reopened = FsCache::open_with(fs.path(), &CacheOptions::default(), &small_map()).unwrap();
+    check_all(&reopened, &stored).await;
+
+    // Making room on the file system lets writes succeed again. (Deleting entries is no
+    // way out of a full disk: LMDB's copy-on-write needs free pages for a delete too.)
+    std::fs::remove_file(&ballast).unwrap();
+    reopened
+        .put_blob(&blob_id(99_999), &sample_blob(1, 60))
+        .await
+        .unwrap();
+}
+
+async fn check_all(c: &FsCache, stored: &[BlobId]) {
+    for (n, id) in stored.iter().enumerate() {
+        let want = Some(sample_blob(n as u64, 60));
+        assert_eq!(c.get_blob(id).await.unwrap(), want, "{id}");
+    }
+}
+
+#[tokio::test]
+async fn read_only_file_system_is_a_clear_error() {
+    let Some(fs) = Tmpfs::mount("8m") else { return };
+    {
+        let cache = FsCache::open(fs.path(), &CacheOptions::default()).unwrap();
+        cache
+            .put_blob(&blob_id(1), &sample_blob(1, 2))
+            .await
+            .unwrap();
+        cache.close().await.unwrap();
+    }
+    fs.remount_read_only();
+    // Opening may already fail (LMDB needs its lock file); if it opens, writes fail.
+    let msg = match FsCache::open(fs.path(), &CacheOptions::default()) {
+        Err(e) => e.to_string(),
+        Ok(cache) => cache
+            .put_blob(&blob_id(2), &sample_blob(2, 2))
+            .await
+            .expect_err("a write to a read-only file system must fail")
+            .to_string(),
+    };
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    assert!(msg.contains("Read-only file system"), "says why: {msg}");
+    assert!(
+        msg.contains(&fs.path().display().to_string()),
+        "names the path: {msg}"
+    );
+}
