@@ -1,0 +1,203 @@
+//! The analysers: which layer files each reads, and how one layer's files become the
+//! OS, repository and package parts of its [`BlobInfo`].
+
+mod apk;
+mod dpkg;
+mod os;
+
+use std::collections::{BTreeMap, HashMap};
+
+use cache_core::{BlobInfo, Package, PackageInfo};
+
+pub(crate) use os::OsFiles;
+
+/// Every analyser's name and version. Bump a version whenever its output for the same
+/// input changes: the versions feed `calc_key`, so old cached results are not reused.
+pub const ANALYSERS: [(&str, u32); 4] =
+    [("apk", 1), ("apk-repo", 1), ("dpkg", 1), ("os-release", 1)];
+
+/// Largest OS-release or repositories file read; larger ones are ignored with a warning.
+pub(crate) const MAX_SMALL_FILE: u64 = 64 << 10;
+
+/// A file some analyser reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    EtcOsRelease,
+    UsrOsRelease,
+    AlpineRelease,
+    DebianVersion,
+    ApkRepositories,
+    Dpkg,
+    Apk,
+}
+
+impl Target {
+    /// The target for a cleaned path inside a layer, if any analyser wants it.
+    pub(crate) fn of(path: &str) -> Option<Target> {
+        Some(match path {
+            "etc/os-release" => Target::EtcOsRelease,
+            "usr/lib/os-release" => Target::UsrOsRelease,
+            "etc/alpine-release" => Target::AlpineRelease,
+            "etc/debian_version" => Target::DebianVersion,
+            "etc/apk/repositories" => Target::ApkRepositories,
+            "var/lib/dpkg/status" => Target::Dpkg,
+            "lib/apk/db/installed" => Target::Apk,
+            _ => {
+                let file = path.strip_prefix("var/lib/dpkg/status.d/")?;
+                if file.contains('/') || file.ends_with(".md5sums") {
+                    return None;
+                }
+                Target::Dpkg
+            }
+        })
+    }
+
+    /// True for package databases, which are capped by the DB size option (a larger one
+    /// is an error); other files are small and ignored past [`MAX_SMALL_FILE`].
+    pub(crate) fn is_package_db(self) -> bool {
+        matches!(self, Target::Dpkg | Target::Apk)
+    }
+}
+
+/// One parsed package with its dependency and provides names, before resolution.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    pub(crate) package: Package,
+    pub(crate) depends: Vec<String>,
+    pub(crate) provides: Vec<String>,
+}
+
+/// Fills each package's `DependsOn` with the IDs of the packages in `parsed` that
+/// satisfy its dependencies, by name or through what they provide; sorted, without
+/// duplicates or the package itself.
+pub(crate) fn resolve_depends(parsed: &mut [Parsed]) {
+    let mut by_name: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut by_provides: HashMap<&str, Vec<String>> = HashMap::new();
+    for p in parsed.iter() {
+        by_name
+            .entry(p.package.name.as_str())
+            .or_default()
+            .push(p.package.id.clone());
+        for name in &p.provides {
+            by_provides
+                .entry(name.as_str())
+                .or_default()
+                .push(p.package.id.clone());
+        }
+    }
+    let resolved: Vec<Vec<String>> = parsed
+        .iter()
+        .map(|p| {
+            let mut ids: Vec<String> = p
+                .depends
+                .iter()
+                .filter_map(|d| {
+                    by_name
+                        .get(d.as_str())
+                        .or_else(|| by_provides.get(d.as_str()))
+                })
+                .flatten()
+                .filter(|id| **id != p.package.id)
+                .cloned()
+                .collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        })
+        .collect();
+    for (p, ids) in parsed.iter_mut().zip(resolved) {
+        p.package.depends_on = ids;
+    }
+}
+
+/// Gathers what the analysers find in one layer.
+#[derive(Debug, Default)]
+pub(crate) struct Collector {
+    os: OsFiles,
+    repositories: Option<String>,
+    dpkg: BTreeMap<String, Vec<Parsed>>,
+    apk: BTreeMap<String, Vec<Parsed>>,
+}
+
+impl Collector {
+    /// Takes in one wanted file's content.
+    pub(crate) fn add(&mut self, target: Target, path: &str, data: &[u8]) {
+        let text = String::from_utf8_lossy(data).into_owned();
+        match target {
+            Target::EtcOsRelease => self.os.etc_os_release = Some(text),
+            Target::UsrOsRelease => self.os.usr_os_release = Some(text),
+            Target::AlpineRelease => self.os.alpine_release = Some(text),
+            Target::DebianVersion => self.os.debian_version = Some(text),
+            Target::ApkRepositories => self.repositories = Some(text),
+            Target::Dpkg => {
+                self.dpkg.insert(path.to_owned(), dpkg::parse(&text));
+            }
+            Target::Apk => {
+                self.apk.insert(path.to_owned(), apk::parse(&text));
+            }
+        }
+    }
+
+    /// Writes the findings into `blob`: OS, repository and one [`PackageInfo`] per
+    /// database file, sorted by path, packages sorted by name and ID.
+    pub(crate) fn finish(self, blob: &mut BlobInfo) {
+        blob.os = self.os.detect();
+        blob.repository = self.repositories.as_deref().and_then(os::apk_repository);
+        let mut infos = Vec::new();
+        // dpkg dependencies resolve across every dpkg database of the layer
+        // (`status` and `status.d/*` describe one installation).
+        for dbs in [self.dpkg, self.apk] {
+            let mut all: Vec<(String, Parsed)> = dbs
+                .into_iter()
+                .flat_map(|(path, parsed)| parsed.into_iter().map(move |p| (path.clone(), p)))
+                .collect();
+            let (paths, mut parsed): (Vec<String>, Vec<Parsed>) = all.drain(..).unzip();
+            resolve_depends(&mut parsed);
+            let mut by_path: BTreeMap<String, Vec<Package>> = BTreeMap::new();
+            for (path, p) in paths.into_iter().zip(parsed) {
+                by_path.entry(path).or_default().push(p.package);
+            }
+            for (path, mut packages) in by_path {
+                packages.sort_by(|a, b| (&a.name, &a.id, &a.arch).cmp(&(&b.name, &b.id, &b.arch)));
+                infos.push(PackageInfo {
+                    file_path: path,
+                    packages,
+                    ..PackageInfo::default()
+                });
+            }
+        }
+        infos.sort_by(|a, b| a.file_path.cmp(&b.file_path));
+        blob.package_infos = infos;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        for (path, want) in [
+            ("etc/os-release", Some(Target::EtcOsRelease)),
+            ("var/lib/dpkg/status", Some(Target::Dpkg)),
+            ("var/lib/dpkg/status.d/base", Some(Target::Dpkg)),
+            ("var/lib/dpkg/status.d/base.md5sums", None),
+            ("var/lib/dpkg/status.d/x/y", None),
+            ("var/lib/dpkg/status-old", None),
+            ("lib/apk/db/installed", Some(Target::Apk)),
+            ("usr/lib/os-release", Some(Target::UsrOsRelease)),
+            ("etc/passwd", None),
+        ] {
+            assert_eq!(Target::of(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn analyser_names_are_unique_and_sorted() {
+        let names: Vec<&str> = ANALYSERS.iter().map(|(n, _)| *n).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+    }
+}

@@ -1,0 +1,508 @@
+//! Reading one layer in a single streaming pass: the stored bytes are hashed (blob
+//! digest), decompressed, hashed again (diffID), walked as tar and fed to the analysers,
+//! all at once, so nothing larger than a package database is ever held in memory.
+
+use std::{
+    collections::BTreeSet,
+    fmt,
+    io::{self, BufRead, BufReader, Read},
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use cache_core::{BlobInfo, Digest};
+use sha2::{Digest as _, Sha256};
+
+use crate::{
+    LayerWork, Progress,
+    analyser::{Collector, MAX_SMALL_FILE, Target},
+    error::{Result, ScanError},
+    image::LayerRef,
+    tarfmt::{self, Kind, Streaming, TarError, TarReader},
+};
+
+/// Buffer between the archive file and the decompressor.
+const READ_BUFFER: usize = 256 << 10;
+/// Buffer between the decompressor and the tar reader.
+const TAR_BUFFER: usize = 64 << 10;
+
+/// How a stream is compressed, judged by its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    Plain,
+    Gzip,
+    Zstd,
+    Unsupported(&'static str),
+}
+
+impl Format {
+    /// Detects the format from magic bytes; anything unrecognised is taken as plain tar
+    /// (the tar reader then judges it).
+    pub(crate) fn sniff(magic: &[u8]) -> Format {
+        if magic.starts_with(&[0x1f, 0x8b]) {
+            Format::Gzip
+        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Format::Zstd
+        } else if magic.starts_with(b"BZh") {
+            Format::Unsupported("bzip2")
+        } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            Format::Unsupported("xz")
+        } else {
+            Format::Plain
+        }
+    }
+
+    /// The format a layer media type declares, if it declares one.
+    fn from_media_type(media_type: &str) -> Option<Format> {
+        let m = media_type.to_ascii_lowercase();
+        if m.ends_with("+gzip") || m.ends_with(".gzip") {
+            Some(Format::Gzip)
+        } else if m.ends_with("+zstd") || m.ends_with(".zstd") {
+            Some(Format::Zstd)
+        } else if m.ends_with(".tar") {
+            Some(Format::Plain)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Plain => "tar",
+            Format::Gzip => "gzip",
+            Format::Zstd => "zstd",
+            Format::Unsupported(name) => name,
+        }
+    }
+}
+
+/// One layer to read, and why.
+#[derive(Clone, Debug)]
+pub(crate) struct LayerTask {
+    pub(crate) layer: LayerRef,
+    pub(crate) work: LayerWork,
+}
+
+/// What every layer read of one scan shares.
+pub(crate) struct Shared {
+    pub(crate) archive: PathBuf,
+    pub(crate) max_db_size: u64,
+    pub(crate) max_layer_size: u64,
+    pub(crate) progress: Option<Arc<dyn Progress>>,
+    /// Set when another layer failed: reads stop at their next buffer.
+    pub(crate) cancel: AtomicBool,
+}
+
+/// A failure inside the reader stack, carried through `io::Error` and told apart again
+/// by [`LayerReader::error`].
+#[derive(Debug)]
+enum Fault {
+    Cancelled,
+    Read(io::Error),
+    Decode(String),
+    TooLarge,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Cancelled => f.write_str("cancelled"),
+            Fault::Read(e) => write!(f, "{e}"),
+            Fault::Decode(e) => f.write_str(e),
+            Fault::TooLarge => f.write_str("layer too large"),
+        }
+    }
+}
+
+impl std::error::Error for Fault {}
+
+fn is_fault(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Fault>())
+}
+
+/// The stored bytes: counted, reported as progress, optionally hashed, cancellable.
+struct Source<'a, R> {
+    inner: R,
+    hasher: Option<Sha256>,
+    shared: &'a Shared,
+}
+
+impl<R: Read> Read for Source<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.shared.cancel.load(Ordering::Relaxed) {
+            return Err(io::Error::other(Fault::Cancelled));
+        }
+        let n = self.inner.read(buf).map_err(|e| {
+            if is_fault(&e) {
+                e
+            } else {
+                io::Error::other(Fault::Read(e))
+            }
+        })?;
+        let chunk = buf.get(..n).unwrap_or_default();
+        if let Some(h) = &mut self.hasher {
+            h.update(chunk);
+        }
+        if let Some(p) = &self.shared.progress {
+            p.bytes_read(n as u64);
+        }
+        Ok(n)
+    }
+}
+
+/// The decompressor chosen for a layer.
+enum Decoder<R: BufRead> {
+    Plain(R),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<R>>),
+    Zstd(zstd::stream::read::Decoder<'static, R>),
+}
+
+impl<R: BufRead> Decoder<R> {
+    fn into_inner(self) -> R {
+        match self {
+            Decoder::Plain(r) => r,
+            Decoder::Gzip(d) => d.into_inner(),
+            Decoder::Zstd(d) => d.finish(),
+        }
+    }
+}
+
+impl<R: BufRead> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let result = match self {
+            Decoder::Plain(r) => return r.read(buf),
+            Decoder::Gzip(d) => d.read(buf),
+            Decoder::Zstd(d) => d.read(buf),
+        };
+        result.map_err(|e| {
+            if is_fault(&e) {
+                e
+            } else {
+                io::Error::other(Fault::Decode(e.to_string()))
+            }
+        })
+    }
+}
+
+/// The uncompressed bytes: hashed (diffID), counted and capped.
+struct Uncompressed<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Uncompressed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        if self.bytes > self.limit {
+            return Err(io::Error::other(Fault::TooLarge));
+        }
+        self.hasher.update(buf.get(..n).unwrap_or_default());
+        Ok(n)
+    }
+}
+
+/// Reads one layer from `input` (its stored bytes), verifying its digests, and returns
+/// its analysis (`None` for [`LayerWork::Verify`]).
+pub(crate) fn read_layer<R: Read>(
+    task: &LayerTask,
+    input: R,
+    shared: &Shared,
+) -> Result<Option<BlobInfo>> {
+    if let Some(p) = &shared.progress {
+        p.layer_started(task.layer.diff_id.as_str(), task.work);
+    }
+    let reader = LayerReader { task, shared };
+    let blob = reader.run(input)?;
+    if let Some(p) = &shared.progress {
+        p.layer_finished(task.layer.diff_id.as_str(), task.work);
+    }
+    Ok(blob)
+}
+
+struct LayerReader<'a> {
+    task: &'a LayerTask,
+    shared: &'a Shared,
+}
+
+impl LayerReader<'_> {
+    fn run<R: Read>(&self, input: R) -> Result<Option<BlobInfo>> {
+        let layer = &self.task.layer;
+        let source = Source {
+            inner: input,
+            hasher: layer.blob_digest.as_ref().map(|_| Sha256::new()),
+            shared: self.shared,
+        };
+        let mut buffered = BufReader::with_capacity(READ_BUFFER, source);
+        let format = Format::sniff(
+            buffered
+                .fill_buf()
+                .map_err(|e| self.error(e, Format::Plain))?,
+        );
+        if let Some(declared) = layer
+            .media_type
+            .as_deref()
+            .and_then(Format::from_media_type)
+            && declared != format
+        {
+            tracing::warn!(
+                layer = %layer.diff_id,
+                media_type = layer.media_type.as_deref().unwrap_or_default(),
+                content = format.name(),
+                "layer media type disagrees with its content; reading it as its content"
+            );
+        }
+        // An uncompressed blob whose digest is its diffID needs hashing only once.
+        if format == Format::Plain && layer.blob_digest.as_ref() == Some(&layer.diff_id) {
+            buffered.get_mut().hasher = None;
+        }
+        let decoder = match format {
+            Format::Plain => Decoder::Plain(buffered),
+            Format::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(buffered))),
+            Format::Zstd => Decoder::Zstd(
+                zstd::stream::read::Decoder::with_buffer(buffered)
+                    .map_err(|e| self.decompress(format, e.to_string()))?,
+            ),
+            Format::Unsupported(name) => {
+                return Err(self.decompress(format, format!("{name} compression is not supported")));
+            }
+        };
+        let uncompressed = Uncompressed {
+            inner: decoder,
+            hasher: Sha256::new(),
+            bytes: 0,
+            limit: self.shared.max_layer_size,
+        };
+        let mut tar = TarReader::new(Streaming(BufReader::with_capacity(
+            TAR_BUFFER,
+            uncompressed,
+        )));
+        let mut blob = BlobInfo {
+            schema_version: BlobInfo::SCHEMA_VERSION,
+            ..BlobInfo::default()
+        };
+        // A malformed tar stream is reported only if nothing more basic is wrong: the
+        // rest is still read so that a corrupt compressed stream or a digest mismatch,
+        // the likelier causes, are named instead.
+        let (collector, tar_error) = match self.walk(&mut tar, &mut blob, format) {
+            Ok(collector) => (Some(collector), None),
+            Err(e @ ScanError::LayerFormat { .. }) => (None, Some(e)),
+            Err(e) => return Err(e),
+        };
+
+        // Read whatever follows the end-of-archive marker, so both digests cover the
+        // whole stream.
+        let Streaming(mut rest) = tar.into_inner();
+        let drained = io::copy(&mut rest, &mut io::sink()).map_err(|e| self.error(e, format));
+        let uncompressed = rest.into_inner();
+        let mut stored = uncompressed.inner.into_inner();
+        let drained = drained.and_then(|_| {
+            io::copy(&mut stored, &mut io::sink()).map_err(|e| self.error(e, format))
+        });
+        match drained {
+            Err(ScanError::LayerFormat { .. }) if tar_error.is_some() => {}
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        let diff_id = Digest::from_sha256(uncompressed.hasher.finalize().into());
+        let blob_digest = stored
+            .into_inner()
+            .hasher
+            .map(|h| Digest::from_sha256(h.finalize().into()));
+
+        if let Some(expected) = &layer.blob_digest {
+            let actual = blob_digest.as_ref().unwrap_or(&diff_id);
+            if actual != expected {
+                return Err(ScanError::DigestMismatch {
+                    what: "blob",
+                    name: layer.name.clone(),
+                    expected: expected.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+        }
+        if diff_id != layer.diff_id {
+            return Err(ScanError::DigestMismatch {
+                what: "layer",
+                name: layer.name.clone(),
+                expected: layer.diff_id.to_string(),
+                actual: diff_id.to_string(),
+            });
+        }
+        if let Some(e) = tar_error {
+            return Err(e);
+        }
+        let Some(collector) = collector else {
+            return Err(ScanError::Internal(
+                "layer walk ended without a result".into(),
+            ));
+        };
+        if self.task.work == LayerWork::Verify {
+            return Ok(None);
+        }
+        blob.size = i64::try_from(uncompressed.bytes).unwrap_or(i64::MAX);
+        blob.digest = layer
+            .blob_digest
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        blob.diff_id = layer.diff_id.to_string();
+        blob.created_by.clone_from(&layer.created_by);
+        collector.finish(&mut blob);
+        Ok(Some(blob))
+    }
+
+    /// Walks the layer's entries: records whiteouts and hands wanted files to the
+    /// analysers.
+    fn walk<R: tarfmt::Skip>(
+        &self,
+        tar: &mut TarReader<R>,
+        blob: &mut BlobInfo,
+        format: Format,
+    ) -> Result<Collector> {
+        let analyse = self.task.work == LayerWork::Analyse;
+        let mut collector = Collector::default();
+        let mut whiteouts = BTreeSet::new();
+        let mut opaque = BTreeSet::new();
+        loop {
+            let entry = match tar.next_entry() {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                Err(TarError::Io(e)) => return Err(self.error(e, format)),
+                Err(e) => return Err(self.format_error(e.describe())),
+            };
+            let Some(path) = tarfmt::clean_path(&entry.path) else {
+                tracing::debug!(layer = %self.task.layer.diff_id, name = %entry.path, "ignoring entry with an unsafe name");
+                continue;
+            };
+            let (dir, file) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+            if file == ".wh..wh..opq" {
+                opaque.insert(format!("{dir}/"));
+                continue;
+            }
+            if let Some(deleted) = file.strip_prefix(".wh.") {
+                // `.wh..wh.*` other than the opaque marker are aufs internals.
+                if !deleted.starts_with(".wh.") && !deleted.is_empty() {
+                    whiteouts.insert(if dir.is_empty() {
+                        deleted.to_owned()
+                    } else {
+                        format!("{dir}/{deleted}")
+                    });
+                }
+                continue;
+            }
+            if !analyse {
+                continue;
+            }
+            let Some(target) = Target::of(&path) else {
+                continue;
+            };
+            if entry.kind != Kind::File {
+                tracing::debug!(layer = %self.task.layer.diff_id, path, kind = ?entry.kind, "not following a link or non-file in place of an analysed file");
+                continue;
+            }
+            if target.is_package_db() {
+                if entry.size > self.shared.max_db_size {
+                    return Err(ScanError::PackageDbTooLarge {
+                        layer: self.task.layer.diff_id.to_string(),
+                        path,
+                        size: entry.size,
+                        limit: self.shared.max_db_size,
+                    });
+                }
+            } else if entry.size > MAX_SMALL_FILE {
+                tracing::warn!(layer = %self.task.layer.diff_id, path, size = entry.size, "ignoring an oversized OS file");
+                continue;
+            }
+            let mut data =
+                Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0).min(1 << 20));
+            tar.data()
+                .read_to_end(&mut data)
+                .map_err(|e| self.error(e, format))?;
+            collector.add(target, &path, &data);
+        }
+        blob.whiteout_files = whiteouts.into_iter().collect();
+        blob.opaque_dirs = opaque.into_iter().collect();
+        Ok(collector)
+    }
+
+    /// Turns an error from the reader stack into the scan error it stands for.
+    fn error(&self, e: io::Error, format: Format) -> ScanError {
+        if !is_fault(&e) {
+            return self.format_error(e.to_string());
+        }
+        let fault = e
+            .into_inner()
+            .and_then(|inner| inner.downcast::<Fault>().ok());
+        match fault.map(|f| *f) {
+            Some(Fault::Cancelled) => {
+                ScanError::Internal("cancelled after another layer failed".into())
+            }
+            Some(Fault::Read(e)) => ScanError::io("read", self.shared.archive.clone(), e),
+            Some(Fault::Decode(reason)) => self.decompress(format, reason),
+            Some(Fault::TooLarge) => ScanError::LayerTooLarge {
+                layer: self.task.layer.diff_id.to_string(),
+                name: self.task.layer.name.clone(),
+                limit: self.shared.max_layer_size,
+            },
+            None => ScanError::Internal("unrecognised reader failure".into()),
+        }
+    }
+
+    fn decompress(&self, format: Format, reason: String) -> ScanError {
+        ScanError::Decompress {
+            layer: self.task.layer.diff_id.to_string(),
+            name: self.task.layer.name.clone(),
+            format: format.name(),
+            reason,
+        }
+    }
+
+    fn format_error(&self, reason: String) -> ScanError {
+        ScanError::LayerFormat {
+            layer: self.task.layer.diff_id.to_string(),
+            name: self.task.layer.name.clone(),
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(Format::sniff(&[0x1f, 0x8b, 8]), Format::Gzip);
+        assert_eq!(Format::sniff(&[0x28, 0xb5, 0x2f, 0xfd]), Format::Zstd);
+        assert_eq!(Format::sniff(b"BZh91"), Format::Unsupported("bzip2"));
+        assert_eq!(Format::sniff(b"etc/"), Format::Plain);
+        assert_eq!(Format::sniff(b""), Format::Plain);
+        for (mt, want) in [
+            (
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                Some(Format::Gzip),
+            ),
+            (
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                Some(Format::Gzip),
+            ),
+            (
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+                Some(Format::Zstd),
+            ),
+            (
+                "application/vnd.oci.image.layer.v1.tar",
+                Some(Format::Plain),
+            ),
+            ("application/octet-stream", None),
+        ] {
+            assert_eq!(Format::from_media_type(mt), want, "{mt}");
+        }
+    }
+}

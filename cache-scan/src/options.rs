@@ -1,0 +1,106 @@
+//! [`ScanOptions`] and the [`Progress`] hook.
+
+use std::{fmt, num::NonZeroUsize, sync::Arc};
+
+/// Default cap on one package database file: 256 MiB.
+pub const DEFAULT_MAX_DB_SIZE: u64 = 256 << 20;
+
+/// Default cap on one layer's uncompressed size: 64 GiB.
+pub const DEFAULT_MAX_LAYER_SIZE: u64 = 64 << 30;
+
+/// How to scan. `ScanOptions::default()` is what `scancache image` uses without flags.
+#[derive(Clone)]
+pub struct ScanOptions {
+    /// Picks one image of a multi-image archive by tag (`debian:12`, `docker.io/library/
+    /// debian:12`, `debian` meaning `debian:latest`) or by image ID (`sha256:…`, or a
+    /// prefix of at least 12 hex digits). `None` scans the first image.
+    pub image: Option<String>,
+    /// Hashes every layer, also those whose result is cached, and fails on a mismatch.
+    /// For archives from untrusted sources; costs a full read of the archive.
+    pub verify_layers: bool,
+    /// Largest package database file accepted, in bytes; a larger one is an error. Part of
+    /// the cache key, since it changes which images analyse successfully.
+    pub max_db_size: u64,
+    /// Largest uncompressed layer accepted, in bytes; reading stops with an error past it.
+    /// Memory use does not depend on it (layers are streamed); it bounds the time a
+    /// decompression bomb can waste.
+    pub max_layer_size: u64,
+    /// How many layers are analysed at once; `None` means one per core. Never more than
+    /// the number of cores.
+    pub parallelism: Option<NonZeroUsize>,
+    /// Receives progress while layers are read; `None` for none.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            image: None,
+            verify_layers: false,
+            max_db_size: DEFAULT_MAX_DB_SIZE,
+            max_layer_size: DEFAULT_MAX_LAYER_SIZE,
+            parallelism: None,
+            progress: None,
+        }
+    }
+}
+
+impl fmt::Debug for ScanOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScanOptions")
+            .field("image", &self.image)
+            .field("verify_layers", &self.verify_layers)
+            .field("max_db_size", &self.max_db_size)
+            .field("max_layer_size", &self.max_layer_size)
+            .field("parallelism", &self.parallelism)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+impl ScanOptions {
+    /// The number of layers read at once: the requested parallelism bounded by the cores.
+    pub fn effective_parallelism(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        self.parallelism.map_or(cores, |p| p.get().min(cores))
+    }
+}
+
+/// Why a layer is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerWork {
+    /// Its result is not cached: it is analysed (and verified).
+    Analyse,
+    /// Its result is cached and `verify_layers` is set: it is only hashed.
+    Verify,
+}
+
+/// Receives scan progress, e.g. to drive a progress bar. Every method has an empty
+/// default. Methods are called from worker threads, several at once; keep them cheap.
+///
+/// The library itself never prints.
+pub trait Progress: Send + Sync {
+    /// Called once before any layer is read: how many layers will be read, and how many
+    /// bytes of the archive that is (compressed sizes, as stored; 0 when unknown).
+    fn start(&self, layers: usize, bytes: u64) {
+        let _ = (layers, bytes);
+    }
+
+    /// Called when reading a layer begins.
+    fn layer_started(&self, diff_id: &str, work: LayerWork) {
+        let _ = (diff_id, work);
+    }
+
+    /// Called as archive bytes are read, with the number of new bytes.
+    fn bytes_read(&self, bytes: u64) {
+        let _ = bytes;
+    }
+
+    /// Called when a layer has been read and verified.
+    fn layer_finished(&self, diff_id: &str, work: LayerWork) {
+        let _ = (diff_id, work);
+    }
+
+    /// Called once when no more layers will be read (also after an error).
+    fn finish(&self) {}
+}

@@ -1,0 +1,544 @@
+//! The scan flow through the cache: what is analysed, reused, verified and stored.
+
+use std::{num::NonZeroUsize, sync::atomic::Ordering};
+
+use cache_core::Cache;
+use cache_scan::{
+    LayerWork, ScanOptions,
+    fixtures::{
+        Compression, ImageBuilder, LayerBuilder, docker_save, docker_save_oci, oci_archive,
+    },
+};
+
+use crate::{
+    formats::{EXPECTED, OS_RELEASE, stanza, test_image},
+    util::{entries, mem, packages, scan_bytes, scan_ok, with_progress, without_counts, write},
+};
+
+fn base_layer() -> LayerBuilder {
+    LayerBuilder::new()
+        .file("etc/os-release", OS_RELEASE)
+        .file("etc/debian_version", "12.11\n")
+        .file("var/lib/dpkg/status", stanza("base", "1-1", ""))
+}
+
+fn app(tag: &str, extra: &str) -> ImageBuilder {
+    let status = format!(
+        "{}{}",
+        stanza("base", "1-1", ""),
+        stanza(extra, "2-1", "base")
+    );
+    ImageBuilder::new(&[tag])
+        .layer(&base_layer(), Compression::Gzip, "ADD base")
+        .layer(
+            &LayerBuilder::new().file("var/lib/dpkg/status", status),
+            Compression::Gzip,
+            &format!("RUN install {extra}"),
+        )
+}
+
+#[tokio::test]
+async fn shared_base_layer_is_analysed_once() {
+    let cache = mem();
+    let a = app("app:a", "pkg-a");
+    let b = app("app:b", "pkg-b");
+    let ra = scan_bytes(&oci_archive(&[&a]), &cache, &ScanOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((ra.layers.analysed, ra.layers.cached), (2, 0));
+    let rb = scan_bytes(&oci_archive(&[&b]), &cache, &ScanOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((rb.layers.analysed, rb.layers.cached), (1, 1));
+    assert_eq!(packages(&rb), ["base@1-1<-0", "pkg-b@2-1<-1"]);
+    assert_eq!(entries(&cache).await, (2, 3));
+    let again = scan_bytes(&oci_archive(&[&b]), &cache, &ScanOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((again.layers.analysed, again.layers.cached), (0, 2));
+}
+
+#[tokio::test]
+async fn multi_image_archives_pick_by_tag_or_id() {
+    let a = app("sample/app-a:1.0", "pkg-a");
+    let b = app("sample/app-b:1.0", "pkg-b");
+    for (what, archive) in [
+        ("classic", docker_save(&[&a, &b])),
+        ("docker >= 25", docker_save_oci(&[&a, &b])),
+        ("oci", oci_archive(&[&a, &b])),
+    ] {
+        let (_dir, path) = write("multi.tar", &archive);
+        let cache = mem();
+        let first = scan_ok(&path, &cache, &ScanOptions::default()).await;
+        assert_eq!(first.repo_tags, ["sample/app-a:1.0"], "{what}");
+        for (reference, counts) in [
+            ("sample/app-b:1.0", (1, 1)),
+            ("docker.io/sample/app-b:1.0", (0, 2)),
+        ] {
+            let options = ScanOptions {
+                image: Some(reference.into()),
+                ..ScanOptions::default()
+            };
+            let second = scan_ok(&path, &cache, &options).await;
+            assert!(
+                second
+                    .repo_tags
+                    .iter()
+                    .any(|t| t.ends_with("sample/app-b:1.0")),
+                "{what}: {:?}",
+                second.repo_tags
+            );
+            assert_eq!(
+                (second.layers.analysed, second.layers.cached),
+                counts,
+                "{what}"
+            );
+            assert_eq!(packages(&second), ["base@1-1<-0", "pkg-b@2-1<-1"], "{what}");
+        }
+        let options = ScanOptions {
+            image: Some("sample/app-c:1.0".into()),
+            ..ScanOptions::default()
+        };
+        let err = cache_scan::scan(&path, &cache, &options).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            matches!(err, cache_scan::ScanError::ImageNotFound { .. }),
+            "{what}: {msg}"
+        );
+        assert!(
+            msg.contains("sample/app-c:1.0") && msg.contains("sample/app-a:1.0"),
+            "{what}: {msg}"
+        );
+    }
+    // By image ID (the config digest, or a prefix of 12+ hex digits) in every layout.
+    let id = b.image_id();
+    for archive in [
+        docker_save(&[&a, &b]),
+        docker_save_oci(&[&a, &b]),
+        oci_archive(&[&a, &b]),
+    ] {
+        let (_dir, path) = write("multi.tar", &archive);
+        for reference in [
+            id.clone(),
+            id["sha256:".len().."sha256:".len() + 12].to_string(),
+        ] {
+            let options = ScanOptions {
+                image: Some(reference),
+                ..ScanOptions::default()
+            };
+            let r = scan_ok(&path, &mem(), &options).await;
+            assert_eq!(r.image_id, id);
+        }
+    }
+}
+
+#[tokio::test]
+async fn warm_scan_reads_no_layer_bytes() {
+    // Prove it: after a cold scan, overwrite every layer's bytes in the archive file
+    // with garbage (same size). A warm scan still succeeds, reading nothing.
+    let image = test_image(Compression::None);
+    let archive = docker_save(&[&image]);
+    let (_dir, path) = write("img.tar", &archive);
+    let cache = mem();
+    let cold = scan_ok(&path, &cache, &ScanOptions::default()).await;
+    let mut garbage = archive.clone();
+    for layer in &image.layers {
+        let at = garbage
+            .windows(layer.blob.len())
+            .position(|w| w == layer.blob.as_slice())
+            .unwrap();
+        garbage[at..at + layer.blob.len()].fill(0xAA);
+    }
+    std::fs::write(&path, &garbage).unwrap();
+    let (options, progress) = with_progress(ScanOptions::default());
+    let warm = scan_ok(&path, &cache, &options).await;
+    assert_eq!(without_counts(&cold), without_counts(&warm));
+    assert_eq!(progress.bytes.load(Ordering::SeqCst), 0);
+    assert_eq!(progress.layers.load(Ordering::SeqCst), 0);
+
+    // verify_layers reads them, and catches the tampering.
+    let options = ScanOptions {
+        verify_layers: true,
+        ..ScanOptions::default()
+    };
+    let err = cache_scan::scan(&path, &cache, &options).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            cache_scan::ScanError::LayerFormat { .. }
+                | cache_scan::ScanError::DigestMismatch { .. }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn verify_layers_hashes_cached_layers() {
+    let cache = mem();
+    let archive = oci_archive(&[&test_image(Compression::Gzip)]);
+    scan_bytes(&archive, &cache, &ScanOptions::default())
+        .await
+        .unwrap();
+    let (options, progress) = with_progress(ScanOptions {
+        verify_layers: true,
+        ..ScanOptions::default()
+    });
+    let r = scan_bytes(&archive, &cache, &options).await.unwrap();
+    assert_eq!(
+        (r.layers.analysed, r.layers.cached, r.layers.verified),
+        (0, 2, 2)
+    );
+    assert_eq!(
+        *progress.works.lock().unwrap(),
+        [LayerWork::Verify, LayerWork::Verify]
+    );
+    assert_eq!(progress.started.load(Ordering::SeqCst), 2);
+    assert_eq!(progress.finished.load(Ordering::SeqCst), 1);
+    assert_eq!(packages(&r), EXPECTED);
+
+    // A cached tampered layer (same config, other content) passes a plain warm scan
+    // (the config's diffIDs are trusted) but not a verifying one.
+    let mut tampered = test_image(Compression::Gzip);
+    let other = test_image(Compression::Gzip).layer(
+        &LayerBuilder::new().file("evil", "x"),
+        Compression::Gzip,
+        "x",
+    );
+    tampered.layers[1].blob = other.layers[2].blob.clone();
+    tampered.layers[1].blob_digest = other.layers[2].blob_digest.clone();
+    let archive = oci_archive(&[&tampered]);
+    scan_bytes(&archive, &cache, &ScanOptions::default())
+        .await
+        .unwrap();
+    let err = scan_bytes(&archive, &cache, &options).await.unwrap_err();
+    assert!(err.is_digest_mismatch(), "{err}");
+    assert!(
+        err.to_string().contains(&tampered.layers[1].diff_id),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn changed_options_do_not_reuse_results() {
+    let cache = mem();
+    let archive = docker_save(&[&test_image(Compression::None)]);
+    scan_bytes(&archive, &cache, &ScanOptions::default())
+        .await
+        .unwrap();
+    let options = ScanOptions {
+        max_db_size: 1 << 20,
+        ..ScanOptions::default()
+    };
+    let r = scan_bytes(&archive, &cache, &options).await.unwrap();
+    assert_eq!(
+        r.layers.analysed, 2,
+        "a different DB cap must not reuse results"
+    );
+    let keys = cache_scan::cache_key(&r.diff_ids[0], &options).unwrap();
+    assert_ne!(
+        keys,
+        cache_scan::cache_key(&r.diff_ids[0], &ScanOptions::default()).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn parallelism_does_not_change_results() {
+    let mut image = test_image(Compression::Gzip);
+    for i in 0..6 {
+        image = image.layer(
+            &LayerBuilder::new().file(&format!("f{i}"), vec![i as u8; 5000]),
+            Compression::Gzip,
+            "x",
+        );
+    }
+    let archive = oci_archive(&[&image]);
+    let mut reports = Vec::new();
+    for p in [1, 2, 8] {
+        let options = ScanOptions {
+            parallelism: NonZeroUsize::new(p),
+            ..ScanOptions::default()
+        };
+        let r = scan_bytes(&archive, &mem(), &options).await.unwrap();
+        assert_eq!(r.layers.analysed, 8);
+        reports.push(without_counts(&r));
+    }
+    assert!(
+        reports
+            .windows(2)
+            .all(|w| w[0].packages == w[1].packages && w[0].os == w[1].os)
+    );
+}
+
+#[tokio::test]
+async fn whiteouts_and_replaced_databases_apply_in_order() {
+    let apk_db = "P:musl\nV:1.2.5-r0\nA:x86_64\nL:MIT\no:musl\n\nP:busybox\nV:1.36.1-r29\nA:x86_64\nD:so:libc.musl-x86_64.so.1\n\n";
+    let apk_db = apk_db.replace(
+        "P:musl\nV:1.2.5-r0\nA:x86_64\n",
+        "P:musl\nV:1.2.5-r0\nA:x86_64\np:so:libc.musl-x86_64.so.1=1\n",
+    );
+    let image = ImageBuilder::new(&["mixed:1"])
+        .layer(
+            &base_layer()
+                .file("lib/apk/db/installed", &apk_db)
+                .file("etc/alpine-release", "3.20.3\n"),
+            Compression::None,
+            "base",
+        )
+        // Removes the dpkg database and the whole apk db directory.
+        .layer(
+            &LayerBuilder::new()
+                .whiteout("var/lib/dpkg/status")
+                .opaque("lib/apk"),
+            Compression::Zstd,
+            "rm",
+        )
+        // A new apk database in the opaque directory's place.
+        .layer(
+            &LayerBuilder::new().file("lib/apk/db/installed", "P:zlib\nV:1.3.1-r1\nA:x86_64\n\n"),
+            Compression::Gzip,
+            "add",
+        );
+    let r = scan_bytes(&oci_archive(&[&image]), &mem(), &ScanOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(packages(&r), ["zlib@1.3.1-r1<-2"]);
+    let busybox_less = ImageBuilder::new(&["mixed:2"]).layer(
+        &LayerBuilder::new().file("lib/apk/db/installed", &apk_db),
+        Compression::None,
+        "base",
+    );
+    let r = scan_bytes(
+        &docker_save(&[&busybox_less]),
+        &mem(),
+        &ScanOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(packages(&r), ["busybox@1.36.1-r29<-0", "musl@1.2.5-r0<-0"]);
+    let busybox = &r.packages[0].package;
+    assert_eq!(busybox.depends_on, ["musl@1.2.5-r0"]);
+    assert!(r.os.is_none());
+}
+
+#[tokio::test]
+async fn blobs_record_whiteouts_and_repository() {
+    let cache = mem();
+    let image = ImageBuilder::new(&["x:1"]).layer(
+        &LayerBuilder::new()
+            .whiteout("etc/motd")
+            .opaque("var/cache")
+            .file(
+                "etc/apk/repositories",
+                "https://dl-cdn.alpinelinux.org/alpine/v3.20/main\n",
+            )
+            .file("etc/alpine-release", "3.20.3\n"),
+        Compression::Gzip,
+        "x",
+    );
+    let r = scan_bytes(&oci_archive(&[&image]), &cache, &ScanOptions::default())
+        .await
+        .unwrap();
+    let key = cache_scan::cache_key(&r.diff_ids[0], &ScanOptions::default()).unwrap();
+    let blob = cache.get_blob(&key.into()).await.unwrap().unwrap();
+    assert_eq!(blob.whiteout_files, ["etc/motd"]);
+    assert_eq!(blob.opaque_dirs, ["var/cache/"]);
+    assert_eq!(blob.diff_id, r.diff_ids[0]);
+    assert_eq!(blob.digest, image.layers[0].blob_digest);
+    assert_eq!(blob.size, image.layers[0].tar.len() as i64);
+    assert_eq!(blob.created_by, "x");
+    assert_eq!(blob.repository.unwrap().release, "3.20");
+    assert_eq!(r.repository.as_ref().unwrap().family, "alpine");
+    assert_eq!(r.os.as_ref().unwrap().name, "3.20.3");
+}
+
+#[tokio::test]
+async fn duplicate_layers_are_read_once() {
+    let empty = LayerBuilder::new().dir("tmp");
+    let image = test_image(Compression::None)
+        .layer(&empty, Compression::None, "empty")
+        .layer(&empty, Compression::None, "empty again");
+    let (options, progress) = with_progress(ScanOptions::default());
+    let r = scan_bytes(&docker_save(&[&image]), &mem(), &options)
+        .await
+        .unwrap();
+    assert_eq!(r.layers.total, 4);
+    assert_eq!(r.layers.analysed, 4);
+    assert_eq!(progress.layers.load(Ordering::SeqCst), 3);
+    assert_eq!(packages(&r), EXPECTED);
+}
+
+#[tokio::test]
+async fn unsafe_names_and_symlinked_databases_are_ignored() {
+    let evil = stanza("evil", "6.6.6-1", "");
+    let image = ImageBuilder::new(&["unsafe:1"]).layer(
+        &LayerBuilder::new()
+            .file("etc/os-release", OS_RELEASE)
+            .raw_file("../var/lib/dpkg/status", &evil)
+            .raw_file("/var/lib/dpkg/status", &evil)
+            .raw_file("var/../../lib/apk/db/installed", "P:evil\nV:1\n\n")
+            .symlink("lib/apk/db/installed", "/etc/passwd")
+            .symlink("var/lib/dpkg/status", "../../../tmp/status")
+            .file("tmp/status", &evil),
+        Compression::Gzip,
+        "x",
+    );
+    let cache = mem();
+    let r = scan_bytes(&oci_archive(&[&image]), &cache, &ScanOptions::default())
+        .await
+        .unwrap();
+    assert!(r.packages.is_empty(), "{:?}", packages(&r));
+    assert_eq!(r.os.as_ref().unwrap().family, "debian");
+    assert_eq!(entries(&cache).await, (1, 1));
+    // A hard link in place of a database is not followed either.
+    let image = ImageBuilder::new(&["unsafe:2"]).layer(
+        &LayerBuilder::new()
+            .file("tmp/status", &evil)
+            .hardlink("var/lib/dpkg/status", "tmp/status"),
+        Compression::None,
+        "x",
+    );
+    let r = scan_bytes(&docker_save(&[&image]), &mem(), &ScanOptions::default())
+        .await
+        .unwrap();
+    assert!(r.packages.is_empty());
+}
+
+#[tokio::test]
+async fn artifact_record_comes_from_the_config() {
+    let cache = mem();
+    let image = test_image(Compression::None);
+    let (_dir, path) = write("a.tar", &docker_save(&[&image]));
+    scan_ok(&path, &cache, &ScanOptions::default()).await;
+    let keys = cache_scan::image_keys_of(&path, &ScanOptions::default())
+        .await
+        .unwrap();
+    let artifact = cache.get_artifact(&keys.artifact).await.unwrap().unwrap();
+    assert_eq!(artifact.architecture, "amd64");
+    assert_eq!(artifact.os, "linux");
+    assert_eq!(artifact.created, cache_scan::fixtures::CREATED);
+    let missing = cache
+        .missing_blobs(&keys.artifact, &keys.blobs)
+        .await
+        .unwrap();
+    assert!(!missing.artifact && missing.blobs.is_empty());
+}
+
+#[tokio::test]
+async fn table_fits_a_terminal() {
+    let r = scan_bytes(
+        &docker_save(&[&test_image(Compression::None)]),
+        &mem(),
+        &ScanOptions::default(),
+    )
+    .await
+    .unwrap();
+    let table = r.to_table();
+    assert!(table.contains("debian 12.11"), "{table}");
+    assert!(table.contains("2 (2 analysed, 0 from cache)"), "{table}");
+    assert!(table.lines().all(|l| l.chars().count() <= 80), "{table}");
+}
+
+#[test]
+fn scan_future_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let cache = mem();
+    let options = ScanOptions::default();
+    let path = std::path::PathBuf::from("x");
+    let fut = cache_scan::scan(&path, &cache, &options);
+    assert_send(&fut);
+}
+
+/// A cache that claims to hold everything but returns nothing: the scan must analyse
+/// the layers whose results vanished instead of failing.
+#[derive(Debug)]
+struct Forgetful(cache_mem::MemCache);
+
+#[async_trait::async_trait]
+impl Cache for Forgetful {
+    fn backend_name(&self) -> &'static str {
+        "forgetful"
+    }
+    fn location(&self) -> String {
+        "nowhere".into()
+    }
+    async fn missing_blobs(
+        &self,
+        _: &cache_core::ArtifactId,
+        _: &[cache_core::BlobId],
+    ) -> cache_core::Result<cache_core::Missing> {
+        Ok(cache_core::Missing::default())
+    }
+    async fn put_artifact(
+        &self,
+        id: &cache_core::ArtifactId,
+        info: &cache_core::ArtifactInfo,
+    ) -> cache_core::Result<()> {
+        self.0.put_artifact(id, info).await
+    }
+    async fn put_blob(
+        &self,
+        id: &cache_core::BlobId,
+        info: &cache_core::BlobInfo,
+    ) -> cache_core::Result<()> {
+        self.0.put_blob(id, info).await
+    }
+    async fn get_artifact(
+        &self,
+        _: &cache_core::ArtifactId,
+    ) -> cache_core::Result<Option<cache_core::ArtifactInfo>> {
+        Ok(None)
+    }
+    async fn get_blob(
+        &self,
+        _: &cache_core::BlobId,
+    ) -> cache_core::Result<Option<cache_core::BlobInfo>> {
+        Ok(None)
+    }
+    async fn delete_blobs(&self, ids: &[cache_core::BlobId]) -> cache_core::Result<()> {
+        self.0.delete_blobs(ids).await
+    }
+    async fn delete(&self, keys: &[cache_core::EntryKey]) -> cache_core::Result<u64> {
+        self.0.delete(keys).await
+    }
+    async fn clear(&self) -> cache_core::Result<()> {
+        self.0.clear().await
+    }
+    async fn close(&self) -> cache_core::Result<()> {
+        self.0.close().await
+    }
+    async fn list(
+        &self,
+        kind: Option<cache_core::EntryKind>,
+        visit: cache_core::Visitor<'_, cache_core::EntryMeta>,
+    ) -> cache_core::Result<()> {
+        self.0.list(kind, visit).await
+    }
+    async fn stats(&self) -> cache_core::Result<cache_core::Stats> {
+        self.0.stats().await
+    }
+    async fn gc(&self) -> cache_core::Result<cache_core::GcReport> {
+        self.0.gc().await
+    }
+    async fn export(
+        &self,
+        kind: Option<cache_core::EntryKind>,
+        visit: cache_core::Visitor<'_, cache_core::RawEntry>,
+    ) -> cache_core::Result<()> {
+        self.0.export(kind, visit).await
+    }
+    async fn import(&self, entries: &[cache_core::RawEntry]) -> cache_core::Result<()> {
+        self.0.import(entries).await
+    }
+}
+
+#[tokio::test]
+async fn results_that_vanish_are_analysed_again() {
+    let cache = Forgetful(mem());
+    let archive = oci_archive(&[&test_image(Compression::Gzip)]);
+    let r = scan_bytes(&archive, &cache, &ScanOptions::default())
+        .await
+        .unwrap();
+    assert_eq!((r.layers.analysed, r.layers.cached), (2, 0));
+    assert_eq!(packages(&r), EXPECTED);
+    assert_eq!(entries(&cache.0).await.1, 2);
+}
