@@ -109,6 +109,14 @@ pub struct GlobalOpts {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Scan a container image archive, analysing each layer once and reusing cached
+    /// layers.
+    ///
+    /// Reads docker-save tars (also gzip-compressed) and OCI image layouts (directory or
+    /// tar); layers may be uncompressed, gzip or zstd.
+    ///
+    /// Example: scancache image --input samples/debian.tar --format json -o report.json
+    Image(ImageArgs),
     /// Remove caches from the cache directory (and the scan cache of the selected backend).
     ///
     /// Example: scancache clean --scan-cache
@@ -123,6 +131,65 @@ pub enum Command {
         /// The shell to print the script for.
         shell: clap_complete::Shell,
     },
+}
+
+/// Arguments of `image`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The image archive: a docker-save tar, an OCI layout tar, or an OCI layout
+    /// directory.
+    ///
+    /// Example: --input samples/debian.tar
+    #[arg(short, long, env = "SCANCACHE_INPUT", value_name = "ARCHIVE")]
+    pub input: PathBuf,
+
+    /// Report format.
+    #[arg(
+        short,
+        long,
+        value_enum,
+        default_value = "table",
+        env = "SCANCACHE_FORMAT"
+    )]
+    pub format: ReportFormat,
+
+    /// Write the report to FILE (atomically) instead of standard output.
+    ///
+    /// Example: -o report.json
+    #[arg(short, long, env = "SCANCACHE_OUTPUT", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// In a multi-image archive, the image to scan, by tag or image ID [default: the
+    /// first].
+    ///
+    /// Example: --image debian:12
+    #[arg(long, env = "SCANCACHE_IMAGE", value_name = "REF")]
+    pub image: Option<String>,
+
+    /// Hash every layer, also cached ones, and fail on a digest mismatch (for archives
+    /// from untrusted sources).
+    #[arg(long, env = "SCANCACHE_VERIFY_LAYERS")]
+    pub verify_layers: bool,
+
+    /// Largest package database file accepted.
+    ///
+    /// Example: --max-db-size 512MiB
+    #[arg(
+        long,
+        env = "SCANCACHE_MAX_DB_SIZE",
+        value_name = "SIZE",
+        default_value = "256MiB"
+    )]
+    pub max_db_size: String,
+}
+
+/// Format of the `image` report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// The OS and a package table, for people.
+    Table,
+    /// A JSON report shaped like the reference scanner's.
+    Json,
 }
 
 /// What `clean` removes.

@@ -71,30 +71,28 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let g = &cli.global;
-    match &cli.command {
-        Command::Completion { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "scancache",
-                &mut std::io::stdout(),
-            );
-            Ok(())
-        }
-        Command::Clean(args) => {
-            let settings = backend::Settings::from_opts(g)?;
-            commands::clean::run(args, &settings, g).await
-        }
-        Command::Cache(cmd) => {
-            let settings = backend::Settings::from_opts(g)?;
-            let cache = backend::open(&settings, g).await?;
-            let result = commands::cache::run(cmd, cache.as_ref()).await;
-            let closed = cache.close().await;
-            result?;
-            closed?;
-            Ok(())
-        }
+    if let Command::Completion { shell } = &cli.command {
+        clap_complete::generate(
+            *shell,
+            &mut Cli::command(),
+            "scancache",
+            &mut std::io::stdout(),
+        );
+        return Ok(());
     }
+    let settings = backend::Settings::from_opts(g)?;
+    if let Command::Clean(args) = &cli.command {
+        return commands::clean::run(args, &settings, g).await;
+    }
+    let cache = backend::open(&settings, g).await?;
+    let result = match &cli.command {
+        Command::Image(args) => commands::image::run(args, cache.as_ref(), g.quiet).await,
+        Command::Cache(cmd) => commands::cache::run(cmd, cache.as_ref()).await,
+        Command::Completion { .. } | Command::Clean(_) => Ok(()),
+    };
+    let closed = cache.close().await;
+    result?;
+    Ok(closed?)
 }
 
 /// The error and its causes on one line: `what failed: why: deeper why`.

@@ -662,3 +662,146 @@ fn help_and_completions() {
         );
     }
 }
+
+/// The repository's sample archives.
+fn sample(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../samples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// The `key=value` field of the scan summary line cache-scan logs.
+fn summary_field(run: &Run, key: &str) -> u64 {
+    let err = run.stderr();
+    let line = err
+        .lines()
+        .find(|l| l.contains("scanned image"))
+        .unwrap_or_else(|| panic!("no scan summary\n{}", run.explain()));
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
+/// Scans every sample twice and the pair's second image after the first: the second scan
+/// analyses nothing, the second image only its own layer. Returns the JSON reports.
+fn exercise_image_scans(w: &World) -> Vec<Value> {
+    let mut reports = Vec::new();
+    for name in ["debian.tar", "alpine.tar"] {
+        let cold = w
+            .run(&["image", "--input", &sample(name), "--format", "json"])
+            .ok();
+        assert_eq!(summary_field(&cold, "analysed"), 2, "cold scan of {name}");
+        let warm = w
+            .run(&["image", "--input", &sample(name), "--format", "json"])
+            .ok();
+        assert_eq!(summary_field(&warm, "analysed"), 0, "warm scan of {name}");
+        assert_eq!(summary_field(&warm, "cached"), 2);
+        assert_eq!(
+            cold.json(),
+            warm.json(),
+            "cold and warm reports differ for {name}"
+        );
+        reports.push(cold.json());
+    }
+    let a = w
+        .run(&["image", "-i", &sample("pair.tar"), "-f", "json"])
+        .ok();
+    assert_eq!(summary_field(&a, "analysed"), 2);
+    let b = w
+        .run(&[
+            "image",
+            "-i",
+            &sample("pair.tar"),
+            "--image",
+            "sample/app-b:1.0",
+            "-f",
+            "json",
+        ])
+        .ok();
+    assert_eq!(
+        summary_field(&b, "analysed"),
+        1,
+        "app-b reuses the shared base layer"
+    );
+    assert_eq!(summary_field(&b, "cached"), 1);
+    reports.push(a.json());
+    reports.push(b.json());
+    reports
+}
+
+#[test]
+fn image_scans_are_cached_and_identical_on_every_backend() {
+    let fs_reports = exercise_image_scans(&World::new(vec![]));
+    let debian = &fs_reports[0];
+    assert_eq!(debian["Metadata"]["OS"]["Family"], "debian");
+    assert_eq!(debian["Results"][0]["Class"], "os-pkgs");
+    assert!(debian["Results"][0]["Packages"].as_array().unwrap().len() > 10);
+
+    // Memory: nothing survives the process, so every scan is cold, with the same report.
+    let mem = World::new(vec!["--cache-backend".into(), "memory".into()]);
+    for (name, want) in [
+        ("debian.tar", &fs_reports[0]),
+        ("alpine.tar", &fs_reports[1]),
+    ] {
+        let run = mem
+            .run(&["image", "--input", &sample(name), "--format", "json"])
+            .ok();
+        assert_eq!(summary_field(&run, "analysed"), 2);
+        assert_eq!(&run.json(), want, "memory report differs for {name}");
+    }
+
+    let Some(server) = redis_server(Tls::Mutual) else {
+        return;
+    };
+    let redis_reports = exercise_image_scans(&redis_world(&server, 3, Tls::Mutual));
+    assert_eq!(fs_reports, redis_reports, "fs and Redis reports differ");
+}
+
+#[test]
+fn image_report_goes_to_a_file_and_bad_archives_fail_cleanly() {
+    let w = World::new(vec![]);
+    let out = w.dir.path().join("report.json");
+    let run = w
+        .run(&[
+            "image",
+            "--input",
+            &sample("debian.tar"),
+            "-f",
+            "json",
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(run.stdout().is_empty(), "the report goes to the file only");
+    let report: Value = serde_json::from_slice(&fs::read(&out).unwrap()).unwrap();
+    assert_eq!(report["ArtifactType"], "container_image");
+
+    let table = w
+        .run(&["image", "--input", &sample("alpine.tar")])
+        .ok()
+        .stdout();
+    assert!(
+        table.contains("alpine") && table.contains("NAME"),
+        "{table}"
+    );
+    assert!(
+        table.lines().all(|l| l.chars().count() <= 80),
+        "fits 80 columns:\n{table}"
+    );
+
+    let not_tar = w.dir.path().join("not.tar");
+    fs::write(&not_tar, b"hello, this is not an archive").unwrap();
+    let missing = w.dir.path().join("missing.tar");
+    for input in [&not_tar, &missing] {
+        w.run(&["image", "--input", input.to_str().unwrap()])
+            .code(1)
+            .one_line_error()
+            .err_has(input.to_str().unwrap());
+    }
+    // Nothing but the good scan's entries was written.
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(stats["artifacts"].as_u64(), Some(2));
+}
