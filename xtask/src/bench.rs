@@ -23,6 +23,8 @@ struct Program {
     name: &'static str,
     package: &'static str,
     example: &'static str,
+    /// Cargo features the program needs.
+    features: &'static str,
 }
 
 const PROGRAMS: &[Program] = &[
@@ -30,21 +32,25 @@ const PROGRAMS: &[Program] = &[
         name: "memory",
         package: "cache-mem",
         example: "bench_mem",
+        features: "",
     },
     Program {
         name: "fs",
         package: "cache-fs",
         example: "bench_fs",
+        features: "",
     },
     Program {
         name: "redis",
         package: "cache-redis",
         example: "bench_redis",
+        features: "",
     },
     Program {
         name: "scan",
         package: "cache-scan",
         example: "bench_scan",
+        features: "cache-scan/fixtures",
     },
 ];
 
@@ -129,9 +135,13 @@ pub fn run(opts: &Options) -> Result<()> {
         .collect();
     let started = Instant::now();
     let mut build = cargo();
-    build.args(["build", "--release"]);
+    // The scan benchmark also times the scancache binary itself.
+    build.args(["build", "--release", "-p", "cache-cli"]);
     for p in &selected {
         build.args(["-p", p.package, "--example", p.example]);
+        if !p.features.is_empty() {
+            build.args(["--features", p.features]);
+        }
     }
     eprintln!("==> xtask bench: building in release mode");
     let status = build.status().context("cannot run cargo build")?;

@@ -5,6 +5,8 @@
 //!   cannot rot), and every test of the workspace.
 //! - `bench [--quick] [--json FILE] [NAME…]`: the benchmarks, each figure with its ratio to
 //!   a baseline measured in the same run.
+//! - `gen-samples`: rewrites the sample archives in `samples/` (deterministic: the same
+//!   bytes every time; a cache-scan test checks the committed ones match).
 
 mod bench;
 
@@ -24,13 +26,16 @@ tasks:
            cargo test --workspace; stops at the first failure
   bench [--quick] [--json FILE] [NAME...]
            build in release mode and run the benchmarks (memory, fs, redis, scan), each
-           figure with its ratio to a baseline measured in the same run";
+           figure with its ratio to a baseline measured in the same run
+  gen-samples
+           rewrite the sample image archives in samples/";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("itest") if args.len() == 1 => itest(),
         Some("bench") => bench::parse(&args[1..]).and_then(|o| bench::run(&o)),
+        Some("gen-samples") if args.len() == 1 => gen_samples(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -47,6 +52,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes the sample archives with cache-scan's generator.
+fn gen_samples() -> Result<()> {
+    let dir = root().join("samples");
+    let written = cache_scan::fixtures::write_samples(&dir)
+        .with_context(|| format!("cannot write the samples in {}", dir.display()))?;
+    for path in written {
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        eprintln!("wrote {} ({size} bytes)", path.display());
+    }
+    Ok(())
 }
 
 /// The workspace root (the parent of this crate's directory).
