@@ -59,12 +59,9 @@ fn stanza(fields: &[(String, String)]) -> Option<Parsed> {
         None => (name, version),
     };
     let (src_epoch, src_upstream, src_release) = split_version(src_version);
-    let mut depends = Vec::new();
-    for key in ["pre-depends", "depends"] {
-        if let Some(list) = get(key) {
-            depends.extend(dependency_names(list));
-        }
-    }
+    // Like the reference scanner, only `Depends` counts (not `Pre-Depends`), so that both
+    // tools report the same dependency graph (checked side by side on the samples).
+    let depends = get("depends").map(dependency_names).unwrap_or_default();
     let provides = get("provides").map(dependency_names).unwrap_or_default();
     let package = Package {
         id: package_id(name, epoch, upstream, release),
@@ -217,6 +214,17 @@ Maintainer: GNU Libc Maintainers <debian-glibc@lists.debian.org>
 Pre-Depends: debconf (>= 0.5) | debconf-2.0
 Description: time zone and daylight-saving time data
 ";
+
+    #[test]
+    fn only_depends_count_as_dependencies() {
+        let status = "Package: a\nStatus: install ok installed\nVersion: 1\nPre-Depends: b\nDepends: c\n\n\
+                      Package: b\nStatus: install ok installed\nVersion: 1\n\n\
+                      Package: c\nStatus: install ok installed\nVersion: 1\n";
+        let mut parsed = parse(status);
+        resolve_depends(&mut parsed);
+        assert_eq!(parsed[0].package.id, "a@1");
+        assert_eq!(parsed[0].package.depends_on, ["c@1"]);
+    }
 
     #[test]
     fn parses_status_stanzas() {

@@ -14,7 +14,7 @@ pub(crate) use os::OsFiles;
 /// Every analyser's name and version. Bump a version whenever its output for the same
 /// input changes: the versions feed `calc_key`, so old cached results are not reused.
 pub const ANALYSERS: [(&str, u32); 4] =
-    [("apk", 1), ("apk-repo", 1), ("dpkg", 1), ("os-release", 1)];
+    [("apk", 1), ("apk-repo", 1), ("dpkg", 2), ("os-release", 1)];
 
 /// Largest OS-release or repositories file read; larger ones are ignored with a warning.
 pub(crate) const MAX_SMALL_FILE: u64 = 64 << 10;
