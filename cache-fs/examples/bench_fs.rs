@@ -20,7 +20,7 @@ use std::{
 };
 
 use cache_core::{
-    BlobId, BlobInfo, Cache, CacheOptions,
+    BlobId, BlobInfo, Cache, CacheOptions, EntryKey, RawEntry,
     benchkit::{Figure, Spread},
     codec,
     testsuite::{artifact_id, blob_id, sample_blob},
@@ -219,7 +219,48 @@ fn main() {
         .report();
     }
 
-    // Concurrent readers: one process alone, then two at once, on the same cache.
+    // missing_blobs of 10 and 1000 IDs (all present) against raw heed gets in one txn.
+    let many: Vec<BlobId> = (0..1000).map(blob_id).collect();
+    let entries: Vec<RawEntry> = many
+        .iter()
+        .map(|id| RawEntry {
+            key: EntryKey::blob(id),
+            value: json.clone(),
+            expires_at: None,
+        })
+        .collect();
+    rt.block_on(cache.import(&entries)).unwrap();
+    for id in &many {
+        raw.put(id.as_str(), &stored);
+    }
+    for n in [10usize, 1000] {
+        let ids = &many[..n];
+        let [ours, base] = measure(
+            sizes.reps,
+            (sizes.missing * 100 / n).max(5),
+            &mut [
+                &mut || {
+                    let m = rt
+                        .block_on(cache.missing_blobs(&artifact_id(1), ids))
+                        .unwrap();
+                    assert!(m.blobs.is_empty());
+                },
+                &mut || assert_eq!(raw.count_present(ids, false), n),
+            ],
+        );
+        Figure {
+            name: &format!("missing_blobs {n} IDs"),
+            unit: "us/op",
+            spread: us(&ours),
+            baseline: Some((&format!("raw heed get of {n} keys in one txn"), us(&base))),
+            target: None,
+            note: None,
+        }
+        .report();
+    }
+
+    // Concurrent readers: one process alone, then two and eight at once, on the same
+    // cache.
     println!();
     let exe = std::env::current_exe().unwrap();
     let run = |procs: usize| -> f64 {
@@ -252,6 +293,16 @@ fn main() {
     };
     let one = Spread::of((0..3).map(|_| run(1)).collect());
     let two = Spread::of((0..3).map(|_| run(2)).collect());
+    let eight = Spread::of((0..3).map(|_| run(8)).collect());
+    Figure {
+        name: "get_blob readers: 8 processes",
+        unit: "get/s",
+        spread: eight,
+        baseline: Some(("1 process", one)),
+        target: None,
+        note: Some("2 cores: 2.0 is the ceiling; below 2 shows contention, not locking"),
+    }
+    .report();
     Figure {
         name: "get_blob readers: 2 processes",
         unit: "get/s",
