@@ -92,6 +92,8 @@ pub struct GlobalOpts {
     pub redis_key: Option<PathBuf>,
 
     /// Print only errors.
+    ///
+    /// Example: scancache -q cache gc
     #[arg(
         short,
         long,
@@ -102,6 +104,8 @@ pub struct GlobalOpts {
     pub quiet: bool,
 
     /// Print debug messages (per-entry hits and misses).
+    ///
+    /// Example: scancache -d image --input app.tar
     #[arg(short, long, global = true, env = "SCANCACHE_DEBUG")]
     pub debug: bool,
 }
@@ -144,6 +148,8 @@ pub struct ImageArgs {
     pub input: PathBuf,
 
     /// Report format.
+    ///
+    /// Example: --format json
     #[arg(
         short,
         long,
@@ -168,6 +174,8 @@ pub struct ImageArgs {
 
     /// Hash every layer, also cached ones, and fail on a digest mismatch (for archives
     /// from untrusted sources).
+    ///
+    /// Example: scancache image --input downloaded.tar --verify-layers
     #[arg(long, env = "SCANCACHE_VERIFY_LAYERS")]
     pub verify_layers: bool,
 
@@ -252,6 +260,8 @@ pub enum CacheCommand {
     /// Example: scancache cache stats --format json
     Stats {
         /// Output format.
+        ///
+        /// Example: --format json
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -260,9 +270,13 @@ pub enum CacheCommand {
     /// Example: scancache cache ls --kind blob
     Ls {
         /// Only entries of this kind.
+        ///
+        /// Example: --kind artifact
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
         /// Output format.
+        ///
+        /// Example: --format json
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -274,6 +288,8 @@ pub enum CacheCommand {
         #[arg(value_parser = parse_id)]
         id: Digest,
         /// Which kind of entry to read; by default blob, then artifact.
+        ///
+        /// Example: --kind artifact
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
     },
@@ -302,7 +318,10 @@ pub enum CacheCommand {
     Import {
         /// Source file, or - for standard input.
         file: PathBuf,
-        /// Stop at the first bad line instead of skipping it.
+        /// Stop at the first bad line instead of skipping it (lines read before it in the
+        /// same batch of 1000 are not imported).
+        ///
+        /// Example: scancache cache import --strict backup.ndjson
         #[arg(long)]
         strict: bool,
     },
