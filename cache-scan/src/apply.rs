@@ -168,6 +168,17 @@ mod tests {
     }
 
     #[test]
+    fn empty_database_replaces_earlier() {
+        // The later layer rewrote the database with every package removed.
+        let base = blob(&[
+            (DPKG, &[pkg("a", "1"), pkg("b", "1")]),
+            ("lib/apk/db/installed", &[pkg("x", "1")]),
+        ]);
+        let emptied = blob(&[(DPKG, &[])]);
+        check(&[base, emptied], &["x@1<-l0"]);
+    }
+
+    #[test]
     fn whiteouts_and_opaque_dirs_remove_databases() {
         let base = blob(&[
             (DPKG, &[pkg("a", "1")]),

@@ -36,9 +36,15 @@ pub(crate) enum WholeCodec {
 struct Located {
     offset: u64,
     size: u64,
+    /// The entry's position among the archive's entries (0 = first). A streamed archive
+    /// is read by ordinal, so a name that occurs twice always means the same (last)
+    /// entry, as it does when seeking.
+    ordinal: u64,
 }
 
-/// The names of a tar archive: regular files and links, by cleaned name.
+/// The names of a tar archive: regular files and links, by cleaned name. When a name
+/// occurs more than once, the last entry wins (as when extracting the archive), for
+/// plain and compressed archives alike.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     files: HashMap<String, Located>,
@@ -46,7 +52,7 @@ pub(crate) struct Index {
 }
 
 impl Index {
-    fn add(&mut self, entry: &tarfmt::Entry) {
+    fn add(&mut self, entry: &tarfmt::Entry, ordinal: u64) {
         let Some(name) = tarfmt::clean_path(&entry.path) else {
             tracing::debug!(name = %entry.path, "ignoring archive entry with an unsafe name");
             return;
@@ -59,6 +65,7 @@ impl Index {
                     Located {
                         offset: entry.offset,
                         size: entry.size,
+                        ordinal,
                     },
                 );
             }
@@ -105,14 +112,21 @@ pub(crate) enum Container {
         path: PathBuf,
         codec: WholeCodec,
         index: Index,
-        kept: HashMap<String, Vec<u8>>,
+        /// Small metadata-like entries kept from the indexing pass, by ordinal.
+        kept: HashMap<u64, Vec<u8>>,
+        /// Most bytes one pass may decompress.
+        limit: u64,
     },
 }
 
 impl Container {
     /// Opens `path`: indexes a tar by walking its headers (seeking past data), or streams
     /// a compressed tar once to index it and keep its small entries.
-    pub(crate) fn open(path: &Path) -> Result<Container> {
+    ///
+    /// `limit` bounds how many bytes one pass over a compressed-as-a-whole archive may
+    /// decompress (past it, [`ScanError::ArchiveTooLarge`]), so a decompression bomb
+    /// wastes bounded time.
+    pub(crate) fn open(path: &Path, limit: u64) -> Result<Container> {
         let meta = std::fs::metadata(path).map_err(|e| ScanError::io("open", path, e))?;
         if meta.is_dir() {
             if !path.join("manifest.json").is_file() && !path.join("index.json").is_file() {
@@ -150,8 +164,8 @@ impl Container {
             None => {
                 let mut index = Index::default();
                 let mut reader = TarReader::new(Seeking::new(file, meta.len()));
-                walk(path, &mut reader, |entry, _| {
-                    index.add(entry);
+                walk(path, &mut reader, |entry, ordinal, _| {
+                    index.add(entry, ordinal);
                     Ok(ControlFlow::Continue(()))
                 })?;
                 Ok(Container::Tar {
@@ -163,29 +177,32 @@ impl Container {
                 let mut index = Index::default();
                 let mut kept = HashMap::new();
                 let mut budget = KEEP_BUDGET;
-                let mut reader = TarReader::new(Streaming(decoder(file, codec, path)?));
-                walk(path, &mut reader, |entry, data| {
-                    index.add(entry);
+                let mut reader = TarReader::new(Streaming(decoder(file, codec, path, limit)?));
+                walk(path, &mut reader, |entry, ordinal, data| {
+                    index.add(entry, ordinal);
                     let name = tarfmt::clean_path(&entry.path);
                     if let (Some(name), Kind::File) = (name, entry.kind)
                         && entry.size <= KEEP_SMALL
                         && entry.size <= budget
                         && is_metadata_like(&name)
                     {
-                        let mut buf = Vec::new();
-                        data.read_to_end(&mut buf)?;
+                        let buf = read_capped(data, KEEP_SMALL)?;
                         budget -= entry.size;
-                        kept.insert(name, buf);
+                        kept.insert(ordinal, buf);
                     }
                     Ok(ControlFlow::Continue(()))
                 })?;
-                // Kept entries shadowed by a later link are not what the name means.
-                kept.retain(|name, _| index.files.contains_key(name));
+                // Kept entries shadowed by a later entry or link of the same name are not
+                // what the name means.
+                let current: std::collections::HashSet<u64> =
+                    index.files.values().map(|loc| loc.ordinal).collect();
+                kept.retain(|ordinal, _| current.contains(ordinal));
                 Ok(Container::Stream {
                     path: path.into(),
                     codec,
                     index,
                     kept,
+                    limit,
                 })
             }
         }
@@ -243,28 +260,34 @@ impl Container {
         }
         match self {
             Container::Dir { .. } | Container::Tar { .. } => {
-                let (mut reader, size) = self.open_entry(name, what)?;
-                let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                reader
-                    .read_to_end(&mut buf)
-                    .map_err(|e| ScanError::io("read", self.path(), e))?;
-                Ok(buf)
+                let (reader, _) = self.open_entry(name, what)?;
+                match read_capped(reader, MAX_METADATA) {
+                    Ok(buf) => Ok(buf),
+                    Err(e) if e.kind() == io::ErrorKind::FileTooLarge => Err(too_large()),
+                    Err(e) => Err(ScanError::io("read", self.path(), e)),
+                }
             }
             Container::Stream { index, kept, .. } => {
-                let (real, _) = index.resolve(name).ok_or_else(missing)?;
-                if let Some(data) = kept.get(&real) {
+                let (_, loc) = index.resolve(name).ok_or_else(missing)?;
+                if let Some(data) = kept.get(&loc.ordinal) {
                     return Ok(data.clone());
                 }
                 let mut found = None;
-                self.stream_files(|entry_name, data| {
-                    if entry_name == real {
-                        let mut buf = Vec::new();
-                        data.read_to_end(&mut buf)?;
-                        found = Some(buf);
-                        return Ok(ControlFlow::Break(()));
+                let mut over = false;
+                self.stream_files(|ordinal, data| {
+                    if ordinal != loc.ordinal {
+                        return Ok(ControlFlow::Continue(()));
                     }
-                    Ok(ControlFlow::Continue(()))
+                    match read_capped(data, MAX_METADATA) {
+                        Ok(buf) => found = Some(buf),
+                        Err(e) if e.kind() == io::ErrorKind::FileTooLarge => over = true,
+                        Err(e) => return Err(e),
+                    }
+                    Ok(ControlFlow::Break(()))
                 })?;
+                if over {
+                    return Err(too_large());
+                }
                 found.ok_or_else(missing)
             }
         }
@@ -309,26 +332,35 @@ impl Container {
         }
     }
 
-    /// Streams a compressed archive once, handing every regular file (cleaned name and
-    /// data) to `visit` until it breaks. Only for [`Container::Stream`].
+    /// Streams a compressed archive once, handing every regular file (its ordinal, as
+    /// [`Container::ordinal`] gives it, and its data) to `visit` until it breaks. Only for
+    /// [`Container::Stream`].
     pub(crate) fn stream_files<F>(&self, mut visit: F) -> Result<()>
     where
-        F: FnMut(&str, &mut dyn Read) -> io::Result<ControlFlow<()>>,
+        F: FnMut(u64, &mut dyn Read) -> io::Result<ControlFlow<()>>,
     {
-        let Container::Stream { path, codec, .. } = self else {
+        let Container::Stream {
+            path, codec, limit, ..
+        } = self
+        else {
             return Err(ScanError::Internal("not a streamed archive".into()));
         };
         let file = File::open(path).map_err(|e| ScanError::io("open", path, e))?;
-        let mut reader = TarReader::new(Streaming(decoder(file, *codec, path)?));
-        walk(path, &mut reader, |entry, data| {
+        let mut reader = TarReader::new(Streaming(decoder(file, *codec, path, *limit)?));
+        walk(path, &mut reader, |entry, ordinal, data| {
             if entry.kind != Kind::File {
                 return Ok(ControlFlow::Continue(()));
             }
-            match tarfmt::clean_path(&entry.path) {
-                Some(name) => visit(&name, data),
-                None => Ok(ControlFlow::Continue(())),
-            }
+            visit(ordinal, data)
         })
+    }
+
+    /// The ordinal of the entry `name` (through links) means in a streamed archive.
+    pub(crate) fn ordinal(&self, name: &str) -> Option<u64> {
+        match self {
+            Container::Stream { index, .. } => index.resolve(name).map(|(_, loc)| loc.ordinal),
+            Container::Dir { .. } | Container::Tar { .. } => None,
+        }
     }
 
     /// Resolves `name` through the archive's links to the name of a regular file.
@@ -369,32 +401,93 @@ fn is_metadata_like(name: &str) -> bool {
         || name.starts_with("blobs/")
 }
 
-fn decoder(file: File, codec: WholeCodec, path: &Path) -> Result<Box<dyn Read + Send>> {
+/// Reads `reader` to its end, at most `max` bytes; more is an error of kind
+/// [`io::ErrorKind::FileTooLarge`] (nothing past `max + 1` bytes is read).
+fn read_capped(reader: impl Read, max: u64) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    reader.take(max.saturating_add(1)).read_to_end(&mut buf)?;
+    if buf.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(buf)
+}
+
+/// The error a pass over a compressed archive ends with when it would decompress more
+/// than its limit.
+#[derive(Debug)]
+struct ArchiveTooLarge(u64);
+
+impl std::fmt::Display for ArchiveTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "decompresses to more than {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for ArchiveTooLarge {}
+
+/// The decompression limit `e` reports having hit, if that is what it is.
+pub(crate) fn too_large_limit(e: &io::Error) -> Option<u64> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<ArchiveTooLarge>())
+        .map(|t| t.0)
+}
+
+/// Decompressed bytes, counted against a limit.
+struct Capped<R> {
+    inner: R,
+    read: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read = self.read.saturating_add(n as u64);
+        if self.read > self.limit {
+            return Err(io::Error::other(ArchiveTooLarge(self.limit)));
+        }
+        Ok(n)
+    }
+}
+
+fn decoder(file: File, codec: WholeCodec, path: &Path, limit: u64) -> Result<Box<dyn Read + Send>> {
     let buffered = BufReader::with_capacity(128 << 10, file);
-    Ok(match codec {
+    let inner: Box<dyn Read + Send> = match codec {
         WholeCodec::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        WholeCodec::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(buffered)
-                .map_err(|e| ScanError::io("read", path, e))?,
-        ),
-    })
+        WholeCodec::Zstd => {
+            let mut d = zstd::stream::read::Decoder::with_buffer(buffered)
+                .map_err(|e| ScanError::io("read", path, e))?;
+            d.window_log_max(crate::layer::ZSTD_WINDOW_LOG_MAX)
+                .map_err(|e| ScanError::io("read", path, e))?;
+            Box::new(d)
+        }
+    };
+    Ok(Box::new(Capped {
+        inner,
+        read: 0,
+        limit,
+    }))
 }
 
 /// Walks every entry of an archive, mapping tar errors to scan errors about `path`.
 fn walk<R, F>(path: &Path, reader: &mut TarReader<R>, mut visit: F) -> Result<()>
 where
     R: tarfmt::Skip,
-    F: FnMut(&tarfmt::Entry, &mut dyn Read) -> io::Result<ControlFlow<()>>,
+    F: FnMut(&tarfmt::Entry, u64, &mut dyn Read) -> io::Result<ControlFlow<()>>,
 {
-    let mut count = 0usize;
+    let mut count = 0u64;
     loop {
         let entry = match reader.next_entry() {
             Ok(Some(entry)) => entry,
             Ok(None) => break,
             Err(e) => return Err(archive_error(path, e, count == 0)),
         };
+        let ordinal = count;
         count += 1;
-        match visit(&entry, &mut reader.data()) {
+        match visit(&entry, ordinal, &mut reader.data()) {
             Ok(ControlFlow::Continue(())) => {}
             Ok(ControlFlow::Break(())) => return Ok(()),
             Err(e) => return Err(archive_error(path, TarError::Io(e), false)),
@@ -410,6 +503,14 @@ where
 }
 
 fn archive_error(path: &Path, e: TarError, first: bool) -> ScanError {
+    if let TarError::Io(e) = &e
+        && let Some(limit) = too_large_limit(e)
+    {
+        return ScanError::ArchiveTooLarge {
+            path: path.into(),
+            limit,
+        };
+    }
     match e {
         TarError::Invalid(reason) if first => ScanError::NotAnArchive {
             path: path.into(),
@@ -441,11 +542,11 @@ fn archive_error(path: &Path, e: TarError, first: bool) -> ScanError {
     }
 }
 
-/// Reads up to `buf.len()` bytes from the start of a file.
-fn read_prefix(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads up to `buf.len()` bytes, fewer only at the end of the stream.
+pub(crate) fn read_prefix(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
-        match file.read(buf.get_mut(got..).unwrap_or_default()) {
+        match reader.read(buf.get_mut(got..).unwrap_or_default()) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -469,6 +570,95 @@ mod tests {
         (dir, path)
     }
 
+    fn file(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+
+    /// Writes `build`'s tar gzip-compressed as a whole.
+    fn gz_archive(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> (tempfile::TempDir, PathBuf) {
+        let mut b = tar::Builder::new(Vec::new());
+        build(&mut b);
+        let bytes = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &bytes).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar.gz");
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        (dir, path)
+    }
+
+    /// Valid JSON of `len` bytes or more, ending in `tag`.
+    fn json(len: usize, tag: &str) -> Vec<u8> {
+        format!("{}{{\"tag\":\"{tag}\"}}", " ".repeat(len)).into_bytes()
+    }
+
+    #[test]
+    fn duplicate_names_mean_the_last_entry_everywhere() {
+        let big = KEEP_SMALL as usize + 1000;
+        let cases: [(&str, Vec<u8>, Vec<u8>); 3] = [
+            // Both kept from the indexing pass.
+            ("small, small", b"first".to_vec(), json(10, "last")),
+            // The first is kept, the last is not: the kept one must not answer.
+            ("small, big", b"first".to_vec(), json(big, "last")),
+            // A huge first entry is never read: only the indexed (last) one is.
+            (
+                "huge, big",
+                vec![b'x'; MAX_METADATA as usize + (1 << 20)],
+                json(big, "last"),
+            ),
+        ];
+        for (what, first, last) in cases {
+            let build = |b: &mut tar::Builder<Vec<u8>>| {
+                file(b, "manifest.json", &first);
+                file(b, "other", b"x");
+                file(b, "manifest.json", &last);
+            };
+            let (_d1, plain) = archive(build);
+            let (_d2, gz) = gz_archive(build);
+            for path in [plain, gz] {
+                let c = Container::open(&path, u64::MAX).unwrap();
+                assert_eq!(c.size("manifest.json"), Some(last.len() as u64), "{what}");
+                let got = c.read_metadata("manifest.json", "manifest").unwrap();
+                assert!(got == last, "{what}: {}", path.display());
+            }
+        }
+    }
+
+    #[test]
+    fn metadata_reads_are_capped() {
+        assert_eq!(read_capped(&[7u8; 10][..], 10).unwrap().len(), 10);
+        let err = read_capped(&[7u8; 11][..], 10).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge);
+        let (_dir, path) = gz_archive(|b| {
+            file(b, "manifest.json", &vec![b' '; MAX_METADATA as usize + 1]);
+        });
+        let c = Container::open(&path, u64::MAX).unwrap();
+        let err = c.read_metadata("manifest.json", "manifest").unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+    }
+
+    #[test]
+    fn decompression_of_a_whole_archive_is_capped() {
+        let (_dir, path) = gz_archive(|b| {
+            file(b, "manifest.json", b"[]");
+            file(b, "zeros", &vec![0u8; 1 << 20]);
+        });
+        let err = Container::open(&path, 64 << 10).unwrap_err();
+        assert!(
+            matches!(err, ScanError::ArchiveTooLarge { limit: 65536, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("decompresses to more than 65536 bytes"),
+            "{err}"
+        );
+        let c = Container::open(&path, 2 << 20).unwrap();
+        assert!(c.exists("zeros"));
+    }
+
     fn link(b: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, name: &str, target: &str) {
         let mut h = tar::Header::new_ustar();
         h.set_entry_type(kind);
@@ -489,7 +679,7 @@ mod tests {
             link(b, tar::EntryType::Symlink, "loop2", "loop1");
             link(b, tar::EntryType::Symlink, "escape", "../../etc/passwd");
         });
-        let c = Container::open(&path).unwrap();
+        let c = Container::open(&path, u64::MAX).unwrap();
         for name in ["a/layer.tar", "b/layer.tar", "c/layer.tar"] {
             assert!(c.exists(name), "{name}");
             assert_eq!(c.resolve(name).as_deref(), Some("a/layer.tar"));

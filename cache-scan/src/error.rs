@@ -70,7 +70,7 @@ pub enum ScanError {
         path: PathBuf,
         /// The reference asked for.
         reference: String,
-        /// The tags the archive does hold, comma separated.
+        /// The tags the archive does hold, each quoted and escaped, comma separated.
         available: String,
     },
     /// The config lists a different number of diffIDs than the manifest lists layers.
@@ -99,7 +99,7 @@ pub enum ScanError {
         actual: String,
     },
     /// A layer's compressed stream is corrupt, or uses an unsupported compression.
-    #[error("layer {layer} ({name}): corrupt or unsupported {format} stream: {reason}")]
+    #[error("layer {layer} ({name:?}): corrupt or unsupported {format} stream: {reason}")]
     Decompress {
         /// The layer's diffID.
         layer: String,
@@ -111,7 +111,7 @@ pub enum ScanError {
         reason: String,
     },
     /// A layer's (uncompressed) content is not a valid tar stream.
-    #[error("layer {layer} ({name}) is not a valid tar stream: {reason}")]
+    #[error("layer {layer} ({name:?}) is not a valid tar stream: {reason}")]
     LayerFormat {
         /// The layer's diffID.
         layer: String,
@@ -122,7 +122,9 @@ pub enum ScanError {
     },
     /// A layer decompresses to more than the configured limit (a decompression bomb, or
     /// a limit set too low).
-    #[error("layer {layer} ({name}) decompresses to more than {limit} bytes; refusing to read on")]
+    #[error(
+        "layer {layer} ({name:?}) decompresses to more than {limit} bytes; refusing to read on"
+    )]
     LayerTooLarge {
         /// The layer's diffID.
         layer: String,
@@ -131,9 +133,18 @@ pub enum ScanError {
         /// The limit in bytes ([`crate::ScanOptions::max_layer_size`]).
         limit: u64,
     },
+    /// An archive compressed as a whole decompresses to more than the configured limit
+    /// (a decompression bomb, or a limit set too low).
+    #[error("{} decompresses to more than {limit} bytes; refusing to read on", path.display())]
+    ArchiveTooLarge {
+        /// The input.
+        path: PathBuf,
+        /// The limit in bytes ([`crate::ScanOptions::max_layer_size`]).
+        limit: u64,
+    },
     /// A package database is larger than the configured cap.
     #[error(
-        "package database {path} in layer {layer} is {size} bytes, more than the cap of {limit} bytes"
+        "package database {path:?} in layer {layer} is {size} bytes, more than the cap of {limit} bytes"
     )]
     PackageDbTooLarge {
         /// The layer's diffID.

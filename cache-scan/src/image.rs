@@ -1,7 +1,7 @@
 //! Reading an image's manifest and config: docker-save `manifest.json` (classic and
 //! Docker ≥ 25) and OCI `index.json` layouts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cache_core::Digest;
 use serde::Deserialize;
@@ -20,6 +20,9 @@ const INDEX_TYPES: [&str; 2] = [
 ];
 /// Nested indexes followed at most.
 const MAX_INDEX_DEPTH: usize = 4;
+/// Most descriptors read from `index.json` and the indexes it nests, together (each
+/// nested index is read once however often it is listed).
+const MAX_DESCRIPTORS: usize = 1000;
 
 /// One layer as the manifest and config describe it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -293,7 +296,8 @@ fn choose_oci(c: &Container, reference: Option<&str>) -> Result<Chosen> {
     let index: OciIndex = parse_json(c, "index.json", "index")?;
     // Every image manifest reachable from index.json, with its names.
     let mut found: Vec<(Descriptor, Found)> = Vec::new();
-    collect_manifests(c, index, &Found::default(), 0, &mut found)?;
+    let mut walk = IndexWalk::default();
+    collect_manifests(c, index, &Found::default(), 0, &mut walk, &mut found)?;
     let host_arch = go_arch();
     let pick = match reference {
         Some(r) => {
@@ -362,13 +366,34 @@ fn config_digest_of(c: &Container, d: &Descriptor) -> Option<String> {
     Some(manifest.config.digest)
 }
 
+/// What walking nested indexes has seen so far.
+#[derive(Default)]
+struct IndexWalk {
+    /// Digests of the nested indexes read.
+    visited: HashSet<String>,
+    /// Descriptors seen.
+    descriptors: usize,
+}
+
 fn collect_manifests(
     c: &Container,
     index: OciIndex,
     parent: &Found,
     depth: usize,
+    walk: &mut IndexWalk,
     out: &mut Vec<(Descriptor, Found)>,
 ) -> Result<()> {
+    walk.descriptors = walk.descriptors.saturating_add(index.manifests.len());
+    if walk.descriptors > MAX_DESCRIPTORS {
+        return Err(ScanError::InvalidMetadata {
+            path: c.path().into(),
+            what: "index",
+            name: "index.json".into(),
+            reason: format!(
+                "it and its nested indexes list more than {MAX_DESCRIPTORS} descriptors"
+            ),
+        });
+    }
     for d in index.manifests {
         let mut found = parent.clone();
         if let Some(name) = d.annotations.get("io.containerd.image.name") {
@@ -385,9 +410,13 @@ fn collect_manifests(
             .as_deref()
             .is_some_and(|m| INDEX_TYPES.contains(&m));
         if is_index && depth < MAX_INDEX_DEPTH {
+            if !walk.visited.insert(d.digest.clone()) {
+                tracing::debug!(digest = %d.digest, "nested index listed again; read once");
+                continue;
+            }
             let name = blob_name(c, &d.digest, "index")?;
             let nested: OciIndex = parse_blob(c, &name, &d.digest, "index")?;
-            collect_manifests(c, nested, &found, depth + 1, out)?;
+            collect_manifests(c, nested, &found, depth + 1, walk, out)?;
         } else if !is_index {
             out.push((d, found));
         }
@@ -497,7 +526,8 @@ fn not_found<'a>(
     reference: &str,
     tags: impl Iterator<Item = &'a String>,
 ) -> ScanError {
-    let tags: Vec<&str> = tags.map(String::as_str).collect();
+    // Quoted and escaped: tags come from the archive and must not break the line.
+    let tags: Vec<String> = tags.map(|t| format!("{t:?}")).collect();
     ScanError::ImageNotFound {
         path: c.path().into(),
         reference: reference.into(),

@@ -28,6 +28,11 @@ use crate::{
 const READ_BUFFER: usize = 256 << 10;
 /// Buffer between the decompressor and the tar reader.
 const TAR_BUFFER: usize = 64 << 10;
+/// Largest zstd window accepted (2^27 = 128 MiB, zstd's own default decoder limit and
+/// the most `zstd` writes without `--long`), so a frame cannot demand more memory.
+pub(crate) const ZSTD_WINDOW_LOG_MAX: u32 = 27;
+/// Magic bytes read before the format is judged (the longest magic, xz's, is 6).
+const MAGIC_LEN: usize = 6;
 
 /// How a stream is compressed, judged by its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,17 +238,20 @@ struct LayerReader<'a> {
 impl LayerReader<'_> {
     fn run<R: Read>(&self, input: R) -> Result<Option<BlobInfo>> {
         let layer = &self.task.layer;
-        let source = Source {
+        let mut source = Source {
             inner: input,
             hasher: layer.blob_digest.as_ref().map(|_| Sha256::new()),
             shared: self.shared,
         };
-        let mut buffered = BufReader::with_capacity(READ_BUFFER, source);
-        let format = Format::sniff(
-            buffered
-                .fill_buf()
-                .map_err(|e| self.error(e, Format::Plain))?,
-        );
+        // Enough bytes to judge the format, however little each read returns; they are
+        // hashed as they pass and put back in front of the rest.
+        let mut magic = [0u8; MAGIC_LEN];
+        let got = crate::container::read_prefix(&mut source, &mut magic)
+            .map_err(|e| self.error(e, Format::Plain))?;
+        let magic = magic.get(..got).unwrap_or_default();
+        let format = Format::sniff(magic);
+        let mut buffered =
+            BufReader::with_capacity(READ_BUFFER, io::Cursor::new(magic.to_vec()).chain(source));
         if let Some(declared) = layer
             .media_type
             .as_deref()
@@ -259,15 +267,18 @@ impl LayerReader<'_> {
         }
         // An uncompressed blob whose digest is its diffID needs hashing only once.
         if format == Format::Plain && layer.blob_digest.as_ref() == Some(&layer.diff_id) {
-            buffered.get_mut().hasher = None;
+            buffered.get_mut().get_mut().1.hasher = None;
         }
         let decoder = match format {
             Format::Plain => Decoder::Plain(buffered),
             Format::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(buffered))),
-            Format::Zstd => Decoder::Zstd(
-                zstd::stream::read::Decoder::with_buffer(buffered)
-                    .map_err(|e| self.decompress(format, e.to_string()))?,
-            ),
+            Format::Zstd => {
+                let mut d = zstd::stream::read::Decoder::with_buffer(buffered)
+                    .map_err(|e| self.decompress(format, e.to_string()))?;
+                d.window_log_max(ZSTD_WINDOW_LOG_MAX)
+                    .map_err(|e| self.decompress(format, e.to_string()))?;
+                Decoder::Zstd(d)
+            }
             Format::Unsupported(name) => {
                 return Err(self.decompress(format, format!("{name} compression is not supported")));
             }
@@ -310,8 +321,8 @@ impl LayerReader<'_> {
             Ok(_) => {}
         }
         let diff_id = Digest::from_sha256(uncompressed.hasher.finalize().into());
-        let blob_digest = stored
-            .into_inner()
+        let (_, source) = stored.into_inner().into_inner();
+        let blob_digest = source
             .hasher
             .map(|h| Digest::from_sha256(h.finalize().into()));
 
@@ -443,7 +454,15 @@ impl LayerReader<'_> {
             Some(Fault::Cancelled) => {
                 ScanError::Internal("cancelled after another layer failed".into())
             }
-            Some(Fault::Read(e)) => ScanError::io("read", self.shared.archive.clone(), e),
+            Some(Fault::Read(e)) => match crate::container::too_large_limit(&e) {
+                // The layer lies inside an archive compressed as a whole, which hit its
+                // decompression limit.
+                Some(limit) => ScanError::ArchiveTooLarge {
+                    path: self.shared.archive.clone(),
+                    limit,
+                },
+                None => ScanError::io("read", self.shared.archive.clone(), e),
+            },
             Some(Fault::Decode(reason)) => self.decompress(format, reason),
             Some(Fault::TooLarge) => ScanError::LayerTooLarge {
                 layer: self.task.layer.diff_id.to_string(),
@@ -475,6 +494,61 @@ impl LayerReader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hands out one byte per read, like a slow pipe.
+    struct OneByte<R>(R);
+
+    impl<R: Read> Read for OneByte<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match buf.first_mut() {
+                Some(b) => self.0.read(std::slice::from_mut(b)),
+                None => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn format_is_judged_on_enough_bytes_from_a_trickling_reader() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        let status = b"Package: a\nStatus: install ok installed\nVersion: 1\n";
+        h.set_size(status.len() as u64);
+        b.append_data(&mut h, "var/lib/dpkg/status", &status[..])
+            .unwrap();
+        let tar = b.into_inner().unwrap();
+        let diff_id = Digest::from_sha256(Sha256::digest(&tar).into());
+        let gzip = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            io::Write::write_all(&mut e, &tar).unwrap();
+            e.finish().unwrap()
+        };
+        let zstd = zstd::stream::encode_all(&tar[..], 3).unwrap();
+        let shared = Shared {
+            archive: "a.tar".into(),
+            max_db_size: 1 << 20,
+            max_layer_size: 1 << 20,
+            progress: None,
+            cancel: AtomicBool::new(false),
+        };
+        for (what, stored) in [("gzip", gzip), ("zstd", zstd), ("plain", tar.clone())] {
+            let task = LayerTask {
+                layer: LayerRef {
+                    name: "layer".into(),
+                    media_type: None,
+                    blob_digest: Some(Digest::from_sha256(Sha256::digest(&stored).into())),
+                    size: None,
+                    diff_id: diff_id.clone(),
+                    created_by: String::new(),
+                },
+                work: LayerWork::Analyse,
+            };
+            let blob = match read_layer(&task, OneByte(&stored[..]), &shared) {
+                Ok(Some(blob)) => blob,
+                other => panic!("{what}: {other:?}"),
+            };
+            assert_eq!(blob.package_infos.len(), 1, "{what}");
+        }
+    }
 
     #[test]
     fn formats() {

@@ -23,7 +23,9 @@ pub struct ScanOptions {
     pub max_db_size: u64,
     /// Largest uncompressed layer accepted, in bytes; reading stops with an error past it.
     /// Memory use does not depend on it (layers are streamed); it bounds the time a
-    /// decompression bomb can waste.
+    /// decompression bomb can waste. An archive compressed as a whole is bounded the
+    /// same way: each pass over it may decompress at most this many bytes (the whole
+    /// archive, every layer included), else [`crate::ScanError::ArchiveTooLarge`].
     pub max_layer_size: u64,
     /// How many layers are analysed at once; `None` means one per core. Never more than
     /// the number of cores.

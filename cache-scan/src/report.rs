@@ -139,13 +139,14 @@ impl Report {
         } else {
             format!("{} ({})", self.artifact_name, self.repo_tags.join(", "))
         };
+        let image = printable(&image);
         let _ = writeln!(out, "Image     {}", fit(&image, 70));
         let _ = writeln!(out, "Image ID  {}", short_digest(&self.image_id));
         let os = self.os.as_ref().map_or_else(
             || "not detected".to_owned(),
             |os| format!("{} {}", os.family, os.name),
         );
-        let _ = writeln!(out, "OS        {}", fit(&os, 70));
+        let _ = writeln!(out, "OS        {}", fit(&printable(&os), 70));
         let c = self.layers;
         let mut counts = format!(
             "{} ({} analysed, {} from cache",
@@ -160,22 +161,29 @@ impl Report {
         if self.packages.is_empty() {
             return out;
         }
+        // Names and versions come from the archive: escaped, so they cannot move the
+        // cursor, recolour or rewrite the terminal.
+        let names: Vec<String> = self
+            .packages
+            .iter()
+            .map(|p| printable(&p.package.name))
+            .collect();
         let versions: Vec<String> = self
             .packages
             .iter()
-            .map(ReportPackage::full_version)
+            .map(|p| printable(&p.full_version()))
             .collect();
-        let name_w = column_width(self.packages.iter().map(|p| p.package.name.as_str()), 29);
+        let name_w = column_width(names.iter().map(String::as_str), 29);
         let version_w = column_width(versions.iter().map(String::as_str), 28);
         out.push('\n');
         let _ = writeln!(out, "{:name_w$}  {:version_w$}  LAYER", "NAME", "VERSION");
-        for (p, version) in self.packages.iter().zip(&versions) {
+        for ((p, name), version) in self.packages.iter().zip(&names).zip(&versions) {
             let _ = writeln!(
                 out,
                 "{}  {}  {}",
-                pad(&fit(&p.package.name, name_w), name_w),
+                pad(&fit(name, name_w), name_w),
                 pad(&fit(version, version_w), version_w),
-                short_digest(&p.layer_diff_id),
+                printable(&short_digest(&p.layer_diff_id)),
             );
         }
         out
@@ -259,6 +267,27 @@ fn column_width<'a>(cells: impl Iterator<Item = &'a str>, max: usize) -> usize {
         .max()
         .unwrap_or(0)
         .clamp(7, max)
+}
+
+/// `s` with control characters (escape sequences, newlines, …) and bidirectional
+/// overrides written as Rust escapes (`\u{1b}`), fit for a terminal.
+fn printable(s: &str) -> String {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Cuts `s` to `width` characters, ending in `…` when cut.
@@ -359,6 +388,27 @@ mod tests {
         assert!(text.ends_with("}\n"));
         let parsed: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed, report().to_json());
+    }
+
+    #[test]
+    fn table_escapes_control_characters() {
+        let mut r = report();
+        r.packages[0].package.name = "evil\u{1b}[2J\u{1b}]0;owned\u{7}".into();
+        r.packages[0].package.version = "1\r\nfake  2.0".into();
+        r.repo_tags = vec!["x:1\u{1b}[31m".into()];
+        r.os.as_mut().unwrap().name = "12\u{202e}".into();
+        let table = r.to_table();
+        assert!(
+            !table
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+            "{table:?}"
+        );
+        assert_eq!(table.lines().count(), report().to_table().lines().count());
+        assert!(table.contains(r"evil\u{1b}[2J"), "{table}");
+        assert!(table.contains(r"1\r\nfake"), "{table}");
+        assert!(table.contains(r"x:1\u{1b}[31m"), "{table}");
+        assert!(table.contains(r"12\u{202e}"), "{table}");
     }
 
     #[test]

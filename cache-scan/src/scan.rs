@@ -53,8 +53,9 @@ pub fn cache_key(id: &str, options: &ScanOptions) -> Result<cache_core::Digest> 
 /// zstd-compressed), an OCI image layout tar, or an image layout directory. The flow:
 /// read the manifest and config (image ID = SHA-256 of the config), compute keys, ask
 /// the cache once which layers are missing, analyse only those (in parallel, each
-/// verified while streaming), `put_blob` each, `put_artifact`, read every layer's result
-/// back and apply the layers in order.
+/// verified while streaming), `put_blob` each, read every layer's result back (analysing
+/// again any that vanished meanwhile), `put_artifact` once all are in hand, and apply the
+/// layers in order.
 ///
 /// When everything is cached, no layer is read at all: the cost is the manifest, the
 /// config and the cache lookups, whatever the image's size (a compressed-as-a-whole
@@ -67,8 +68,9 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
     let started = Instant::now();
     let path = input.to_path_buf();
     let reference = options.image.clone();
+    let limit = options.max_layer_size;
     let (container, image) = blocking(move || {
-        let container = Container::open(&path)?;
+        let container = Container::open(&path, limit)?;
         let image = read_image(&container, reference.as_deref())?;
         Ok((container, image))
     })
@@ -82,7 +84,11 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
         ..LayerCounts::default()
     };
     let mut tasks: Vec<(BlobId, LayerTask)> = Vec::new();
+    // One analysis per key; every other distinct stored blob with the same diffID (an
+    // OCI image may store one layer twice, compressed differently) is still verified,
+    // so no content the scan accepts goes unhashed.
     let mut planned: HashSet<&BlobId> = HashSet::new();
+    let mut read: HashSet<(&BlobId, &str)> = HashSet::new();
     for (layer, id) in image.layers.iter().zip(&keys.blobs) {
         let hit = !missing_set.contains(id);
         tracing::debug!(diff_id = %layer.diff_id, blob = %id, hit, "layer cache lookup");
@@ -96,18 +102,24 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
             (true, true) => LayerWork::Verify,
             (true, false) => continue,
         };
-        if planned.insert(id) {
-            if work == LayerWork::Verify {
-                counts.verified += 1;
-            }
-            tasks.push((
-                id.clone(),
-                LayerTask {
-                    layer: layer.clone(),
-                    work,
-                },
-            ));
+        if !read.insert((id, layer.name.as_str())) {
+            continue;
         }
+        let work = if planned.insert(id) {
+            work
+        } else {
+            LayerWork::Verify
+        };
+        if hit {
+            counts.verified += 1;
+        }
+        tasks.push((
+            id.clone(),
+            LayerTask {
+                layer: layer.clone(),
+                work,
+            },
+        ));
     }
 
     let container = Arc::new(container);
@@ -138,27 +150,35 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
     }
     let mut analysed = analysed?;
 
-    if missing.artifact {
-        cache
-            .put_artifact(&keys.artifact, &artifact_info(&image))
-            .await?;
-    }
-
     // Read every layer's result back; a result that vanished in between (expired or
     // evicted by a size bound) is analysed again rather than failing the scan.
     let stored = cache.get_blobs(&keys.blobs).await?;
     let mut lost: Vec<(BlobId, LayerTask)> = Vec::new();
     for ((layer, id), blob) in image.layers.iter().zip(&keys.blobs).zip(&stored) {
-        if blob.is_none() && !analysed.contains_key(id) && !lost.iter().any(|(l, _)| l == id) {
-            tracing::warn!(diff_id = %layer.diff_id, blob = %id, "cached layer result vanished during the scan; analysing the layer again");
-            lost.push((
-                id.clone(),
-                LayerTask {
-                    layer: layer.clone(),
-                    work: LayerWork::Analyse,
-                },
-            ));
+        if blob.is_some() || analysed.contains_key(id) {
+            continue;
         }
+        // As above: analysed once, every other distinct stored blob verified (unless
+        // verify_layers already did).
+        let work = if !lost.iter().any(|(l, _)| l == id) {
+            tracing::warn!(diff_id = %layer.diff_id, blob = %id, "cached layer result vanished during the scan; analysing the layer again");
+            LayerWork::Analyse
+        } else if options.verify_layers
+            || lost
+                .iter()
+                .any(|(l, t)| l == id && t.layer.name == layer.name)
+        {
+            continue;
+        } else {
+            LayerWork::Verify
+        };
+        lost.push((
+            id.clone(),
+            LayerTask {
+                layer: layer.clone(),
+                work,
+            },
+        ));
     }
     if !lost.is_empty() {
         for id in &keys.blobs {
@@ -186,6 +206,13 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
                 return Err(ScanError::Internal(format!("no result for blob {id}")));
             }
         }
+    }
+    // Only now, with every layer's result in hand: on any error above no artifact entry
+    // is written.
+    if missing.artifact {
+        cache
+            .put_artifact(&keys.artifact, &artifact_info(&image))
+            .await?;
     }
     let views: Vec<LayerView<'_>> = image
         .layers
@@ -227,8 +254,9 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
 pub async fn image_keys_of(input: &Path, options: &ScanOptions) -> Result<ImageKeys> {
     let path = input.to_path_buf();
     let reference = options.image.clone();
+    let limit = options.max_layer_size;
     let image = blocking(move || {
-        let container = Container::open(&path)?;
+        let container = Container::open(&path, limit)?;
         read_image(&container, reference.as_deref())
     })
     .await?;
@@ -282,8 +310,14 @@ async fn run_tasks(
     if container.is_stream() {
         // A compressed-as-a-whole archive can only be read front to back: one pass reads
         // every wanted layer as it goes by.
+        // Layers verified before a failure are stored, as on the other paths.
         let (container, shared) = (Arc::clone(container), Arc::clone(shared));
-        let results = blocking(move || stream_pass(&container, tasks, &shared)).await?;
+        let (results, outcome) = blocking(move || {
+            let mut results = Vec::new();
+            let outcome = stream_pass(&container, tasks, &shared, &mut results);
+            Ok((results, outcome))
+        })
+        .await?;
         for (id, blob) in results {
             if let Some(blob) = blob {
                 cache.put_blob(&id, &blob).await?;
@@ -291,7 +325,7 @@ async fn run_tasks(
                 out.insert(id, blob);
             }
         }
-        return Ok(out);
+        return outcome.map(|()| out);
     }
 
     // If this future is dropped (the caller gave up), readers stop at their next buffer.
@@ -356,25 +390,40 @@ impl Drop for CancelOnDrop<'_> {
 }
 
 /// Reads the tasks' layers from a streamed archive, in as few passes as possible (one,
-/// unless two tasks name the same archive entry).
+/// unless two tasks name the same archive entry), into `out` (which keeps what was read
+/// before an error).
 fn stream_pass(
     container: &Container,
     tasks: Vec<(BlobId, LayerTask)>,
     shared: &Shared,
-) -> Result<Vec<(BlobId, Option<BlobInfo>)>> {
+    out: &mut Vec<(BlobId, Option<BlobInfo>)>,
+) -> Result<()> {
     let mut pending: Vec<Option<(BlobId, LayerTask)>> = tasks.into_iter().map(Some).collect();
-    let mut out = Vec::new();
     while pending.iter().any(Option::is_some) {
-        let mut by_name: HashMap<String, usize> = HashMap::new();
+        // Each task's entry by ordinal, so a name that occurs twice means the entry the
+        // index means.
+        let mut by_entry: HashMap<u64, usize> = HashMap::new();
         for (i, t) in pending.iter().enumerate() {
-            if let Some((_, task)) = t {
-                by_name.entry(task.layer.name.clone()).or_insert(i);
+            let Some((_, task)) = t else {
+                continue;
+            };
+            match container.ordinal(&task.layer.name) {
+                Some(ordinal) => {
+                    by_entry.entry(ordinal).or_insert(i);
+                }
+                None => {
+                    return Err(ScanError::Missing {
+                        path: container.path().into(),
+                        what: "layer",
+                        name: task.layer.name.clone(),
+                    });
+                }
             }
         }
         let mut failure = None;
-        let mut left = by_name.len();
-        container.stream_files(|name, data| {
-            let Some(i) = by_name.remove(name) else {
+        let mut left = by_entry.len();
+        container.stream_files(|ordinal, data| {
+            let Some(i) = by_entry.remove(&ordinal) else {
                 return Ok(ControlFlow::Continue(()));
             };
             let Some((id, task)) = pending.get_mut(i).and_then(Option::take) else {
@@ -397,7 +446,11 @@ fn stream_pass(
         if let Some(e) = failure {
             return Err(e);
         }
-        if let Some(name) = by_name.into_keys().next() {
+        if let Some(name) = by_entry
+            .into_values()
+            .find_map(|i| pending.get(i).and_then(Option::as_ref))
+            .map(|(_, task)| task.layer.name.clone())
+        {
             return Err(ScanError::Missing {
                 path: container.path().into(),
                 what: "layer",
@@ -405,5 +458,5 @@ fn stream_pass(
             });
         }
     }
-    Ok(out)
+    Ok(())
 }

@@ -8,7 +8,7 @@ use cache_scan::{
     ScanError, ScanOptions,
     fixtures::{
         Compression, ImageBuilder, LayerBuilder, compress, docker_save, docker_save_entries,
-        oci_archive, oci_entries, sha256_digest, tar_of,
+        docker_save_oci, oci_archive, oci_entries, sha256_digest, tar_of,
     },
 };
 
@@ -342,7 +342,9 @@ async fn diff_id_count_differs_from_layers() {
 #[tokio::test]
 async fn layer_content_must_match_its_diff_id() {
     // The config claims a diffID the second layer's content does not have. The first
-    // (good) layer may stay cached; the bad one must not be.
+    // (good) layer may stay cached; the bad one must not be. (An archive compressed as a
+    // whole is read in archive order and stops at the bad layer, so whether the good one
+    // was read first depends on the entries' order.)
     for (what, compression, build) in [
         (
             "docker-save",
@@ -353,6 +355,23 @@ async fn layer_content_must_match_its_diff_id() {
             "oci",
             Compression::Gzip,
             oci_archive as fn(&[&ImageBuilder]) -> Vec<u8>,
+        ),
+        (
+            "docker-save >= 25",
+            Compression::None,
+            docker_save_oci as fn(&[&ImageBuilder]) -> Vec<u8>,
+        ),
+        (
+            "docker-save, gzip as a whole",
+            Compression::None,
+            (|images| compress(&docker_save(images), Compression::Gzip))
+                as fn(&[&ImageBuilder]) -> Vec<u8>,
+        ),
+        (
+            "oci, zstd as a whole",
+            Compression::Gzip,
+            (|images| compress(&oci_archive(images), Compression::Zstd))
+                as fn(&[&ImageBuilder]) -> Vec<u8>,
         ),
     ] {
         let mut image = test_image(compression);
@@ -375,11 +394,13 @@ async fn layer_content_must_match_its_diff_id() {
             cache.get_blob(&bad_key.into()).await.unwrap().is_none(),
             "{what}: result cached under a wrong diffID"
         );
-        let good_key = cache_scan::cache_key(&image.layers[0].diff_id, &options).unwrap();
-        assert!(
-            cache.get_blob(&good_key.into()).await.unwrap().is_some(),
-            "{what}: good layer not cached"
-        );
+        if !what.contains("as a whole") {
+            let good_key = cache_scan::cache_key(&image.layers[0].diff_id, &options).unwrap();
+            assert!(
+                cache.get_blob(&good_key.into()).await.unwrap().is_some(),
+                "{what}: good layer not cached"
+            );
+        }
     }
 }
 
@@ -392,16 +413,28 @@ async fn oci_blob_must_match_its_digest() {
     std::io::Write::write_all(&mut other, &image.layers[0].tar).unwrap();
     image.layers[0].blob = other.finish().unwrap();
     let named = image.layers[0].blob_digest.clone();
-    let cache = check(
-        "recompressed blob",
-        &oci_archive(&[&image]),
-        &default(),
-        |e| matches!(e, ScanError::DigestMismatch { what: "blob", .. }),
-        &[&named],
-    )
-    .await;
-    let key = cache_scan::cache_key(&image.layers[0].diff_id, &default()).unwrap();
-    assert!(cache.get_blob(&key.into()).await.unwrap().is_none());
+    for (what, archive) in [
+        ("oci", oci_archive(&[&image])),
+        ("docker-save >= 25", docker_save_oci(&[&image])),
+        (
+            "oci, gzip as a whole",
+            compress(&oci_archive(&[&image]), Compression::Gzip),
+        ),
+    ] {
+        let cache = check(
+            &format!("recompressed blob, {what}"),
+            &archive,
+            &default(),
+            |e| matches!(e, ScanError::DigestMismatch { what: "blob", .. }),
+            &[&named],
+        )
+        .await;
+        let key = cache_scan::cache_key(&image.layers[0].diff_id, &default()).unwrap();
+        assert!(
+            cache.get_blob(&key.into()).await.unwrap().is_none(),
+            "{what}"
+        );
+    }
 
     // A config whose digest is not the one the manifest names.
     let mut entries = oci_entries(&[&image], false);
@@ -541,6 +574,154 @@ async fn decompression_bomb_stops_at_the_limit() {
         &options,
         |e| matches!(e, ScanError::LayerTooLarge { .. }),
         &["decompresses"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_stored_blob_of_a_diff_id_is_verified() {
+    // One layer stored twice, compressed differently: the same diffID (one cache key,
+    // analysed once) but two blobs, and both are read.
+    let layer = LayerBuilder::new()
+        .file("etc/os-release", OS_RELEASE)
+        .file("var/lib/dpkg/status", stanza("a", "1-1", ""));
+    let image = ImageBuilder::new(&["twice:1"])
+        .layer(&layer, Compression::Gzip, "one")
+        .layer(&layer, Compression::Zstd, "two");
+    assert_eq!(image.layers[0].diff_id, image.layers[1].diff_id);
+    let cache = mem();
+    let (options, progress) = crate::util::with_progress(default());
+    let (_dir, path) = write("twice.tar", &oci_archive(&[&image]));
+    let r = cache_scan::scan(&path, &cache, &options).await.unwrap();
+    assert_eq!(r.layers.analysed, 2);
+    let works = progress.works.lock().unwrap().clone();
+    let count = |w| works.iter().filter(|x| **x == w).count();
+    assert_eq!(
+        (
+            count(cache_scan::LayerWork::Analyse),
+            count(cache_scan::LayerWork::Verify)
+        ),
+        (1, 1)
+    );
+    // With verify_layers, a warm scan hashes both blobs too.
+    let options = ScanOptions {
+        verify_layers: true,
+        ..default()
+    };
+    let r = cache_scan::scan(&path, &cache, &options).await.unwrap();
+    assert_eq!((r.layers.cached, r.layers.verified), (2, 2));
+
+    // The second blob holds other content under the same diffID (its own blob digest
+    // is consistent): it must not pass unread, cold or verifying.
+    let mut tampered = image.clone();
+    let other = LayerBuilder::new()
+        .file("etc/os-release", OS_RELEASE)
+        .file("var/lib/dpkg/status", stanza("evil", "6.6.6-1", ""))
+        .build();
+    tampered.layers[1].blob = compress(&other, Compression::Zstd);
+    tampered.layers[1].blob_digest = sha256_digest(&tampered.layers[1].blob);
+    for (what, archive) in [
+        ("oci", oci_archive(&[&tampered])),
+        ("docker-save >= 25", docker_save_oci(&[&tampered])),
+        (
+            "oci, gzip as a whole",
+            compress(&oci_archive(&[&tampered]), Compression::Gzip),
+        ),
+    ] {
+        check(
+            what,
+            &archive,
+            &default(),
+            |e| matches!(e, ScanError::DigestMismatch { what: "layer", .. }),
+            &[&tampered.layers[1].blob_digest[7..], "does not match"],
+        )
+        .await;
+    }
+    let (_dir, path) = write("tampered.tar", &oci_archive(&[&tampered]));
+    let err = cache_scan::scan(&path, &cache, &options).await.unwrap_err();
+    assert!(err.is_digest_mismatch(), "{err}");
+}
+
+#[tokio::test]
+async fn whole_archive_decompression_stops_at_the_limit() {
+    // An archive compressed as a whole: 4 MiB of padding gzip to a few KiB. Each pass
+    // over it may decompress at most max_layer_size bytes.
+    let mut files = docker_save_entries(&[&test_image(Compression::None)]);
+    files.insert("padding".into(), vec![0u8; 4 << 20]);
+    let tar = tar_of(&files);
+    for (what, codec) in [("gzip", Compression::Gzip), ("zstd", Compression::Zstd)] {
+        let archive = compress(&tar, codec);
+        assert!(archive.len() < 256 << 10, "{what}: {} bytes", archive.len());
+        let options = ScanOptions {
+            max_layer_size: 1 << 20,
+            ..default()
+        };
+        let cache = check(
+            what,
+            &archive,
+            &options,
+            |e| matches!(e, ScanError::ArchiveTooLarge { limit: 1048576, .. }),
+            &["bad.tar", "decompresses to more than 1048576 bytes"],
+        )
+        .await;
+        assert_eq!(entries(&cache).await, (0, 0), "{what}");
+        // Within the limit it scans.
+        let options = ScanOptions {
+            max_layer_size: 8 << 20,
+            ..default()
+        };
+        let (_dir, path) = write("ok.tar.gz", &archive);
+        cache_scan::scan(&path, &mem(), &options).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn nested_indexes_are_read_once_and_capped() {
+    const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    let image = test_image(Compression::Gzip);
+    let mut files = oci_entries(&[&image], false);
+    let top = files.get("index.json").unwrap().clone();
+    // An index listing the blob `digest` of `media_type` `times` times.
+    let index_of = |media_type: &str, digest: &str, size: usize, times: usize| {
+        let d = format!(r#"{{"mediaType":"{media_type}","digest":"{digest}","size":{size}}}"#);
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{}]}}"#,
+            vec![d; times].join(",")
+        )
+        .into_bytes()
+    };
+    // index.json → I4 → I3 → I2 → I1 (the original index.json), each listing the next 30
+    // times: 30^4 paths to the one image manifest, unless each index is read once.
+    let mut files_fanout = files.clone();
+    let mut nested = top.clone();
+    for _ in 0..4 {
+        let digest = sha256_digest(&nested);
+        let size = nested.len();
+        files_fanout.insert(format!("blobs/sha256/{}", &digest[7..]), nested);
+        nested = index_of(OCI_INDEX, &digest, size, 30);
+    }
+    files_fanout.insert("index.json".into(), nested);
+    let cache = mem();
+    let (_dir, path) = write("fanout.tar", &tar_of(&files_fanout));
+    let r = cache_scan::scan(&path, &cache, &default()).await.unwrap();
+    assert_eq!(r.image_id, image.image_id());
+    assert_eq!(r.repo_tags, ["test/deb:1"]);
+
+    // More than 1000 descriptors in all: a clear error.
+    let manifest = image.oci_manifest();
+    let many = index_of(
+        "application/vnd.oci.image.manifest.v1+json",
+        &sha256_digest(&manifest),
+        manifest.len(),
+        1001,
+    );
+    files.insert("index.json".into(), many);
+    check(
+        "1001 descriptors",
+        &tar_of(&files),
+        &default(),
+        |e| matches!(e, ScanError::InvalidMetadata { what: "index", .. }),
+        &["more than 1000 descriptors"],
     )
     .await;
 }

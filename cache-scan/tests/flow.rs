@@ -1,12 +1,16 @@
 //! The scan flow through the cache: what is analysed, reused, verified and stored.
 
-use std::{num::NonZeroUsize, sync::atomic::Ordering};
+use std::{
+    num::NonZeroUsize,
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
 use cache_core::Cache;
 use cache_scan::{
-    LayerWork, ScanOptions,
+    LayerWork, Progress, ScanError, ScanOptions,
     fixtures::{
         Compression, ImageBuilder, LayerBuilder, docker_save, docker_save_oci, oci_archive,
+        sha256_digest,
     },
 };
 
@@ -241,8 +245,30 @@ async fn changed_options_do_not_reuse_results() {
     );
 }
 
-#[tokio::test]
-async fn parallelism_does_not_change_results() {
+/// Counts layers being read at once.
+#[derive(Default)]
+struct InFlight {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl Progress for InFlight {
+    fn layer_started(&self, _: &str, _: LayerWork) {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(now, Ordering::SeqCst);
+        // Long enough for another worker, if there is one, to start meanwhile.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    fn layer_finished(&self, _: &str, _: LayerWork) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The parallelism setting bounds how many layers are read at once (never more than the
+/// cores: on a machine with N cores, settings above N all mean N) and never changes the
+/// report.
+#[tokio::test(flavor = "multi_thread")]
+async fn parallelism_is_bounded_and_does_not_change_results() {
     let mut image = test_image(Compression::Gzip);
     for i in 0..6 {
         image = image.layer(
@@ -254,19 +280,29 @@ async fn parallelism_does_not_change_results() {
     let archive = oci_archive(&[&image]);
     let mut reports = Vec::new();
     for p in [1, 2, 8] {
+        let in_flight = std::sync::Arc::new(InFlight::default());
         let options = ScanOptions {
             parallelism: NonZeroUsize::new(p),
+            progress: Some(in_flight.clone()),
             ..ScanOptions::default()
         };
+        let bound = options.effective_parallelism();
+        assert!(bound >= 1 && bound <= p);
         let r = scan_bytes(&archive, &mem(), &options).await.unwrap();
         assert_eq!(r.layers.analysed, 8);
-        reports.push(without_counts(&r));
+        let max = in_flight.max.load(Ordering::SeqCst);
+        assert!(
+            max >= 1 && max <= bound,
+            "parallelism {p}: {max} layers at once, bound {bound}"
+        );
+        if p == 1 {
+            assert_eq!(max, 1);
+        }
+        let mut r = without_counts(&r);
+        r.artifact_name.clear(); // a new temp file each time
+        reports.push(r);
     }
-    assert!(
-        reports
-            .windows(2)
-            .all(|w| w[0].packages == w[1].packages && w[0].os == w[1].os)
-    );
+    assert!(reports.windows(2).all(|w| w[0] == w[1]));
 }
 
 #[tokio::test]
@@ -302,22 +338,56 @@ async fn whiteouts_and_replaced_databases_apply_in_order() {
         .await
         .unwrap();
     assert_eq!(packages(&r), ["zlib@1.3.1-r1<-2"]);
-    let busybox_less = ImageBuilder::new(&["mixed:2"]).layer(
+    let apk_only = ImageBuilder::new(&["mixed:2"]).layer(
         &LayerBuilder::new().file("lib/apk/db/installed", &apk_db),
         Compression::None,
         "base",
     );
-    let r = scan_bytes(
-        &docker_save(&[&busybox_less]),
-        &mem(),
-        &ScanOptions::default(),
-    )
-    .await
-    .unwrap();
+    let r = scan_bytes(&docker_save(&[&apk_only]), &mem(), &ScanOptions::default())
+        .await
+        .unwrap();
     assert_eq!(packages(&r), ["busybox@1.36.1-r29<-0", "musl@1.2.5-r0<-0"]);
     let busybox = &r.packages[0].package;
     assert_eq!(busybox.depends_on, ["musl@1.2.5-r0"]);
     assert!(r.os.is_none());
+}
+
+#[tokio::test]
+async fn emptied_database_removes_its_packages() {
+    // Layer 2 rewrites the dpkg status with every package removed (purged, or the file
+    // emptied): the database now lists nothing, and it replaces layer 1's.
+    for (what, status) in [
+        (
+            "purged",
+            "Package: base\nStatus: purge ok not-installed\nVersion: 1-1\nArchitecture: amd64\n\n",
+        ),
+        ("empty", ""),
+    ] {
+        let image = ImageBuilder::new(&["purged:1"])
+            .layer(&base_layer(), Compression::Gzip, "base")
+            .layer(
+                &LayerBuilder::new().file("var/lib/dpkg/status", status),
+                Compression::Gzip,
+                "purge",
+            );
+        let cache = mem();
+        let archive = oci_archive(&[&image]);
+        let cold = scan_bytes(&archive, &cache, &ScanOptions::default())
+            .await
+            .unwrap();
+        assert!(cold.packages.is_empty(), "{what}: {:?}", packages(&cold));
+        let warm = scan_bytes(&archive, &cache, &ScanOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(warm.layers.cached, 2, "{what}");
+        assert!(warm.packages.is_empty(), "{what}: {:?}", packages(&warm));
+        // The stored result names the emptied database.
+        let key = cache_scan::cache_key(&cold.diff_ids[1], &ScanOptions::default()).unwrap();
+        let blob = cache.get_blob(&key.into()).await.unwrap().unwrap();
+        assert_eq!(blob.package_infos.len(), 1, "{what}");
+        assert_eq!(blob.package_infos[0].file_path, "var/lib/dpkg/status");
+        assert!(blob.package_infos[0].packages.is_empty());
+    }
 }
 
 #[tokio::test]
@@ -448,10 +518,11 @@ fn scan_future_is_send() {
     assert_send(&fut);
 }
 
-/// A cache that claims to hold everything but returns nothing: the scan must analyse
-/// the layers whose results vanished instead of failing.
+/// A cache that claims to hold every layer but returns nothing: the scan must analyse
+/// the layers whose results vanished instead of failing. The flag is whether it says the
+/// artifact entry is missing.
 #[derive(Debug)]
-struct Forgetful(cache_mem::MemCache);
+struct Forgetful(cache_mem::MemCache, bool);
 
 #[async_trait::async_trait]
 impl Cache for Forgetful {
@@ -466,7 +537,10 @@ impl Cache for Forgetful {
         _: &cache_core::ArtifactId,
         _: &[cache_core::BlobId],
     ) -> cache_core::Result<cache_core::Missing> {
-        Ok(cache_core::Missing::default())
+        Ok(cache_core::Missing {
+            artifact: self.1,
+            blobs: Vec::new(),
+        })
     }
     async fn put_artifact(
         &self,
@@ -533,7 +607,7 @@ impl Cache for Forgetful {
 
 #[tokio::test]
 async fn results_that_vanish_are_analysed_again() {
-    let cache = Forgetful(mem());
+    let cache = Forgetful(mem(), false);
     let archive = oci_archive(&[&test_image(Compression::Gzip)]);
     let r = scan_bytes(&archive, &cache, &ScanOptions::default())
         .await
@@ -541,4 +615,45 @@ async fn results_that_vanish_are_analysed_again() {
     assert_eq!((r.layers.analysed, r.layers.cached), (2, 0));
     assert_eq!(packages(&r), EXPECTED);
     assert_eq!(entries(&cache.0).await.1, 2);
+}
+
+#[tokio::test]
+async fn no_artifact_when_a_vanished_layer_fails_its_new_analysis() {
+    // The cache says every layer is stored and only the artifact is missing, then
+    // forgets the layers before they are read back. Analysed again, the second layer
+    // turns out not to match its diffID: the scan fails and writes no artifact entry.
+    for (what, archive) in [
+        ("oci", oci_archive as fn(&[&ImageBuilder]) -> Vec<u8>),
+        ("docker-save", docker_save),
+    ] {
+        let mut image = test_image(Compression::Gzip);
+        image.layers[1].diff_id = sha256_digest(b"other content");
+        let cache = Forgetful(mem(), true);
+        let err = scan_bytes(&archive(&[&image]), &cache, &ScanOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ScanError::DigestMismatch { what: "layer", .. }),
+            "{what}: {err}"
+        );
+        assert_eq!(entries(&cache.0).await.0, 0, "{what}: artifact written");
+    }
+    // Analysing vanished layers again also verifies every other stored blob of the same
+    // diffID: here a second copy whose content is not that diffID.
+    let layer = base_layer();
+    let mut twice = ImageBuilder::new(&["twice:1"])
+        .layer(&layer, Compression::Gzip, "one")
+        .layer(&layer, Compression::Zstd, "two");
+    let other = LayerBuilder::new().file("evil", "x").build();
+    twice.layers[1].blob = cache_scan::fixtures::compress(&other, Compression::Zstd);
+    twice.layers[1].blob_digest = sha256_digest(&twice.layers[1].blob);
+    let cache = Forgetful(mem(), true);
+    let err = scan_bytes(&oci_archive(&[&twice]), &cache, &ScanOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ScanError::DigestMismatch { what: "layer", .. }),
+        "{err}"
+    );
+    assert_eq!(entries(&cache.0).await.0, 0);
 }

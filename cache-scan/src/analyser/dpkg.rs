@@ -8,8 +8,8 @@ use super::Parsed;
 /// The analyser name recorded in `AnalyzedBy`.
 pub(crate) const NAME: &str = "dpkg";
 
-/// Parses a dpkg status file. Only packages whose `Status` is `install ok installed`
-/// are returned. Dependencies are names here; [`super::resolve_depends`] turns them
+/// Parses a dpkg status file. Only installed packages are returned (see
+/// [`is_installed`]). Dependencies are names here; [`super::resolve_depends`] turns them
 /// into package IDs.
 pub(crate) fn parse(text: &str) -> Vec<Parsed> {
     let mut out = Vec::new();
@@ -45,8 +45,7 @@ fn stanza(fields: &[(String, String)]) -> Option<Parsed> {
             .map(|(_, v)| v.as_str())
     };
     let name = get("package")?;
-    let status = get("status")?;
-    if status.split_whitespace().collect::<Vec<_>>() != ["install", "ok", "installed"] {
+    if !is_installed(get("status")) {
         return None;
     }
     let version = get("version")?;
@@ -83,6 +82,25 @@ fn stanza(fields: &[(String, String)]) -> Option<Parsed> {
         depends,
         provides,
     })
+}
+
+/// True when a stanza with this `Status` field describes an installed package.
+///
+/// `Status` is `want flag status` (dpkg(1)): the package counts when its status is
+/// `installed` and it is not selected for removal (`deinstall`, `purge`), so
+/// `install ok installed` and `hold ok installed` (apt-mark hold) count while
+/// `deinstall ok config-files`, `install ok half-installed` and the like do not. A
+/// stanza without `Status` counts: distroless images list their packages in
+/// `status.d/*` files that have none.
+fn is_installed(status: Option<&str>) -> bool {
+    let Some(status) = status else {
+        return true;
+    };
+    let mut words = status.split_whitespace();
+    let (want, _flag, state) = (words.next(), words.next(), words.next());
+    !matches!(want, Some("deinstall" | "purge"))
+        && state == Some("installed")
+        && words.next().is_none()
 }
 
 /// `name@[epoch:]version[-release]`.
@@ -333,6 +351,66 @@ Version: 0.17-2
             ),
             ["libc6", "debconf", "debconf-2.0", "perl", "foo"]
         );
+    }
+
+    #[test]
+    fn status_words() {
+        for (status, want) in [
+            (None, true),
+            (Some("install ok installed"), true),
+            (Some("hold ok installed"), true),
+            (Some("  hold   ok\tinstalled "), true),
+            (Some("install reinstreq installed"), true),
+            (Some("deinstall ok installed"), false),
+            (Some("purge ok installed"), false),
+            (Some("deinstall ok config-files"), false),
+            (Some("purge ok not-installed"), false),
+            (Some("install ok half-installed"), false),
+            (Some("install ok unpacked"), false),
+            (Some("install ok half-configured"), false),
+            (Some("install ok triggers-pending"), false),
+            (Some("installed"), false),
+            (Some(""), false),
+            (Some("install ok installed extra"), false),
+        ] {
+            assert_eq!(is_installed(status), want, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn held_packages_count() {
+        let status = "Package: a\nStatus: hold ok installed\nVersion: 1\n\n\
+                      Package: b\nStatus: install ok half-installed\nVersion: 1\n";
+        let ids: Vec<String> = parse(status).into_iter().map(|p| p.package.id).collect();
+        assert_eq!(ids, ["a@1"]);
+    }
+
+    #[test]
+    fn distroless_stanzas_without_status_count() {
+        // A `var/lib/dpkg/status.d/*` file of a distroless image (gcr.io/distroless/base):
+        // no Status field at all.
+        let text = "\
+Package: libc6
+Version: 2.36-9+deb12u10
+Architecture: amd64
+Maintainer: GNU Libc Maintainers <debian-glibc@lists.debian.org>
+Installed-Size: 12986
+Depends: libgcc-s1
+Section: libs
+Priority: optional
+Multi-Arch: same
+Homepage: https://www.gnu.org/software/libc/libc.html
+Description: GNU C Library: Shared libraries
+ Contains the standard libraries that are used by nearly all programs on
+ the system.
+Source: glibc
+";
+        let parsed = parse(text);
+        assert_eq!(parsed.len(), 1);
+        let libc = &parsed[0].package;
+        assert_eq!(libc.id, "libc6@2.36-9+deb12u10");
+        assert_eq!(libc.src_name, "glibc");
+        assert_eq!(libc.arch, "amd64");
     }
 
     #[test]

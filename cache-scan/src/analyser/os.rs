@@ -85,13 +85,32 @@ fn parse_os_release(text: &str) -> (Option<String>, Option<String>) {
     (id, version)
 }
 
+/// A value as os-release(5) quotes it, the shell way: single quotes are literal; inside
+/// double quotes a backslash escapes `$`, `` ` ``, `"` and `\` (and is kept before
+/// anything else); unquoted, a backslash escapes any character.
 fn unquote(v: &str) -> String {
-    let v = v
-        .strip_prefix('"')
-        .and_then(|s| s.strip_suffix('"'))
-        .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
-        .unwrap_or(v);
-    v.replace("\\\"", "\"").replace("\\\\", "\\")
+    if let Some(inner) = v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
+        return inner.to_owned();
+    }
+    let (inner, escapable): (&str, fn(char) -> bool) =
+        match v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+            Some(inner) => (inner, |c| matches!(c, '$' | '`' | '"' | '\\')),
+            None => (v, |_| true),
+        };
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\'
+            && let Some(&next) = chars.peek()
+            && escapable(next)
+        {
+            out.push(next);
+            chars.next();
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn first_line(text: &str) -> &str {
@@ -237,6 +256,23 @@ BUG_REPORT_URL="https://bugs.alpinelinux.org/"
         let (id, v) = parse_os_release("ID='opensuse-leap'\nVERSION_ID=\"15.5\"\n# c\nJUNK\n");
         assert_eq!(id.as_deref(), Some("opensuse-leap"));
         assert_eq!(v.as_deref(), Some("15.5"));
+        for (raw, want) in [
+            // Single quotes are literal: no escapes inside.
+            (r"'a\\b'", r"a\\b"),
+            (r"'a\b'", r"a\b"),
+            // Double quotes: \$ \` \" \\ are escapes, other backslashes stay.
+            (r#""a\"b""#, r#"a"b"#),
+            (r#""a\\b""#, r"a\b"),
+            (r#""\$x\`y""#, "$x`y"),
+            (r#""a\nb""#, r"a\nb"),
+            // Unquoted: a backslash escapes any character.
+            (r"a\ b", "a b"),
+            (r"a\\b", r"a\b"),
+            ("plain", "plain"),
+            ("'", "'"),
+        ] {
+            assert_eq!(unquote(raw), want, "{raw}");
+        }
     }
 
     #[test]
