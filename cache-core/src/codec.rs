@@ -36,6 +36,17 @@ pub fn is_current(kind: EntryKind, bytes: &[u8]) -> bool {
     schema_version_of(bytes) == Some(current_schema(kind))
 }
 
+/// True when stored bytes are a current document that also decodes as its kind's type.
+/// Stricter (and slower) than [`is_current`]: `gc` uses it to drop entries that would make
+/// a getter fail.
+pub fn is_sound(kind: EntryKind, bytes: &[u8]) -> bool {
+    is_current(kind, bytes)
+        && match kind {
+            EntryKind::Artifact => serde_json::from_slice::<ArtifactInfo>(bytes).is_ok(),
+            EntryKind::Blob => serde_json::from_slice::<BlobInfo>(bytes).is_ok(),
+        }
+}
+
 /// The expiry time of an entry written now with `ttl`.
 pub fn expiry_from_ttl(ttl: Option<Duration>) -> Option<SystemTime> {
     ttl.map(|ttl| SystemTime::now() + ttl)
@@ -68,6 +79,16 @@ mod tests {
         ));
         assert!(!is_current(EntryKind::Blob, br#"{"SchemaVersion":2"#));
         assert!(!is_current(EntryKind::Blob, b""));
+    }
+
+    #[test]
+    fn sound_documents_also_decode() {
+        assert!(is_sound(EntryKind::Blob, br#"{"SchemaVersion":2}"#));
+        assert!(!is_sound(
+            EntryKind::Blob,
+            br#"{"SchemaVersion":2,"PackageInfos":5}"#
+        ));
+        assert!(!is_sound(EntryKind::Blob, br#"{"SchemaVersion":1}"#));
     }
 
     #[test]

@@ -137,12 +137,13 @@ pub fn parse_ttl(input: &str) -> Result<Option<Duration>> {
     Ok((total > 0).then(|| Duration::from_secs(total)))
 }
 
-/// Parses a size such as `4096`, `512MiB`, `10GB` or `1.5GiB` into bytes. Units are
-/// case-insensitive: `B`, `KB`/`MB`/`GB`/`TB` (powers of 1000), `KiB`/`MiB`/`GiB`/`TiB`
-/// (powers of 1024); `K`, `M`, `G`, `T` are read as the binary units.
-pub fn parse_size(input: &str) -> Result<u64> {
+/// Parses a size such as `4096`, `512MiB`, `10GB` or `1.5GiB` into bytes for the option
+/// named `option` (used in the error). Units are case-insensitive: `B`,
+/// `KB`/`MB`/`GB`/`TB` (powers of 1000), `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024); `K`,
+/// `M`, `G`, `T` are read as the binary units.
+pub fn parse_size(option: &'static str, input: &str) -> Result<u64> {
     let invalid = |why: &str| Error::Config {
-        option: "--cache-max-size",
+        option,
         reason: format!("{input:?} {why}; use e.g. 4096, 512MiB or 10GB"),
     };
     let s = input.trim();
@@ -293,10 +294,14 @@ mod tests {
             ("0", 0),
         ];
         for (input, want) in ok {
-            assert_eq!(parse_size(input).unwrap(), want, "{input}");
+            assert_eq!(
+                parse_size("--cache-max-size", input).unwrap(),
+                want,
+                "{input}"
+            );
         }
         for bad in ["", "MiB", "12 parsecs", "1.2.3MB", "99999999999TB"] {
-            let msg = parse_size(bad).unwrap_err().to_string();
+            let msg = parse_size("--cache-max-size", bad).unwrap_err().to_string();
             assert!(msg.contains("--cache-max-size"), "{bad}: {msg}");
         }
     }

@@ -31,6 +31,10 @@ fn is_false(b: &bool) -> bool {
 ///
 /// Returns `None` when the bytes are not a JSON object with an integer `SchemaVersion`.
 pub fn schema_version_of(bytes: &[u8]) -> Option<i64> {
+    // A derived struct would also accept an array (`[2]`); only an object is a document.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
     #[derive(Deserialize)]
     struct Probe {
         #[serde(rename = "SchemaVersion")]
@@ -448,7 +452,8 @@ mod tests {
         check_round_trip::<Package>(SPEC_DPKG_PACKAGE);
     }
 
-    /// Documents the reference scanner (v0.76) wrote into Redis for a small Alpine image.
+    /// Documents the reference scanner (v0.76) wrote into Redis when it scanned a small
+    /// hand-built Alpine image (one layer with an apk database and os-release).
     #[test]
     fn reference_tool_documents_round_trip() {
         let blob = include_str!("testdata/reference-blob.json");
@@ -547,5 +552,7 @@ mod tests {
         );
         assert_eq!(schema_version_of(b"not json"), None);
         assert_eq!(schema_version_of(br#"{"SchemaVersion":"2"}"#), None);
+        assert_eq!(schema_version_of(b"[2]"), None);
+        assert_eq!(schema_version_of(b" \n{\"SchemaVersion\":1}"), Some(1));
     }
 }

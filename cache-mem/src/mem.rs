@@ -256,7 +256,7 @@ impl Cache for MemCache {
         for (key, v) in self.snapshot() {
             let counter = if !v.live(now) {
                 &mut report.expired
-            } else if !v.current {
+            } else if !codec::is_sound(key.kind, &v.value) {
                 &mut report.stale
             } else {
                 continue;

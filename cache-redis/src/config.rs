@@ -60,6 +60,14 @@ impl RedisConfig {
         }
     }
 
+    /// Checks the URL's syntax without connecting, so front ends can report a malformed
+    /// URL as a usage error before doing anything. [`RedisCache::connect`] checks it too.
+    ///
+    /// [`RedisCache::connect`]: crate::RedisCache::connect
+    pub fn validate(&self) -> cache_core::Result<()> {
+        parse_url(&self.url).map(|_| ())
+    }
+
     /// True when connections use TLS.
     pub fn uses_tls(&self) -> bool {
         self.tls
@@ -86,11 +94,17 @@ impl fmt::Debug for RedisConfig {
 }
 
 /// Removes secrets (the password, the raw URL) from messages of the Redis client, which
-/// may quote what it was given.
-#[derive(Clone, Debug, Default)]
+/// may quote what it was given. Its `Debug` shows nothing of them.
+#[derive(Clone, Default)]
 pub(crate) struct Redactor {
     /// Strings to replace, longest first, each with its replacement.
     secrets: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} secrets)", self.secrets.len())
+    }
 }
 
 impl Redactor {

@@ -144,7 +144,9 @@ impl Redis {
     /// A connection that fails at the transport level is removed from the pool. When it
     /// had simply been dropped (the server restarted since it was last used), the request
     /// is sent once more on a fresh connection: every request this crate sends is
-    /// idempotent, and this is what lets the pool recover by itself.
+    /// idempotent in its effect on the data, and this is what lets the pool recover by
+    /// itself. (A count in a reply — how many keys an `UNLINK` removed — can come out low
+    /// when the first attempt had already run.)
     pub(crate) async fn query<T: FromRedisValue>(&self, what: &str, req: Request<'_>) -> Result<T> {
         let mut retried = false;
         loop {
