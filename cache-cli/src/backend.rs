@@ -22,9 +22,12 @@ impl Settings {
     /// Parses and checks the global options.
     pub fn from_opts(g: &GlobalOpts) -> Result<Self> {
         let spec = BackendSpec::parse(&g.cache_backend)?;
+        if let BackendSpec::Redis { url } = &spec {
+            cache_redis::RedisConfig::new(url.clone()).validate()?;
+        }
         let options = CacheOptions {
             ttl: parse_ttl(&g.cache_ttl)?,
-            max_size: Some(parse_size(&g.cache_max_size)?).filter(|&n| n > 0),
+            max_size: Some(parse_size("--cache-max-size", &g.cache_max_size)?).filter(|&n| n > 0),
         };
         let cache_dir = g.cache_dir.clone().unwrap_or_else(default_cache_dir);
         Ok(Settings {

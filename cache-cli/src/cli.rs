@@ -6,7 +6,8 @@ use cache_core::{Digest, EntryKind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// scancache: a fast, shared, layer-aware scan cache for container images.
-#[derive(Debug, Parser)]
+// No `Debug`: the options hold the raw backend URL, which may carry a password.
+#[derive(Parser)]
 #[command(name = "scancache", version, propagate_version = true)]
 #[command(
     after_help = "Every option can also be set through its environment variable, e.g.\n  SCANCACHE_CACHE_BACKEND=redis://cache.internal:6379 scancache cache stats"
@@ -21,7 +22,7 @@ pub struct Cli {
 }
 
 /// Options accepted before or after any subcommand.
-#[derive(Debug, Args, Clone)]
+#[derive(Args, Clone)]
 pub struct GlobalOpts {
     /// Cache directory [default: $XDG_CACHE_HOME/scancache, else ~/.cache/scancache].
     ///
@@ -186,9 +187,22 @@ pub struct ImageArgs {
         long,
         env = "SCANCACHE_MAX_DB_SIZE",
         value_name = "SIZE",
-        default_value = "256MiB"
+        default_value = "256MiB",
+        value_parser = parse_db_size
     )]
-    pub max_db_size: String,
+    pub max_db_size: u64,
+}
+
+impl CleanArgs {
+    /// True when at least one thing to remove is selected.
+    pub fn any(&self) -> bool {
+        self.all
+            || self.scan_cache
+            || self.vuln_db
+            || self.java_db
+            || self.checks_bundle
+            || self.vex_repo
+    }
 }
 
 /// Format of the `image` report.
@@ -202,26 +216,25 @@ pub enum ReportFormat {
 
 /// What `clean` removes.
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("what").multiple(true))]
 pub struct CleanArgs {
     /// Remove everything below.
-    #[arg(long, group = "what")]
+    #[arg(long)]
     pub all: bool,
     /// Remove the scan cache of the selected backend (fs: <cache-dir>/fanal; Redis: only
     /// fanal::* keys).
-    #[arg(long, group = "what")]
+    #[arg(long)]
     pub scan_cache: bool,
     /// Remove the vulnerability database (<cache-dir>/db).
-    #[arg(long, group = "what")]
+    #[arg(long)]
     pub vuln_db: bool,
     /// Remove the Java index database (<cache-dir>/java-db).
-    #[arg(long, group = "what")]
+    #[arg(long)]
     pub java_db: bool,
     /// Remove the misconfiguration checks bundle (<cache-dir>/policy).
-    #[arg(long, group = "what")]
+    #[arg(long)]
     pub checks_bundle: bool,
     /// Remove the VEX repositories (<cache-dir>/vex).
-    #[arg(long, group = "what")]
+    #[arg(long)]
     pub vex_repo: bool,
 }
 
@@ -325,6 +338,10 @@ pub enum CacheCommand {
         #[arg(long)]
         strict: bool,
     },
+}
+
+fn parse_db_size(s: &str) -> Result<u64, String> {
+    cache_core::parse_size("--max-db-size", s).map_err(|e| e.to_string())
 }
 
 fn parse_id(s: &str) -> Result<Digest, String> {

@@ -14,6 +14,7 @@ mod cli;
 mod commands;
 mod log;
 mod ndjson;
+mod output;
 
 use cli::{Cli, Command};
 
@@ -34,12 +35,7 @@ fn main() -> ExitCode {
 
     let cli = Cli::parse();
     if let Command::Clean(args) = &cli.command
-        && !(args.all
-            || args.scan_cache
-            || args.vuln_db
-            || args.java_db
-            || args.checks_bundle
-            || args.vex_repo)
+        && !args.any()
     {
         Cli::command()
             .error(
@@ -48,6 +44,14 @@ fn main() -> ExitCode {
             )
             .exit();
     }
+    // A bad option value is a usage error (exit 2). The message masks any password,
+    // which is why the backend is not parsed by clap, which would echo the raw value.
+    let settings = match backend::Settings::from_opts(&cli.global) {
+        Ok(s) => s,
+        Err(e) => Cli::command()
+            .error(ErrorKind::ValueValidation, format!("{e:#}"))
+            .exit(),
+    };
     log::init(cli.global.quiet, cli.global.debug);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -60,29 +64,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    // The panic hook has already printed the one line; a panic is a failure (1), not 101.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(run(cli, settings))
+    }));
+    match outcome {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             tracing::error!("{}", one_line(&e));
             ExitCode::FAILURE
         }
+        Err(_) => ExitCode::FAILURE,
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
     let g = &cli.global;
-    if let Command::Completion { shell } = &cli.command {
-        clap_complete::generate(
-            *shell,
-            &mut Cli::command(),
-            "scancache",
-            &mut std::io::stdout(),
-        );
-        return Ok(());
-    }
-    let settings = backend::Settings::from_opts(g)?;
-    if let Command::Clean(args) = &cli.command {
-        return commands::clean::run(args, &settings, g).await;
+    match &cli.command {
+        Command::Completion { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "scancache", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Clean(args) => return commands::clean::run(args, &settings, g).await,
+        Command::Image(_) | Command::Cache(_) => {}
     }
     let cache = backend::open(&settings, g).await?;
     let result = match &cli.command {

@@ -24,24 +24,39 @@ struct Line<'a> {
 /// JSON, which cannot be represented in the format.
 pub fn to_line(entry: &RawEntry) -> Result<String> {
     let text = std::str::from_utf8(&entry.value).context("the stored value is not UTF-8")?;
-    let compact;
-    let mut document: &RawValue =
-        serde_json::from_str(text).context("the stored value is not JSON")?;
-    if text.contains(['\n', '\r']) {
-        // Keep one entry per line: re-encode multi-line documents compactly.
-        let value: serde_json::Value = serde_json::from_str(text)?;
-        compact = RawValue::from_string(serde_json::to_string(&value)?)?;
-        document = &compact;
-    }
+    // Keep one entry per line. A raw line break can only be whitespace between tokens
+    // (inside a JSON string it must be escaped), so replacing it with a space keeps the
+    // document — and its key order, which Redis's currency check relies on — intact.
+    let one_line;
+    let text = if text.contains(['\n', '\r']) {
+        one_line = text.replace(['\n', '\r'], " ");
+        one_line.as_str()
+    } else {
+        text
+    };
+    let document: &RawValue = serde_json::from_str(text).context("the stored value is not JSON")?;
     let line = Line {
         kind: entry.key.kind,
         id: entry.key.id.clone(),
         document,
-        expires_at: entry
-            .expires_at
-            .map(|t| DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)),
+        expires_at: entry.expires_at.map(format_time),
     };
     Ok(serde_json::to_string(&line)?)
+}
+
+/// Formats a time as RFC 3339 UTC with milliseconds. Times past the year 9999 (which
+/// only a foreign writer can store) are shown as the last millisecond of 9999 instead of
+/// failing.
+pub fn format_time(t: SystemTime) -> String {
+    const MAX_SECS: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let (secs, nanos) = match since.as_secs() {
+        s if s > MAX_SECS => (MAX_SECS, 999_000_000),
+        s => (s, since.subsec_nanos()),
+    };
+    DateTime::<Utc>::from_timestamp(secs as i64, nanos)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Parses and validates one line: the ID, the kind, a document that decodes as that kind,
@@ -132,6 +147,36 @@ mod tests {
     }
 
     #[test]
+    fn multi_line_documents_keep_their_key_order() {
+        let entry = RawEntry {
+            key: EntryKey {
+                kind: EntryKind::Blob,
+                id: Digest::parse(ID).unwrap(),
+            },
+            value: b"{\n\"SchemaVersion\": 2,\r\n\"Zed\": \"a\\nb\",\n\"Alpha\": 1}".to_vec(),
+            expires_at: None,
+        };
+        let value = from_line(&to_line(&entry).unwrap()).unwrap().value;
+        let text = String::from_utf8(value).unwrap();
+        assert!(text.starts_with("{ \"SchemaVersion\": 2,"), "{text}");
+        assert!(text.find("Zed") < text.find("Alpha"), "{text}");
+        assert!(
+            text.contains(r#""a\nb""#),
+            "escaped line breaks stay: {text}"
+        );
+    }
+
+    #[test]
+    fn far_future_times_do_not_panic() {
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4);
+        assert_eq!(format_time(far), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_time(SystemTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
+    }
+
+    #[test]
     fn multi_line_documents_become_one_line() {
         let entry = RawEntry {
             key: EntryKey {
@@ -143,6 +188,9 @@ mod tests {
         };
         let line = to_line(&entry).unwrap();
         assert!(!line.contains('\n'));
-        assert_eq!(from_line(&line).unwrap().value, br#"{"SchemaVersion":1}"#);
+        assert_eq!(
+            from_line(&line).unwrap().value,
+            br#"{   "SchemaVersion": 1 }"#
+        );
     }
 }

@@ -3,18 +3,17 @@
 use std::{
     fs,
     io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write},
-    path::{Path, PathBuf},
-    time::SystemTime,
+    path::Path,
 };
 
 use anyhow::{Context, Result, anyhow, bail};
 use cache_core::{ArtifactId, BlobId, Cache, Digest, EntryKey, EntryKind, EntryMeta, RawEntry};
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
 use crate::{
     cli::{CacheCommand, Format},
     ndjson,
+    output::Output,
 };
 
 /// Entries sent to the backend per `import` call.
@@ -86,7 +85,7 @@ async fn ls(cache: &dyn Cache, kind: Option<EntryKind>, format: Format) -> Resul
                         "kind": m.key.kind,
                         "id": m.key.id,
                         "size": m.size,
-                        "expires_at": m.expires_at.map(rfc3339),
+                        "expires_at": m.expires_at.map(ndjson::format_time),
                     });
                     write!(out, "{sep}\n  {doc}")
                 }
@@ -96,7 +95,8 @@ async fn ls(cache: &dyn Cache, kind: Option<EntryKind>, format: Format) -> Resul
                     m.key.kind,
                     m.key.id,
                     m.size,
-                    m.expires_at.map_or_else(|| "never".to_owned(), rfc3339)
+                    m.expires_at
+                        .map_or_else(|| "never".to_owned(), ndjson::format_time)
                 ),
             };
             r.map_err(|e| {
@@ -182,14 +182,14 @@ async fn gc(cache: &dyn Cache) -> Result<()> {
 }
 
 async fn export(cache: &dyn Cache, file: &Path) -> Result<()> {
-    let mut sink = Sink::create(file)?;
+    let mut sink = Output::create(Some(file))?;
     let (mut written, mut skipped) = (0u64, 0u64);
     let mut write_err = None;
     cache
         .export(None, &mut |e: RawEntry| {
             match ndjson::to_line(&e) {
                 Ok(line) => {
-                    if let Err(err) = writeln!(sink.writer, "{line}") {
+                    if let Err(err) = writeln!(sink.writer(), "{line}") {
                         write_err = Some(err);
                         return Err(cache_core::Error::Config {
                             option: "export",
@@ -220,26 +220,44 @@ async fn export(cache: &dyn Cache, file: &Path) -> Result<()> {
 }
 
 async fn import(cache: &dyn Cache, file: &Path, strict: bool) -> Result<()> {
-    let (reader, name): (Box<dyn BufRead>, String) = if file == Path::new("-") {
+    let (reader, name): (Box<dyn BufRead + Send>, String) = if file == Path::new("-") {
         if io::stdin().is_terminal() {
             tracing::info!("Reading entries from standard input (end with Ctrl-D)");
         }
-        (Box::new(io::stdin().lock()), "standard input".into())
+        (
+            Box::new(BufReader::new(io::stdin())),
+            "standard input".into(),
+        )
     } else {
         let f = fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
         (Box::new(BufReader::new(f)), file.display().to_string())
     };
     let mut batch = Vec::with_capacity(IMPORT_BATCH);
     let (mut imported, mut bad) = (0u64, 0u64);
-    for (i, line) in reader.lines().enumerate() {
-        let n = i + 1;
-        let line = line.with_context(|| format!("cannot read {name} at line {n}"))?;
-        if line.trim().is_empty() {
-            continue;
+    let mut reader = reader;
+    let mut buf = Vec::new();
+    for n in 1.. {
+        buf.clear();
+        let read = reader
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("cannot read {name} at line {n}"))?;
+        if read == 0 {
+            break;
         }
-        match ndjson::from_line(&line) {
-            Ok(entry) => batch.push(entry),
-            Err(e) if strict => bail!("{name} line {n}: {e:#}"),
+        let parsed = std::str::from_utf8(&buf)
+            .map_err(|e| anyhow!("not UTF-8: {e}"))
+            .and_then(|line| match line.trim() {
+                "" => Ok(None),
+                line => ndjson::from_line(line).map(Some),
+            });
+        match parsed {
+            Ok(Some(entry)) => batch.push(entry),
+            Ok(None) => {}
+            Err(e) if strict => {
+                bail!(
+                    "{name} line {n}: {e:#} (stopped; {imported} entries were imported before it)"
+                )
+            }
             Err(e) => {
                 tracing::warn!("Skipping {name} line {n}: {e:#}");
                 bad += 1;
@@ -258,64 +276,6 @@ async fn import(cache: &dyn Cache, file: &Path, strict: bool) -> Result<()> {
         bail!("{bad} lines of {name} were not imported (see the warnings above)");
     }
     Ok(())
-}
-
-/// Where an export goes: stdout, or a temp file renamed into place when complete, so a
-/// failed export never leaves a half-written file under the requested name.
-struct Sink {
-    writer: Box<dyn Write + Send>,
-    target: Option<(tempfile::NamedTempFile, PathBuf)>,
-}
-
-impl Sink {
-    fn create(file: &Path) -> Result<Self> {
-        if file == Path::new("-") {
-            return Ok(Sink {
-                writer: Box::new(BufWriter::new(io::stdout())),
-                target: None,
-            });
-        }
-        let dir = match file.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let tmp = tempfile::NamedTempFile::new_in(dir)
-            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-        let f = tmp
-            .reopen()
-            .with_context(|| format!("cannot write in {}", dir.display()))?;
-        Ok(Sink {
-            writer: Box::new(BufWriter::new(f)),
-            target: Some((tmp, file.to_path_buf())),
-        })
-    }
-
-    fn name(&self) -> String {
-        self.target.as_ref().map_or_else(
-            || "standard output".into(),
-            |(_, p)| p.display().to_string(),
-        )
-    }
-
-    fn finish(mut self) -> Result<()> {
-        let name = self.name();
-        self.writer
-            .flush()
-            .with_context(|| format!("cannot write {name}"))?;
-        drop(self.writer);
-        if let Some((tmp, path)) = self.target {
-            tmp.as_file()
-                .sync_all()
-                .with_context(|| format!("cannot write {name}"))?;
-            tmp.persist(&path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        Ok(())
-    }
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// `1536` → `1.5 KiB`.

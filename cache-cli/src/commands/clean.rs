@@ -13,13 +13,39 @@ use crate::{
     cli::{CleanArgs, GlobalOpts},
 };
 
-/// The directories `clean` removes, with the flag that selects each and its log message.
-const TARGETS: &[(&str, &str)] = &[
-    ("db", "Removing vulnerability database..."),
-    ("java-db", "Removing Java database..."),
-    ("policy", "Removing check bundle..."),
-    ("vex", "Removing VEX repositories..."),
+/// A directory `clean` removes: its name, the flag that selects it, and the log message.
+struct Target {
+    dir: &'static str,
+    selected: fn(&CleanArgs) -> bool,
+    message: &'static str,
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        dir: "db",
+        selected: |a| a.vuln_db,
+        message: "Removing vulnerability database...",
+    },
+    Target {
+        dir: "java-db",
+        selected: |a| a.java_db,
+        message: "Removing Java database...",
+    },
+    Target {
+        dir: "policy",
+        selected: |a| a.checks_bundle,
+        message: "Removing check bundle...",
+    },
+    Target {
+        dir: "vex",
+        selected: |a| a.vex_repo,
+        message: "Removing VEX repositories...",
+    },
 ];
+
+/// The files an fs scan cache consists of; anything else in `fanal/` (the reference
+/// tool's `fanal.db`, debris) means the directory is removed rather than opened.
+const FS_CACHE_FILES: [&str; 3] = ["data.mdb", "lock.mdb", "gc.lock"];
 
 /// Runs `clean`. The caller has checked that at least one flag is set.
 pub async fn run(args: &CleanArgs, settings: &Settings, g: &GlobalOpts) -> Result<()> {
@@ -28,17 +54,15 @@ pub async fn run(args: &CleanArgs, settings: &Settings, g: &GlobalOpts) -> Resul
     if args.all || args.scan_cache {
         tracing::info!("Removing scan cache...");
         clean_scan_cache(settings, g).await?;
+        if args.all {
+            // --all removes every directory of the layout, whatever the backend.
+            remove_entry(&dir.join("fanal"))?;
+        }
     }
-    let wanted = [
-        args.vuln_db,
-        args.java_db,
-        args.checks_bundle,
-        args.vex_repo,
-    ];
-    for ((name, message), flag) in TARGETS.iter().zip(wanted) {
-        if args.all || flag {
-            tracing::info!("{message}");
-            remove_entry(&dir.join(name))?;
+    for target in TARGETS {
+        if args.all || (target.selected)(args) {
+            tracing::info!("{}", target.message);
+            remove_entry(&dir.join(target.dir))?;
         }
     }
     Ok(())
@@ -47,30 +71,7 @@ pub async fn run(args: &CleanArgs, settings: &Settings, g: &GlobalOpts) -> Resul
 async fn clean_scan_cache(settings: &Settings, g: &GlobalOpts) -> Result<()> {
     match settings.spec {
         BackendSpec::Memory => Ok(()), // Nothing outlives a process.
-        BackendSpec::Fs => {
-            let fanal = settings.cache_dir.join("fanal");
-            if fs::symlink_metadata(&fanal).is_err() {
-                return Ok(()); // Nothing to clean.
-            }
-            // Clearing through the backend lets processes that have the cache open see it
-            // empty at once and keep working. Files that are not a valid database are
-            // removed instead, so a broken cache never leaves the user stuck.
-            let cleared = match cache_fs::FsCache::open(&settings.cache_dir, &settings.options) {
-                Ok(cache) => {
-                    let r = cache.clear().await;
-                    let _ = cache.close().await;
-                    r
-                }
-                Err(e) => Err(e),
-            };
-            if let Err(e) = cleared {
-                tracing::warn!(
-                    "The scan cache cannot be cleared as a database ({e}); removing its files"
-                );
-                remove_entry(&fanal)?;
-            }
-            Ok(())
-        }
+        BackendSpec::Fs => clean_fs(&settings.cache_dir.join("fanal"), settings).await,
         BackendSpec::Redis { .. } => {
             let cache = backend::open(settings, g).await?;
             cache.clear().await?;
@@ -78,6 +79,51 @@ async fn clean_scan_cache(settings: &Settings, g: &GlobalOpts) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Empties an fs scan cache. A cache that is exactly ours is cleared through the backend,
+/// so processes that have it open see it empty at once and keep working; anything else —
+/// a symlink, files that are not a database, the reference tool's `fanal.db` — is
+/// removed (a symlink itself, never its target). Never creates files.
+async fn clean_fs(fanal: &Path, settings: &Settings) -> Result<()> {
+    let meta = match fs::symlink_metadata(fanal) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", fanal.display())),
+    };
+    if meta.is_dir() && is_our_cache(fanal) {
+        let cleared = match cache_fs::FsCache::open(&settings.cache_dir, &settings.options) {
+            Ok(cache) => {
+                let r = cache.clear().await;
+                let _ = cache.close().await;
+                r
+            }
+            Err(e) => Err(e),
+        };
+        match cleared {
+            Ok(()) => return Ok(()),
+            Err(e) => tracing::warn!(
+                "The scan cache cannot be cleared as a database ({e}); removing its files"
+            ),
+        }
+    }
+    remove_entry(fanal)
+}
+
+/// True when `fanal` holds a regular `data.mdb` and nothing but our cache's files.
+fn is_our_cache(fanal: &Path) -> bool {
+    let regular_data = fs::symlink_metadata(fanal.join("data.mdb")).is_ok_and(|m| m.is_file());
+    let Ok(entries) = fs::read_dir(fanal) else {
+        return false;
+    };
+    regular_data
+        && entries.into_iter().all(|e| {
+            e.is_ok_and(|e| {
+                let name = e.file_name();
+                FS_CACHE_FILES.iter().any(|f| name == *f)
+                    && e.file_type().is_ok_and(|t| t.is_file())
+            })
+        })
 }
 
 /// Refuses to clean `/` or the home directory itself: a mistyped `--cache-dir` must not
@@ -146,6 +192,18 @@ mod tests {
         assert!(!cache.join("db").exists());
         assert!(fs::symlink_metadata(cache.join("vex")).is_err());
         assert_eq!(fs::read(outside.join("precious")).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn recognises_only_our_cache_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fanal = tmp.path();
+        assert!(!is_our_cache(fanal), "no data.mdb");
+        fs::write(fanal.join("data.mdb"), b"x").unwrap();
+        fs::write(fanal.join("lock.mdb"), b"x").unwrap();
+        assert!(is_our_cache(fanal));
+        fs::write(fanal.join("fanal.db"), b"bolt").unwrap();
+        assert!(!is_our_cache(fanal), "the reference tool's file");
     }
 
     #[test]
