@@ -12,11 +12,12 @@ use cache_core::{
     EntryKind, EntryMeta, Error, GcReport, Missing, RawEntry, Result, Stats, Visitor, codec,
     kind_matches,
 };
+use heed::RoTxn;
 
 use crate::{
     config::FsConfig,
-    store::{self, Fail, Store, TOUCH_FLUSH_AT},
-    value::{self, Currency, Header},
+    store::{self, Dbs, Fail, Store, TOUCH_FLUSH_AT},
+    value::{self, Header, Schema},
 };
 
 /// Entries per read transaction when walking the whole cache (`list`, `export`, `gc`).
@@ -116,7 +117,7 @@ impl FsCache {
         let header = Header {
             expires_ms: value::expires_ms(codec::expiry_from_ttl(self.ttl)),
             accessed_s: now_s,
-            currency: Currency::of(kind, &json),
+            schema: Schema::of(&json),
         };
         let key = id.as_str().to_owned();
         let max = self.max_size;
@@ -140,15 +141,7 @@ impl FsCache {
         let store = self.store()?;
         let (now_ms, now_s) = store::now();
         let found = store.read("cannot read the scan cache", &mut |txn, dbs| {
-            let Some(stored) = dbs.of(kind).get(txn, id.as_str().as_bytes())? else {
-                return Ok(None);
-            };
-            let (header, doc) = value::decode(stored).ok_or_else(|| short_value(kind, id))?;
-            if header.is_expired(now_ms) {
-                return Ok(None);
-            }
-            let doc = codec::decode::<T>(id.as_str(), doc)?;
-            Ok(Some((doc, header.accessed_s)))
+            read_live::<T>(txn, dbs, id, now_ms)
         })?;
         let Some((doc, accessed_s)) = found else {
             tracing::debug!("cache miss: {kind} {id}");
@@ -165,10 +158,14 @@ impl FsCache {
         if now.saturating_sub(stamp) < self.granularity_s {
             return;
         }
-        if store.record_touch(kind, id.as_str(), now) >= TOUCH_FLUSH_AT {
+        // One background flush at a time: reads that pile up more stamps meanwhile leave
+        // them to the flush already queued (or to the next write).
+        if store.record_touch(kind, id.as_str(), now) >= TOUCH_FLUSH_AT
+            && store.claim_background_flush()
+        {
             let store = Arc::clone(store);
             tokio::task::spawn_blocking(move || {
-                if let Err(e) = store.flush_touches() {
+                if let Err(e) = store.background_flush() {
                     tracing::debug!("cannot record entry access times: {e}");
                 }
             });
@@ -202,6 +199,7 @@ impl FsCache {
 
     /// Walks entries of the selected kinds chunk by chunk (one read transaction per
     /// chunk, on the blocking pool), so a cache of any size is never held in memory.
+    /// `make` sees each entry's kind, raw key and stored value and picks what to visit.
     async fn walk<T, F>(
         &self,
         kind: Option<EntryKind>,
@@ -210,7 +208,7 @@ impl FsCache {
     ) -> Result<()>
     where
         T: Send + 'static,
-        F: Fn(EntryKey, Option<Header>, &[u8]) -> Option<T> + Copy + Send + 'static,
+        F: Fn(EntryKind, &[u8], &[u8]) -> Option<T> + Copy + Send + 'static,
     {
         for k in EntryKind::ALL {
             if !kind_matches(kind, k) {
@@ -221,23 +219,21 @@ impl FsCache {
                 let from = after.take();
                 let (items, next) = self
                     .blocking(move |s| {
-                        s.read("cannot read the scan cache", &mut |txn, dbs| {
-                            let mut items = Vec::new();
-                            let next = store::scan(
+                        let mut items = Vec::new();
+                        let next = s.read("cannot read the scan cache", &mut |txn, dbs| {
+                            items.clear();
+                            store::scan(
                                 txn,
                                 &dbs.of(k),
                                 from.as_deref(),
                                 SCAN_CHUNK,
                                 &mut |key, stored| {
-                                    if let Some(key) = entry_key(k, key) {
-                                        let header = value::decode(stored).map(|(h, _)| h);
-                                        items.extend(make(key, header, stored));
-                                    }
+                                    items.extend(make(k, key, stored));
                                     Ok(())
                                 },
-                            )?;
-                            Ok((std::mem::take(&mut items), next))
-                        })
+                            )
+                        })?;
+                        Ok((items, next))
                     })
                     .await?;
                 for item in items {
@@ -283,6 +279,24 @@ fn short_value(kind: EntryKind, id: &Digest) -> Fail {
         id: id.as_str().to_owned(),
         reason: "stored value is too short to hold its header".to_owned(),
     })
+}
+
+/// Reads and decodes one entry with its access stamp; `None` when absent or expired.
+fn read_live<T: Document>(
+    txn: &RoTxn<'_>,
+    dbs: &Dbs,
+    id: &Digest,
+    now_ms: u64,
+) -> Result<Option<(T, u32)>, Fail> {
+    let Some(stored) = dbs.of(T::KIND).get(txn, id.as_str().as_bytes())? else {
+        return Ok(None);
+    };
+    let (header, doc) = value::decode(stored).ok_or_else(|| short_value(T::KIND, id))?;
+    if header.is_expired(now_ms) {
+        return Ok(None);
+    }
+    let doc = codec::decode::<T>(id.as_str(), doc)?;
+    Ok(Some((doc, header.accessed_s)))
 }
 
 /// The entry key of a database key; `None` (with a warning) for a key that is not an ID.
@@ -378,25 +392,9 @@ impl Cache for FsCache {
         let store = self.store()?;
         let (now_ms, now_s) = store::now();
         let found = store.read("cannot read the scan cache", &mut |txn, dbs| {
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                let digest = id.digest();
-                let doc = match dbs.blobs.get(txn, id.as_str().as_bytes())? {
-                    None => None,
-                    Some(stored) => {
-                        let (header, doc) = value::decode(stored)
-                            .ok_or_else(|| short_value(EntryKind::Blob, digest))?;
-                        if header.is_expired(now_ms) {
-                            None
-                        } else {
-                            let doc = codec::decode::<BlobInfo>(id.as_str(), doc)?;
-                            Some((doc, header.accessed_s))
-                        }
-                    }
-                };
-                out.push(doc);
-            }
-            Ok(out)
+            ids.iter()
+                .map(|id| read_live::<BlobInfo>(txn, dbs, id.digest(), now_ms))
+                .collect::<Result<Vec<_>, Fail>>()
         })?;
         Ok(found
             .into_iter()
@@ -464,11 +462,11 @@ impl Cache for FsCache {
     async fn list(&self, kind: Option<EntryKind>, visit: Visitor<'_, EntryMeta>) -> Result<()> {
         self.walk(
             kind,
-            |key, header, stored| {
+            |kind, key, stored| {
                 Some(EntryMeta {
-                    key,
+                    key: entry_key(kind, key)?,
                     size: store::doc_len(stored),
-                    expires_at: header.and_then(Header::expires_at),
+                    expires_at: value::decode(stored).and_then(|(h, _)| h.expires_at()),
                 })
             },
             visit,
@@ -507,37 +505,22 @@ impl Cache for FsCache {
     }
 
     async fn gc(&self) -> Result<GcReport> {
-        self.blocking(|s| {
-            let before = s.disk_bytes()?;
-            let (now_ms, _) = store::now();
-            // Find candidates without holding the writer lock ...
-            let mut candidates: Vec<(EntryKind, Vec<u8>)> = Vec::new();
-            for kind in EntryKind::ALL {
-                let mut after: Option<Vec<u8>> = None;
-                loop {
-                    let from = after.take();
-                    let next = s.read("cannot read the scan cache", &mut |txn, dbs| {
-                        store::scan(
-                            txn,
-                            &dbs.of(kind),
-                            from.as_deref(),
-                            SCAN_CHUNK,
-                            &mut |k, v| {
-                                if classify(kind, v, now_ms).is_some() {
-                                    candidates.push((kind, k.to_vec()));
-                                }
-                                Ok(())
-                            },
-                        )
-                    })?;
-                    match next {
-                        Some(next) => after = Some(next),
-                        None => break,
-                    }
-                }
-            }
-            // ... then remove them in short write transactions, judging each again (another
-            // process may have rewritten it meanwhile).
+        let before = self.blocking(Store::disk_bytes).await?;
+        let (now_ms, _) = store::now();
+        // Find candidates without holding the writer lock ...
+        let mut candidates: Vec<(EntryKind, Vec<u8>)> = Vec::new();
+        self.walk(
+            None,
+            move |kind, key, stored| classify(kind, stored, now_ms).map(|_| (kind, key.to_vec())),
+            &mut |candidate| {
+                candidates.push(candidate);
+                Ok(())
+            },
+        )
+        .await?;
+        self.blocking(move |s| {
+            // ... then remove them in short write transactions, judging each again
+            // (another process may have rewritten it meanwhile).
             let mut report = GcReport::default();
             for chunk in candidates.chunks(WRITE_CHUNK) {
                 let (expired, stale, bytes) =
@@ -576,17 +559,17 @@ impl Cache for FsCache {
         let (now_ms, _) = store::now();
         self.walk(
             kind,
-            move |key, header, stored| match header {
-                Some(h) if h.is_expired(now_ms) => None,
-                Some(h) => Some(RawEntry {
-                    key,
-                    value: stored.get(value::HEADER_LEN..).unwrap_or_default().to_vec(),
+            move |kind, key, stored| match value::decode(stored) {
+                Some((h, _)) if h.is_expired(now_ms) => None,
+                Some((h, doc)) => Some(RawEntry {
+                    key: entry_key(kind, key)?,
+                    value: doc.to_vec(),
                     expires_at: h.expires_at(),
                 }),
                 // A value without a header is corrupt; export its bytes as they are so
                 // that nothing is silently lost.
                 None => Some(RawEntry {
-                    key,
+                    key: entry_key(kind, key)?,
                     value: stored.to_vec(),
                     expires_at: None,
                 }),
@@ -608,7 +591,7 @@ impl Cache for FsCache {
                         let header = Header {
                             expires_ms: value::expires_ms(e.expires_at),
                             accessed_s: now_s,
-                            currency: Currency::of(e.key.kind, &e.value),
+                            schema: Schema::of(&e.value),
                         };
                         if header.is_expired(now_ms) {
                             // Storing an already expired entry is the same as having none.
@@ -642,7 +625,7 @@ fn classify(kind: EntryKind, stored: &[u8], now_ms: u64) -> Option<Class> {
         None => Some(Class::Stale),
         Some((h, _)) if h.is_expired(now_ms) => Some(Class::Expired),
         // gc judges the document itself, whatever the header says.
-        Some((_, doc)) if !codec::is_current(kind, doc) => Some(Class::Stale),
+        Some((_, doc)) if !codec::is_sound(kind, doc) => Some(Class::Stale),
         Some(_) => None,
     }
 }

@@ -10,10 +10,10 @@
 //!
 //! - **Layout.** `fanal/data.mdb` and `fanal/lock.mdb` (LMDB), plus `fanal/gc.lock` (the
 //!   compaction gate). Databases `artifacts-v1` and `blobs-v1` map an ID
-//!   (`sha256:<hex>`) to a value: a 16-byte header (expiry, last access; see the `value`
-//!   module) followed by the document bytes exactly as given. `lru-v1` indexes entries
-//!   by last access for eviction, `meta-v1` keeps running totals. The `-v1` suffix is the
-//!   layout version: another layout gets other databases.
+//!   (`sha256:<hex>`) to a value: a 16-byte header (expiry, last access, the document's
+//!   schema version; see the `value` module) followed by the document bytes exactly as
+//!   given. `lru-v1` indexes entries by last access for eviction, `meta-v1` keeps running
+//!   totals. The `-v1` suffix is the layout version: another layout gets other databases.
 //! - **Many processes.** LMDB readers never block and never wait for writers; writers
 //!   are serialised by LMDB for the length of one transaction. No process holds a lock
 //!   for its lifetime, and there is no "in use by another process" failure.
@@ -29,10 +29,14 @@
 //!   batches with the process's next write.
 //! - **gc and clear.** Both delete in short transactions, then write a compacted copy of
 //!   the file beside it and rename it over `data.mdb` while no writer is active in any
-//!   process (a shared/exclusive file lock taken per write, exclusive only for the
-//!   rename). Every process notices the new file before its next operation and reopens;
-//!   one that still maps the old file meanwhile reads a consistent snapshot, and the old
-//!   file's space returns when its last user moves on.
+//!   process (a shared/exclusive file lock taken per write, exclusive for the swap; and,
+//!   only when writers kept changing the file during two copies in a row, for a third
+//!   copy as well, which then holds up writers but not readers). Every process notices
+//!   the new file before its next operation and reopens; one that still maps the old file
+//!   meanwhile reads a consistent snapshot, and the old file's space returns when its
+//!   last user moves on. Compactions of one process run one at a time; each writes its
+//!   own uniquely named copy and holds a lock on it, so a copy is removed as abandoned
+//!   only when its writer is gone.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {

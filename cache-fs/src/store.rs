@@ -9,17 +9,24 @@
 //!   the environment take the write guard.
 //! - Across processes, LMDB itself serialises writers (one robust mutex in `lock.mdb`,
 //!   held from the start of a write transaction to its commit) and never blocks readers.
-//! - The [`Gate`] keeps compaction from swapping `data.mdb` under a writer. Readers do not
-//!   enter it: a reader that still maps the replaced file reads a consistent snapshot of
-//!   the moment of the swap, and the next operation notices the new generation and
-//!   reopens.
+//! - The [`Gate`] keeps compaction from swapping `data.mdb` under a writer. Readers enter
+//!   it only to reopen after the file was replaced, never for a read transaction: a
+//!   reader that still maps the replaced file reads a consistent snapshot of the moment
+//!   of the swap (nothing writes to the replaced file again), and the next operation
+//!   notices the new generation and reopens.
+//! - Compactions of one process run one at a time (`compacting`); those of different
+//!   processes each write their own temp file, locked by its writer (see
+//!   [`Store::remove_stale_temp_files`]), and swap under the exclusive gate.
 
 use std::{
     collections::HashMap,
     fs::File,
     ops::Bound,
     path::{Path, PathBuf},
-    sync::{Arc, LazyLock, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak},
+    sync::{
+        Arc, LazyLock, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
@@ -28,6 +35,7 @@ use heed::{
     CommitOrAbort, CompactionOption, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn,
     WithoutTls, types::Bytes,
 };
+use tempfile::TempPath;
 
 use crate::{
     config::FsConfig,
@@ -68,6 +76,11 @@ const RETRIES: usize = 64;
 
 /// Pending access stamps that trigger a batched write of their own.
 pub(crate) const TOUCH_FLUSH_AT: usize = 256;
+
+/// Name of compaction copies: `data.mdb.compact-<random>.tmp` (older versions used the
+/// PID in place of the random part; those are cleaned up the same way).
+const TEMP_PREFIX: &str = "data.mdb.compact-";
+const TEMP_SUFFIX: &str = ".tmp";
 
 /// The databases of one open environment.
 #[derive(Clone, Copy)]
@@ -139,6 +152,10 @@ pub(crate) struct Store {
     gate: Gate,
     handle: RwLock<Option<Handle>>,
     touches: Mutex<HashMap<(EntryKind, String), u32>>,
+    /// A background flush of `touches` is queued or running.
+    flush_queued: AtomicBool,
+    /// Held for the whole of a compaction: one at a time per process.
+    compacting: Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -176,6 +193,8 @@ impl Store {
             gate: Gate::open(&dir.join("gc.lock"))?,
             handle: RwLock::new(None),
             touches: Mutex::new(HashMap::new()),
+            flush_queued: AtomicBool::new(false),
+            compacting: Mutex::new(()),
         });
         {
             let _gate = store.gate.shared()?;
@@ -383,7 +402,10 @@ impl Store {
         Err(self.backend("the cache file keeps being replaced; giving up"))
     }
 
-    /// Runs `f` in one read transaction. Never waits for writers.
+    /// Runs `f` in one read transaction. Never waits for a write transaction of any
+    /// process (LMDB readers do not block); it may wait briefly while this process grows
+    /// the map, or, right after the file was replaced, until the swap is done and it has
+    /// reopened the new file.
     pub(crate) fn read<R>(&self, action: &'static str, f: &mut ReadFn<'_, R>) -> Result<R> {
         let mut readers_full = false;
         for _ in 0..RETRIES {
@@ -418,6 +440,21 @@ impl Store {
     ) -> Result<R> {
         let _gate = self.gate.shared()?;
         let touches = self.take_touches();
+        let result = self.write_with(action, &touches, f);
+        if result.is_err() {
+            // Not written: keep them for the next write.
+            self.restore_touches(touches);
+        }
+        result
+    }
+
+    /// The body of [`Store::write`], inside the gate, with the pending stamps taken.
+    fn write_with<R>(
+        &self,
+        action: &'static str,
+        touches: &[(EntryKind, String, u32)],
+        f: &mut dyn FnMut(&mut RwTxn<'_>, &Dbs) -> Result<R, Fail>,
+    ) -> Result<R> {
         for _ in 0..RETRIES {
             let error = {
                 let current = self.current(true)?;
@@ -425,7 +462,7 @@ impl Store {
                 match handle.env.write_txn() {
                     Err(e) => Fail::Heed(e),
                     Ok(mut txn) => {
-                        let result = apply_touches(&mut txn, &handle.dbs, &touches)
+                        let result = apply_touches(&mut txn, &handle.dbs, touches)
                             .map_err(Fail::from)
                             .and_then(|()| f(&mut txn, &handle.dbs));
                         match result.and_then(|r| txn.commit().map(|()| r).map_err(Fail::from)) {
@@ -487,6 +524,36 @@ impl Store {
         touches.drain().map(|((k, id), s)| (k, id, s)).collect()
     }
 
+    /// Puts back stamps that a failed write took, keeping the newer of each.
+    fn restore_touches(&self, taken: Vec<(EntryKind, String, u32)>) {
+        if taken.is_empty() {
+            return;
+        }
+        let mut touches = self.touches.lock().unwrap_or_else(|e| e.into_inner());
+        for (kind, id, stamp) in taken {
+            let slot = touches.entry((kind, id)).or_insert(stamp);
+            *slot = (*slot).max(stamp);
+        }
+    }
+
+    /// Claims the one background flush of pending stamps; false when one is already
+    /// queued or running (it will write whatever is pending when it runs).
+    pub(crate) fn claim_background_flush(&self) -> bool {
+        !self.flush_queued.swap(true, Ordering::AcqRel)
+    }
+
+    /// Runs the background flush claimed with [`Store::claim_background_flush`].
+    pub(crate) fn background_flush(&self) -> Result<()> {
+        struct Release<'a>(&'a AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _release = Release(&self.flush_queued);
+        self.flush_touches()
+    }
+
     /// Drops pending stamps (after `clear`, they refer to nothing).
     pub(crate) fn forget_touches(&self) {
         self.touches
@@ -530,16 +597,21 @@ impl Store {
     ///
     /// The copy is made while everyone goes on reading and writing; the swap itself
     /// happens under the exclusive gate and only if no transaction committed since the
-    /// copy started. After a few lost races the copy is made under the gate instead.
+    /// copy started. After a few lost races the copy is made while holding the gate
+    /// exclusive (writers of every process wait; readers, including this process's, go
+    /// on), and this process's handle is locked only for the swap.
     pub(crate) fn compact(&self) -> Result<()> {
+        // Compactions of this process (gc and clear, or two handles) would only race
+        // each other for the swap and waste copies; one at a time.
+        let _one = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
         self.remove_stale_temp_files();
         for _ in 0..2 {
             let current = self.current(false)?;
             let handle = current.handle();
             let generation = handle.generation;
             let txn_before = handle.env.info().last_txn_id;
-            let tmp = match self.copy(&handle.env) {
-                Ok(tmp) => tmp,
+            let copy = match self.copy(&handle.env) {
+                Ok(copy) => copy,
                 Err(Fail::Heed(heed::Error::Mdb(MdbError::MapResized))) => {
                     drop(current);
                     self.adopt_map_size()?;
@@ -555,26 +627,30 @@ impl Store {
                     h.generation == generation && h.env.info().last_txn_id == txn_before
                 });
             if unchanged {
-                return self.swap(&gate, &mut w, &tmp);
+                return self.swap(&gate, &mut w, copy);
             }
             drop(w);
             drop(gate);
-            remove_quietly(&tmp);
+            drop(copy);
             tracing::debug!("cache changed during compaction; copying again");
         }
         let gate = self.gate.exclusive()?;
+        let copy = self.copy_under_gate()?;
         let mut w = self.write_handle();
-        let generation = self.gate.generation()?;
-        if w.as_ref().is_none_or(|h| h.generation != generation) {
-            self.reopen(&mut w, generation)?;
-        }
-        let handle = w.as_ref().expect("reopened above");
+        self.swap(&gate, &mut w, copy)
+    }
+
+    /// Copies the current file while the caller holds the gate exclusive (so no process
+    /// can write), under a read guard only, so this process's readers go on meanwhile.
+    fn copy_under_gate(&self) -> Result<Copy> {
         for _ in 0..RETRIES {
-            match self.copy(&handle.env) {
-                Ok(tmp) => return self.swap(&gate, &mut w, &tmp),
+            let current = self.current(true)?;
+            let copied = self.copy(&current.handle().env);
+            drop(current);
+            match copied {
+                Ok(copy) => return Ok(copy),
                 Err(Fail::Heed(heed::Error::Mdb(MdbError::MapResized))) => {
-                    resize(&handle.env, 0)
-                        .map_err(|e| self.fail("cannot adopt the new cache map size", e.into()))?;
+                    self.adopt_map_size()?;
                 }
                 Err(e) => return Err(self.fail("cannot compact the scan cache", e)),
             }
@@ -582,99 +658,171 @@ impl Store {
         Err(self.backend("cannot compact the scan cache: the map kept being resized"))
     }
 
-    fn temp_path(&self) -> PathBuf {
-        self.dir
-            .join(format!("data.mdb.compact-{}.tmp", std::process::id()))
-    }
-
-    /// Removes compaction copies left by processes that died (Linux: by `/proc/<pid>`).
+    /// Removes compaction copies whose writer is gone: a writer holds an exclusive
+    /// `flock` on its copy from creating it until it is renamed or removed, and the
+    /// kernel drops that lock when the writer dies, so a copy whose lock can be taken
+    /// is abandoned. Works across PID namespaces (containers sharing the directory),
+    /// unlike a PID check.
     fn remove_stale_temp_files(&self) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let Some(pid) = name
+            let is_copy = name
                 .to_str()
-                .and_then(|n| n.strip_prefix("data.mdb.compact-"))
-                .and_then(|n| n.strip_suffix(".tmp"))
-            else {
+                .is_some_and(|n| n.starts_with(TEMP_PREFIX) && n.ends_with(TEMP_SUFFIX));
+            if !is_copy {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(file) = File::open(&path) else {
                 continue;
             };
-            let dead = pid.parse::<u32>().is_ok_and(|pid| {
-                pid == std::process::id()
-                    || (Path::new("/proc/self").exists()
-                        && !Path::new("/proc").join(pid.to_string()).exists())
-            });
-            if dead {
-                remove_quietly(&entry.path());
+            match fs4::FileExt::try_lock(&file) {
+                // Abandoned. Remove it while holding its lock (so its writer, should it
+                // be between creating and locking it, finds it gone or locked and makes
+                // another), and only if the name still refers to the file locked.
+                Ok(()) if same_file(&file, &path) => {
+                    tracing::debug!("removing abandoned compaction file {}", path.display());
+                    remove_quietly(&path);
+                }
+                Ok(()) => {}
+                Err(fs4::TryLockError::WouldBlock) => {}
+                Err(fs4::TryLockError::Error(e)) => {
+                    tracing::debug!("cannot check {}: {e}", path.display());
+                }
             }
         }
     }
 
-    /// Writes a compacted copy of the environment to a temp file in the same directory
-    /// and makes it durable.
-    fn copy(&self, env: &Env<WithoutTls>) -> Result<PathBuf, Fail> {
-        let tmp = self.temp_path();
-        let mut options = std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file: File = options
-            .open(&tmp)
-            .map_err(|e| Error::io("cannot create the compaction file", &tmp, e))?;
-        let copied = env
-            .copy_to_file(&mut file, CompactionOption::Enabled)
+    /// Creates a new, exclusively locked compaction file in the cache directory.
+    fn new_copy_file(&self) -> Result<(File, TempPath), Fail> {
+        for _ in 0..8 {
+            let (file, path) = tempfile::Builder::new()
+                .prefix(TEMP_PREFIX)
+                .suffix(TEMP_SUFFIX)
+                .tempfile_in(&self.dir)
+                .map_err(|e| Error::io("cannot create a compaction file in", &self.dir, e))?
+                .into_parts();
+            match fs4::FileExt::try_lock(&file) {
+                // Locked and still under its name: no cleaner can remove it now.
+                Ok(()) if same_file(&file, &path) => return Ok((file, path)),
+                // A cleaner of another process took it for abandoned between its
+                // creation and our lock (it holds the lock or already removed it).
+                Ok(()) | Err(fs4::TryLockError::WouldBlock) => {}
+                Err(fs4::TryLockError::Error(e)) => {
+                    return Err(Error::io("cannot lock the compaction file", &path, e).into());
+                }
+            }
+        }
+        Err(self
+            .backend("cannot create a compaction file: it kept being removed")
+            .into())
+    }
+
+    /// Writes a compacted copy of the environment to a new temp file in the same
+    /// directory and makes it durable.
+    fn copy(&self, env: &Env<WithoutTls>) -> Result<Copy, Fail> {
+        let (mut file, path) = self.new_copy_file()?;
+        env.copy_to_file(&mut file, CompactionOption::Enabled)
             .map_err(|e| match e {
                 heed::Error::Io(source) => {
-                    Fail::Core(Error::io("cannot write the compaction file", &tmp, source))
+                    Fail::Core(Error::io("cannot write the compaction file", &path, source))
                 }
                 e => Fail::Heed(e),
-            })
-            .and_then(|()| {
-                file.sync_all()
-                    .map_err(|e| Fail::Core(Error::io("cannot write the compaction file", &tmp, e)))
-            });
-        if let Err(e) = copied {
-            remove_quietly(&tmp);
-            return Err(e);
-        }
-        Ok(tmp)
+            })?;
+        file.sync_all()
+            .map_err(|e| Error::io("cannot write the compaction file", &path, e))?;
+        // On any error above, dropping `path` removes the partial copy.
+        Ok(Copy { file, path })
     }
 
     /// Replaces `data.mdb` with the compacted copy. The caller holds the gate exclusive
     /// (no process is inside a write) and the handle write guard (no transaction of this
     /// process is active).
     ///
-    /// Order matters for crash safety: the generation is bumped first, so from then on
-    /// every process reopens before its next operation; `lock.mdb` is removed next, so
-    /// the first opener of the new file builds a fresh lock file (the old one describes
-    /// transactions of the old file); the rename comes last and is atomic, so an opener
-    /// sees either the old complete file or the new complete file. A crash between any
-    /// two steps leaves a readable cache.
-    fn swap(&self, gate: &ExclusiveGuard<'_>, slot: &mut Option<Handle>, tmp: &Path) -> Result<()> {
+    /// Order matters for failure and crash safety:
+    /// 1. The copy must still be the file at its temp path (we hold its lock, so no
+    ///    cleaner removes it after this check).
+    /// 2. The generation is bumped (durably): from here every process reopens before its
+    ///    next operation. Nothing else changed yet, so a failure or crash here only costs
+    ///    a reopen of the same files.
+    /// 3. The copy is renamed over `data.mdb`, atomically: an opener sees the old
+    ///    complete file or the new complete file. If this fails, `data.mdb` and
+    ///    `lock.mdb` are untouched and this process reopens them as they are, so readers
+    ///    of other processes stay registered in the lock file writers use.
+    /// 4. `lock.mdb` is removed, so the first opener of the new file builds a fresh lock
+    ///    file (the old one describes readers and transactions of the old file, which
+    ///    processes still mapping it keep using through their open descriptor).
+    ///
+    /// A crash between 3 and 4 leaves the new file beside the old lock file. LMDB
+    /// re-initialises a lock file whose opener is its only user (as after a crash of every
+    /// process); while another process still has the old environment open, the first
+    /// transactions on the new file may use the copy's empty first meta page, so the
+    /// cache may lose its entries, but every read sees a consistent tree.
+    fn swap(&self, gate: &ExclusiveGuard<'_>, slot: &mut Option<Handle>, copy: Copy) -> Result<()> {
+        if !same_file(&copy.file, &copy.path) {
+            return Err(self.backend(format!(
+                "cannot compact the scan cache: the compaction file {} was removed or \
+                 replaced while it was written",
+                copy.path.display()
+            )));
+        }
         let generation = self.gate.bump(gate)?;
         *slot = None;
-        match std::fs::remove_file(&self.lock_path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                remove_quietly(tmp);
-                return Err(Error::io("cannot replace", &self.lock_path, e));
-            }
-        }
-        if let Err(e) = std::fs::rename(tmp, &self.data_path) {
-            remove_quietly(tmp);
-            // Reopen the old file so this process stays usable.
+        if let Err(e) = std::fs::rename(&copy.path, &self.data_path) {
+            drop(copy);
+            // Reopen the old file (with its own lock file) so this process stays usable.
             self.reopen(slot, generation)?;
             return Err(Error::io("cannot replace", &self.data_path, e));
         }
+        let Copy { file, path } = copy;
+        // The name is gone (it is `data.mdb` now): nothing to remove on drop.
+        if let Err(e) = path.keep() {
+            tracing::debug!("{e}");
+        }
+        let removed = match std::fs::remove_file(&self.lock_path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(
+                "compacted the scan cache but cannot replace",
+                &self.lock_path,
+                e,
+            )),
+        };
         if let Ok(dir) = File::open(&self.dir) {
             // Make the rename durable; failure here only weakens durability of the swap.
             let _ = dir.sync_all();
         }
-        self.reopen(slot, generation)
+        // The copy's lock is no longer needed once it is `data.mdb`.
+        drop(file);
+        self.reopen(slot, generation)?;
+        removed
     }
+}
+
+/// A compacted copy of the data file beside it, exclusively locked by this process (so
+/// no cleaner removes it) until it is renamed over `data.mdb` or dropped (which removes
+/// it).
+struct Copy {
+    file: File,
+    path: TempPath,
+}
+
+/// True when `path` still names the file open as `file` (same device and inode).
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &Path) -> bool {
+    path.exists()
 }
 
 impl Drop for Store {
@@ -785,7 +933,10 @@ pub(crate) fn remove_entry(
     let removed = unlink_entry(txn, dbs, kind, key)?;
     if let Some(old) = &removed {
         dbs.of(kind).delete(txn, key)?;
-        add_totals(txn, dbs, -i128::from(old.doc_len), -1)?;
+        // Only values with a header were counted (see `put_entry`).
+        if old.header.is_some() {
+            add_totals(txn, dbs, -i128::from(old.doc_len), -1)?;
+        }
     }
     Ok(removed)
 }
@@ -824,7 +975,10 @@ pub(crate) fn put_entry(
     dbs.of(kind).put(txn, key, &value::encode(header, doc))?;
     dbs.lru
         .put(txn, &lru_key(header.accessed_s, kind, key), &[])?;
-    let (old_bytes, old_entries) = old.map_or((0, 0), |o| (i128::from(o.doc_len), 1));
+    // A value without a header (written by something else) was never counted.
+    let (old_bytes, old_entries) = old
+        .filter(|o| o.header.is_some())
+        .map_or((0, 0), |o| (i128::from(o.doc_len), 1));
     add_totals(txn, dbs, doc.len() as i128 - old_bytes, 1 - old_entries)
 }
 
@@ -951,3 +1105,144 @@ fn explain_full_disk(path: &Path, source: std::io::Error) -> std::io::Error {
 
 /// Free space below which a failed write is blamed on a full disk.
 const FULL_DISK_SLACK: u64 = 4 << 20;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn open(tmp: &tempfile::TempDir) -> Arc<Store> {
+        let dir = tmp.path().canonicalize().unwrap();
+        Store::open(&dir, &FsConfig::default()).unwrap()
+    }
+
+    fn header(accessed_s: u32) -> Header {
+        Header {
+            expires_ms: 0,
+            accessed_s,
+            schema: value::Schema::Version(2),
+        }
+    }
+
+    fn read_totals(store: &Store) -> (u64, u64) {
+        store
+            .read("test", &mut |txn, dbs| Ok(totals(txn, dbs)?))
+            .unwrap()
+    }
+
+    fn stamp_of(store: &Store, key: &[u8]) -> u32 {
+        store
+            .read("test", &mut |txn, dbs| {
+                let stored = dbs.blobs.get(txn, key)?.unwrap();
+                Ok(value::decode(stored).unwrap().0.accessed_s)
+            })
+            .unwrap()
+    }
+
+    /// Values without a header (written by something else) are not in the running totals,
+    /// so removing or overwriting them must not take anything off.
+    #[test]
+    fn totals_ignore_values_without_a_header() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(&tmp);
+        let doc = br#"{"SchemaVersion":2}"#;
+        store
+            .write("test", &mut |txn, dbs| {
+                put_entry(txn, dbs, EntryKind::Blob, b"good", header(1), doc)?;
+                dbs.blobs.put(txn, b"short-1", b"tiny")?;
+                dbs.blobs.put(txn, b"short-2", b"too short")?;
+                Ok(())
+            })
+            .unwrap();
+        let one = (doc.len() as u64, 1);
+        assert_eq!(read_totals(&store), one);
+        store
+            .write("test", &mut |txn, dbs| {
+                assert!(remove_entry(txn, dbs, EntryKind::Blob, b"short-1")?.is_some());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(read_totals(&store), one, "removing a headerless value");
+        store
+            .write("test", &mut |txn, dbs| {
+                Ok(put_entry(
+                    txn,
+                    dbs,
+                    EntryKind::Blob,
+                    b"short-2",
+                    header(1),
+                    doc,
+                )?)
+            })
+            .unwrap();
+        assert_eq!(
+            read_totals(&store),
+            (2 * doc.len() as u64, 2),
+            "overwriting a headerless value"
+        );
+    }
+
+    /// Access stamps taken by a write that failed are written by the next one.
+    #[test]
+    fn failed_write_keeps_pending_access_stamps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(&tmp);
+        let doc = br#"{"SchemaVersion":2}"#;
+        store
+            .write("test", &mut |txn, dbs| {
+                Ok(put_entry(txn, dbs, EntryKind::Blob, b"k", header(10), doc)?)
+            })
+            .unwrap();
+        store.record_touch(EntryKind::Blob, "k", 50);
+        let err = store
+            .write("test", &mut |_, _| {
+                Err::<(), _>(Fail::Core(Error::Backend {
+                    backend: "test".to_owned(),
+                    message: "refused".to_owned(),
+                }))
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+        assert!(store.has_touches(), "stamps lost with the failed write");
+        assert_eq!(stamp_of(&store, b"k"), 10);
+        // A newer read while the stamp was pending wins.
+        store.record_touch(EntryKind::Blob, "k", 40);
+        store.flush_touches().unwrap();
+        assert!(!store.has_touches());
+        assert_eq!(stamp_of(&store, b"k"), 50);
+    }
+
+    /// Only one background flush is queued at a time; it frees the slot when done.
+    #[test]
+    fn one_background_flush_at_a_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(&tmp);
+        assert!(store.claim_background_flush());
+        assert!(!store.claim_background_flush());
+        assert!(!store.claim_background_flush());
+        store.background_flush().unwrap();
+        assert!(store.claim_background_flush());
+    }
+
+    /// Compaction files are unique per compaction and locked by their writer.
+    #[test]
+    fn compaction_files_are_unique_and_locked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = open(&tmp);
+        let (a, a_path) = store.new_copy_file().unwrap();
+        let (_b, b_path) = store.new_copy_file().unwrap();
+        assert_ne!(a_path.to_path_buf(), b_path.to_path_buf());
+        let other = File::open(&a_path).unwrap();
+        assert!(matches!(
+            fs4::FileExt::try_lock(&other),
+            Err(fs4::TryLockError::WouldBlock)
+        ));
+        store.remove_stale_temp_files();
+        assert!(a_path.exists() && b_path.exists(), "live copies removed");
+        drop(a);
+        // Its writer let go of it (as a dead process would): abandoned.
+        store.remove_stale_temp_files();
+        assert!(!a_path.exists() && b_path.exists());
+    }
+}

@@ -1,15 +1,22 @@
-//! The stored value format: a fixed 16-byte header (expiry, last access) then the raw
-//! document bytes.
+//! The stored value format: a fixed 16-byte header (expiry, last access, schema version)
+//! then the raw document bytes.
 //!
 //! ```text
 //! offset  size  field
 //!      0     8  expires_at: unix milliseconds, little endian; 0 = never
 //!      8     4  accessed_at: unix seconds, little endian (coarse, for LRU eviction)
-//!     12     1  currency: 1 = the document is current (`codec::is_current`), 2 = it is
-//!               not, 0 = unknown (judge the document); set once when the value is written
-//!     13     3  reserved, written as 0
+//!     12     1  schema tag: 0 = unknown (judge the document), 1 = a JSON object whose
+//!               `SchemaVersion` is in bytes 13..15, 2 = not a document with a version
+//!     13     2  the document's `SchemaVersion`, u16 little endian (tag 1 only; else 0)
+//!     15     1  reserved, written as 0
 //!     16     …  the document bytes exactly as given (JSON for entries this tool wrote)
 //! ```
+//!
+//! The header records the document's version, not whether it was current when written:
+//! currency is judged against `codec::current_schema` at read time, so documents of an
+//! older version read as stale after the current version changes. Tag 1 with version 0
+//! reads as unknown (no document has `SchemaVersion` 0, and values written before this
+//! field existed have zeros there).
 //!
 //! The layout is versioned through the database names (`artifacts-v1`, `blobs-v1`): a
 //! different layout gets new databases, so old bytes are never misread.
@@ -28,37 +35,56 @@ pub(crate) struct Header {
     pub(crate) expires_ms: u64,
     /// Last recorded access in unix seconds.
     pub(crate) accessed_s: u32,
-    /// Whether the document is current, judged once when it was written, so that
+    /// The document's schema version, parsed once when it was written, so that
     /// `missing_blobs` never re-parses documents.
-    pub(crate) currency: Currency,
+    pub(crate) schema: Schema,
 }
 
-/// What the writer knew about a document's schema version.
+/// What the writer found out about a document's `SchemaVersion`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Currency {
+pub(crate) enum Schema {
     /// Not recorded: judge the document itself.
-    Unknown = 0,
-    /// A JSON object with the current `SchemaVersion`.
-    Current = 1,
-    /// Anything else.
-    Stale = 2,
+    Unknown,
+    /// A JSON object with this `SchemaVersion`.
+    Version(u16),
+    /// Not a JSON object with an integer `SchemaVersion`: never current.
+    NotDocument,
 }
 
-impl Currency {
-    /// Judges a document once, for its header.
-    pub(crate) fn of(kind: EntryKind, doc: &[u8]) -> Currency {
-        if codec::is_current(kind, doc) {
-            Currency::Current
-        } else {
-            Currency::Stale
+impl Schema {
+    const TAG_UNKNOWN: u8 = 0;
+    const TAG_VERSION: u8 = 1;
+    const TAG_NOT_DOCUMENT: u8 = 2;
+
+    /// Parses a document's version once, for its header. A version that does not fit
+    /// the header is left unknown (judged from the document when read).
+    pub(crate) fn of(doc: &[u8]) -> Schema {
+        match cache_core::schema_version_of(doc) {
+            None => Schema::NotDocument,
+            Some(v) => match u16::try_from(v) {
+                Ok(v) if v != 0 => Schema::Version(v),
+                _ => Schema::Unknown,
+            },
         }
     }
 
-    fn from_byte(b: u8) -> Currency {
-        match b {
-            1 => Currency::Current,
-            2 => Currency::Stale,
-            _ => Currency::Unknown,
+    fn to_bytes(self) -> [u8; 3] {
+        match self {
+            Schema::Unknown => [Schema::TAG_UNKNOWN, 0, 0],
+            Schema::Version(v) => {
+                let [lo, hi] = v.to_le_bytes();
+                [Schema::TAG_VERSION, lo, hi]
+            }
+            Schema::NotDocument => [Schema::TAG_NOT_DOCUMENT, 0, 0],
+        }
+    }
+
+    fn from_bytes(tag: u8, version: [u8; 2]) -> Schema {
+        match (tag, u16::from_le_bytes(version)) {
+            (Schema::TAG_VERSION, 0) => Schema::Unknown,
+            (Schema::TAG_VERSION, v) => Schema::Version(v),
+            (Schema::TAG_NOT_DOCUMENT, _) => Schema::NotDocument,
+            _ => Schema::Unknown,
         }
     }
 }
@@ -69,12 +95,13 @@ impl Header {
         (self.expires_ms != 0).then(|| UNIX_EPOCH + Duration::from_millis(self.expires_ms))
     }
 
-    /// True when the document is current, from the header when it says so.
+    /// True when the document is current now: its recorded version is the current one of
+    /// `kind` (`codec::current_schema`), or, when none was recorded, it says so itself.
     pub(crate) fn is_current(self, kind: EntryKind, doc: &[u8]) -> bool {
-        match self.currency {
-            Currency::Current => true,
-            Currency::Stale => false,
-            Currency::Unknown => codec::is_current(kind, doc),
+        match self.schema {
+            Schema::Version(v) => i64::from(v) == codec::current_schema(kind),
+            Schema::NotDocument => false,
+            Schema::Unknown => codec::is_current(kind, doc),
         }
     }
 
@@ -89,7 +116,8 @@ pub(crate) fn encode(header: Header, doc: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + doc.len());
     out.extend_from_slice(&header.expires_ms.to_le_bytes());
     out.extend_from_slice(&header.accessed_s.to_le_bytes());
-    out.extend_from_slice(&[header.currency as u8, 0, 0, 0]);
+    out.extend_from_slice(&header.schema.to_bytes());
+    out.push(0);
     out.extend_from_slice(doc);
     out
 }
@@ -100,10 +128,12 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<(Header, &[u8])> {
     let (head, doc) = bytes.split_at_checked(HEADER_LEN)?;
     let (expires, rest) = head.split_first_chunk::<8>()?;
     let (accessed, rest) = rest.split_first_chunk::<4>()?;
+    let (&tag, rest) = rest.split_first()?;
+    let (version, _reserved) = rest.split_first_chunk::<2>()?;
     let header = Header {
         expires_ms: u64::from_le_bytes(*expires),
         accessed_s: u32::from_le_bytes(*accessed),
-        currency: Currency::from_byte(rest.first().copied().unwrap_or(0)),
+        schema: Schema::from_bytes(tag, *version),
     };
     Some((header, doc))
 }
@@ -151,7 +181,7 @@ mod tests {
         let h = Header {
             expires_ms: 1_700_000_000_123,
             accessed_s: 1_700_000_000,
-            currency: Currency::Current,
+            schema: Schema::Version(2),
         };
         let mut v = encode(h, b"{\"SchemaVersion\":2}");
         let (back, doc) = decode(&v).unwrap();
@@ -166,23 +196,78 @@ mod tests {
         assert!(!set_accessed(&mut [0u8; 5], 1));
     }
 
-    #[test]
-    fn currency_is_recorded_and_trusted() {
-        let doc = br#"{"SchemaVersion":2}"#;
-        assert_eq!(Currency::of(EntryKind::Blob, doc), Currency::Current);
-        assert_eq!(Currency::of(EntryKind::Artifact, doc), Currency::Stale);
-        for currency in [Currency::Unknown, Currency::Current, Currency::Stale] {
-            let h = Header {
-                expires_ms: 0,
-                accessed_s: 0,
-                currency,
-            };
-            let v = encode(h, doc);
-            let (back, d) = decode(&v).unwrap();
-            assert_eq!(back.currency, currency);
-            let want = currency != Currency::Stale;
-            assert_eq!(back.is_current(EntryKind::Blob, d), want, "{currency:?}");
+    fn header(schema: Schema) -> Header {
+        Header {
+            expires_ms: 0,
+            accessed_s: 0,
+            schema,
         }
+    }
+
+    #[test]
+    fn schema_version_is_recorded_and_judged_at_read_time() {
+        let blob_v2 = br#"{"SchemaVersion":2}"#;
+        assert_eq!(Schema::of(blob_v2), Schema::Version(2));
+        assert_eq!(
+            Schema::of(br#"{"SchemaVersion":1,"OS":{}}"#),
+            Schema::Version(1)
+        );
+        assert_eq!(Schema::of(b"{not json"), Schema::NotDocument);
+        assert_eq!(Schema::of(b"[2]"), Schema::NotDocument);
+        // Versions the header cannot hold are judged from the document when read.
+        assert_eq!(Schema::of(br#"{"SchemaVersion":70000}"#), Schema::Unknown);
+        assert_eq!(Schema::of(br#"{"SchemaVersion":-1}"#), Schema::Unknown);
+        assert_eq!(Schema::of(br#"{"SchemaVersion":0}"#), Schema::Unknown);
+        for schema in [
+            Schema::Unknown,
+            Schema::Version(1),
+            Schema::Version(2),
+            Schema::Version(513),
+            Schema::NotDocument,
+        ] {
+            let v = encode(header(schema), blob_v2);
+            assert_eq!(decode(&v).unwrap().0.schema, schema, "{schema:?}");
+        }
+        // The header, not the document, decides: a blob recorded as version 1 is stale
+        // even if its bytes say otherwise (the header is what was written), version 2
+        // (the current blob version) is current, and the artifact kind's current
+        // version is compared for artifacts.
+        let judge = |schema, kind| {
+            let v = encode(header(schema), blob_v2);
+            let (h, doc) = decode(&v).unwrap();
+            h.is_current(kind, doc)
+        };
+        assert!(!judge(Schema::Version(1), EntryKind::Blob));
+        assert!(judge(Schema::Version(2), EntryKind::Blob));
+        assert!(judge(Schema::Version(1), EntryKind::Artifact));
+        assert!(!judge(Schema::Version(2), EntryKind::Artifact));
+        assert!(!judge(Schema::NotDocument, EntryKind::Blob));
+        // Unknown falls back to parsing the document.
+        assert!(judge(Schema::Unknown, EntryKind::Blob));
+        assert!(!judge(Schema::Unknown, EntryKind::Artifact));
+    }
+
+    #[test]
+    fn header_bytes_are_as_documented() {
+        let h = Header {
+            expires_ms: 0x0102_0304_0506_0708,
+            accessed_s: 0x0a0b_0c0d,
+            schema: Schema::Version(0x0201),
+        };
+        let v = encode(h, b"{}");
+        assert_eq!(
+            v[..HEADER_LEN],
+            [8, 7, 6, 5, 4, 3, 2, 1, 0xd, 0xc, 0xb, 0xa, 1, 1, 2, 0]
+        );
+        // Values written before the version field existed: tag 1 ("current") with zeros
+        // read as unknown, tag 2 ("stale") as not current, and unknown tags as unknown.
+        let mut legacy = v.clone();
+        legacy[12..16].copy_from_slice(&[1, 0, 0, 0]);
+        assert_eq!(decode(&legacy).unwrap().0.schema, Schema::Unknown);
+        legacy[12] = 2;
+        assert_eq!(decode(&legacy).unwrap().0.schema, Schema::NotDocument);
+        legacy[12] = 9;
+        assert_eq!(decode(&legacy).unwrap().0.schema, Schema::Unknown);
     }
 
     #[test]
@@ -190,14 +275,14 @@ mod tests {
         let never = Header {
             expires_ms: 0,
             accessed_s: 0,
-            currency: Currency::Unknown,
+            schema: Schema::Unknown,
         };
         assert!(!never.is_expired(u64::MAX));
         assert_eq!(never.expires_at(), None);
         let h = Header {
             expires_ms: 1000,
             accessed_s: 0,
-            currency: Currency::Unknown,
+            schema: Schema::Unknown,
         };
         assert!(h.is_expired(1000) && !h.is_expired(999));
         assert_eq!(h.expires_at(), Some(UNIX_EPOCH + Duration::from_secs(1)));

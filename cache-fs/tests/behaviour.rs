@@ -129,6 +129,9 @@ async fn reads_never_write() {
     for n in 0..20 {
         c.put_blob(&blob_id(n), &sample_blob(n, 2)).await.unwrap();
     }
+    let written_s = unix_s();
+    // Let the clock pass the second the entries were stamped in.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let modified = || {
         std::fs::metadata(data_file(tmp.path()))
             .unwrap()
@@ -149,14 +152,71 @@ async fn reads_never_write() {
     // The recorded uses go out with the next write.
     c.put_blob(&blob_id(99), &sample_blob(99, 1)).await.unwrap();
     assert_ne!(modified(), before);
+    c.close().await.unwrap();
+    drop(c);
+    let stamps = raw_stamps(
+        &tmp.path().join("fanal"),
+        &(0..20).map(blob_id).collect::<Vec<_>>(),
+    );
+    for (n, stamp) in stamps.iter().enumerate() {
+        assert!(
+            *stamp > written_s,
+            "blob {n}: stamp {stamp}, written at {written_s}"
+        );
+    }
+}
+
+fn unix_s() -> u32 {
+    let s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    u32::try_from(s).unwrap()
+}
+
+/// The last-access stamps stored for blobs, read with heed directly (the cache must be
+/// closed).
+fn raw_stamps(fanal: &Path, ids: &[BlobId]) -> Vec<u32> {
+    use heed::{CommitOrAbort, EnvOpenOptions, types::Bytes};
+    let mut options = EnvOpenOptions::new();
+    options.max_dbs(8);
+    // SAFETY: the directory is not opened by anything else in this process right now.
+    #[allow(unsafe_code)]
+    let env = unsafe { options.open(fanal) }.unwrap();
+    let db = env
+        .open_databases_and_commit(env.read_txn().unwrap(), |dbo, rtxn| {
+            dbo.open_database::<Bytes, Bytes>(rtxn, Some("blobs-v1"))
+                .map(CommitOrAbort::<_, ()>::Commit)
+        })
+        .unwrap()
+        .unwrap_commit()
+        .unwrap();
+    let rtxn = env.read_txn().unwrap();
+    let stamps = ids
+        .iter()
+        .map(|id| {
+            let stored = db.get(&rtxn, id.as_str().as_bytes()).unwrap().unwrap();
+            u32::from_le_bytes(stored[8..12].try_into().unwrap())
+        })
+        .collect();
+    drop(rtxn);
+    env.prepare_for_closing().wait();
+    stamps
 }
 
 /// With a size bound, puts evict least recently used entries: an old entry that was read
-/// recently survives, an equally old one that was not is evicted, and the bound holds.
+/// recently survives, the one that was not read for longest is evicted, and the bound
+/// holds.
+///
+/// Stamps have one-second resolution and eviction within one second goes by key, so each
+/// phase starts after a pause of more than a second: the entry to drop is strictly the
+/// oldest, and the entry read is strictly newer than every filler, however slowly the
+/// puts of one phase run.
 #[tokio::test]
 async fn size_bound_evicts_least_recently_used() {
     let tmp = tempfile::tempdir().unwrap();
     let doc_len = cache_core::codec::encode(&sample_blob(0, 20)).len() as u64;
+    // Room for about ten entries (each charged its document plus 96 bytes).
     let max = 10 * (doc_len + 200);
     let c = FsCache::open_with(
         tmp.path(),
@@ -170,22 +230,26 @@ async fn size_bound_evicts_least_recently_used() {
         },
     )
     .unwrap();
-    // Second 0: `keep` and `drop_me` are written first, then fillers up to the bound.
+    let pause = || tokio::time::sleep(Duration::from_millis(1100));
+    // Phase 0: the entry that will be least recently used.
     let (keep, drop_me) = (blob_id(1), blob_id(2));
-    c.put_blob(&keep, &sample_blob(1, 20)).await.unwrap();
     c.put_blob(&drop_me, &sample_blob(2, 20)).await.unwrap();
+    // Phase 1: `keep` and six fillers.
+    pause().await;
+    c.put_blob(&keep, &sample_blob(1, 20)).await.unwrap();
     for n in 10..16 {
         c.put_blob(&blob_id(n), &sample_blob(n, 20)).await.unwrap();
     }
     assert_eq!(c.stats().await.unwrap().blobs, 8, "nothing evicted yet");
-    // Second 1: `keep` is read; its new stamp goes out with the next write.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Phase 2: `keep` is read; its new stamp goes out with the next write.
+    pause().await;
     assert!(c.get_blob(&keep).await.unwrap().is_some());
     c.put_blob(&blob_id(20), &sample_blob(20, 20))
         .await
         .unwrap();
-    // Second 2: new entries push the oldest (second-0) entries out.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Phase 3: new entries push out the oldest: `drop_me` first, then fillers (15 entries
+    // for about 10 places, so at most 6 of the 7 older ones go).
+    pause().await;
     for n in 30..36 {
         c.put_blob(&blob_id(n), &sample_blob(n, 20)).await.unwrap();
     }
@@ -213,6 +277,120 @@ async fn size_bound_evicts_least_recently_used() {
     let stats = c.stats().await.unwrap();
     assert!(stats.bytes + stats.blobs * 96 <= max, "{stats:?}");
     assert!(stats.blobs >= 5, "{stats:?}");
+}
+
+/// gc and clear of one process running at once (on two handles, which share one
+/// environment) on a cache large enough for the copies to overlap, while other tasks
+/// write: each compaction writes and swaps in its own complete copy, so every gc and
+/// clear succeeds, the cache stays readable and writable, and entries written after the
+/// last clear are all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_gc_and_clear_in_one_process_never_corrupt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = std::sync::Arc::new(open(tmp.path(), CacheOptions::default()));
+    let b = open(tmp.path(), CacheOptions::default());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..2u64)
+        .map(|w| {
+            let (a, stop) = (a.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = w * 1_000_000;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    a.put_blob(&blob_id(n), &sample_blob(n, 20)).await.unwrap();
+                    if let Some(doc) = a.get_blob(&blob_id(n)).await.unwrap() {
+                        assert_eq!(doc, sample_blob(n, 20));
+                    }
+                    n += 1;
+                }
+                n - w * 1_000_000
+            })
+        })
+        .collect();
+    let filler: Vec<RawEntry> = (0..1500)
+        .map(|n| RawEntry {
+            key: EntryKey::blob(&blob_id(10_000_000 + n)),
+            value: cache_core::codec::encode(&sample_blob(n, 60)),
+            expires_at: None,
+        })
+        .collect();
+    for round in 0..4 {
+        a.import(&filler).await.unwrap();
+        let (one, two) = tokio::join!(a.gc(), b.gc());
+        one.unwrap_or_else(|e| panic!("gc in round {round}: {e}"));
+        two.unwrap_or_else(|e| panic!("gc in round {round}: {e}"));
+        let (gc, cleared) = tokio::join!(b.gc(), a.clear());
+        gc.unwrap_or_else(|e| panic!("gc beside clear in round {round}: {e}"));
+        cleared.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        assert!(w.await.unwrap() > 0, "a writer made no progress");
+    }
+    // Entries written from now on are kept, and a full compacting copy (which reads every
+    // page) succeeds.
+    let ids: Vec<BlobId> = (5_000_000..5_000_050).map(blob_id).collect();
+    for (n, id) in (5_000_000..).zip(&ids) {
+        b.put_blob(id, &sample_blob(n, 20)).await.unwrap();
+    }
+    a.gc().await.unwrap();
+    assert!(
+        a.missing_blobs(&artifact_id(0), &ids)
+            .await
+            .unwrap()
+            .blobs
+            .is_empty()
+    );
+    let docs = b.get_blobs(&ids).await.unwrap();
+    for (n, doc) in (5_000_000..).zip(docs) {
+        assert_eq!(doc, Some(sample_blob(n, 20)));
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("fanal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("compact"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A compaction file whose writer still holds its lock is left alone by other
+/// compactions, whatever its name says; one nobody holds is abandoned and removed.
+#[tokio::test]
+async fn compaction_files_in_use_are_not_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = open(tmp.path(), CacheOptions::default());
+    c.put_blob(&blob_id(1), &sample_blob(1, 2)).await.unwrap();
+    let fanal = tmp.path().join("fanal");
+    let file = |name: &str| {
+        let path = fanal.join(name);
+        std::fs::write(&path, b"partial copy").unwrap();
+        path
+    };
+    // Another writer (here: another open file description) is still writing these; one
+    // is named like the copies of older versions, after this process's PID, as another
+    // container's PID 1 would be in a container that is PID 1 too.
+    let live = file("data.mdb.compact-Xy12ab.tmp");
+    let live_same_pid = file(&format!("data.mdb.compact-{}.tmp", std::process::id()));
+    let held: Vec<std::fs::File> = [&live, &live_same_pid]
+        .into_iter()
+        .map(|p| {
+            let f = std::fs::File::open(p).unwrap();
+            fs4::FileExt::try_lock(&f).unwrap();
+            f
+        })
+        .collect();
+    // Their writers died: nobody holds them, whatever PID their name has (1 is alive in
+    // every PID namespace).
+    let abandoned = file("data.mdb.compact-Zq98cd.tmp");
+    let abandoned_pid1 = file("data.mdb.compact-1.tmp");
+    c.gc().await.unwrap();
+    assert!(live.exists(), "removed a copy in use");
+    assert!(live_same_pid.exists(), "removed a copy in use");
+    assert!(!abandoned.exists(), "kept an abandoned copy");
+    assert!(!abandoned_pid1.exists(), "kept an abandoned copy");
+    drop(held);
+    c.clear().await.unwrap();
+    assert!(!live.exists() && !live_same_pid.exists());
+    assert_eq!(c.get_blob(&blob_id(1)).await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use std::{
     io::{BufRead, BufReader, Write},
     path::Path,
     process::{Child, ChildStdout, Command, Stdio},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -348,34 +349,87 @@ async fn two_processes_grow_the_map_past_its_initial_size() {
     assert_all_present(&c, &all, 60).await;
 }
 
+/// A worker whose acknowledgements a thread collects as they come (so it never blocks
+/// on a full pipe).
+struct Collected {
+    child: Child,
+    acks: Arc<Mutex<Vec<u64>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Worker {
+    fn collect(self) -> Collected {
+        let Worker { child, mut stdout } = self;
+        let acks = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&acks);
+        let reader = std::thread::spawn(move || {
+            let mut line = String::new();
+            while stdout.read_line(&mut line).unwrap_or(0) > 0 {
+                if let Some(n) = line.trim_end().strip_prefix("ACK ") {
+                    sink.lock().unwrap().push(n.parse().unwrap());
+                }
+                line.clear();
+            }
+        });
+        Collected {
+            child,
+            acks,
+            reader,
+        }
+    }
+}
+
+impl Collected {
+    fn acked(&self) -> usize {
+        self.acks.lock().unwrap().len()
+    }
+
+    /// Waits until the worker acknowledged more than `seen` writes.
+    async fn wait_for_more_than(&mut self, seen: usize) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.acked() <= seen {
+            assert!(self.child.try_wait().unwrap().is_none(), "a writer exited");
+            assert!(Instant::now() < deadline, "a writer made no progress");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Kills the worker and returns every write it acknowledged.
+    fn kill(mut self) -> Vec<u64> {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.reader.join().unwrap();
+        std::mem::take(&mut *self.acks.lock().unwrap())
+    }
+}
+
+/// Writer processes that write until they are killed, and gc in this process again and
+/// again meanwhile: every gc runs while all writers are alive, each writer gets writes
+/// through after every gc (so none is stuck on a replaced file), and no acknowledged
+/// write is lost. Nothing depends on how fast the machine is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_while_other_processes_write_loses_nothing() {
+    const GCS: u64 = 6;
     let tmp = tempfile::tempdir().unwrap();
     let c = FsCache::open(tmp.path(), &CacheOptions::default()).unwrap();
-    let mut workers: Vec<Worker> = (0..3u64)
+    let mut workers: Vec<Collected> = (0..3u64)
         .map(|w| {
             spawn(
-                "mixed",
+                "forever",
                 tmp.path(),
                 &[
-                    (START, (w * 10_000).to_string()),
-                    (COUNT, "500".to_owned()),
+                    (START, (w * 100_000).to_string()),
                     (PACKAGES, "20".to_owned()),
                 ],
             )
+            .collect()
         })
         .collect();
-    // Start compacting once every worker is writing.
-    let mut all = Vec::new();
     for w in &mut workers {
-        w.read_until("ACK ", &mut all).expect("worker died");
+        w.wait_for_more_than(0).await;
     }
-    // Compact again and again while the workers write; count the compactions that
-    // finished while every worker was still running.
-    let mut overlapped = 0;
-    let mut gcs = 0u64;
-    while gcs < 8 {
-        let n = 900_000 + gcs;
+    for gc in 0..GCS {
+        let n = 900_000 + gc;
         c.import(&[cache_core::RawEntry {
             key: cache_core::EntryKey::blob(&blob_id(n)),
             value: b"stale".to_vec(),
@@ -386,36 +440,21 @@ async fn gc_while_other_processes_write_loses_nothing() {
         let started = Instant::now();
         let report = c.gc().await.unwrap();
         assert_eq!(report.stale, 1, "{report:?}");
-        gcs += 1;
-        let mut running = 0;
+        eprintln!("gc {gc} took {:?}", started.elapsed());
         for w in &mut workers {
-            if w.child.try_wait().unwrap().is_none() {
-                running += 1;
-            }
+            let seen = w.acked();
+            w.wait_for_more_than(seen).await;
         }
-        eprintln!(
-            "gc {gcs} took {:?}; {running} writers running",
-            started.elapsed()
-        );
-        if running < workers.len() {
-            break;
-        }
-        overlapped += 1;
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(
-        overlapped >= 3,
-        "only {overlapped} compactions ran during the writes"
-    );
-    // Each compaction that replaced the file started a new generation of the gate file.
+    // Each compaction replaced the file once and started a new generation of the gate.
     let generations = std::fs::metadata(tmp.path().join("fanal/gc.lock"))
         .unwrap()
         .len();
-    assert_eq!(generations, gcs);
+    assert_eq!(generations, GCS);
+    let mut all = Vec::new();
     for w in workers {
-        all.extend(w.finish());
+        all.extend(w.kill());
     }
-    assert_eq!(all.len(), 1500);
     assert_all_present(&c, &all, 20).await;
     // A fresh process view agrees.
     let fresh = spawn(
@@ -424,7 +463,13 @@ async fn gc_while_other_processes_write_loses_nothing() {
         &[(START, "50000".to_owned()), (COUNT, "5".to_owned())],
     );
     fresh.finish();
-    assert_eq!(c.stats().await.unwrap().blobs, 1505);
+    // A killed writer may have committed one put it did not get to acknowledge.
+    let blobs = c.stats().await.unwrap().blobs;
+    let acked = all.len() as u64 + 5;
+    assert!(
+        (acked..=acked + 3).contains(&blobs),
+        "{blobs} entries, {acked} acknowledged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
