@@ -1,5 +1,6 @@
 //! Benchmark of the image scanner on generated images of ~10 MB, ~100 MB and ~1 GB,
-//! against `gzip -dc` and `sha256sum` of the same layers, measured in the same run.
+//! against `gzip -dc`, `zstd -dc` and `sha256sum` of the same layers, measured in the
+//! same run.
 //!
 //! ```text
 //! cargo build --release -p cache-cli
@@ -9,15 +10,17 @@
 //!
 //! For each size an image of 12 layers (many files of text-like and binary-like content,
 //! a dpkg status and os-release in the base layer, dpkg status rewrites in later layers)
-//! is generated into a temp dir, streaming to disk, in two variants with the same layers
-//! and therefore the same diffIDs: an OCI layout tar with gzip layers, and a classic
-//! docker-save tar with uncompressed layers. Reported, each against a baseline from the
-//! same run:
+//! is generated into a temp dir, streaming to disk, in three variants with the same
+//! layers and therefore the same diffIDs: an OCI layout tar with gzip layers, one with
+//! zstd (level 3) layers, and a classic docker-save tar with uncompressed layers.
+//! Reported, each against a baseline from the same run:
 //!
 //! - cold scan (nothing cached) of the gzip variant in-process (`cache_scan::scan` with a
 //!   fresh `MemCache`) and through the release `scancache` binary (fresh fs cache dir),
 //!   in MB/s of archive bytes, vs `gzip -dc` of the same layer blobs (one process per
 //!   layer, sequential, times summed);
+//! - cold scan of the zstd variant in-process vs `zstd -dc` of the same layer blobs (one
+//!   process per layer, sequential, times summed); skipped when `zstd` is not installed;
 //! - cold scan of the uncompressed variant in-process vs `sha256sum` of the same layers
 //!   (and, when `openssl` is installed, vs `openssl dgst -sha256`, which uses the CPU's
 //!   SHA instructions where coreutils may not);
@@ -171,6 +174,8 @@ struct Tools {
     time: Option<PathBuf>,
     /// `openssl` runs: an extra baseline, hashing with the CPU's SHA instructions.
     openssl: bool,
+    /// `zstd` runs: the baseline of the zstd figures, which are skipped without it.
+    zstd: bool,
 }
 
 impl Tools {
@@ -204,16 +209,21 @@ impl Tools {
             }
         }
         let time = Some(PathBuf::from("/usr/bin/time")).filter(|p| p.is_file());
-        let openssl = Command::new("openssl")
-            .arg("version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+        let runs = |tool: &str, arg: &str| {
+            Command::new(tool)
+                .arg(arg)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let openssl = runs("openssl", "version");
+        let zstd = runs("zstd", "--version");
         Tools {
             scancache,
             time,
             openssl,
+            zstd,
         }
     }
 }
@@ -223,6 +233,7 @@ fn measure_size(cfg: &Config, tools: &Tools, rt: &Runtime, image: &Image) -> Spr
     let label = image.label;
     let mb = |bytes: u64, secs: f64| bytes as f64 / 1e6 / secs;
     let gz_blobs: Vec<&Path> = image.layers.iter().map(|l| l.gz.as_path()).collect();
+    let zst_blobs: Vec<&Path> = image.layers.iter().map(|l| l.zst.as_path()).collect();
     let tar_blobs: Vec<&Path> = image.layers.iter().map(|l| l.tar.as_path()).collect();
 
     // Cold scans of the gzip variant, in-process, alternating with gzip -dc.
@@ -254,6 +265,42 @@ fn measure_size(cfg: &Config, tools: &Tools, rt: &Runtime, image: &Image) -> Spr
         ),
     }
     .report();
+
+    // Cold scans of the zstd variant, in-process, alternating with zstd -dc.
+    let name = format!("cold scan {label} zstd (in-process)");
+    if tools.zstd {
+        let mut ours = Vec::new();
+        let mut unzstd = Vec::new();
+        for rep in 0..=cfg.reps {
+            let cache = MemCache::new(&CacheOptions::default());
+            let (secs, report) = scan_in_process(rt, &image.zstd_archive, &cache);
+            image.check(&report, false);
+            let base = run_each("zstd", &["-dc"], &zst_blobs);
+            if rep > 0 {
+                ours.push(mb(image.zstd_len, secs));
+                unzstd.push(mb(image.zstd_len, base));
+            }
+        }
+        Figure {
+            name: &name,
+            unit: "MB/s",
+            spread: Spread::of(ours),
+            baseline: Some(("zstd -dc of the layer blobs", Spread::of(unzstd))),
+            // The issue's ≥ 1.5 goal is against gzip -dc. zstd inflates so cheaply that the
+            // scan's two SHA-256 passes (blob digest and diffID), which zstd -dc does not
+            // do, dominate; this figure shows that cost rather than chasing a target.
+            target: None,
+            note: Some(
+                "cache_scan::scan, fresh MemCache each rep, OCI layout tar with 12 zstd \
+                 (level 3) layers (blob digest + diffID verified); baseline: zstd -dc \
+                 >/dev/null, one process per layer, sequential, summed; MB/s = archive \
+                 bytes / time for both; bounded by hashing, which zstd -dc does not do",
+            ),
+        }
+        .report();
+    } else {
+        println!("{name}: skipped: zstd not installed");
+    }
 
     // Cold scans of the uncompressed variant, alternating with sha256sum.
     let mut ours = Vec::new();
@@ -497,25 +544,41 @@ fn rss_child(archive: &Path) {
 // ---------------------------------------------------------------------------------------
 // Image generation
 
-/// One generated layer: its tar and its gzip blob on disk.
+/// One generated layer: its tar and its gzip and zstd blobs on disk.
 struct Layer {
     tar: PathBuf,
     gz: PathBuf,
+    zst: PathBuf,
     diff_id: String,
     gz_digest: String,
+    zst_digest: String,
     tar_len: u64,
     gz_len: u64,
+    zst_len: u64,
     files: usize,
     created_by: String,
 }
 
-/// A generated image in both variants.
+impl Layer {
+    /// The blob of this layer in `compression` (gzip or zstd): path, digest and length.
+    fn blob(&self, compression: Compression) -> (&Path, &str, u64) {
+        match compression {
+            Compression::Gzip => (&self.gz, &self.gz_digest, self.gz_len),
+            Compression::Zstd => (&self.zst, &self.zst_digest, self.zst_len),
+            Compression::None => unreachable!("the OCI archives have compressed layers"),
+        }
+    }
+}
+
+/// A generated image in all three variants.
 struct Image {
     label: &'static str,
     _dir: tempfile::TempDir,
     layers: Vec<Layer>,
     gzip_archive: PathBuf,
     gzip_len: u64,
+    zstd_archive: PathBuf,
+    zstd_len: u64,
     plain_archive: PathBuf,
     plain_len: u64,
     packages: usize,
@@ -523,7 +586,7 @@ struct Image {
 
 impl Image {
     /// Generates layers of about `bytes` of file content in total, in parallel, and
-    /// writes both archives, all streaming to files under `root`.
+    /// writes the three archives, all streaming to files under `root`.
     fn generate(root: &Path, label: &'static str, bytes: u64, vocab: &Vocab) -> Image {
         let started = Instant::now();
         let dir = tempfile::tempdir_in(root).unwrap();
@@ -573,32 +636,40 @@ impl Image {
             .collect();
         let config = builder.config();
         let gzip_archive = dir.path().join("image-oci-gzip.tar");
+        let zstd_archive = dir.path().join("image-oci-zstd.tar");
         let plain_archive = dir.path().join("image-docker-save.tar");
-        write_oci_archive(&gzip_archive, &tag, &config, &layers).unwrap();
+        write_oci_archive(&gzip_archive, &tag, &config, &layers, Compression::Gzip).unwrap();
+        write_oci_archive(&zstd_archive, &tag, &config, &layers, Compression::Zstd).unwrap();
         write_docker_save(&plain_archive, &tag, &config, &layers).unwrap();
         let len = |p: &Path| std::fs::metadata(p).unwrap().len();
         let image = Image {
             label,
             _dir: dir,
             gzip_len: len(&gzip_archive),
+            zstd_len: len(&zstd_archive),
             plain_len: len(&plain_archive),
             gzip_archive,
+            zstd_archive,
             plain_archive,
             layers,
             packages,
         };
         let tar_len: u64 = image.layers.iter().map(|l| l.tar_len).sum();
         let gz_len: u64 = image.layers.iter().map(|l| l.gz_len).sum();
+        let zst_len: u64 = image.layers.iter().map(|l| l.zst_len).sum();
         println!(
             "{label}: {} layers, {} files, {packages} dpkg packages; layer tars {:.1} MB, \
-             gzip {:.1} MB (ratio {:.2}); archives: OCI gzip {:.1} MB, docker-save {:.1} MB; \
-             generated in {:.1} s",
+             gzip {:.1} MB (ratio {:.2}), zstd {:.1} MB (ratio {:.2}); archives: OCI gzip \
+             {:.1} MB, OCI zstd {:.1} MB, docker-save {:.1} MB; generated in {:.1} s",
             image.layers.len(),
             image.layers.iter().map(|l| l.files).sum::<usize>(),
             tar_len as f64 / 1e6,
             gz_len as f64 / 1e6,
             tar_len as f64 / gz_len as f64,
+            zst_len as f64 / 1e6,
+            tar_len as f64 / zst_len as f64,
             image.gzip_len as f64 / 1e6,
+            image.zstd_len as f64 / 1e6,
             image.plain_len as f64 / 1e6,
             started.elapsed().as_secs_f64(),
         );
@@ -619,7 +690,7 @@ impl Image {
     }
 }
 
-/// Writes layer `index`: its tar and, from the same stream, its gzip blob.
+/// Writes layer `index`: its tar and, from the same stream, its gzip and zstd blobs.
 fn write_layer(
     dir: &Path,
     seed: u64,
@@ -629,6 +700,7 @@ fn write_layer(
 ) -> io::Result<Layer> {
     let tar = dir.join(format!("layer-{index:02}.tar"));
     let gz = dir.join(format!("layer-{index:02}.tar.gz"));
+    let zst = dir.join(format!("layer-{index:02}.tar.zst"));
     let tee = Tee {
         tar: Hashing::new(BufWriter::with_capacity(1 << 20, File::create(&tar)?)),
         gz: flate2::GzBuilder::new()
@@ -638,6 +710,10 @@ fn write_layer(
                 Hashing::new(BufWriter::with_capacity(1 << 20, File::create(&gz)?)),
                 flate2::Compression::default(),
             ),
+        zst: zstd::stream::write::Encoder::new(
+            Hashing::new(BufWriter::with_capacity(1 << 20, File::create(&zst)?)),
+            3,
+        )?,
     };
     let mut w = LayerWriter {
         tar: tar::Builder::new(tee),
@@ -693,13 +769,17 @@ fn write_layer(
     let tee = w.tar.into_inner()?;
     let (diff_id, tar_len) = tee.tar.finish()?;
     let (gz_digest, gz_len) = tee.gz.finish()?.finish()?;
+    let (zst_digest, zst_len) = tee.zst.finish()?.finish()?;
     Ok(Layer {
         tar,
         gz,
+        zst,
         diff_id,
         gz_digest,
+        zst_digest,
         tar_len,
         gz_len,
+        zst_len,
         files,
         created_by,
     })
@@ -800,21 +880,24 @@ fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
     h
 }
 
-/// Writes the tar and the gzip stream of a layer at once.
+/// Writes the tar and the gzip and zstd streams of a layer at once.
 struct Tee {
     tar: Hashing<BufWriter<File>>,
     gz: flate2::write::GzEncoder<Hashing<BufWriter<File>>>,
+    zst: zstd::stream::write::Encoder<'static, Hashing<BufWriter<File>>>,
 }
 
 impl Write for Tee {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.tar.write_all(buf)?;
         self.gz.write_all(buf)?;
+        self.zst.write_all(buf)?;
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        // The gzip stream is completed by `finish`; a flush would add a sync block.
+        // The compressed streams are completed by `finish`; a flush would add a sync
+        // block to the gzip stream and end a zstd block early.
         self.tar.flush()
     }
 }
@@ -895,8 +978,15 @@ fn hex_of(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
 }
 
-/// An OCI image layout tar (as `skopeo copy … oci-archive:` writes) with gzip layers.
-fn write_oci_archive(path: &Path, tag: &str, config: &[u8], layers: &[Layer]) -> io::Result<()> {
+/// An OCI image layout tar (as `skopeo copy … oci-archive:` writes) with gzip or zstd
+/// layers.
+fn write_oci_archive(
+    path: &Path,
+    tag: &str,
+    config: &[u8],
+    layers: &[Layer],
+    compression: Compression,
+) -> io::Result<()> {
     let digest = |b: &[u8]| format!("sha256:{}", hex::encode(Sha256::digest(b)));
     let config_digest = digest(config);
     let manifest = serde_json::to_vec(&serde_json::json!({
@@ -907,11 +997,14 @@ fn write_oci_archive(path: &Path, tag: &str, config: &[u8], layers: &[Layer]) ->
             "digest": config_digest,
             "size": config.len(),
         },
-        "layers": layers.iter().map(|l| serde_json::json!({
-            "mediaType": Compression::Gzip.media_type(),
-            "digest": l.gz_digest,
-            "size": l.gz_len,
-        })).collect::<Vec<_>>(),
+        "layers": layers.iter().map(|l| {
+            let (_, blob_digest, blob_len) = l.blob(compression);
+            serde_json::json!({
+                "mediaType": compression.media_type(),
+                "digest": blob_digest,
+                "size": blob_len,
+            })
+        }).collect::<Vec<_>>(),
     }))
     .unwrap();
     let manifest_digest = digest(&manifest);
@@ -934,10 +1027,11 @@ fn write_oci_archive(path: &Path, tag: &str, config: &[u8], layers: &[Layer]) ->
     a.dir("blobs/")?;
     a.dir("blobs/sha256/")?;
     for l in layers {
+        let (blob, blob_digest, blob_len) = l.blob(compression);
         a.file(
-            &format!("blobs/sha256/{}", hex_of(&l.gz_digest)),
-            &l.gz,
-            l.gz_len,
+            &format!("blobs/sha256/{}", hex_of(blob_digest)),
+            blob,
+            blob_len,
         )?;
     }
     a.bytes(&format!("blobs/sha256/{}", hex_of(&config_digest)), config)?;
