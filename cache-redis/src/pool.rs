@@ -1,10 +1,24 @@
 //! The connection pool, running commands with timeouts and one retry on a dropped
 //! connection, and turning Redis errors into [`cache_core::Error`]s without secrets.
+//!
+//! Connections are multiplexed: a single command holds a pooled connection only long
+//! enough to clone its handle, so commands from concurrent tasks share connections and
+//! travel together (several per write and per read). Holding a connection for the whole
+//! command would send each on its own, and cost a third of the throughput
+//! (BENCHMARKS.md). Pipelines — batches, some large — keep theirs while they run.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use cache_core::{Error, Result};
-use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult, TimeoutType, Timeouts};
+use deadpool::managed::{
+    self, Metrics, Object, PoolError, RecycleError, RecycleResult, TimeoutType, Timeouts,
+};
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, FromRedisValue, Pipeline,
     RedisError, aio::MultiplexedConnection,
@@ -17,8 +31,8 @@ use crate::{
 
 /// A pooled connection idle longer than this is checked with a `PING` before it is handed
 /// out again. A connection in steady use is handed out without one, so an operation costs
-/// exactly its own round trips; a connection that broke while in use is dropped from the
-/// pool by [`Redis::query`].
+/// exactly its own round trips; a connection that broke while in use is retired by
+/// [`Redis::query`].
 const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
 
 /// Makes connections through deadpool-redis and recycles them without a round trip unless
@@ -26,23 +40,35 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
 /// double the round trips of every operation).
 pub(crate) struct Connector {
     inner: deadpool_redis::Manager,
+    /// Connections made in an earlier generation are retired when next checked out.
+    generation: Arc<AtomicU64>,
+}
+
+/// A pooled connection and the generation it was made in.
+pub(crate) struct Conn {
+    conn: MultiplexedConnection,
+    generation: u64,
 }
 
 impl managed::Manager for Connector {
-    type Type = MultiplexedConnection;
+    type Type = Conn;
     type Error = RedisError;
 
-    async fn create(&self) -> std::result::Result<MultiplexedConnection, RedisError> {
-        managed::Manager::create(&self.inner).await
+    async fn create(&self) -> std::result::Result<Conn, RedisError> {
+        // Read before connecting: a retirement that happens meanwhile also retires this.
+        let generation = self.generation.load(Ordering::Acquire);
+        let conn = managed::Manager::create(&self.inner).await?;
+        Ok(Conn { conn, generation })
     }
 
-    async fn recycle(
-        &self,
-        conn: &mut MultiplexedConnection,
-        metrics: &Metrics,
-    ) -> RecycleResult<RedisError> {
+    async fn recycle(&self, conn: &mut Conn, metrics: &Metrics) -> RecycleResult<RedisError> {
+        if conn.generation < self.generation.load(Ordering::Acquire) {
+            return Err(RecycleError::message("retired after a connection broke"));
+        }
         if metrics.last_used() >= PING_AFTER_IDLE {
-            redis::cmd("PING").query_async::<String>(conn).await?;
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn.conn)
+                .await?;
         }
         Ok(())
     }
@@ -60,6 +86,8 @@ pub(crate) enum Request<'a> {
 /// errors safely.
 pub(crate) struct Redis {
     pool: managed::Pool<Connector>,
+    /// Shared with the pool's [`Connector`]; raised to retire connections.
+    generation: Arc<AtomicU64>,
     /// The URL with any password masked.
     pub(crate) location: String,
     redactor: Redactor,
@@ -115,7 +143,12 @@ impl Redis {
             wait: Some(config.connect_timeout + config.command_timeout),
             recycle: Some(config.command_timeout),
         };
-        let pool = managed::Pool::builder(Connector { inner: manager })
+        let generation = Arc::new(AtomicU64::new(0));
+        let connector = Connector {
+            inner: manager,
+            generation: Arc::clone(&generation),
+        };
+        let pool = managed::Pool::builder(connector)
             .max_size(config.pool_size.max(1))
             .timeouts(timeouts)
             .runtime(deadpool::Runtime::Tokio1)
@@ -126,6 +159,7 @@ impl Redis {
             })?;
         Ok(Redis {
             pool,
+            generation,
             location: target.location,
             redactor: target.redactor,
             tls,
@@ -141,24 +175,34 @@ impl Redis {
 
     /// Runs one request on a pooled connection.
     ///
-    /// A connection that fails at the transport level is removed from the pool. When it
-    /// had simply been dropped (the server restarted since it was last used), the request
-    /// is sent once more on a fresh connection: every request this crate sends is
-    /// idempotent in its effect on the data, and this is what lets the pool recover by
-    /// itself. (A count in a reply — how many keys an `UNLINK` removed — can come out low
-    /// when the first attempt had already run.)
+    /// When a connection fails at the transport level, it and every connection made
+    /// before it are retired (a dropped connection usually means the server restarted,
+    /// which dropped the others too). When it had simply been dropped, the request is
+    /// sent once more on a fresh connection: every request this crate sends is idempotent
+    /// in its effect on the data, and this is what lets the pool recover by itself. (A
+    /// count in a reply — how many keys an `UNLINK` removed — can come out low when the
+    /// first attempt had already run.)
     pub(crate) async fn query<T: FromRedisValue>(&self, what: &str, req: Request<'_>) -> Result<T> {
         let mut retried = false;
         loop {
-            let mut conn = self.conn(what).await?;
+            let mut pooled = self.conn(what).await?;
+            let generation = pooled.generation;
             let result = match req {
-                Request::Cmd(cmd) => cmd.query_async::<T>(&mut *conn).await,
-                Request::Pipe(pipe) => pipe.query_async::<T>(&mut *conn).await,
+                Request::Cmd(cmd) => {
+                    // Back to the pool at once: concurrent commands share the connection.
+                    let mut conn = pooled.conn.clone();
+                    drop(pooled);
+                    cmd.query_async::<T>(&mut conn).await
+                }
+                // A pipeline (a batch, perhaps a large one) keeps its connection to itself
+                // while it runs, so that single commands sent meanwhile go on another one
+                // rather than wait behind it.
+                Request::Pipe(pipe) => pipe.query_async::<T>(&mut pooled.conn).await,
             };
             match result {
                 Ok(value) => return Ok(value),
                 Err(e) if is_broken(&e) => {
-                    drop(Object::take(conn));
+                    self.generation.fetch_max(generation + 1, Ordering::AcqRel);
                     if !retried && !e.is_timeout() {
                         tracing::debug!(backend = %self.location, "connection lost, retrying: {}", self.redactor.scrub(&e.to_string()));
                         retried = true;
@@ -181,6 +225,7 @@ impl Redis {
         self.query(what, Request::Pipe(pipe)).await
     }
 
+    /// A pooled connection.
     async fn conn(&self, what: &str) -> Result<Object<Connector>> {
         self.pool.get().await.map_err(|e| match e {
             PoolError::Backend(e) => self.error("cannot connect", &e),

@@ -10,6 +10,7 @@ use std::{
     collections::HashMap,
     future::Future,
     path::PathBuf,
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -432,6 +433,35 @@ async fn pool_recovers_after_restart() {
         .await
         .unwrap();
     assert_eq!(m.blobs, vec![blob_id(3)]);
+}
+
+/// After a restart, a burst of concurrent requests, all sent on the same dropped
+/// connection, succeed: each is retried once, and no retry lands on a connection made
+/// before the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_recover_after_restart() {
+    let mut server = server!();
+    let cache = Arc::new(connect(quick(server.url(0))).await.unwrap());
+    let burst = |cache: Arc<RedisCache>| async move {
+        let tasks: Vec<_> = (0..16u64)
+            .map(|n| {
+                let cache = Arc::clone(&cache);
+                tokio::spawn(async move { cache.put_blob(&blob_id(n), &sample_blob(n, 1)).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        results
+    };
+    assert!(burst(Arc::clone(&cache)).await.iter().all(Result::is_ok));
+
+    server.restart();
+    for result in within(BOUND, burst(Arc::clone(&cache))).await {
+        result.unwrap();
+    }
+    assert_eq!(cache.stats().await.unwrap().blobs, 16);
 }
 
 /// A frozen server (accepts nothing, answers nothing) makes commands fail with a timeout
