@@ -18,6 +18,11 @@ mod output;
 
 use cli::{Cli, Command};
 
+/// mimalloc rather than the system allocator: decoding a cached layer allocates hundreds
+/// of small strings, and glibc's malloc made that a third slower (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // A bug must still end in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {

@@ -28,6 +28,10 @@ use cache_core::{
 use cache_fs::FsCache;
 use heed::{CommitOrAbort, Database, EnvOpenOptions, types::Bytes};
 
+/// The allocator the `scancache` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Packages per document: about 10 KB of JSON.
 const PACKAGES: usize = 70;
 

@@ -19,6 +19,10 @@ use cache_core::{
 };
 use cache_mem::MemCache;
 
+/// The allocator the `scancache` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PACKAGES: usize = 70;
 
 fn main() {

@@ -27,6 +27,10 @@ use cache_core::{
 };
 use cache_redis::{RedisCache, RedisConfig};
 
+/// The allocator the `scancache` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TASKS: usize = 16;
 
 /// Packages per document: about 10 KB of JSON.

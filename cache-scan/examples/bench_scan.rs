@@ -60,6 +60,10 @@ use cache_scan::{
 use sha2::{Digest as _, Sha256};
 use tokio::runtime::Runtime;
 
+/// The allocator the `scancache` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Relative sizes of the 12 layers (percent of the image's uncompressed content): a
 /// base, a few big install layers, some tiny ones.
 const LAYER_WEIGHTS: [u64; 12] = [10, 2, 14, 1, 8, 18, 3, 12, 1, 16, 5, 10];
