@@ -2,22 +2,24 @@
 //! connection, and turning Redis errors into [`cache_core::Error`]s without secrets.
 //!
 //! Connections are multiplexed: a single command holds a pooled connection only long
-//! enough to clone its handle, so commands from concurrent tasks share connections and
+//! enough to clone its handle, so commands from concurrent tasks share a connection and
 //! travel together (several per write and per read). Holding a connection for the whole
-//! command would send each on its own, and cost a third of the throughput
-//! (BENCHMARKS.md). Pipelines — batches, some large — keep theirs while they run.
+//! command would send each on its own, and cost a quarter to a third of the throughput
+//! (BENCHMARKS.md). The pool hands out the most recently returned connection first, so
+//! commands keep sharing one even after a burst has opened more. Pipelines — batches,
+//! some large — keep theirs while they run.
 
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use cache_core::{Error, Result};
 use deadpool::managed::{
-    self, Metrics, Object, PoolError, RecycleError, RecycleResult, TimeoutType, Timeouts,
+    self, Metrics, Object, PoolError, QueueMode, RecycleError, RecycleResult, TimeoutType, Timeouts,
 };
 use redis::{
     AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, FromRedisValue, Pipeline,
@@ -44,10 +46,12 @@ pub(crate) struct Connector {
     generation: Arc<AtomicU64>,
 }
 
-/// A pooled connection and the generation it was made in.
+/// A pooled connection, the generation it was made in, and whether a command on it has
+/// timed out.
 pub(crate) struct Conn {
     conn: MultiplexedConnection,
     generation: u64,
+    timed_out: Arc<AtomicBool>,
 }
 
 impl managed::Manager for Connector {
@@ -58,12 +62,19 @@ impl managed::Manager for Connector {
         // Read before connecting: a retirement that happens meanwhile also retires this.
         let generation = self.generation.load(Ordering::Acquire);
         let conn = managed::Manager::create(&self.inner).await?;
-        Ok(Conn { conn, generation })
+        Ok(Conn {
+            conn,
+            generation,
+            timed_out: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     async fn recycle(&self, conn: &mut Conn, metrics: &Metrics) -> RecycleResult<RedisError> {
         if conn.generation < self.generation.load(Ordering::Acquire) {
             return Err(RecycleError::message("retired after a connection broke"));
+        }
+        if conn.timed_out.load(Ordering::Acquire) {
+            return Err(RecycleError::message("retired after a command timed out"));
         }
         if metrics.last_used() >= PING_AFTER_IDLE {
             redis::cmd("PING")
@@ -151,6 +162,7 @@ impl Redis {
         let pool = managed::Pool::builder(connector)
             .max_size(config.pool_size.max(1))
             .timeouts(timeouts)
+            .queue_mode(QueueMode::Lifo)
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| Error::Config {
@@ -175,9 +187,10 @@ impl Redis {
 
     /// Runs one request on a pooled connection.
     ///
-    /// When a connection fails at the transport level, it and every connection made
-    /// before it are retired (a dropped connection usually means the server restarted,
-    /// which dropped the others too). When it had simply been dropped, the request is
+    /// When a connection fails at the transport level, it and every connection of its
+    /// generation or an older one are retired (a dropped connection usually means the
+    /// server restarted, which dropped the others too); when a command times out, only its
+    /// connection is. When it had simply been dropped, the request is
     /// sent once more on a fresh connection: every request this crate sends is idempotent
     /// in its effect on the data, and this is what lets the pool recover by itself. (A
     /// count in a reply — how many keys an `UNLINK` removed — can come out low when the
@@ -187,6 +200,7 @@ impl Redis {
         loop {
             let mut pooled = self.conn(what).await?;
             let generation = pooled.generation;
+            let timed_out = Arc::clone(&pooled.timed_out);
             let result = match req {
                 Request::Cmd(cmd) => {
                     // Back to the pool at once: concurrent commands share the connection.
@@ -194,15 +208,21 @@ impl Redis {
                     drop(pooled);
                     cmd.query_async::<T>(&mut conn).await
                 }
-                // A pipeline (a batch, perhaps a large one) keeps its connection to itself
-                // while it runs, so that single commands sent meanwhile go on another one
-                // rather than wait behind it.
+                // A pipeline (a batch, perhaps a large one) keeps its connection checked
+                // out while it runs, so that single commands checked out meanwhile go on
+                // another one rather than wait behind it.
                 Request::Pipe(pipe) => pipe.query_async::<T>(&mut pooled.conn).await,
             };
             match result {
                 Ok(value) => return Ok(value),
                 Err(e) if is_broken(&e) => {
-                    self.generation.fetch_max(generation + 1, Ordering::AcqRel);
+                    if e.is_timeout() {
+                        // The server is slow or the command large; other connections
+                        // may be fine, so only this one is retired.
+                        timed_out.store(true, Ordering::Release);
+                    } else {
+                        self.generation.fetch_max(generation + 1, Ordering::AcqRel);
+                    }
                     if !retried && !e.is_timeout() {
                         tracing::debug!(backend = %self.location, "connection lost, retrying: {}", self.redactor.scrub(&e.to_string()));
                         retried = true;

@@ -435,30 +435,57 @@ async fn pool_recovers_after_restart() {
     assert_eq!(m.blobs, vec![blob_id(3)]);
 }
 
-/// After a restart, a burst of concurrent requests, all sent on the same dropped
-/// connection, succeed: each is retried once, and no retry lands on a connection made
-/// before the restart.
+/// `put_blob` of blobs `0..16` from 16 concurrent tasks.
+async fn put_burst(cache: &Arc<RedisCache>) -> Vec<cache_core::Result<()>> {
+    let tasks: Vec<_> = (0..16u64)
+        .map(|n| {
+            let cache = Arc::clone(cache);
+            tokio::spawn(async move { cache.put_blob(&blob_id(n), &sample_blob(n, 1)).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    results
+}
+
+/// Concurrent commands share pooled connections rather than taking one each: 16 tasks
+/// putting and getting at once leave only a few connections open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_share_connections() {
+    let server = server!();
+    let cache = Arc::new(connect(quick(server.url(0))).await.unwrap());
+    for _ in 0..5 {
+        assert!(put_burst(&cache).await.iter().all(Result::is_ok));
+        let gets: Vec<_> = (0..16u64)
+            .map(|n| {
+                let cache = Arc::clone(&cache);
+                tokio::spawn(async move { cache.get_blob(&blob_id(n)).await })
+            })
+            .collect();
+        for g in gets {
+            assert!(g.await.unwrap().unwrap().is_some());
+        }
+    }
+    let clients = info(&mut admin(&server.url(0)).await).await["connected_clients"];
+    // One is the admin connection; each task holding its own would make it 17.
+    assert!(
+        clients <= 5,
+        "{clients} connections for 16 concurrent tasks"
+    );
+}
+
+/// After a restart, a burst of concurrent requests on dropped connections all succeed:
+/// each is retried once, and no retry lands on a connection made before the restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_recover_after_restart() {
     let mut server = server!();
     let cache = Arc::new(connect(quick(server.url(0))).await.unwrap());
-    let burst = |cache: Arc<RedisCache>| async move {
-        let tasks: Vec<_> = (0..16u64)
-            .map(|n| {
-                let cache = Arc::clone(&cache);
-                tokio::spawn(async move { cache.put_blob(&blob_id(n), &sample_blob(n, 1)).await })
-            })
-            .collect();
-        let mut results = Vec::new();
-        for t in tasks {
-            results.push(t.await.unwrap());
-        }
-        results
-    };
-    assert!(burst(Arc::clone(&cache)).await.iter().all(Result::is_ok));
+    assert!(put_burst(&cache).await.iter().all(Result::is_ok));
 
     server.restart();
-    for result in within(BOUND, burst(Arc::clone(&cache))).await {
+    for result in within(BOUND, put_burst(&cache)).await {
         result.unwrap();
     }
     assert_eq!(cache.stats().await.unwrap().blobs, 16);
