@@ -451,7 +451,7 @@ async fn put_burst(cache: &Arc<RedisCache>) -> Vec<cache_core::Result<()>> {
 }
 
 /// Concurrent commands share pooled connections rather than taking one each: 16 tasks
-/// putting and getting at once leave only a few connections open.
+/// putting and getting at once leave far fewer than 16 connections open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_commands_share_connections() {
     let server = server!();
@@ -469,9 +469,10 @@ async fn concurrent_commands_share_connections() {
         }
     }
     let clients = info(&mut admin(&server.url(0)).await).await["connected_clients"];
-    // One is the admin connection; each task holding its own would make it 17.
+    // One is the admin connection; each task holding its own would make it 17. Sharing
+    // makes it 2 unless checkouts overlapped (a thread preempted mid-checkout).
     assert!(
-        clients <= 5,
+        clients <= 9,
         "{clients} connections for 16 concurrent tasks"
     );
 }
