@@ -12,6 +12,7 @@ use cache_core::{
     EntryKind, EntryMeta, GcReport, Missing, RawEntry, Result, Stats, Visitor, codec,
 };
 use redis::Value;
+use sha1::{Digest as _, Sha1};
 
 use crate::{config::RedisConfig, pool::Redis};
 
@@ -20,6 +21,23 @@ const BATCH: usize = 1000;
 
 /// The pattern of every scan-cache key.
 const ALL_KEYS: &str = "fanal::*";
+
+/// Unlinks each key in `KEYS` whose value still has the SHA-1 in the same place of
+/// `ARGV`, and answers 1 or 0 per key. `gc` judges values it has read; a scanner may
+/// rewrite one before `gc` removes it, and that fresh entry must stay.
+const UNLINK_IF_UNCHANGED: &str = r"
+local removed = {}
+for i, key in ipairs(KEYS) do
+  local value = redis.call('GET', key)
+  if value and redis.sha1hex(value) == ARGV[i] then
+    redis.call('UNLINK', key)
+    removed[i] = 1
+  else
+    removed[i] = 0
+  end
+end
+return removed
+";
 
 /// A scan cache in a Redis database, shared by every scanner that points at it.
 ///
@@ -72,6 +90,38 @@ impl RedisCache {
             .await?;
         tracing::debug!(key, hit = value.is_some(), "redis get");
         value.map(|v| codec::decode(id, &v)).transpose()
+    }
+
+    /// For `gc`: unlinks each `(key, _, sha1)` whose value is still the one judged, and
+    /// says per key whether it did. Where the server does not allow scripts (an ACL
+    /// without `EVAL`, scripting disabled), unlinks them unconditionally: a value
+    /// rewritten meanwhile is then lost, and re-analysed by the next scan that needs it.
+    async fn unlink_if_unchanged(&self, stale: &[(&str, usize, String)]) -> Result<Vec<u64>> {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(UNLINK_IF_UNCHANGED).arg(stale.len());
+        for (key, _, _) in stale {
+            eval.arg(*key);
+        }
+        for (_, _, sha1) in stale {
+            eval.arg(sha1);
+        }
+        match self.redis.cmd_or_refusal("gc", &eval).await? {
+            Ok(removed) => return Ok(removed),
+            Err(e) if refuses_scripts(&e) => {
+                tracing::warn!(
+                    backend = %self.redis.location,
+                    "gc: the server refuses scripts ({}); removing stale entries without \
+                     checking that no scanner rewrote them meanwhile",
+                    e.code().unwrap_or("error")
+                );
+            }
+            Err(e) => return Err(self.redis.error("gc", &e)),
+        }
+        let mut pipe = redis::pipe();
+        for (key, _, _) in stale {
+            pipe.cmd("UNLINK").arg(*key);
+        }
+        self.redis.pipe("gc", &pipe).await
     }
 
     /// Unlinks keys in batches, all in one pipeline, and returns how many existed.
@@ -280,23 +330,20 @@ impl Cache for RedisCache {
             let keys: Vec<&str> = batch.iter().map(|(k, _)| k.as_str()).collect();
             let values: Vec<Option<Vec<u8>>> =
                 self.redis.cmd("gc", redis::cmd("MGET").arg(&keys)).await?;
-            let stale: Vec<(&str, usize)> = batch
+            let stale: Vec<(&str, usize, String)> = batch
                 .iter()
                 .zip(values)
                 .filter_map(|((k, entry), v)| {
                     let v = v?;
-                    (!codec::is_sound(entry.kind, &v)).then_some((k.as_str(), v.len()))
+                    let sha1 = hex::encode(Sha1::digest(&v));
+                    (!codec::is_sound(entry.kind, &v)).then_some((k.as_str(), v.len(), sha1))
                 })
                 .collect();
             if stale.is_empty() {
                 continue;
             }
-            let mut pipe = redis::pipe();
-            for (k, _) in &stale {
-                pipe.cmd("UNLINK").arg(*k);
-            }
-            let removed: Vec<u64> = self.redis.pipe("gc", &pipe).await?;
-            for ((_, len), n) in stale.iter().zip(removed) {
+            let removed = self.unlink_if_unchanged(&stale).await?;
+            for ((_, len, _), n) in stale.iter().zip(removed) {
                 if n > 0 {
                     report.stale += 1;
                     report.bytes += *len as u64;
@@ -443,6 +490,12 @@ impl Scan<'_> {
 
 /// The Redis key of an entry: `fanal::artifact::<id>` or `fanal::blob::<id>`, as the
 /// reference tool writes them.
+/// True when the server refused a script for lack of permission or of the command.
+fn refuses_scripts(e: &redis::RedisError) -> bool {
+    e.code() == Some("NOPERM")
+        || (e.code() == Some("ERR") && e.detail().is_some_and(|d| d.contains("unknown command")))
+}
+
 fn key(kind: EntryKind, id: &str) -> String {
     format!("fanal::{}::{id}", kind.as_str())
 }

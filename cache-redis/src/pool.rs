@@ -186,16 +186,38 @@ impl Redis {
     }
 
     /// Runs one request on a pooled connection.
+    pub(crate) async fn query<T: FromRedisValue>(&self, what: &str, req: Request<'_>) -> Result<T> {
+        self.attempt(what, req)
+            .await?
+            .map_err(|e| self.error(what, &e))
+    }
+
+    /// Runs one command, and returns an error the server answered with (rather than a
+    /// transport failure) as it is, for the caller to inspect.
+    pub(crate) async fn cmd_or_refusal<T: FromRedisValue>(
+        &self,
+        what: &str,
+        cmd: &Cmd,
+    ) -> Result<std::result::Result<T, RedisError>> {
+        self.attempt(what, Request::Cmd(cmd)).await
+    }
+
+    /// Runs one request; transport failures become our errors, the server's own error
+    /// answers are returned as they are.
     ///
     /// When a connection fails at the transport level, it and every connection of its
     /// generation or an older one are retired (a dropped connection usually means the
-    /// server restarted, which dropped the others too); when a command times out, only its
-    /// connection is. When it had simply been dropped, the request is
-    /// sent once more on a fresh connection: every request this crate sends is idempotent
-    /// in its effect on the data, and this is what lets the pool recover by itself. (A
-    /// count in a reply — how many keys an `UNLINK` removed — can come out low when the
-    /// first attempt had already run.)
-    pub(crate) async fn query<T: FromRedisValue>(&self, what: &str, req: Request<'_>) -> Result<T> {
+    /// server restarted, which dropped the others too); when a command times out, only
+    /// its connection is. When it had simply been dropped, the request is sent once more
+    /// on a fresh connection: every request this crate sends is idempotent in its effect
+    /// on the data, and this is what lets the pool recover by itself. (A count in a reply
+    /// — how many keys an `UNLINK` removed — can come out low when the first attempt had
+    /// already run.)
+    async fn attempt<T: FromRedisValue>(
+        &self,
+        what: &str,
+        req: Request<'_>,
+    ) -> Result<std::result::Result<T, RedisError>> {
         let mut retried = false;
         loop {
             let mut pooled = self.conn(what).await?;
@@ -214,7 +236,7 @@ impl Redis {
                 Request::Pipe(pipe) => pipe.query_async::<T>(&mut pooled.conn).await,
             };
             match result {
-                Ok(value) => return Ok(value),
+                Ok(value) => return Ok(Ok(value)),
                 Err(e) if is_broken(&e) => {
                     if e.is_timeout() {
                         // The server is slow or the command large; other connections
@@ -230,7 +252,7 @@ impl Redis {
                     }
                     return Err(self.error(what, &e));
                 }
-                Err(e) => return Err(self.error(what, &e)),
+                Err(e) => return Ok(Err(e)),
             }
         }
     }
