@@ -94,28 +94,36 @@ impl RedisCache {
 
     /// For `gc`: unlinks each `(key, _, sha1)` whose value is still the one judged, and
     /// says per key whether it did. Where the server does not allow scripts (an ACL
-    /// without `EVAL`, scripting disabled), unlinks them unconditionally: a value
+    /// without `EVAL`, the command renamed away), unlinks them unconditionally: a value
     /// rewritten meanwhile is then lost, and re-analysed by the next scan that needs it.
-    async fn unlink_if_unchanged(&self, stale: &[(&str, usize, String)]) -> Result<Vec<u64>> {
-        let mut eval = redis::cmd("EVAL");
-        eval.arg(UNLINK_IF_UNCHANGED).arg(stale.len());
-        for (key, _, _) in stale {
-            eval.arg(*key);
-        }
-        for (_, _, sha1) in stale {
-            eval.arg(sha1);
-        }
-        match self.redis.cmd_or_refusal("gc", &eval).await? {
-            Ok(removed) => return Ok(removed),
-            Err(e) if refuses_scripts(&e) => {
-                tracing::warn!(
-                    backend = %self.redis.location,
-                    "gc: the server refuses scripts ({}); removing stale entries without \
-                     checking that no scanner rewrote them meanwhile",
-                    e.code().unwrap_or("error")
-                );
+    /// `scripts` starts true and turns false, with one warning, when the server refuses.
+    async fn unlink_if_unchanged(
+        &self,
+        stale: &[(&str, usize, String)],
+        scripts: &mut bool,
+    ) -> Result<Vec<u64>> {
+        if *scripts {
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(UNLINK_IF_UNCHANGED).arg(stale.len());
+            for (key, _, _) in stale {
+                eval.arg(*key);
             }
-            Err(e) => return Err(self.redis.error("gc", &e)),
+            for (_, _, sha1) in stale {
+                eval.arg(sha1);
+            }
+            match self.redis.cmd_or_refusal("gc", &eval).await? {
+                Ok(removed) => return Ok(removed),
+                Err(e) if refuses_scripts(&e) => {
+                    tracing::warn!(
+                        backend = %self.redis.location,
+                        "gc: the server refuses scripts ({}); removing stale entries \
+                         without checking that no scanner rewrote them meanwhile",
+                        e.code().unwrap_or("error")
+                    );
+                    *scripts = false;
+                }
+                Err(e) => return Err(self.redis.error("gc", &e)),
+            }
         }
         let mut pipe = redis::pipe();
         for (key, _, _) in stale {
@@ -325,6 +333,7 @@ impl Cache for RedisCache {
     /// keys by itself, so `expired` stays 0.
     async fn gc(&self) -> Result<GcReport> {
         let mut report = GcReport::default();
+        let mut scripts = true;
         let mut scan = self.scan(None);
         while let Some(batch) = scan.next().await? {
             let keys: Vec<&str> = batch.iter().map(|(k, _)| k.as_str()).collect();
@@ -342,7 +351,7 @@ impl Cache for RedisCache {
             if stale.is_empty() {
                 continue;
             }
-            let removed = self.unlink_if_unchanged(&stale).await?;
+            let removed = self.unlink_if_unchanged(&stale, &mut scripts).await?;
             for ((_, len, _), n) in stale.iter().zip(removed) {
                 if n > 0 {
                     report.stale += 1;

@@ -580,13 +580,14 @@ async fn gc_works_without_script_permission() {
         .unwrap_err();
     assert_eq!(eval_refused.code(), Some("NOPERM"), "{eval_refused}");
 
-    cache.import(&stale_blobs(10)).await.unwrap();
+    // Several SCAN batches: the first refusal switches the rest to plain UNLINK.
+    cache.import(&stale_blobs(2500)).await.unwrap();
     cache
-        .put_blob(&blob_id(100), &sample_blob(100, 1))
+        .put_blob(&blob_id(100_000), &sample_blob(100_000, 1))
         .await
         .unwrap();
     let report = cache.gc().await.unwrap();
-    assert_eq!(report.stale, 10);
+    assert_eq!(report.stale, 2500);
     assert_eq!(cache.stats().await.unwrap().blobs, 1);
 }
 
