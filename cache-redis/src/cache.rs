@@ -344,8 +344,8 @@ impl Cache for RedisCache {
                 .zip(values)
                 .filter_map(|((k, entry), v)| {
                     let v = v?;
-                    let sha1 = hex::encode(Sha1::digest(&v));
-                    (!codec::is_sound(entry.kind, &v)).then_some((k.as_str(), v.len(), sha1))
+                    (!codec::is_sound(entry.kind, &v))
+                        .then(|| (k.as_str(), v.len(), hex::encode(Sha1::digest(&v))))
                 })
                 .collect();
             if stale.is_empty() {
