@@ -460,7 +460,9 @@ struct Scan<'a> {
     pattern: &'static str,
     cursor: u64,
     done: bool,
-    seen: HashSet<EntryKey>,
+    /// Every entry returned so far (`SCAN` may return a key twice), as its kind and the
+    /// digest's 32 bytes: about a third of the memory of the keys themselves.
+    seen: HashSet<(EntryKind, [u8; 32])>,
 }
 
 impl Scan<'_> {
@@ -486,7 +488,9 @@ impl Scan<'_> {
                 .filter_map(|k| {
                     let k = String::from_utf8(k).ok()?;
                     let entry = parse_key(&k)?;
-                    self.seen.insert(entry.clone()).then_some((k, entry))
+                    let mut digest = [0u8; 32];
+                    hex::decode_to_slice(entry.id.hex(), &mut digest).ok()?;
+                    self.seen.insert((entry.kind, digest)).then_some((k, entry))
                 })
                 .collect();
             if !batch.is_empty() {
@@ -497,14 +501,14 @@ impl Scan<'_> {
     }
 }
 
-/// The Redis key of an entry: `fanal::artifact::<id>` or `fanal::blob::<id>`, as the
-/// reference tool writes them.
 /// True when the server refused a script for lack of permission or of the command.
 fn refuses_scripts(e: &redis::RedisError) -> bool {
     e.code() == Some("NOPERM")
         || (e.code() == Some("ERR") && e.detail().is_some_and(|d| d.contains("unknown command")))
 }
 
+/// The Redis key of an entry: `fanal::artifact::<id>` or `fanal::blob::<id>`, as the
+/// reference tool writes them.
 fn key(kind: EntryKind, id: &str) -> String {
     format!("fanal::{}::{id}", kind.as_str())
 }
