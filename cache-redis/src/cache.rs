@@ -22,22 +22,8 @@ const BATCH: usize = 1000;
 /// The pattern of every scan-cache key.
 const ALL_KEYS: &str = "fanal::*";
 
-/// Unlinks each key in `KEYS` whose value still has the SHA-1 in the same place of
-/// `ARGV`, and answers 1 or 0 per key. `gc` judges values it has read; a scanner may
-/// rewrite one before `gc` removes it, and that fresh entry must stay.
-const UNLINK_IF_UNCHANGED: &str = r"
-local removed = {}
-for i, key in ipairs(KEYS) do
-  local value = redis.call('GET', key)
-  if value and redis.sha1hex(value) == ARGV[i] then
-    redis.call('UNLINK', key)
-    removed[i] = 1
-  else
-    removed[i] = 0
-  end
-end
-return removed
-";
+/// The script `gc` removes an entry with: only if it still holds the value judged.
+const UNLINK_IF_UNCHANGED: &str = include_str!("unlink_if_unchanged.lua");
 
 /// A scan cache in a Redis database, shared by every scanner that points at it.
 ///
@@ -92,26 +78,27 @@ impl RedisCache {
         value.map(|v| codec::decode(id, &v)).transpose()
     }
 
-    /// For `gc`: unlinks each `(key, _, sha1)` whose value is still the one judged, and
-    /// says per key whether it did. Where the server does not allow scripts (an ACL
-    /// without `EVAL`, the command renamed away), unlinks them unconditionally: a value
-    /// rewritten meanwhile is then lost, and re-analysed by the next scan that needs it.
-    /// `scripts` starts true and turns false, with one warning, when the server refuses.
+    /// For `gc`: unlinks each `(key, _, sha1)` whose value is still the one judged, in
+    /// one pipeline of single-key script calls, and says per key whether it did. Where
+    /// the server does not allow scripts (an ACL without `EVAL`, the command renamed
+    /// away), unlinks them unconditionally: a value rewritten meanwhile is then lost, and
+    /// re-analysed by the next scan that needs it. `scripts` starts true and turns false,
+    /// with one warning, when the server refuses.
     async fn unlink_if_unchanged(
         &self,
         stale: &[(&str, usize, String)],
         scripts: &mut bool,
     ) -> Result<Vec<u64>> {
         if *scripts {
-            let mut eval = redis::cmd("EVAL");
-            eval.arg(UNLINK_IF_UNCHANGED).arg(stale.len());
-            for (key, _, _) in stale {
-                eval.arg(*key);
+            let mut pipe = redis::pipe();
+            for (key, _, sha1) in stale {
+                pipe.cmd("EVAL")
+                    .arg(UNLINK_IF_UNCHANGED)
+                    .arg(1)
+                    .arg(*key)
+                    .arg(sha1);
             }
-            for (_, _, sha1) in stale {
-                eval.arg(sha1);
-            }
-            match self.redis.cmd_or_refusal("gc", &eval).await? {
+            match self.redis.pipe_or_refusal("gc", &pipe).await? {
                 Ok(removed) => return Ok(removed),
                 Err(e) if refuses_scripts(&e) => {
                     tracing::warn!(
@@ -327,9 +314,10 @@ impl Cache for RedisCache {
     }
 
     /// Reads every value (one `MGET` per `SCAN` batch), judges it with
-    /// [`codec::is_sound`] and unlinks stale and undecodable ones. Not atomic per key: a
-    /// scanner that rewrites a stale entry between the read and the `UNLINK` loses its
-    /// fresh entry, which costs one re-analysis later (no wrong data is ever served). Redis drops expired
+    /// [`codec::is_sound`] and removes stale and undecodable ones with a script that
+    /// checks each still holds the value judged, so an entry a scanner rewrites meanwhile
+    /// stays. Where scripts are refused, removes them without that check (a rewrite then
+    /// costs one re-analysis later; no wrong data is ever served). Redis drops expired
     /// keys by itself, so `expired` stays 0.
     async fn gc(&self) -> Result<GcReport> {
         let mut report = GcReport::default();
@@ -452,8 +440,8 @@ impl RedisCache {
 
 /// A `SCAN` walk over the keys of a pattern. Redis may return a key more than once (when
 /// it resizes its table mid-walk); keys seen before are dropped so that counts are exact.
-/// The set of seen keys costs about 100 bytes per entry: the one part of an admin walk
-/// whose memory grows with the cache (about 1 GB for 10 million entries).
+/// The set of seen entries costs about 40–70 bytes per entry: the one part of an admin
+/// walk whose memory grows with the cache (about 0.4–0.7 GB for 10 million entries).
 /// Keys that are not `fanal::artifact::<digest>` or `fanal::blob::<digest>` are skipped.
 struct Scan<'a> {
     redis: &'a Redis,
@@ -501,10 +489,19 @@ impl Scan<'_> {
     }
 }
 
-/// True when the server refused a script for lack of permission or of the command.
+/// True when the server refused a script for lack of permission or of the command. A
+/// pipeline's error carries each failed command's answer; the first one tells.
 fn refuses_scripts(e: &redis::RedisError) -> bool {
-    e.code() == Some("NOPERM")
-        || (e.code() == Some("ERR") && e.detail().is_some_and(|d| d.contains("unknown command")))
+    let Some(answers) = e.clone().into_server_errors() else {
+        return false;
+    };
+    answers.first().is_some_and(|(_, answer)| {
+        answer.code() == "NOPERM"
+            || (answer.code() == "ERR"
+                && answer
+                    .details()
+                    .is_some_and(|d| d.starts_with("unknown command")))
+    })
 }
 
 /// The Redis key of an entry: `fanal::artifact::<id>` or `fanal::blob::<id>`, as the

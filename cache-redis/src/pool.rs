@@ -192,14 +192,14 @@ impl Redis {
             .map_err(|e| self.error(what, &e))
     }
 
-    /// Runs one command, and returns an error the server answered with (rather than a
+    /// Runs one pipeline, and returns an error the server answered with (rather than a
     /// transport failure) as it is, for the caller to inspect.
-    pub(crate) async fn cmd_or_refusal<T: FromRedisValue>(
+    pub(crate) async fn pipe_or_refusal<T: FromRedisValue>(
         &self,
         what: &str,
-        cmd: &Cmd,
+        pipe: &Pipeline,
     ) -> Result<std::result::Result<T, RedisError>> {
-        self.attempt(what, Request::Cmd(cmd)).await
+        self.attempt(what, Request::Pipe(pipe)).await
     }
 
     /// Runs one request; transport failures become our errors, the server's own error
@@ -307,7 +307,7 @@ impl Redis {
     /// of secrets.
     pub(crate) fn error(&self, what: &str, e: &RedisError) -> Error {
         let connecting = what == "cannot connect";
-        let detail = self.redactor.scrub(&e.to_string());
+        let detail = self.redactor.scrub(&describe(e));
         let noauth = e.code() == Some("NOAUTH");
         let auth = noauth
             || matches!(e.kind(), ErrorKind::AuthenticationFailed)
@@ -356,6 +356,23 @@ impl Redis {
                  or the TLS option)"
             }
         }
+    }
+}
+
+/// The text of an error, one line however many commands of a pipeline failed: the
+/// redis crate lists every failed command, which for a large batch is a page of text.
+fn describe(e: &RedisError) -> String {
+    match e.clone().into_server_errors() {
+        Some(answers) if answers.len() > 1 => {
+            let (index, first) = &answers[0];
+            format!(
+                "{} commands of a pipeline failed; command {index}: {} {}",
+                answers.len(),
+                first.code(),
+                first.details().unwrap_or_default()
+            )
+        }
+        _ => e.to_string(),
     }
 }
 

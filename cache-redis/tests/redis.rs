@@ -503,6 +503,56 @@ fn stale_blobs(n: u64) -> Vec<RawEntry> {
         .collect()
 }
 
+/// The script `gc` removes entries with, run directly: it unlinks a key only while the key
+/// holds the value whose SHA-1 it is given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_script_unlinks_only_unchanged_values() {
+    use sha1::{Digest as _, Sha1};
+    const SCRIPT: &str = include_str!("../src/unlink_if_unchanged.lua");
+    let server = server!();
+    let mut conn = admin(&server.url(0)).await;
+    let sha1 = |v: &str| hex::encode(Sha1::digest(v.as_bytes()));
+    let mut run = async |key: &str, sha1: &str| -> i64 {
+        redis::cmd("EVAL")
+            .arg(SCRIPT)
+            .arg(1)
+            .arg(key)
+            .arg(sha1)
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    };
+    let mut set = admin(&server.url(0)).await;
+    let _: () = redis::pipe()
+        .cmd("SET")
+        .arg("k1")
+        .arg("judged")
+        .ignore()
+        .cmd("SET")
+        .arg("k2")
+        .arg("rewritten")
+        .ignore()
+        .cmd("RPUSH")
+        .arg("k3")
+        .arg("a list")
+        .ignore()
+        .query_async(&mut set)
+        .await
+        .unwrap();
+    assert_eq!(run("k1", &sha1("judged")).await, 1, "unchanged: removed");
+    assert_eq!(run("k2", &sha1("judged")).await, 0, "rewritten: kept");
+    assert_eq!(run("k3", &sha1("a list")).await, 0, "not a string: kept");
+    assert_eq!(run("k4", &sha1("judged")).await, 0, "missing");
+    let exists: Vec<bool> = redis::pipe()
+        .exists("k1")
+        .exists("k2")
+        .exists("k3")
+        .query_async(&mut set)
+        .await
+        .unwrap();
+    assert_eq!(exists, [false, true, true]);
+}
+
 /// `gc` removes a stale entry only while it still holds the value `gc` judged: entries a
 /// scanner rewrites while `gc` runs keep their fresh documents.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -588,7 +638,68 @@ async fn gc_works_without_script_permission() {
         .unwrap();
     let report = cache.gc().await.unwrap();
     assert_eq!(report.stale, 2500);
+    // Only the first batch tried scripts: fewer refused EVALs than stale entries.
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let rejected: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_eval:"))
+        .and_then(|l| l.split(',').find_map(|f| f.strip_prefix("rejected_calls=")))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("INFO commandstats counts the refused EVALs");
+    assert!(0 < rejected && rejected < 2500, "{rejected} refused EVALs");
     assert_eq!(cache.stats().await.unwrap().blobs, 1);
+}
+
+/// A server with `EVAL` renamed away answers "unknown command"; `gc` falls back too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_works_without_the_eval_command() {
+    let server = server!(ServerOptions {
+        extra_args: ["--rename-command", "EVAL", ""].map(String::from).to_vec(),
+        ..Default::default()
+    });
+    let cache = connect(quick(server.url(0))).await.unwrap();
+    cache.import(&stale_blobs(10)).await.unwrap();
+    let report = cache.gc().await.unwrap();
+    assert_eq!(report.stale, 10);
+    assert_eq!(cache.stats().await.unwrap().blobs, 0);
+}
+
+/// Pointed at a read-only replica, writes fail with one short line naming the cause,
+/// also when a whole pipeline of them fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_to_a_replica_fail_in_one_line() {
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let master_port = nowhere.local_addr().unwrap().port().to_string();
+    drop(nowhere);
+    let server = server!(ServerOptions {
+        extra_args: ["--replicaof", "127.0.0.1", &master_port]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    });
+    let cache = connect(quick(server.url(0))).await.unwrap();
+    let err = cache
+        .put_blob(&blob_id(1), &sample_blob(1, 1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("read only replica"), "{err}");
+
+    let err = cache
+        .import(&stale_blobs(300))
+        .await
+        .unwrap_err()
+        .to_string();
+    eprintln!("error: {err}");
+    assert!(err.contains("300 commands of a pipeline failed"), "{err}");
+    assert!(
+        err.contains("read only replica") && !err.contains('\n'),
+        "{err}"
+    );
+    assert!(err.len() < 400, "{} characters: {err}", err.len());
 }
 
 /// A frozen server (accepts nothing, answers nothing) makes commands fail with a timeout

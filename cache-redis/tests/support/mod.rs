@@ -70,6 +70,8 @@ pub struct ServerOptions {
     pub password: Option<String>,
     /// An extra ACL user `(name, password)` with full access.
     pub acl_user: Option<(String, String)>,
+    /// More `redis-server` arguments, e.g. `--rename-command`.
+    pub extra_args: Vec<String>,
 }
 
 impl Default for ServerOptions {
@@ -78,6 +80,7 @@ impl Default for ServerOptions {
             tls: Tls::Off,
             password: None,
             acl_user: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -292,6 +295,7 @@ impl RedisServer {
                 ["--user", user, "on", &format!(">{pw}"), "~*", "&*", "+@all"].map(String::from),
             );
         }
+        args.extend(self.options.extra_args.iter().cloned());
         let mut child = Command::new("redis-server")
             .args(&args)
             .stdin(Stdio::null())
