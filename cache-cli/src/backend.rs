@@ -2,8 +2,10 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use anyhow::{Context, Result};
-use cache_core::{BackendSpec, Cache, CacheOptions, default_cache_dir, parse_size, parse_ttl};
+use anyhow::{Context, Result, anyhow};
+use cache_core::{
+    BackendSpec, Cache, CacheOptions, Setting, default_cache_dir, parse_size, parse_ttl,
+};
 
 use crate::cli::GlobalOpts;
 
@@ -21,13 +23,17 @@ pub struct Settings {
 impl Settings {
     /// Parses and checks the global options.
     pub fn from_opts(g: &GlobalOpts) -> Result<Self> {
-        let spec = BackendSpec::parse(&g.cache_backend)?;
+        let spec = BackendSpec::parse(&g.cache_backend).map_err(flagged)?;
         if let BackendSpec::Redis { url } = &spec {
-            cache_redis::RedisConfig::new(url.clone()).validate()?;
+            cache_redis::RedisConfig::new(url.clone())
+                .validate()
+                .map_err(flagged)?;
         }
+        let max_size =
+            parse_size(&g.cache_max_size).map_err(|e| with_flag(e, "--cache-max-size"))?;
         let options = CacheOptions {
-            ttl: parse_ttl(&g.cache_ttl)?,
-            max_size: Some(parse_size("--cache-max-size", &g.cache_max_size)?).filter(|&n| n > 0),
+            ttl: parse_ttl(&g.cache_ttl).map_err(flagged)?,
+            max_size: Some(max_size).filter(|&n| n > 0),
         };
         let cache_dir = g.cache_dir.clone().unwrap_or_else(default_cache_dir);
         Ok(Settings {
@@ -63,7 +69,7 @@ pub async fn open(settings: &Settings, g: &GlobalOpts) -> Result<Arc<dyn Cache>>
             };
             match cache_redis::RedisCache::connect(config, &settings.options).await {
                 Ok(c) => Ok(Arc::new(c) as Arc<dyn Cache>),
-                Err(e) => Err(e.into()),
+                Err(e) => Err(flagged(e)),
             }
         }
     };
@@ -75,5 +81,33 @@ fn warn_unused_tls(given: bool) {
         tracing::warn!(
             "--redis-tls/--redis-ca/--redis-cert/--redis-key are ignored: the backend is not Redis"
         );
+    }
+}
+
+/// The global option that sets a setting the libraries name in their errors.
+fn flag_of(setting: Setting) -> Option<&'static str> {
+    Some(match setting {
+        Setting::Backend => "--cache-backend",
+        Setting::Ttl => "--cache-ttl",
+        Setting::TlsCa => "--redis-ca",
+        Setting::TlsCert => "--redis-cert",
+        Setting::TlsKey => "--redis-key",
+        _ => return None,
+    })
+}
+
+/// A library error, with an invalid setting named by the flag that set it.
+pub fn flagged(e: cache_core::Error) -> anyhow::Error {
+    match e.config_parts().and_then(|(s, _)| flag_of(s)) {
+        Some(flag) => with_flag(e, flag),
+        None => e.into(),
+    }
+}
+
+/// A library error about an invalid setting, named by `flag`.
+pub fn with_flag(e: cache_core::Error, flag: &str) -> anyhow::Error {
+    match e.config_parts() {
+        Some((_, reason)) => anyhow!("invalid {flag}: {reason}"),
+        None => e.into(),
     }
 }

@@ -341,7 +341,7 @@ pub enum CacheCommand {
 }
 
 fn parse_db_size(s: &str) -> Result<u64, String> {
-    cache_core::parse_size("--max-db-size", s).map_err(|e| e.to_string())
+    cache_core::parse_size(s).map_err(|e| e.to_string())
 }
 
 fn parse_id(s: &str) -> Result<Digest, String> {

@@ -4,20 +4,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../cache-redis/tests/support/mod.rs"]
-mod redis_support;
-
 use std::{
     fs,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
 };
 
-use cache_core::{
-    EntryKind, codec,
-    testsuite::{artifact_id, blob_id, sample_artifact, sample_blob},
-};
-use redis_support::{RedisServer, ServerOptions, Tls};
+use cache_core::{EntryKind, codec};
+use cache_testkit::conformance::{artifact_id, blob_id, sample_artifact, sample_blob};
+use cache_testkit::redis::{self as redis_support, RedisServer, ServerOptions, Tls};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "s3cr3t-pa55";

@@ -1,14 +1,29 @@
-//! The `Cache` trait every backend implements, and the types of its admin surface.
+//! The [`Cache`] trait every backend implements, and the types it speaks in.
+//!
+//! The trait has two layers. A backend implements the **storage primitives**: a handful
+//! of methods over raw stored bytes that only it knows how to do well (one round trip,
+//! one transaction, headers only). Everything users call — the **scan surface**
+//! (`missing_blobs`, puts and gets of documents) and the **admin surface** (`list`,
+//! `stats`, `gc`, `export`, `import`, `delete_blobs`) — is provided on top of them, so
+//! every backend encodes, decodes, counts and judges entries by the same rules
+//! ([`crate::rules`]). A backend may also offer the optional capabilities
+//! ([`Cache::remove_unchanged`], [`Cache::compact`], [`Cache::disk_bytes`],
+//! [`Cache::put_values`]) when it has something better than the default.
 
-use std::{fmt, time::SystemTime};
+use std::{fmt, ops::ControlFlow, time::SystemTime};
 
 use async_trait::async_trait;
 
-use crate::{ArtifactId, ArtifactInfo, BlobId, BlobInfo, EntryKey, EntryKind, Result};
+use crate::{
+    ArtifactId, ArtifactInfo, BlobId, BlobInfo, CacheOptions, Digest, Document, EntryKey,
+    EntryKind, Result, codec,
+    rules::{self, GcCandidate, Verdict},
+};
 
 /// A callback that receives entries one at a time, so listing or exporting a cache of any
-/// size never holds it all in memory. Returning an error stops the walk and is passed on.
-pub type Visitor<'a, T> = &'a mut (dyn FnMut(T) -> Result<()> + Send);
+/// size never holds it all in memory. Returning [`ControlFlow::Break`] stops the walk
+/// early; the walk then returns `Ok(())`.
+pub type Visitor<'a, T> = &'a mut (dyn FnMut(T) -> ControlFlow<()> + Send);
 
 /// The answer of [`Cache::missing_blobs`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,7 +39,7 @@ pub struct Missing {
 pub struct EntryMeta {
     /// Kind and ID.
     pub key: EntryKey,
-    /// Stored size of the value in bytes.
+    /// Stored size of the value (the document bytes) in bytes.
     pub size: u64,
     /// When the entry expires; `None` for never.
     pub expires_at: Option<SystemTime>,
@@ -39,6 +54,24 @@ pub struct RawEntry {
     pub value: Vec<u8>,
     /// When the entry expires; `None` for never.
     pub expires_at: Option<SystemTime>,
+}
+
+/// What a [`Cache::walk`] reads of each entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Walk {
+    /// Kind, ID, size and expiry only.
+    Meta,
+    /// The stored value as well.
+    Values,
+}
+
+/// One entry as [`Cache::walk`] yields it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Walked {
+    /// Kind, ID, size and expiry.
+    pub meta: EntryMeta,
+    /// The stored value, when the walk asked for values ([`Walk::Values`]).
+    pub value: Option<Vec<u8>>,
 }
 
 /// Counts reported by [`Cache::stats`]. Counts and bytes cover live entries only.
@@ -74,8 +107,8 @@ pub struct GcReport {
 /// A scan cache: per-layer analysis results ([`BlobInfo`]) and per-image records
 /// ([`ArtifactInfo`]).
 ///
-/// Contract shared by every backend and checked by the conformance suite
-/// (`cache_core::testsuite`, feature `testsuite`):
+/// Contract shared by every backend and checked by the conformance suite (crate
+/// `cache-testkit`):
 /// - a miss (absent or expired entry) is `Ok(None)`, never an error;
 /// - puts overwrite and apply the TTL the backend was configured with;
 /// - an entry that does not decode is reported as [`crate::Error::Corrupt`] naming its
@@ -84,9 +117,14 @@ pub struct GcReport {
 ///   `is_current()`), and counts as missing in [`Cache::missing_blobs`];
 /// - [`Cache::clear`] removes every scan-cache entry of this backend and nothing else.
 ///
-/// The trait is object safe: front ends hold an `Arc<dyn Cache>` chosen at run time.
+/// A backend implements the storage primitives (the required methods); the scan and
+/// admin surfaces are provided on top of them and are not meant to be overridden, so
+/// that one rule holds for every backend. The trait is object safe: front ends hold an
+/// `Arc<dyn Cache>` chosen at run time.
 #[async_trait]
 pub trait Cache: Send + Sync + fmt::Debug {
+    // ---- Identity -------------------------------------------------------------------
+
     /// Short backend name: `fs`, `memory` or `redis`.
     fn backend_name(&self) -> &'static str;
 
@@ -94,37 +132,42 @@ pub trait Cache: Send + Sync + fmt::Debug {
     /// messages and `cache stats`.
     fn location(&self) -> String;
 
+    /// The options the backend was opened with (the TTL that puts apply, the size
+    /// bound).
+    fn options(&self) -> &CacheOptions;
+
+    // ---- Storage primitives (what a backend implements) -----------------------------
+
     /// Tells whether the artifact entry is missing and which blobs are missing, in input
     /// order. Absent, expired, undecodable and stale-schema entries count as missing.
+    ///
+    /// This is the scan's hot path: a backend answers it in one round trip or one
+    /// transaction, judging currency without decoding documents where it can
+    /// ([`codec::is_current`], or a stored header or prefix that says the same).
     async fn missing_blobs(&self, artifact: &ArtifactId, blobs: &[BlobId]) -> Result<Missing>;
 
-    /// Stores an artifact record, overwriting any previous one.
-    async fn put_artifact(&self, id: &ArtifactId, info: &ArtifactInfo) -> Result<()>;
+    /// The stored values of live entries of one kind, in input order; `None` for an
+    /// absent or expired entry. One round trip or transaction for all of them.
+    async fn read(&self, kind: EntryKind, ids: &[&Digest]) -> Result<Vec<Option<Vec<u8>>>>;
 
-    /// Stores a layer's analysis result, overwriting any previous one.
-    async fn put_blob(&self, id: &BlobId, info: &BlobInfo) -> Result<()>;
+    /// Stores raw values as given, each with its own expiry, overwriting; every expiry is
+    /// in the future (the provided methods drop entries that have expired before they
+    /// get here). Values are not checked. A backend writes one call's entries together
+    /// (one transaction or pipeline) where it can.
+    async fn write(&self, entries: &[RawEntry]) -> Result<()>;
 
-    /// Reads an artifact record; `Ok(None)` when absent or expired.
-    async fn get_artifact(&self, id: &ArtifactId) -> Result<Option<ArtifactInfo>>;
-
-    /// Reads a layer's analysis result; `Ok(None)` when absent or expired.
-    async fn get_blob(&self, id: &BlobId) -> Result<Option<BlobInfo>>;
-
-    /// Reads several blobs at once, in input order. Backends override this when they can
-    /// do it in fewer round trips than one [`Cache::get_blob`] per ID.
-    async fn get_blobs(&self, ids: &[BlobId]) -> Result<Vec<Option<BlobInfo>>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.push(self.get_blob(id).await?);
-        }
-        Ok(out)
-    }
-
-    /// Removes blobs; IDs that are not stored are ignored.
-    async fn delete_blobs(&self, ids: &[BlobId]) -> Result<()>;
-
-    /// Removes entries of either kind and returns how many were stored.
+    /// Removes entries of either kind and returns how many live ones were stored.
     async fn delete(&self, keys: &[EntryKey]) -> Result<u64>;
+
+    /// Walks every stored entry of one kind or of both, expired ones included (with
+    /// their expiry), reading what `walk` says. Entries come in no particular order;
+    /// each entry once.
+    async fn walk(
+        &self,
+        kind: Option<EntryKind>,
+        walk: Walk,
+        visit: Visitor<'_, Walked>,
+    ) -> Result<()>;
 
     /// Removes every scan-cache entry of this backend, and nothing else.
     async fn clear(&self) -> Result<()>;
@@ -132,23 +175,212 @@ pub trait Cache: Send + Sync + fmt::Debug {
     /// Releases the backend's resources. Idempotent; other calls after it may fail.
     async fn close(&self) -> Result<()>;
 
+    // ---- Optional capabilities (defaults that a backend may improve on) -------------
+
+    /// Stores freshly written documents under the configured TTL. The default computes
+    /// each entry's expiry from [`Cache::options`] and calls [`Cache::write`]; a backend
+    /// whose TTL is applied elsewhere (by a server) overrides it.
+    async fn put_values(&self, entries: Vec<(EntryKey, Vec<u8>)>) -> Result<()> {
+        let expires_at = codec::expiry_from_ttl(self.options().ttl);
+        let entries: Vec<RawEntry> = entries
+            .into_iter()
+            .map(|(key, value)| RawEntry {
+                key,
+                value,
+                expires_at,
+            })
+            .collect();
+        self.write(&entries).await
+    }
+
+    /// `gc`'s removal step: removes each candidate unless it changed since it was judged
+    /// (a scanner rewrote it), and says per candidate whether it was removed. The
+    /// default removes them all unconditionally and reports them all removed; a
+    /// backend that can check atomically (a script, a write transaction) does.
+    async fn remove_unchanged(&self, candidates: &[GcCandidate]) -> Result<Vec<bool>> {
+        let keys: Vec<EntryKey> = candidates.iter().map(|c| c.key().clone()).collect();
+        self.delete(&keys).await?;
+        Ok(vec![true; candidates.len()])
+    }
+
+    /// Returns the space of removed entries to the operating system, where the backend
+    /// has files (the last step of `gc`). The default does nothing.
+    async fn compact(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The size of the backend's files on disk; `None` (the default) where it has none.
+    async fn disk_bytes(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    // ---- Scan surface (provided) ----------------------------------------------------
+
+    /// Stores an artifact record, overwriting any previous one.
+    async fn put_artifact(&self, id: &ArtifactId, info: &ArtifactInfo) -> Result<()> {
+        self.put_values(vec![(EntryKey::artifact(id), codec::encode(info))])
+            .await
+    }
+
+    /// Stores a layer's analysis result, overwriting any previous one.
+    async fn put_blob(&self, id: &BlobId, info: &BlobInfo) -> Result<()> {
+        self.put_values(vec![(EntryKey::blob(id), codec::encode(info))])
+            .await
+    }
+
+    /// Reads an artifact record; `Ok(None)` when absent or expired.
+    async fn get_artifact(&self, id: &ArtifactId) -> Result<Option<ArtifactInfo>> {
+        let mut values = self.read(EntryKind::Artifact, &[id.digest()]).await?;
+        decode_one(id.digest(), values.pop().flatten())
+    }
+
+    /// Reads a layer's analysis result; `Ok(None)` when absent or expired.
+    async fn get_blob(&self, id: &BlobId) -> Result<Option<BlobInfo>> {
+        let mut values = self.read(EntryKind::Blob, &[id.digest()]).await?;
+        decode_one(id.digest(), values.pop().flatten())
+    }
+
+    /// Reads several blobs at once (one [`Cache::read`]), in input order.
+    async fn get_blobs(&self, ids: &[BlobId]) -> Result<Vec<Option<BlobInfo>>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let digests: Vec<&Digest> = ids.iter().map(BlobId::digest).collect();
+        let values = self.read(EntryKind::Blob, &digests).await?;
+        digests
+            .into_iter()
+            .zip(values)
+            .map(|(id, value)| decode_one(id, value))
+            .collect()
+    }
+
+    // ---- Admin surface (provided) ---------------------------------------------------
+
+    /// Removes blobs; IDs that are not stored are ignored.
+    async fn delete_blobs(&self, ids: &[BlobId]) -> Result<()> {
+        let keys: Vec<EntryKey> = ids.iter().map(EntryKey::blob).collect();
+        self.delete(&keys).await.map(drop)
+    }
+
     /// Walks every stored entry (expired ones included, with their expiry) of one kind or
     /// of both.
-    async fn list(&self, kind: Option<EntryKind>, visit: Visitor<'_, EntryMeta>) -> Result<()>;
-
-    /// Counts entries and bytes.
-    async fn stats(&self) -> Result<Stats>;
-
-    /// Removes expired, stale-schema and undecodable entries, and returns disk space
-    /// where the backend has files.
-    async fn gc(&self) -> Result<GcReport>;
+    async fn list(&self, kind: Option<EntryKind>, visit: Visitor<'_, EntryMeta>) -> Result<()> {
+        self.walk(kind, Walk::Meta, &mut |w| visit(w.meta)).await
+    }
 
     /// Walks every live (unexpired) entry with its raw value.
-    async fn export(&self, kind: Option<EntryKind>, visit: Visitor<'_, RawEntry>) -> Result<()>;
+    async fn export(&self, kind: Option<EntryKind>, visit: Visitor<'_, RawEntry>) -> Result<()> {
+        let now = SystemTime::now();
+        self.walk(kind, Walk::Values, &mut |w| {
+            if codec::is_expired(w.meta.expires_at, now) {
+                return ControlFlow::Continue(());
+            }
+            visit(RawEntry {
+                key: w.meta.key,
+                value: w.value.unwrap_or_default(),
+                expires_at: w.meta.expires_at,
+            })
+        })
+        .await
+    }
 
     /// Stores raw entries as given, each with its own expiry (not the configured TTL).
-    /// Values are not checked: callers validate what they import.
-    async fn import(&self, entries: &[RawEntry]) -> Result<()>;
+    /// Values are not checked: callers validate what they import. An entry whose expiry
+    /// has passed is a delete ([`rules::split_expired`]).
+    async fn import(&self, entries: &[RawEntry]) -> Result<()> {
+        let now = SystemTime::now();
+        if !entries.iter().any(|e| codec::is_expired(e.expires_at, now)) {
+            // Nothing to split: store the entries without copying them.
+            return if entries.is_empty() {
+                Ok(())
+            } else {
+                self.write(entries).await
+            };
+        }
+        let (live, expired) = rules::split_expired(entries, now);
+        if !expired.is_empty() {
+            self.delete(&expired).await?;
+        }
+        if !live.is_empty() {
+            self.write(&live).await?;
+        }
+        Ok(())
+    }
+
+    /// Counts entries and bytes ([`Stats::tally`]) and the disk size.
+    async fn stats(&self) -> Result<Stats> {
+        let now = SystemTime::now();
+        let mut stats = Stats::default();
+        self.list(None, &mut |meta| {
+            stats.tally(&meta, now);
+            ControlFlow::Continue(())
+        })
+        .await?;
+        stats.disk_bytes = self.disk_bytes().await?;
+        Ok(stats)
+    }
+
+    /// Removes expired, stale-schema and undecodable entries (judged by
+    /// [`rules::verdict`]), and returns disk space where the backend has files.
+    async fn gc(&self) -> Result<GcReport> {
+        let before = self.disk_bytes().await?;
+        let now = SystemTime::now();
+        let mut candidates = Vec::new();
+        self.walk(None, Walk::Values, &mut |w| {
+            let value = w.value.as_deref().unwrap_or_default();
+            let verdict = rules::verdict(w.meta.key.kind, w.meta.expires_at, value, now);
+            if verdict != Verdict::Keep {
+                candidates.push(GcCandidate::new(w.meta, verdict, value));
+            }
+            ControlFlow::Continue(())
+        })
+        .await?;
+        let mut report = GcReport::default();
+        if !candidates.is_empty() {
+            let removed = self.remove_unchanged(&candidates).await?;
+            for (candidate, removed) in candidates.iter().zip(removed) {
+                if removed {
+                    report.count(candidate);
+                }
+            }
+        }
+        self.compact().await?;
+        report.disk_bytes = before.zip(self.disk_bytes().await?);
+        tracing::debug!(backend = self.backend_name(), ?report, "gc");
+        Ok(report)
+    }
+}
+
+/// Decodes one value a getter read.
+fn decode_one<T: Document>(id: &Digest, value: Option<Vec<u8>>) -> Result<Option<T>> {
+    value.map(|v| codec::decode(id.as_str(), &v)).transpose()
+}
+
+impl Stats {
+    /// Counts one listed entry: live ones by kind with their bytes, expired ones apart.
+    pub fn tally(&mut self, meta: &EntryMeta, now: SystemTime) {
+        if codec::is_expired(meta.expires_at, now) {
+            self.expired += 1;
+            return;
+        }
+        match meta.key.kind {
+            EntryKind::Artifact => self.artifacts += 1,
+            EntryKind::Blob => self.blobs += 1,
+        }
+        self.bytes += meta.size;
+    }
+}
+
+impl GcReport {
+    /// Counts one removed candidate under its verdict.
+    pub fn count(&mut self, removed: &GcCandidate) {
+        match removed.verdict {
+            Verdict::Expired => self.expired += 1,
+            Verdict::Stale => self.stale += 1,
+            Verdict::Keep => return,
+        }
+        self.bytes += removed.meta.size;
+    }
 }
 
 /// The kind an [`EntryKind`] filter matches.

@@ -69,7 +69,7 @@ fn reject_duplicates<'a>(what: &str, sorted: impl Iterator<Item = &'a str>) -> R
     for name in sorted {
         if prev == Some(name) {
             return Err(Error::Config {
-                option: "calc_key input",
+                setting: crate::Setting::KeyInput,
                 reason: format!("{what} {name:?} is listed twice"),
             });
         }
@@ -80,7 +80,7 @@ fn reject_duplicates<'a>(what: &str, sorted: impl Iterator<Item = &'a str>) -> R
 
 fn put_len(h: &mut Sha256, len: usize) -> Result<()> {
     let len = u32::try_from(len).map_err(|_| Error::Config {
-        option: "calc_key input",
+        setting: crate::Setting::KeyInput,
         reason: "a field is longer than 4 GiB".into(),
     })?;
     h.update(len.to_be_bytes());

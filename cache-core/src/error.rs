@@ -7,8 +7,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything a cache operation can fail with.
 ///
-/// A cache miss is never an error: lookups return `Ok(None)`.
+/// A cache miss is never an error: lookups return `Ok(None)`. New variants may be added,
+/// so matches need a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A string that should be a cache ID (`sha256:<64 lowercase hex>`) is not one.
     #[error("invalid ID {input:?}: {reason}")]
@@ -44,11 +46,13 @@ pub enum Error {
         /// What failed.
         message: String,
     },
-    /// A cache option (backend spec, TTL, size, TLS file, …) is invalid.
-    #[error("invalid {option}: {reason}")]
+    /// A cache setting (backend spec, TTL, size, TLS file, …) is invalid. The message
+    /// names the setting as the library knows it; a front end that knows which of its
+    /// options set it names that instead ([`Setting`]).
+    #[error("invalid {setting}: {reason}")]
     Config {
-        /// The option that is wrong, e.g. `--cache-ttl`.
-        option: &'static str,
+        /// The setting that is wrong.
+        setting: Setting,
         /// Why it is wrong, including the accepted forms.
         reason: String,
     },
@@ -65,6 +69,44 @@ pub enum Error {
     },
 }
 
+/// A setting that [`Error::Config`] can name. Libraries do not know the command-line
+/// flags or other front-end names for them; front ends map each to their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Setting {
+    /// Which backend, and its address (a backend spec or URL).
+    Backend,
+    /// A time to live.
+    Ttl,
+    /// A size in bytes.
+    Size,
+    /// The CA certificate file that verifies a TLS server.
+    TlsCa,
+    /// The client certificate file of mutual TLS.
+    TlsCert,
+    /// The client private key file of mutual TLS.
+    TlsKey,
+    /// An entry kind (`artifact` or `blob`).
+    EntryKind,
+    /// An input of `calc_key`.
+    KeyInput,
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Setting::Backend => "cache backend",
+            Setting::Ttl => "TTL",
+            Setting::Size => "size",
+            Setting::TlsCa => "TLS CA file",
+            Setting::TlsCert => "TLS client certificate",
+            Setting::TlsKey => "TLS client key",
+            Setting::EntryKind => "entry kind",
+            Setting::KeyInput => "calc_key input",
+        })
+    }
+}
+
 impl Error {
     /// Returns true for an error that says an entry is corrupt.
     pub fn is_corrupt(&self) -> bool {
@@ -74,6 +116,15 @@ impl Error {
     /// Returns true for an error that says the backend is unreachable.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Unavailable { .. })
+    }
+
+    /// The setting and reason of an [`Error::Config`], for a front end that names the
+    /// setting its own way.
+    pub fn config_parts(&self) -> Option<(Setting, &str)> {
+        match self {
+            Error::Config { setting, reason } => Some((*setting, reason)),
+            _ => None,
+        }
     }
 
     /// Builds an [`Error::Io`] for `path`.

@@ -188,7 +188,7 @@ impl FromStr for EntryKind {
             "artifact" => Ok(EntryKind::Artifact),
             "blob" => Ok(EntryKind::Blob),
             _ => Err(Error::Config {
-                option: "entry kind",
+                setting: crate::Setting::EntryKind,
                 reason: format!("{s:?} is neither \"artifact\" nor \"blob\""),
             }),
         }

@@ -26,13 +26,10 @@
 //! # let _ = id;
 //! ```
 //!
-//! The conformance suite that every backend runs lives in `testsuite` (feature
-//! `testsuite`).
+//! The conformance suite that every backend runs lives in the `cache-testkit` crate.
 
 #![deny(missing_docs)]
 
-#[cfg(feature = "testsuite")]
-pub mod benchkit;
 mod cache;
 mod calc;
 pub mod codec;
@@ -40,16 +37,17 @@ mod config;
 mod error;
 mod key;
 mod model;
-#[cfg(feature = "testsuite")]
-pub mod testsuite;
+pub mod rules;
 
-pub use cache::{Cache, EntryMeta, GcReport, Missing, RawEntry, Stats, Visitor, kind_matches};
+pub use cache::{
+    Cache, EntryMeta, GcReport, Missing, RawEntry, Stats, Visitor, Walk, Walked, kind_matches,
+};
 pub use calc::calc_key;
 pub use config::{
     BackendSpec, CacheOptions, default_cache_dir, default_cache_dir_from, mask_url, parse_size,
     parse_ttl,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, Setting};
 pub use key::{ArtifactId, BlobId, Digest, EntryKey, EntryKind};
 pub use model::{
     ArtifactInfo, BlobInfo, Document, Extra, Os, Package, PackageInfo, Repository,

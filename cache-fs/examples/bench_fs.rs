@@ -19,13 +19,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cache_core::{
-    BlobId, BlobInfo, Cache, CacheOptions, EntryKey, RawEntry,
-    benchkit::{Figure, Spread},
-    codec,
-    testsuite::{artifact_id, blob_id, sample_blob},
-};
+use cache_core::{BlobId, BlobInfo, Cache, CacheOptions, EntryKey, RawEntry, codec};
 use cache_fs::FsCache;
+use cache_testkit::{
+    bench::{Figure, Spread},
+    conformance::{artifact_id, blob_id, sample_blob},
+};
 use heed::{CommitOrAbort, Database, EnvOpenOptions, types::Bytes};
 
 /// The allocator the `scancache` binary uses, so the figures are the binary's.

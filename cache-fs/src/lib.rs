@@ -50,11 +50,11 @@
 
 #![deny(missing_docs)]
 
+mod cache;
 mod config;
-mod fs;
 mod gate;
 mod store;
 mod value;
 
+pub use cache::FsCache;
 pub use config::FsConfig;
-pub use fs::FsCache;

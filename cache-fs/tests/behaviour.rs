@@ -9,11 +9,9 @@ use std::{
     time::Duration,
 };
 
-use cache_core::{
-    BlobId, Cache, CacheOptions, EntryKey, EntryKind, RawEntry,
-    testsuite::{artifact_id, blob_id, sample_blob},
-};
+use cache_core::{BlobId, Cache, CacheOptions, EntryKey, EntryKind, RawEntry};
 use cache_fs::{FsCache, FsConfig};
+use cache_testkit::conformance::{artifact_id, blob_id, sample_blob};
 
 fn open(dir: &Path, options: CacheOptions) -> FsCache {
     FsCache::open(dir, &options).unwrap()
@@ -27,7 +25,7 @@ async fn live_blob_ids(c: &FsCache) -> Vec<BlobId> {
     let mut ids = Vec::new();
     c.list(Some(EntryKind::Blob), &mut |m| {
         ids.push(BlobId::from(m.key.id));
-        Ok(())
+        std::ops::ControlFlow::Continue(())
     })
     .await
     .unwrap();
@@ -101,7 +99,7 @@ async fn ttl_entries_expire_and_gc_drops_them() {
         .list(None, &mut |m| {
             listed += 1;
             assert!(m.expires_at.is_some() || m.key == EntryKey::blob(&blob_id(9)));
-            Ok(())
+            std::ops::ControlFlow::Continue(())
         })
         .await
         .unwrap();
@@ -496,7 +494,7 @@ async fn corrupt_values_are_errors_not_panics() {
     let mut sizes = Vec::new();
     c.list(None, &mut |m| {
         sizes.push(m.size);
-        Ok(())
+        std::ops::ControlFlow::Continue(())
     })
     .await
     .unwrap();

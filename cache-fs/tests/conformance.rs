@@ -3,8 +3,9 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use cache_core::{Cache, CacheOptions, testsuite::Factory};
+use cache_core::{Cache, CacheOptions};
 use cache_fs::FsCache;
+use cache_testkit::Factory;
 use tempfile::TempDir;
 
 /// Makes caches in fresh temp dirs, which it keeps until the end of the test (it lives
@@ -27,4 +28,4 @@ impl Factory for Fs {
     }
 }
 
-cache_core::conformance_tests!(Fs::default());
+cache_testkit::conformance_tests!(Fs::default());

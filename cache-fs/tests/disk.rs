@@ -11,11 +11,9 @@ use std::{
     process::Command,
 };
 
-use cache_core::{
-    BlobId, Cache, CacheOptions,
-    testsuite::{blob_id, sample_blob},
-};
+use cache_core::{BlobId, Cache, CacheOptions};
 use cache_fs::{FsCache, FsConfig};
+use cache_testkit::conformance::{blob_id, sample_blob};
 
 const SKIP_VAR: &str = "SCANCACHE_SKIP_MOUNT_TESTS";
 

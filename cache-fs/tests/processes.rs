@@ -17,11 +17,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cache_core::{
-    BlobId, Cache, CacheOptions,
-    testsuite::{artifact_id, blob_id, sample_blob},
-};
+use cache_core::{BlobId, Cache, CacheOptions};
 use cache_fs::{FsCache, FsConfig};
+use cache_testkit::conformance::{artifact_id, blob_id, sample_blob};
 
 const MODE: &str = "CACHE_FS_WORKER";
 const DIR: &str = "CACHE_FS_DIR";

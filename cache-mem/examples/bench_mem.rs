@@ -11,13 +11,12 @@
 
 use std::sync::Arc;
 
-use cache_core::{
-    BlobId, Cache, CacheOptions,
-    benchkit::{Figure, time_async},
-    codec,
-    testsuite::{artifact_id, blob_id, sample_blob},
-};
+use cache_core::{BlobId, Cache, CacheOptions, codec};
 use cache_mem::MemCache;
+use cache_testkit::{
+    bench::{Figure, time_async},
+    conformance::{artifact_id, blob_id, sample_blob},
+};
 
 /// The allocator the `scancache` binary uses, so the figures are the binary's.
 #[global_allocator]

@@ -19,6 +19,6 @@
 
 #![deny(missing_docs)]
 
-mod mem;
+mod cache;
 
-pub use mem::MemCache;
+pub use cache::MemCache;

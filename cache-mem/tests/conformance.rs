@@ -3,11 +3,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cache_core::{
-    Cache, CacheOptions,
-    testsuite::{Factory, blob_id, sample_blob},
-};
+use cache_core::{Cache, CacheOptions};
 use cache_mem::MemCache;
+use cache_testkit::conformance::{Factory, blob_id, sample_blob};
 
 struct Mem;
 
@@ -18,7 +16,7 @@ impl Factory for Mem {
     }
 }
 
-cache_core::conformance_tests!(Mem);
+cache_testkit::conformance_tests!(Mem);
 
 /// Many tasks writing far more than the bound never leave more than the bound stored,
 /// and the most recently used entries survive.

@@ -19,13 +19,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cache_core::{
-    BlobId, Cache, CacheOptions,
-    benchkit::{Figure, Spread, time_async},
-    codec,
-    testsuite::{blob_id, sample_blob},
-};
+use cache_core::{BlobId, Cache, CacheOptions, codec};
 use cache_redis::{RedisCache, RedisConfig};
+use cache_testkit::{
+    bench::{Figure, Spread, time_async},
+    conformance::{blob_id, sample_blob},
+};
 
 /// The allocator the `scancache` binary uses, so the figures are the binary's.
 #[global_allocator]

@@ -8,11 +8,10 @@ use std::{
 
 use async_trait::async_trait;
 use cache_core::{
-    ArtifactId, ArtifactInfo, BlobId, BlobInfo, Cache, CacheOptions, Digest, Document, EntryKey,
-    EntryKind, EntryMeta, GcReport, Missing, RawEntry, Result, Stats, Visitor, codec,
+    ArtifactId, BlobId, Cache, CacheOptions, Digest, EntryKey, EntryKind, EntryMeta, Missing,
+    RawEntry, Result, Visitor, Walk, Walked, codec, rules::GcCandidate,
 };
 use redis::Value;
-use sha1::{Digest as _, Sha1};
 
 use crate::{config::RedisConfig, pool::Redis};
 
@@ -30,14 +29,14 @@ const UNLINK_IF_UNCHANGED: &str = include_str!("unlink_if_unchanged.lua");
 /// Cheap to share behind an `Arc`; every method is safe to call from many tasks at once.
 pub struct RedisCache {
     redis: Redis,
-    ttl: Option<Duration>,
+    options: CacheOptions,
 }
 
 impl fmt::Debug for RedisCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisCache")
             .field("location", &self.redis.location)
-            .field("ttl", &self.ttl)
+            .field("ttl", &self.options.ttl)
             .finish()
     }
 }
@@ -54,49 +53,33 @@ impl RedisCache {
         tracing::debug!(backend = %redis.location, "connected to Redis");
         Ok(RedisCache {
             redis,
-            ttl: options.ttl,
+            options: options.clone(),
         })
     }
 
-    async fn put(&self, kind: EntryKind, id: &str, value: Vec<u8>) -> Result<()> {
-        let key = key(kind, id);
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&key).arg(value);
-        if let Some(ttl) = self.ttl {
-            cmd.arg("PX").arg(millis(ttl));
-        }
-        self.redis.cmd::<()>(&format!("SET {key}"), &cmd).await
-    }
-
-    async fn get<T: Document>(&self, id: &str) -> Result<Option<T>> {
-        let key = key(T::KIND, id);
-        let value: Option<Vec<u8>> = self
-            .redis
-            .cmd(&format!("GET {key}"), redis::cmd("GET").arg(&key))
-            .await?;
-        tracing::debug!(key, hit = value.is_some(), "redis get");
-        value.map(|v| codec::decode(id, &v)).transpose()
-    }
-
-    /// For `gc`: unlinks each `(key, _, sha1)` whose value is still the one judged, in
-    /// one pipeline of single-key script calls, and says per key whether it did. Where
+    /// For `gc`: unlinks each candidate whose value is still the one judged, in one
+    /// pipeline of single-key script calls, and says per candidate whether it did. Where
     /// the server does not allow scripts (an ACL without `EVAL`, the command renamed
     /// away), unlinks them unconditionally: a value rewritten meanwhile is then lost, and
     /// re-analysed by the next scan that needs it. `scripts` starts true and turns false,
     /// with one warning, when the server refuses.
     async fn unlink_if_unchanged(
         &self,
-        stale: &[(&str, usize, String)],
+        stale: &[GcCandidate],
         scripts: &mut bool,
     ) -> Result<Vec<u64>> {
+        let keys: Vec<String> = stale
+            .iter()
+            .map(|c| key(c.key().kind, c.key().id.as_str()))
+            .collect();
         if *scripts {
             let mut pipe = redis::pipe();
-            for (key, _, sha1) in stale {
+            for (key, c) in keys.iter().zip(stale) {
                 pipe.cmd("EVAL")
                     .arg(UNLINK_IF_UNCHANGED)
                     .arg(1)
-                    .arg(*key)
-                    .arg(sha1);
+                    .arg(key)
+                    .arg(hex::encode(c.sha1));
             }
             match self.redis.pipe_or_refusal("gc", &pipe).await? {
                 Ok(removed) => return Ok(removed),
@@ -113,8 +96,8 @@ impl RedisCache {
             }
         }
         let mut pipe = redis::pipe();
-        for (key, _, _) in stale {
-            pipe.cmd("UNLINK").arg(*key);
+        for key in &keys {
+            pipe.cmd("UNLINK").arg(key);
         }
         self.redis.pipe("gc", &pipe).await
     }
@@ -159,6 +142,12 @@ impl Cache for RedisCache {
         self.redis.location.clone()
     }
 
+    /// `options.max_size` is not applied: bound the server's memory with its own
+    /// `maxmemory`.
+    fn options(&self) -> &CacheOptions {
+        &self.options
+    }
+
     /// One pipeline of `GETRANGE key 0 N`, one per entry: a single round trip that moves
     /// at most `N + 1` bytes per entry, judged by [`probe_is_current`].
     async fn missing_blobs(&self, artifact: &ArtifactId, blobs: &[BlobId]) -> Result<Missing> {
@@ -197,54 +186,76 @@ impl Cache for RedisCache {
         Ok(missing)
     }
 
-    async fn put_artifact(&self, id: &ArtifactId, info: &ArtifactInfo) -> Result<()> {
-        self.put(EntryKind::Artifact, id.as_str(), codec::encode(info))
-            .await
-    }
-
-    async fn put_blob(&self, id: &BlobId, info: &BlobInfo) -> Result<()> {
-        self.put(EntryKind::Blob, id.as_str(), codec::encode(info))
-            .await
-    }
-
-    async fn get_artifact(&self, id: &ArtifactId) -> Result<Option<ArtifactInfo>> {
-        self.get(id.as_str()).await
-    }
-
-    async fn get_blob(&self, id: &BlobId) -> Result<Option<BlobInfo>> {
-        self.get(id.as_str()).await
-    }
-
     /// One `MGET`: one round trip.
-    async fn get_blobs(&self, ids: &[BlobId]) -> Result<Vec<Option<BlobInfo>>> {
+    async fn read(&self, kind: EntryKind, ids: &[&Digest]) -> Result<Vec<Option<Vec<u8>>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids
-            .iter()
-            .map(|id| key(EntryKind::Blob, id.as_str()))
-            .collect();
+        let keys: Vec<String> = ids.iter().map(|id| key(kind, id.as_str())).collect();
         let values: Vec<Option<Vec<u8>>> = self
             .redis
             .cmd("MGET", redis::cmd("MGET").arg(&keys))
             .await?;
-        ids.iter()
-            .zip(values)
-            .map(|(id, v)| v.map(|v| codec::decode(id.as_str(), &v)).transpose())
-            .collect()
+        tracing::debug!(
+            keys = keys.len(),
+            hits = values.iter().flatten().count(),
+            "redis read"
+        );
+        Ok(values)
     }
 
-    async fn delete_blobs(&self, ids: &[BlobId]) -> Result<()> {
-        let keys: Vec<String> = ids
-            .iter()
-            .map(|id| key(EntryKind::Blob, id.as_str()))
-            .collect();
-        self.unlink(&keys).await.map(drop)
+    /// One `SET … [PX <remaining>]` per entry: a single command for one entry (which
+    /// shares a multiplexed connection with concurrent commands), pipelines of [`BATCH`]
+    /// for more.
+    async fn write(&self, entries: &[RawEntry]) -> Result<()> {
+        let now = SystemTime::now();
+        let set = |cmd: &mut redis::Cmd, e: &RawEntry| {
+            cmd.arg(key(e.key.kind, e.key.id.as_str())).arg(&e.value);
+            if let Some(at) = e.expires_at {
+                cmd.arg("PX")
+                    .arg(millis(at.duration_since(now).unwrap_or_default()));
+            }
+        };
+        if let [e] = entries {
+            let mut cmd = redis::cmd("SET");
+            set(&mut cmd, e);
+            let what = format!("SET {}", key(e.key.kind, e.key.id.as_str()));
+            return self.redis.cmd::<()>(&what, &cmd).await;
+        }
+        for chunk in entries.chunks(BATCH) {
+            let mut pipe = redis::pipe();
+            for e in chunk {
+                let mut cmd = redis::cmd("SET");
+                set(&mut cmd, e);
+                pipe.add_command(cmd).ignore();
+            }
+            self.redis.pipe::<()>("SET", &pipe).await?;
+        }
+        Ok(())
     }
 
     async fn delete(&self, keys: &[EntryKey]) -> Result<u64> {
         let keys: Vec<String> = keys.iter().map(|k| key(k.kind, k.id.as_str())).collect();
         self.unlink(&keys).await
+    }
+
+    /// Per `SCAN` batch, one pipeline of `STRLEN` (or `GET`) and `PTTL` per key. Redis
+    /// drops expired keys by itself, so the walk never sees one.
+    async fn walk(
+        &self,
+        kind: Option<EntryKind>,
+        walk: Walk,
+        visit: Visitor<'_, Walked>,
+    ) -> Result<()> {
+        let mut scan = self.scan(kind);
+        while let Some(batch) = scan.next().await? {
+            for walked in self.fetch(&batch, walk).await? {
+                if visit(walked).is_break() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `SCAN MATCH fanal::*` and `UNLINK` in batches, each `UNLINK` sent in the same
@@ -287,151 +298,65 @@ impl Cache for RedisCache {
         Ok(())
     }
 
-    /// Per `SCAN` batch, one pipeline of `STRLEN` and `PTTL` per key.
-    async fn list(&self, kind: Option<EntryKind>, visit: Visitor<'_, EntryMeta>) -> Result<()> {
-        let mut scan = self.scan(kind);
-        while let Some(batch) = scan.next().await? {
-            for meta in self.metas(&batch).await? {
-                visit(meta)?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn stats(&self) -> Result<Stats> {
-        let mut stats = Stats::default();
-        let mut scan = self.scan(None);
-        while let Some(batch) = scan.next().await? {
-            for meta in self.metas(&batch).await? {
-                match meta.key.kind {
-                    EntryKind::Artifact => stats.artifacts += 1,
-                    EntryKind::Blob => stats.blobs += 1,
-                }
-                stats.bytes += meta.size;
-            }
-        }
-        Ok(stats)
-    }
-
-    /// Reads every value (one `MGET` per `SCAN` batch), judges it with
-    /// [`codec::is_sound`] and removes stale and undecodable ones with a script that
-    /// checks each still holds the value judged, so an entry a scanner rewrites meanwhile
+    /// A script per candidate, in pipelines of [`BATCH`], that unlinks the key only if
+    /// its value still has the SHA-1 gc judged, so an entry a scanner rewrites meanwhile
     /// stays. Where scripts are refused, removes them without that check (a rewrite then
-    /// costs one re-analysis later; no wrong data is ever served). Redis drops expired
-    /// keys by itself, so `expired` stays 0.
-    async fn gc(&self) -> Result<GcReport> {
-        let mut report = GcReport::default();
+    /// costs one re-analysis later; no wrong data is ever served).
+    async fn remove_unchanged(&self, candidates: &[GcCandidate]) -> Result<Vec<bool>> {
         let mut scripts = true;
-        let mut scan = self.scan(None);
-        while let Some(batch) = scan.next().await? {
-            let keys: Vec<&str> = batch.iter().map(|(k, _)| k.as_str()).collect();
-            let values: Vec<Option<Vec<u8>>> =
-                self.redis.cmd("gc", redis::cmd("MGET").arg(&keys)).await?;
-            let stale: Vec<(&str, usize, String)> = batch
-                .iter()
-                .zip(values)
-                .filter_map(|((k, entry), v)| {
-                    let v = v?;
-                    (!codec::is_sound(entry.kind, &v))
-                        .then(|| (k.as_str(), v.len(), hex::encode(Sha1::digest(&v))))
-                })
-                .collect();
-            if stale.is_empty() {
-                continue;
-            }
-            let removed = self.unlink_if_unchanged(&stale, &mut scripts).await?;
-            for ((_, len, _), n) in stale.iter().zip(removed) {
-                if n > 0 {
-                    report.stale += 1;
-                    report.bytes += *len as u64;
-                }
-            }
+        let mut removed = Vec::with_capacity(candidates.len());
+        for chunk in candidates.chunks(BATCH) {
+            let counts = self.unlink_if_unchanged(chunk, &mut scripts).await?;
+            removed.extend(counts.into_iter().map(|n| n > 0));
         }
-        tracing::debug!(backend = %self.redis.location, ?report, "redis gc");
-        Ok(report)
-    }
-
-    /// Per `SCAN` batch, one pipeline of `GET` and `PTTL` per key.
-    async fn export(&self, kind: Option<EntryKind>, visit: Visitor<'_, RawEntry>) -> Result<()> {
-        let mut scan = self.scan(kind);
-        while let Some(batch) = scan.next().await? {
-            let mut pipe = redis::pipe();
-            pipe.ignore_errors();
-            for (k, _) in &batch {
-                pipe.cmd("GET").arg(k).cmd("PTTL").arg(k);
-            }
-            let replies: Vec<Value> = self.redis.pipe("export", &pipe).await?;
-            let now = SystemTime::now();
-            for ((_, entry), pair) in batch.into_iter().zip(replies.chunks(2)) {
-                let [value, pttl] = pair else { continue };
-                let (Some(value), Some(expires_at)) = (bytes_of(value), expiry(pttl, now)) else {
-                    continue;
-                };
-                visit(RawEntry {
-                    key: entry,
-                    value: value.to_vec(),
-                    expires_at,
-                })?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Stores values as given, in pipelines of [`BATCH`] entries: `SET … PX <remaining>`
-    /// for entries with an expiry, plain `SET` for the others, `UNLINK` for entries that
-    /// have already expired.
-    async fn import(&self, entries: &[RawEntry]) -> Result<()> {
-        for chunk in entries.chunks(BATCH) {
-            let now = SystemTime::now();
-            let mut pipe = redis::pipe();
-            for e in chunk {
-                let key = key(e.key.kind, e.key.id.as_str());
-                match e.expires_at.map(|at| at.duration_since(now)) {
-                    None => {
-                        pipe.cmd("SET").arg(key).arg(&e.value).ignore();
-                    }
-                    Some(Ok(left)) if !left.is_zero() => {
-                        pipe.cmd("SET")
-                            .arg(key)
-                            .arg(&e.value)
-                            .arg("PX")
-                            .arg(millis(left))
-                            .ignore();
-                    }
-                    Some(_) => {
-                        pipe.cmd("UNLINK").arg(key).ignore();
-                    }
-                }
-            }
-            self.redis.pipe::<()>("import", &pipe).await?;
-        }
-        Ok(())
+        Ok(removed)
     }
 }
 
 impl RedisCache {
-    /// Size and expiry of a batch of keys, in one pipeline; keys that vanished or do not
-    /// hold strings are left out.
-    async fn metas(&self, batch: &[(String, EntryKey)]) -> Result<Vec<EntryMeta>> {
+    /// Size, expiry and (for [`Walk::Values`]) value of a batch of keys, in one pipeline;
+    /// keys that vanished or do not hold strings are left out.
+    async fn fetch(&self, batch: &[(String, EntryKey)], walk: Walk) -> Result<Vec<Walked>> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
+        let read = if walk == Walk::Values {
+            "GET"
+        } else {
+            "STRLEN"
+        };
         for (k, _) in batch {
-            pipe.cmd("STRLEN").arg(k).cmd("PTTL").arg(k);
+            pipe.cmd(read).arg(k).cmd("PTTL").arg(k);
         }
-        let replies: Vec<Value> = self.redis.pipe("list", &pipe).await?;
+        let what = if walk == Walk::Values {
+            "export"
+        } else {
+            "list"
+        };
+        let replies: Vec<Value> = self.redis.pipe(what, &pipe).await?;
         let now = SystemTime::now();
         Ok(batch
             .iter()
             .zip(replies.chunks(2))
             .filter_map(|((_, entry), pair)| {
-                let [Value::Int(size), pttl] = pair else {
+                let [read, pttl] = pair else {
                     return None;
                 };
                 let expires_at = expiry(pttl, now)?;
-                Some(EntryMeta {
-                    key: entry.clone(),
-                    size: u64::try_from(*size).ok()?,
-                    expires_at,
+                let (size, value) = match (walk, read) {
+                    (Walk::Meta, Value::Int(size)) => (u64::try_from(*size).ok()?, None),
+                    (Walk::Values, v) => {
+                        let v = bytes_of(v)?;
+                        (v.len() as u64, Some(v.to_vec()))
+                    }
+                    _ => return None,
+                };
+                Some(Walked {
+                    meta: EntryMeta {
+                        key: entry.clone(),
+                        size,
+                        expires_at,
+                    },
+                    value,
                 })
             })
             .collect())
@@ -566,6 +491,8 @@ fn millis(d: Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use cache_core::{ArtifactInfo, BlobInfo};
+
     use super::*;
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::{fmt, path::PathBuf, time::Duration};
 
-use cache_core::{Error, Result, mask_url};
+use cache_core::{Error, Result, Setting, mask_url};
 use redis::IntoConnectionInfo;
 
 /// The URL forms accepted, quoted in errors.
@@ -162,7 +162,7 @@ pub(crate) fn parse_url(url: &str) -> Result<Target> {
     let url = url.trim();
     let location = mask_url(url);
     let invalid = |why: String| Error::Config {
-        option: "--cache-backend",
+        setting: Setting::Backend,
         reason: format!("{location:?} {why}; {URL_FORMS}"),
     };
     let (tls, rest) = if let Some(rest) = url.strip_prefix("redis://") {

@@ -17,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use cache_core::{Error, Result};
+use cache_core::{Error, Result, Setting};
 use deadpool::managed::{
     self, Metrics, Object, PoolError, QueueMode, RecycleError, RecycleResult, TimeoutType, Timeouts,
 };
@@ -128,7 +128,7 @@ impl Redis {
             });
         }
         let config_error = |e: RedisError| Error::Config {
-            option: "--cache-backend",
+            setting: Setting::Backend,
             reason: format!(
                 "{}: {}",
                 target.location,
@@ -166,7 +166,7 @@ impl Redis {
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| Error::Config {
-                option: "--cache-backend",
+                setting: Setting::Backend,
                 reason: format!("{}: cannot build the connection pool: {e}", target.location),
             })?;
         Ok(Redis {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use cache_core::{Error, Result};
+use cache_core::{Error, Result, Setting};
 use redis::{ClientTlsConfig, TlsCertificates};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 
@@ -18,7 +18,7 @@ pub(crate) fn load(config: &RedisConfig) -> Result<Option<TlsCertificates>> {
         (None, None) => None,
         (Some(cert), None) => {
             return Err(Error::Config {
-                option: "--redis-cert",
+                setting: Setting::TlsCert,
                 reason: format!(
                     "client certificate {} is given without its private key (--redis-key); \
                      mutual TLS needs both",
@@ -28,7 +28,7 @@ pub(crate) fn load(config: &RedisConfig) -> Result<Option<TlsCertificates>> {
         }
         (None, Some(key)) => {
             return Err(Error::Config {
-                option: "--redis-key",
+                setting: Setting::TlsKey,
                 reason: format!(
                     "private key {} is given without its client certificate (--redis-cert); \
                      mutual TLS needs both",
@@ -38,7 +38,7 @@ pub(crate) fn load(config: &RedisConfig) -> Result<Option<TlsCertificates>> {
         }
         (Some(cert), Some(key)) => {
             let client_cert = read(cert, "cannot read Redis TLS client certificate")?;
-            certificates(&client_cert, cert, "--redis-cert")?;
+            certificates(&client_cert, cert, Setting::TlsCert)?;
             let client_key = read(key, "cannot read Redis TLS private key")?;
             private_key(&client_key, key)?;
             Some(ClientTlsConfig {
@@ -51,11 +51,11 @@ pub(crate) fn load(config: &RedisConfig) -> Result<Option<TlsCertificates>> {
         None => None,
         Some(ca) => {
             let pem = read(ca, "cannot read Redis TLS CA file")?;
-            let certs = certificates(&pem, ca, "--redis-ca")?;
+            let certs = certificates(&pem, ca, Setting::TlsCa)?;
             let mut roots = rustls::RootCertStore::empty();
             for cert in certs {
                 roots.add(cert).map_err(|e| Error::Config {
-                    option: "--redis-ca",
+                    setting: Setting::TlsCa,
                     reason: format!(
                         "{} holds a certificate that is not a valid CA: {e}",
                         ca.display()
@@ -79,20 +79,16 @@ fn read(path: &Path, action: &'static str) -> Result<Vec<u8>> {
 }
 
 /// The certificates of a PEM file; at least one, or an error naming the file.
-fn certificates(
-    pem: &[u8],
-    path: &Path,
-    option: &'static str,
-) -> Result<Vec<CertificateDer<'static>>> {
+fn certificates(pem: &[u8], path: &Path, setting: Setting) -> Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::Config {
-            option,
+            setting,
             reason: format!("{} is not a valid PEM file: {e}", path.display()),
         })?;
     if certs.is_empty() {
         return Err(Error::Config {
-            option,
+            setting,
             reason: format!(
                 "{} holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")",
                 path.display()
@@ -107,11 +103,11 @@ fn private_key(pem: &[u8], path: &Path) -> Result<()> {
     match PrivateKeyDer::from_pem_slice(pem) {
         Ok(_) => Ok(()),
         Err(rustls_pki_types::pem::Error::NoItemsFound) => Err(Error::Config {
-            option: "--redis-key",
+            setting: Setting::TlsKey,
             reason: format!("{} holds no PEM private key", path.display()),
         }),
         Err(e) => Err(Error::Config {
-            option: "--redis-key",
+            setting: Setting::TlsKey,
             reason: format!(
                 "{} is not a valid PEM private key file: {e}",
                 path.display()

@@ -7,17 +7,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::sync::{
     Arc, Mutex,
     atomic::{AtomicU32, Ordering},
 };
 
 use async_trait::async_trait;
-use cache_core::{Cache, CacheOptions, testsuite};
+use cache_core::{Cache, CacheOptions};
 use cache_redis::{RedisCache, RedisConfig};
-use support::{DATABASES, RedisServer, ServerOptions, Tls};
+use cache_testkit::redis::{self as support, DATABASES, RedisServer, ServerOptions, Tls};
 
 /// Makes caches on a server of its own, one fresh database per cache.
 struct Factory {
@@ -57,7 +55,7 @@ impl Factory {
 }
 
 #[async_trait]
-impl testsuite::Factory for Factory {
+impl cache_testkit::Factory for Factory {
     async fn create(&self, options: CacheOptions) -> Arc<dyn Cache> {
         let db = self.next_db.fetch_add(1, Ordering::SeqCst);
         assert!(db < DATABASES, "test server has only {DATABASES} databases");
@@ -68,7 +66,7 @@ impl testsuite::Factory for Factory {
 
 // The factory expression returns from the test early (after printing SKIPPED) when Redis
 // tests are explicitly skipped.
-cache_core::conformance_tests!(match Factory::new(Tls::Off) {
+cache_testkit::conformance_tests!(match Factory::new(Tls::Off) {
     Some(f) => f,
     None => return,
 });
@@ -78,7 +76,7 @@ cache_core::conformance_tests!(match Factory::new(Tls::Off) {
 mod mutual_tls {
     use super::*;
 
-    cache_core::conformance_tests!(match Factory::new(Tls::Mutual) {
+    cache_testkit::conformance_tests!(match Factory::new(Tls::Mutual) {
         Some(f) => f,
         None => return,
     });

@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::{
     collections::HashMap,
     future::Future,
@@ -14,13 +12,11 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use cache_core::{
-    Cache, CacheOptions, EntryKey, Error, RawEntry, codec,
-    testsuite::{artifact_id, blob_id, sample_artifact, sample_blob},
-};
+use cache_core::{Cache, CacheOptions, EntryKey, Error, RawEntry, codec};
 use cache_redis::{RedisCache, RedisConfig};
+use cache_testkit::conformance::{artifact_id, blob_id, sample_artifact, sample_blob};
+use cache_testkit::redis::{self as support, RedisServer, ServerOptions, Tls};
 use redis::aio::MultiplexedConnection;
-use support::{RedisServer, ServerOptions, Tls};
 
 /// Every failure case must answer within this.
 const BOUND: Duration = Duration::from_secs(5);

@@ -48,15 +48,13 @@ use std::{
     time::Instant,
 };
 
-use cache_core::{
-    CacheOptions,
-    benchkit::{Figure, Spread},
-};
+use cache_core::CacheOptions;
 use cache_mem::MemCache;
 use cache_scan::{
     Report, ScanOptions,
     fixtures::{BuiltLayer, Compression, ImageBuilder, MTIME},
 };
+use cache_testkit::bench::{Figure, Spread};
 use sha2::{Digest as _, Sha256};
 use tokio::runtime::Runtime;
 

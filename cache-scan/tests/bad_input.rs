@@ -11,6 +11,7 @@ use cache_scan::{
         docker_save_oci, oci_archive, oci_entries, sha256_digest, tar_of,
     },
 };
+use cache_testkit::Delegate;
 
 use crate::{
     formats::{OS_RELEASE, stanza, test_image},
@@ -728,91 +729,16 @@ async fn nested_indexes_are_read_once_and_capped() {
 
 #[tokio::test]
 async fn cache_failures_are_reported_as_such() {
-    // A cache that fails every call: the scan reports a cache error.
-    #[derive(Debug)]
-    struct Broken;
-    #[async_trait::async_trait]
-    impl Cache for Broken {
-        fn backend_name(&self) -> &'static str {
-            "broken"
-        }
-        fn location(&self) -> String {
-            "nowhere".into()
-        }
-        async fn missing_blobs(
-            &self,
-            _: &cache_core::ArtifactId,
-            _: &[cache_core::BlobId],
-        ) -> cache_core::Result<cache_core::Missing> {
+    // A cache that fails: the scan reports a cache error.
+    let broken =
+        Delegate::new(cache_mem::MemCache::new(&Default::default())).on_missing_blobs(|_, _| {
             Err(cache_core::Error::Unavailable {
                 backend: "nowhere".into(),
                 reason: "down".into(),
             })
-        }
-        async fn put_artifact(
-            &self,
-            _: &cache_core::ArtifactId,
-            _: &cache_core::ArtifactInfo,
-        ) -> cache_core::Result<()> {
-            unreachable!()
-        }
-        async fn put_blob(
-            &self,
-            _: &cache_core::BlobId,
-            _: &cache_core::BlobInfo,
-        ) -> cache_core::Result<()> {
-            unreachable!()
-        }
-        async fn get_artifact(
-            &self,
-            _: &cache_core::ArtifactId,
-        ) -> cache_core::Result<Option<cache_core::ArtifactInfo>> {
-            unreachable!()
-        }
-        async fn get_blob(
-            &self,
-            _: &cache_core::BlobId,
-        ) -> cache_core::Result<Option<cache_core::BlobInfo>> {
-            unreachable!()
-        }
-        async fn delete_blobs(&self, _: &[cache_core::BlobId]) -> cache_core::Result<()> {
-            unreachable!()
-        }
-        async fn delete(&self, _: &[cache_core::EntryKey]) -> cache_core::Result<u64> {
-            unreachable!()
-        }
-        async fn clear(&self) -> cache_core::Result<()> {
-            unreachable!()
-        }
-        async fn close(&self) -> cache_core::Result<()> {
-            unreachable!()
-        }
-        async fn list(
-            &self,
-            _: Option<cache_core::EntryKind>,
-            _: cache_core::Visitor<'_, cache_core::EntryMeta>,
-        ) -> cache_core::Result<()> {
-            unreachable!()
-        }
-        async fn stats(&self) -> cache_core::Result<cache_core::Stats> {
-            unreachable!()
-        }
-        async fn gc(&self) -> cache_core::Result<cache_core::GcReport> {
-            unreachable!()
-        }
-        async fn export(
-            &self,
-            _: Option<cache_core::EntryKind>,
-            _: cache_core::Visitor<'_, cache_core::RawEntry>,
-        ) -> cache_core::Result<()> {
-            unreachable!()
-        }
-        async fn import(&self, _: &[cache_core::RawEntry]) -> cache_core::Result<()> {
-            unreachable!()
-        }
-    }
+        });
     let (_dir, path) = write("a.tar", &docker_save(&[&test_image(Compression::None)]));
-    let err = cache_scan::scan(&path, &Broken, &default())
+    let err = cache_scan::scan(&path, &broken, &default())
         .await
         .unwrap_err();
     assert!(err.is_cache(), "{err}");

@@ -13,6 +13,7 @@ use cache_scan::{
         sha256_digest,
     },
 };
+use cache_testkit::Delegate;
 
 use crate::{
     formats::{EXPECTED, OS_RELEASE, stanza, test_image},
@@ -521,100 +522,27 @@ fn scan_future_is_send() {
 /// A cache that claims to hold every layer but returns nothing: the scan must analyse
 /// the layers whose results vanished instead of failing. The flag is whether it says the
 /// artifact entry is missing.
-#[derive(Debug)]
-struct Forgetful(cache_mem::MemCache, bool);
-
-#[async_trait::async_trait]
-impl Cache for Forgetful {
-    fn backend_name(&self) -> &'static str {
-        "forgetful"
-    }
-    fn location(&self) -> String {
-        "nowhere".into()
-    }
-    async fn missing_blobs(
-        &self,
-        _: &cache_core::ArtifactId,
-        _: &[cache_core::BlobId],
-    ) -> cache_core::Result<cache_core::Missing> {
-        Ok(cache_core::Missing {
-            artifact: self.1,
-            blobs: Vec::new(),
+fn forgetful(artifact_missing: bool) -> Delegate<cache_mem::MemCache> {
+    Delegate::new(mem())
+        .on_missing_blobs(move |_, _| {
+            Ok(cache_core::Missing {
+                artifact: artifact_missing,
+                blobs: Vec::new(),
+            })
         })
-    }
-    async fn put_artifact(
-        &self,
-        id: &cache_core::ArtifactId,
-        info: &cache_core::ArtifactInfo,
-    ) -> cache_core::Result<()> {
-        self.0.put_artifact(id, info).await
-    }
-    async fn put_blob(
-        &self,
-        id: &cache_core::BlobId,
-        info: &cache_core::BlobInfo,
-    ) -> cache_core::Result<()> {
-        self.0.put_blob(id, info).await
-    }
-    async fn get_artifact(
-        &self,
-        _: &cache_core::ArtifactId,
-    ) -> cache_core::Result<Option<cache_core::ArtifactInfo>> {
-        Ok(None)
-    }
-    async fn get_blob(
-        &self,
-        _: &cache_core::BlobId,
-    ) -> cache_core::Result<Option<cache_core::BlobInfo>> {
-        Ok(None)
-    }
-    async fn delete_blobs(&self, ids: &[cache_core::BlobId]) -> cache_core::Result<()> {
-        self.0.delete_blobs(ids).await
-    }
-    async fn delete(&self, keys: &[cache_core::EntryKey]) -> cache_core::Result<u64> {
-        self.0.delete(keys).await
-    }
-    async fn clear(&self) -> cache_core::Result<()> {
-        self.0.clear().await
-    }
-    async fn close(&self) -> cache_core::Result<()> {
-        self.0.close().await
-    }
-    async fn list(
-        &self,
-        kind: Option<cache_core::EntryKind>,
-        visit: cache_core::Visitor<'_, cache_core::EntryMeta>,
-    ) -> cache_core::Result<()> {
-        self.0.list(kind, visit).await
-    }
-    async fn stats(&self) -> cache_core::Result<cache_core::Stats> {
-        self.0.stats().await
-    }
-    async fn gc(&self) -> cache_core::Result<cache_core::GcReport> {
-        self.0.gc().await
-    }
-    async fn export(
-        &self,
-        kind: Option<cache_core::EntryKind>,
-        visit: cache_core::Visitor<'_, cache_core::RawEntry>,
-    ) -> cache_core::Result<()> {
-        self.0.export(kind, visit).await
-    }
-    async fn import(&self, entries: &[cache_core::RawEntry]) -> cache_core::Result<()> {
-        self.0.import(entries).await
-    }
+        .on_read(|_, ids| Ok(vec![None; ids.len()]))
 }
 
 #[tokio::test]
 async fn results_that_vanish_are_analysed_again() {
-    let cache = Forgetful(mem(), false);
+    let cache = forgetful(false);
     let archive = oci_archive(&[&test_image(Compression::Gzip)]);
     let r = scan_bytes(&archive, &cache, &ScanOptions::default())
         .await
         .unwrap();
     assert_eq!((r.layers.analysed, r.layers.cached), (2, 0));
     assert_eq!(packages(&r), EXPECTED);
-    assert_eq!(entries(&cache.0).await.1, 2);
+    assert_eq!(entries(&cache.inner).await.1, 2);
 }
 
 #[tokio::test]
@@ -628,7 +556,7 @@ async fn no_artifact_when_a_vanished_layer_fails_its_new_analysis() {
     ] {
         let mut image = test_image(Compression::Gzip);
         image.layers[1].diff_id = sha256_digest(b"other content");
-        let cache = Forgetful(mem(), true);
+        let cache = forgetful(true);
         let err = scan_bytes(&archive(&[&image]), &cache, &ScanOptions::default())
             .await
             .unwrap_err();
@@ -636,7 +564,7 @@ async fn no_artifact_when_a_vanished_layer_fails_its_new_analysis() {
             matches!(err, ScanError::DigestMismatch { what: "layer", .. }),
             "{what}: {err}"
         );
-        assert_eq!(entries(&cache.0).await.0, 0, "{what}: artifact written");
+        assert_eq!(entries(&cache.inner).await.0, 0, "{what}: artifact written");
     }
     // Analysing vanished layers again also verifies every other stored blob of the same
     // diffID: here a second copy whose content is not that diffID.
@@ -647,7 +575,7 @@ async fn no_artifact_when_a_vanished_layer_fails_its_new_analysis() {
     let other = LayerBuilder::new().file("evil", "x").build();
     twice.layers[1].blob = cache_scan::fixtures::compress(&other, Compression::Zstd);
     twice.layers[1].blob_digest = sha256_digest(&twice.layers[1].blob);
-    let cache = Forgetful(mem(), true);
+    let cache = forgetful(true);
     let err = scan_bytes(&oci_archive(&[&twice]), &cache, &ScanOptions::default())
         .await
         .unwrap_err();
@@ -655,5 +583,5 @@ async fn no_artifact_when_a_vanished_layer_fails_its_new_analysis() {
         matches!(err, ScanError::DigestMismatch { what: "layer", .. }),
         "{err}"
     );
-    assert_eq!(entries(&cache.0).await.0, 0);
+    assert_eq!(entries(&cache.inner).await.0, 0);
 }

@@ -2,8 +2,8 @@
 //! prints every figure with the ratio to the baseline measured in the same run.
 //!
 //! Each benchmark program (an example of the crate it measures) prints human-readable
-//! progress, plus one line per figure of the form `BENCH {json}` with the fields of
-//! [`Figure`]. This harness collects those lines, prints one table, and with
+//! progress, plus one line per figure of the form `BENCH {json}` holding a
+//! `cache_testkit::bench::Record` (the one definition of that format). This harness collects those lines, prints one table, and with
 //! `--json FILE` writes them all as a JSON array.
 
 use std::{
@@ -14,6 +14,7 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use cache_testkit::bench::Record;
 
 use crate::{cargo, root};
 
@@ -53,40 +54,6 @@ const PROGRAMS: &[Program] = &[
         features: "cache-scan/fixtures",
     },
 ];
-
-/// One measured figure, as a benchmark program reports it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Figure {
-    /// Which program reported it (filled in by the harness).
-    #[serde(default)]
-    pub group: String,
-    /// What was measured, e.g. `get_blob 10KB`.
-    pub name: String,
-    /// Unit of `median`/`min`/`max`, e.g. `us/op`, `MB/s`, `ms`.
-    pub unit: String,
-    /// Median over the repetitions.
-    pub median: f64,
-    /// Fastest repetition.
-    pub min: f64,
-    /// Slowest repetition.
-    pub max: f64,
-    /// The baseline it is compared with, measured in the same run, if any.
-    #[serde(default)]
-    pub baseline: Option<String>,
-    /// Median of the baseline in the same unit.
-    #[serde(default)]
-    pub baseline_median: Option<f64>,
-    /// `median / baseline_median`. Whether lower or higher is better follows from the unit
-    /// (time per operation: lower; throughput: higher) and is spelled out by `target`.
-    #[serde(default)]
-    pub ratio: Option<f64>,
-    /// The target the issue set, e.g. `<= 1.5`.
-    #[serde(default)]
-    pub target: Option<String>,
-    /// Anything the reader needs to interpret the figure.
-    #[serde(default)]
-    pub note: Option<String>,
-}
 
 /// Options of `cargo xtask bench`.
 pub struct Options {
@@ -165,10 +132,10 @@ pub fn run(opts: &Options) -> Result<()> {
         let stdout = child.stdout.take().context("no stdout")?;
         for line in BufReader::new(stdout).lines() {
             let line = line?;
-            match line.strip_prefix("BENCH ") {
-                Some(json) => {
-                    let mut f: Figure = serde_json::from_str(json)
-                        .with_context(|| format!("bad figure from {}: {json}", p.name))?;
+            match Record::parse_line(&line) {
+                Some(record) => {
+                    let mut f =
+                        record.with_context(|| format!("bad figure from {}: {line}", p.name))?;
                     f.group = p.name.to_owned();
                     figures.push(f);
                 }
@@ -198,7 +165,7 @@ pub fn run(opts: &Options) -> Result<()> {
 
 /// Prints the figures as a Markdown table (readable in a terminal, pasteable into
 /// BENCHMARKS.md).
-fn print_table(figures: &[Figure]) {
+fn print_table(figures: &[Record]) {
     println!();
     println!("| group | figure | median (min–max) | baseline (same run) | ratio | target |");
     println!("|---|---|---|---|---|---|");

@@ -3,6 +3,7 @@
 use std::{
     fs,
     io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write},
+    ops::ControlFlow,
     path::Path,
 };
 
@@ -99,19 +100,18 @@ async fn ls(cache: &dyn Cache, kind: Option<EntryKind>, format: Format) -> Resul
                         .map_or_else(|| "never".to_owned(), ndjson::format_time)
                 ),
             };
-            r.map_err(|e| {
-                write_err = Some(e);
-                cache_core::Error::Config {
-                    option: "output",
-                    reason: "cannot write to standard output".into(),
+            match r {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    write_err = Some(e);
+                    ControlFlow::Break(())
                 }
-            })
+            }
         })
-        .await
-        .map_err(|e| match write_err.take() {
-            Some(io) => anyhow!(io).context("cannot write to standard output"),
-            None => e.into(),
-        })?;
+        .await?;
+    if let Some(io) = write_err {
+        return Err(anyhow!(io).context("cannot write to standard output"));
+    }
     if format == Format::Json {
         writeln!(out, "{}]", if first { "" } else { "\n" })?;
     }
@@ -191,10 +191,7 @@ async fn export(cache: &dyn Cache, file: &Path) -> Result<()> {
                 Ok(line) => {
                     if let Err(err) = writeln!(sink.writer(), "{line}") {
                         write_err = Some(err);
-                        return Err(cache_core::Error::Config {
-                            option: "export",
-                            reason: "write failed".into(),
-                        });
+                        return ControlFlow::Break(());
                     }
                     written += 1;
                 }
@@ -203,13 +200,12 @@ async fn export(cache: &dyn Cache, file: &Path) -> Result<()> {
                     skipped += 1;
                 }
             }
-            Ok(())
+            ControlFlow::Continue(())
         })
-        .await
-        .map_err(|e| match write_err.take() {
-            Some(io) => anyhow!(io).context(format!("cannot write {}", sink.name())),
-            None => e.into(),
-        })?;
+        .await?;
+    if let Some(io) = write_err {
+        return Err(anyhow!(io).context(format!("cannot write {}", sink.name())));
+    }
     let name = sink.name();
     sink.finish()?;
     tracing::info!("Exported {written} entries to {name}");

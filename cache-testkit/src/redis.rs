@@ -1,8 +1,6 @@
 //! Throwaway `redis-server` processes for tests: plain, TLS, mutual TLS, and with a password
 //! and an ACL user.
-//!
-//! Self-contained (std, `tempfile` and `rcgen` only) so that it can be moved to a shared
-//! test-support crate for end-to-end tests of the command line.
+//! The backend's own tests and the command line's end-to-end tests both use them.
 //!
 //! - [`require_redis`] decides whether Redis tests can run: `redis-server` must be on
 //!   `PATH`, else the test **fails** telling how to install it, unless
@@ -12,8 +10,6 @@
 //!   kills the process when dropped, also when a test panics.
 //! - [`Certs`] generates a CA, a server certificate for `localhost`/`127.0.0.1` and a client
 //!   certificate, all signed by that CA, as PEM files.
-
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // Not every test binary uses every helper.
 
 use std::{
     net::{TcpListener, TcpStream},

@@ -1,4 +1,4 @@
-//! [`MemCache`]: the moka-backed implementation of the `Cache` trait.
+//! [`MemCache`]: the `Cache` trait on a moka cache of stored values.
 
 use std::{
     sync::Arc,
@@ -7,14 +7,10 @@ use std::{
 
 use async_trait::async_trait;
 use cache_core::{
-    ArtifactId, ArtifactInfo, BlobId, BlobInfo, Cache, CacheOptions, Document, EntryKey, EntryKind,
-    EntryMeta, GcReport, Missing, RawEntry, Result, Stats, Visitor, codec, kind_matches,
+    ArtifactId, BlobId, Cache, CacheOptions, Digest, EntryKey, EntryKind, EntryMeta, Missing,
+    RawEntry, Result, Visitor, Walk, Walked, codec, kind_matches, rules,
 };
 use moka::{Expiry, future::Cache as Moka, policy::EvictionPolicy};
-
-/// Bytes counted per entry on top of its value, so that a size bound also limits the
-/// number of tiny entries.
-const ENTRY_OVERHEAD: u64 = 96;
 
 /// One stored value and its expiry.
 #[derive(Debug)]
@@ -79,14 +75,14 @@ impl Expiry<EntryKey, Arc<Stored>> for PerEntryExpiry {
 #[derive(Clone)]
 pub struct MemCache {
     entries: Moka<EntryKey, Arc<Stored>>,
-    ttl: Option<Duration>,
+    options: CacheOptions,
 }
 
 impl std::fmt::Debug for MemCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemCache")
             .field("entries", &self.entries.entry_count())
-            .field("ttl", &self.ttl)
+            .field("ttl", &self.options.ttl)
             .finish()
     }
 }
@@ -101,13 +97,13 @@ impl MemCache {
         if let Some(max) = options.max_size {
             builder = builder
                 .weigher(|_key: &EntryKey, v: &Arc<Stored>| {
-                    u32::try_from(v.value.len() as u64 + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+                    u32::try_from(rules::charged_size(v.value.len() as u64)).unwrap_or(u32::MAX)
                 })
                 .max_capacity(max);
         }
         MemCache {
             entries: builder.build(),
-            ttl: options.ttl,
+            options: options.clone(),
         }
     }
 
@@ -121,18 +117,6 @@ impl MemCache {
     async fn get_live(&self, key: &EntryKey) -> Option<Arc<Stored>> {
         let v = self.entries.get(key).await?;
         v.live(SystemTime::now()).then_some(v)
-    }
-
-    async fn put(&self, key: EntryKey, value: Vec<u8>) {
-        let stored = Stored::new(key.kind, value, codec::expiry_from_ttl(self.ttl));
-        self.entries.insert(key, Arc::new(stored)).await;
-    }
-
-    async fn get_doc<T: Document>(&self, key: EntryKey) -> Result<Option<T>> {
-        match self.get_live(&key).await {
-            None => Ok(None),
-            Some(v) => codec::decode(key.id.as_str(), &v.value).map(Some),
-        }
     }
 
     async fn is_current(&self, key: &EntryKey) -> bool {
@@ -158,6 +142,10 @@ impl Cache for MemCache {
         "memory".to_owned()
     }
 
+    fn options(&self) -> &CacheOptions {
+        &self.options
+    }
+
     async fn missing_blobs(&self, artifact: &ArtifactId, blobs: &[BlobId]) -> Result<Missing> {
         let mut missing = Missing {
             artifact: !self.is_current(&EntryKey::artifact(artifact)).await,
@@ -171,27 +159,22 @@ impl Cache for MemCache {
         Ok(missing)
     }
 
-    async fn put_artifact(&self, id: &ArtifactId, info: &ArtifactInfo) -> Result<()> {
-        self.put(EntryKey::artifact(id), codec::encode(info)).await;
-        Ok(())
-    }
-
-    async fn put_blob(&self, id: &BlobId, info: &BlobInfo) -> Result<()> {
-        self.put(EntryKey::blob(id), codec::encode(info)).await;
-        Ok(())
-    }
-
-    async fn get_artifact(&self, id: &ArtifactId) -> Result<Option<ArtifactInfo>> {
-        self.get_doc(EntryKey::artifact(id)).await
-    }
-
-    async fn get_blob(&self, id: &BlobId) -> Result<Option<BlobInfo>> {
-        self.get_doc(EntryKey::blob(id)).await
-    }
-
-    async fn delete_blobs(&self, ids: &[BlobId]) -> Result<()> {
+    async fn read(&self, kind: EntryKind, ids: &[&Digest]) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut values = Vec::with_capacity(ids.len());
         for id in ids {
-            self.entries.invalidate(&EntryKey::blob(id)).await;
+            let key = EntryKey {
+                kind,
+                id: (*id).clone(),
+            };
+            values.push(self.get_live(&key).await.map(|v| v.value.clone()));
+        }
+        Ok(values)
+    }
+
+    async fn write(&self, entries: &[RawEntry]) -> Result<()> {
+        for e in entries {
+            let stored = Stored::new(e.key.kind, e.value.clone(), e.expires_at);
+            self.entries.insert(e.key.clone(), Arc::new(stored)).await;
         }
         Ok(())
     }
@@ -209,6 +192,31 @@ impl Cache for MemCache {
         Ok(removed)
     }
 
+    async fn walk(
+        &self,
+        kind: Option<EntryKind>,
+        walk: Walk,
+        visit: Visitor<'_, Walked>,
+    ) -> Result<()> {
+        for (key, v) in self.snapshot() {
+            if !kind_matches(kind, key.kind) {
+                continue;
+            }
+            let walked = Walked {
+                meta: EntryMeta {
+                    key,
+                    size: v.value.len() as u64,
+                    expires_at: v.expires_at,
+                },
+                value: (walk == Walk::Values).then(|| v.value.clone()),
+            };
+            if visit(walked).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     async fn clear(&self) -> Result<()> {
         self.entries.invalidate_all();
         self.entries.run_pending_tasks().await;
@@ -220,80 +228,13 @@ impl Cache for MemCache {
         self.clear().await
     }
 
-    async fn list(&self, kind: Option<EntryKind>, visit: Visitor<'_, EntryMeta>) -> Result<()> {
-        for (key, v) in self.snapshot() {
-            if kind_matches(kind, key.kind) {
-                visit(EntryMeta {
-                    key,
-                    size: v.value.len() as u64,
-                    expires_at: v.expires_at,
-                })?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn stats(&self) -> Result<Stats> {
-        let now = SystemTime::now();
-        let mut stats = Stats::default();
-        for (key, v) in self.snapshot() {
-            if !v.live(now) {
-                stats.expired += 1;
-                continue;
-            }
-            match key.kind {
-                EntryKind::Artifact => stats.artifacts += 1,
-                EntryKind::Blob => stats.blobs += 1,
-            }
-            stats.bytes += v.value.len() as u64;
-        }
-        Ok(stats)
-    }
-
-    async fn gc(&self) -> Result<GcReport> {
-        let now = SystemTime::now();
-        let mut report = GcReport::default();
-        for (key, v) in self.snapshot() {
-            let counter = if !v.live(now) {
-                &mut report.expired
-            } else if !codec::is_sound(key.kind, &v.value) {
-                &mut report.stale
-            } else {
-                continue;
-            };
-            *counter += 1;
-            report.bytes += v.value.len() as u64;
-            self.entries.invalidate(&key).await;
+    /// Removes every candidate (a rewrite racing with gc is not detected: it costs one
+    /// re-analysis, never wrong data), then lets moka apply the removals.
+    async fn remove_unchanged(&self, candidates: &[rules::GcCandidate]) -> Result<Vec<bool>> {
+        for c in candidates {
+            self.entries.invalidate(c.key()).await;
         }
         self.entries.run_pending_tasks().await;
-        Ok(report)
-    }
-
-    async fn export(&self, kind: Option<EntryKind>, visit: Visitor<'_, RawEntry>) -> Result<()> {
-        let now = SystemTime::now();
-        for (key, v) in self.snapshot() {
-            if kind_matches(kind, key.kind) && v.live(now) {
-                visit(RawEntry {
-                    key,
-                    value: v.value.clone(),
-                    expires_at: v.expires_at,
-                })?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn import(&self, entries: &[RawEntry]) -> Result<()> {
-        let now = SystemTime::now();
-        for e in entries {
-            if codec::is_expired(e.expires_at, now) {
-                // Storing an already expired entry is the same as having none.
-                self.entries.invalidate(&e.key).await;
-                continue;
-            }
-            let stored = Stored::new(e.key.kind, e.value.clone(), e.expires_at);
-            self.entries.insert(e.key.clone(), Arc::new(stored)).await;
-        }
-        Ok(())
+        Ok(vec![true; candidates.len()])
     }
 }

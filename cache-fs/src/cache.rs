@@ -3,14 +3,14 @@
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
-    time::Duration,
+    time::SystemTime,
 };
 
 use async_trait::async_trait;
 use cache_core::{
-    ArtifactId, ArtifactInfo, BlobId, BlobInfo, Cache, CacheOptions, Digest, Document, EntryKey,
-    EntryKind, EntryMeta, Error, GcReport, Missing, RawEntry, Result, Stats, Visitor, codec,
-    kind_matches,
+    ArtifactId, BlobId, Cache, CacheOptions, Digest, EntryKey, EntryKind, EntryMeta, Error,
+    Missing, RawEntry, Result, Visitor, Walk, Walked, kind_matches,
+    rules::{self, GcCandidate, Verdict},
 };
 use heed::RoTxn;
 
@@ -22,7 +22,7 @@ use crate::{
 
 /// Entries per read transaction when walking the whole cache (`list`, `export`, `gc`).
 const SCAN_CHUNK: usize = 512;
-/// Entries per write transaction in bulk writes (`import`, `gc`), so that no single
+/// Entries per write transaction in bulk writes (`write`, `gc`), so that no single
 /// commit holds the writer lock for long.
 const WRITE_CHUNK: usize = 1000;
 /// `missing_blobs` with more IDs than this runs on the blocking thread pool.
@@ -36,8 +36,7 @@ const INLINE_IDS: usize = 16;
 pub struct FsCache {
     store: RwLock<Option<Arc<Store>>>,
     dir: PathBuf,
-    ttl: Option<Duration>,
-    max_size: Option<u64>,
+    options: CacheOptions,
     granularity_s: u32,
 }
 
@@ -45,8 +44,8 @@ impl std::fmt::Debug for FsCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FsCache")
             .field("dir", &self.dir)
-            .field("ttl", &self.ttl)
-            .field("max_size", &self.max_size)
+            .field("ttl", &self.options.ttl)
+            .field("max_size", &self.options.max_size)
             .finish()
     }
 }
@@ -73,8 +72,7 @@ impl FsCache {
         Ok(FsCache {
             store: RwLock::new(Some(store)),
             dir: fanal,
-            ttl: options.ttl,
-            max_size: options.max_size,
+            options: options.clone(),
             granularity_s: u32::try_from(config.access_granularity.as_secs()).unwrap_or(u32::MAX),
         })
     }
@@ -108,48 +106,6 @@ impl FsCache {
                 backend: self.location(),
                 message: format!("cache worker thread failed: {e}"),
             })?
-    }
-
-    async fn put_doc<T: Document>(&self, id: &Digest, doc: &T) -> Result<()> {
-        let kind = T::KIND;
-        let json = codec::encode(doc);
-        let (_, now_s) = store::now();
-        let header = Header {
-            expires_ms: value::expires_ms(codec::expiry_from_ttl(self.ttl)),
-            accessed_s: now_s,
-            schema: Schema::of(&json),
-        };
-        let key = id.as_str().to_owned();
-        let max = self.max_size;
-        self.blocking(move |s| {
-            s.write("cannot write to the scan cache", &mut |txn, dbs| {
-                store::put_entry(txn, dbs, kind, key.as_bytes(), header, &json)?;
-                if let Some(max) = max {
-                    let evicted = store::evict(txn, dbs, max, &[(kind, key.as_bytes())])?;
-                    if evicted > 0 {
-                        tracing::debug!("evicted {evicted} least recently used entries");
-                    }
-                }
-                Ok(())
-            })
-        })
-        .await
-    }
-
-    async fn get_doc<T: Document>(&self, id: &Digest) -> Result<Option<T>> {
-        let kind = T::KIND;
-        let store = self.store()?;
-        let (now_ms, now_s) = store::now();
-        let found = store.read("cannot read the scan cache", &mut |txn, dbs| {
-            read_live::<T>(txn, dbs, id, now_ms)
-        })?;
-        let Some((doc, accessed_s)) = found else {
-            tracing::debug!("cache miss: {kind} {id}");
-            return Ok(None);
-        };
-        tracing::debug!("cache hit: {kind} {id}");
-        self.touched(&store, kind, id, accessed_s, now_s);
-        Ok(Some(doc))
     }
 
     /// Records a read for LRU eviction without writing: the stamp is written with this
@@ -200,7 +156,7 @@ impl FsCache {
     /// Walks entries of the selected kinds chunk by chunk (one read transaction per
     /// chunk, on the blocking pool), so a cache of any size is never held in memory.
     /// `make` sees each entry's kind, raw key and stored value and picks what to visit.
-    async fn walk<T, F>(
+    async fn walk_chunks<T, F>(
         &self,
         kind: Option<EntryKind>,
         make: F,
@@ -237,7 +193,9 @@ impl FsCache {
                     })
                     .await?;
                 for item in items {
-                    visit(item)?;
+                    if visit(item).is_break() {
+                        return Ok(());
+                    }
                 }
                 match next {
                     Some(next) => after = Some(next),
@@ -281,21 +239,22 @@ fn short_value(kind: EntryKind, id: &Digest) -> Fail {
     })
 }
 
-/// Reads and decodes one entry with its access stamp; `None` when absent or expired.
-fn read_live<T: Document>(
-    txn: &RoTxn<'_>,
+/// Reads one entry's document bytes with its access stamp; `None` when absent or
+/// expired.
+fn read_live<'t>(
+    txn: &'t RoTxn<'_>,
     dbs: &Dbs,
+    kind: EntryKind,
     id: &Digest,
     now_ms: u64,
-) -> Result<Option<(T, u32)>, Fail> {
-    let Some(stored) = dbs.of(T::KIND).get(txn, id.as_str().as_bytes())? else {
+) -> Result<Option<(&'t [u8], u32)>, Fail> {
+    let Some(stored) = dbs.of(kind).get(txn, id.as_str().as_bytes())? else {
         return Ok(None);
     };
-    let (header, doc) = value::decode(stored).ok_or_else(|| short_value(T::KIND, id))?;
+    let (header, doc) = value::decode(stored).ok_or_else(|| short_value(kind, id))?;
     if header.is_expired(now_ms) {
         return Ok(None);
     }
-    let doc = codec::decode::<T>(id.as_str(), doc)?;
     Ok(Some((doc, header.accessed_s)))
 }
 
@@ -348,6 +307,11 @@ impl Cache for FsCache {
         self.dir.display().to_string()
     }
 
+    fn options(&self) -> &CacheOptions {
+        &self.options
+    }
+
+    /// Headers only, in one read transaction (on the blocking pool for many IDs).
     async fn missing_blobs(&self, artifact: &ArtifactId, blobs: &[BlobId]) -> Result<Missing> {
         let (artifact_missing, flags) = if blobs.len() <= INLINE_IDS {
             let ids: Vec<&str> = blobs.iter().map(BlobId::as_str).collect();
@@ -372,48 +336,66 @@ impl Cache for FsCache {
         })
     }
 
-    async fn put_artifact(&self, id: &ArtifactId, info: &ArtifactInfo) -> Result<()> {
-        self.put_doc(id.digest(), info).await
-    }
-
-    async fn put_blob(&self, id: &BlobId, info: &BlobInfo) -> Result<()> {
-        self.put_doc(id.digest(), info).await
-    }
-
-    async fn get_artifact(&self, id: &ArtifactId) -> Result<Option<ArtifactInfo>> {
-        self.get_doc(id.digest()).await
-    }
-
-    async fn get_blob(&self, id: &BlobId) -> Result<Option<BlobInfo>> {
-        self.get_doc(id.digest()).await
-    }
-
-    async fn get_blobs(&self, ids: &[BlobId]) -> Result<Vec<Option<BlobInfo>>> {
+    /// One read transaction; each hit's access is recorded for LRU eviction (written
+    /// later, with a write).
+    async fn read(&self, kind: EntryKind, ids: &[&Digest]) -> Result<Vec<Option<Vec<u8>>>> {
         let store = self.store()?;
         let (now_ms, now_s) = store::now();
         let found = store.read("cannot read the scan cache", &mut |txn, dbs| {
             ids.iter()
-                .map(|id| read_live::<BlobInfo>(txn, dbs, id.digest(), now_ms))
+                .map(|id| {
+                    let live = read_live(txn, dbs, kind, id, now_ms)?;
+                    Ok(live.map(|(doc, stamp)| (doc.to_vec(), stamp)))
+                })
                 .collect::<Result<Vec<_>, Fail>>()
         })?;
         Ok(found
             .into_iter()
             .zip(ids)
-            .map(|(doc, id)| {
-                doc.map(|(doc, stamp)| {
-                    self.touched(&store, EntryKind::Blob, id.digest(), stamp, now_s);
+            .map(|(found, id)| {
+                tracing::debug!(hit = found.is_some(), "cache lookup: {kind} {id}");
+                found.map(|(doc, stamp)| {
+                    self.touched(&store, kind, id, stamp, now_s);
                     doc
                 })
             })
             .collect())
     }
 
-    async fn delete_blobs(&self, ids: &[BlobId]) -> Result<()> {
-        let keys = ids
-            .iter()
-            .map(|id| (EntryKind::Blob, id.as_str().to_owned()))
-            .collect();
-        self.remove(keys).await.map(|_| ())
+    /// In write transactions of up to [`WRITE_CHUNK`] entries; with a size bound, each
+    /// evicts least recently used entries, never the ones it wrote.
+    async fn write(&self, entries: &[RawEntry]) -> Result<()> {
+        let entries: Vec<RawEntry> = entries.to_vec();
+        let max = self.options.max_size;
+        self.blocking(move |s| {
+            for chunk in entries.chunks(WRITE_CHUNK) {
+                let (_, now_s) = store::now();
+                s.write("cannot write to the scan cache", &mut |txn, dbs| {
+                    for e in chunk {
+                        let header = Header {
+                            expires_ms: value::expires_ms(e.expires_at),
+                            accessed_s: now_s,
+                            schema: Schema::of(&e.value),
+                        };
+                        let key = e.key.id.as_str().as_bytes();
+                        store::put_entry(txn, dbs, e.key.kind, key, header, &e.value)?;
+                    }
+                    if let Some(max) = max {
+                        let keep: Vec<(EntryKind, &[u8])> = chunk
+                            .iter()
+                            .map(|e| (e.key.kind, e.key.id.as_str().as_bytes()))
+                            .collect();
+                        let evicted = store::evict(txn, dbs, max, &keep)?;
+                        if evicted > 0 {
+                            tracing::debug!("evicted {evicted} least recently used entries");
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn delete(&self, keys: &[EntryKey]) -> Result<u64> {
@@ -422,6 +404,33 @@ impl Cache for FsCache {
             .map(|k| (k.kind, k.id.as_str().to_owned()))
             .collect();
         self.remove(keys).await
+    }
+
+    async fn walk(
+        &self,
+        kind: Option<EntryKind>,
+        walk: Walk,
+        visit: Visitor<'_, Walked>,
+    ) -> Result<()> {
+        self.walk_chunks(
+            kind,
+            move |kind, key, stored| {
+                let header = value::decode(stored);
+                Some(Walked {
+                    meta: EntryMeta {
+                        key: entry_key(kind, key)?,
+                        size: store::doc_len(stored),
+                        expires_at: header.and_then(|(h, _)| h.expires_at()),
+                    },
+                    // A value without a header is corrupt; its bytes are walked as they
+                    // are, so that nothing is silently lost from an export.
+                    value: (walk == Walk::Values)
+                        .then(|| header.map_or(stored, |(_, doc)| doc).to_vec()),
+                })
+            },
+            visit,
+        )
+        .await
     }
 
     async fn clear(&self) -> Result<()> {
@@ -459,173 +468,52 @@ impl Cache for FsCache {
         Ok(())
     }
 
-    async fn list(&self, kind: Option<EntryKind>, visit: Visitor<'_, EntryMeta>) -> Result<()> {
-        self.walk(
-            kind,
-            |kind, key, stored| {
-                Some(EntryMeta {
-                    key: entry_key(kind, key)?,
-                    size: store::doc_len(stored),
-                    expires_at: value::decode(stored).and_then(|(h, _)| h.expires_at()),
-                })
-            },
-            visit,
-        )
-        .await
-    }
-
-    async fn stats(&self) -> Result<Stats> {
-        let mut stats = self
-            .blocking(|s| {
-                let (now_ms, _) = store::now();
-                s.read("cannot read the scan cache", &mut |txn, dbs| {
-                    let mut stats = Stats::default();
-                    for kind in EntryKind::ALL {
-                        for item in dbs.of(kind).iter(txn)? {
-                            let (_, stored) = item?;
-                            let expired =
-                                value::decode(stored).is_some_and(|(h, _)| h.is_expired(now_ms));
-                            if expired {
-                                stats.expired += 1;
-                                continue;
-                            }
-                            match kind {
-                                EntryKind::Artifact => stats.artifacts += 1,
-                                EntryKind::Blob => stats.blobs += 1,
-                            }
-                            stats.bytes += store::doc_len(stored);
-                        }
-                    }
-                    Ok(stats)
-                })
-            })
-            .await?;
-        stats.disk_bytes = Some(self.store()?.disk_bytes()?);
-        Ok(stats)
-    }
-
-    async fn gc(&self) -> Result<GcReport> {
-        let before = self.blocking(Store::disk_bytes).await?;
-        let (now_ms, _) = store::now();
-        // Find candidates without holding the writer lock ...
-        let mut candidates: Vec<(EntryKind, Vec<u8>)> = Vec::new();
-        self.walk(
-            None,
-            move |kind, key, stored| classify(kind, stored, now_ms).map(|_| (kind, key.to_vec())),
-            &mut |candidate| {
-                candidates.push(candidate);
-                Ok(())
-            },
-        )
-        .await?;
+    /// Judges each candidate again inside short write transactions, with the same rule
+    /// ([`rules::verdict`]): another process may have rewritten it since.
+    async fn remove_unchanged(&self, candidates: &[GcCandidate]) -> Result<Vec<bool>> {
+        let keys: Vec<(EntryKind, String)> = candidates
+            .iter()
+            .map(|c| (c.key().kind, c.key().id.as_str().to_owned()))
+            .collect();
         self.blocking(move |s| {
-            // ... then remove them in short write transactions, judging each again
-            // (another process may have rewritten it meanwhile).
-            let mut report = GcReport::default();
-            for chunk in candidates.chunks(WRITE_CHUNK) {
-                let (expired, stale, bytes) =
-                    s.write("cannot delete from the scan cache", &mut |txn, dbs| {
-                        let (mut expired, mut stale, mut bytes) = (0, 0, 0);
-                        for (kind, key) in chunk {
-                            let Some(stored) = dbs.of(*kind).get(txn, key)? else {
-                                continue;
-                            };
-                            let Some(class) = classify(*kind, stored, now_ms) else {
-                                continue;
-                            };
-                            if let Some(old) = store::remove_entry(txn, dbs, *kind, key)? {
-                                bytes += old.doc_len;
-                                match class {
-                                    Class::Expired => expired += 1,
-                                    Class::Stale => stale += 1,
-                                }
-                            }
-                        }
-                        Ok((expired, stale, bytes))
-                    })?;
-                report.expired += expired;
-                report.stale += stale;
-                report.bytes += bytes;
-            }
-            s.compact()?;
-            report.disk_bytes = Some((before, s.disk_bytes()?));
-            tracing::debug!("gc: {report:?}");
-            Ok(report)
-        })
-        .await
-    }
-
-    async fn export(&self, kind: Option<EntryKind>, visit: Visitor<'_, RawEntry>) -> Result<()> {
-        let (now_ms, _) = store::now();
-        self.walk(
-            kind,
-            move |kind, key, stored| match value::decode(stored) {
-                Some((h, _)) if h.is_expired(now_ms) => None,
-                Some((h, doc)) => Some(RawEntry {
-                    key: entry_key(kind, key)?,
-                    value: doc.to_vec(),
-                    expires_at: h.expires_at(),
-                }),
-                // A value without a header is corrupt; export its bytes as they are so
-                // that nothing is silently lost.
-                None => Some(RawEntry {
-                    key: entry_key(kind, key)?,
-                    value: stored.to_vec(),
-                    expires_at: None,
-                }),
-            },
-            visit,
-        )
-        .await
-    }
-
-    async fn import(&self, entries: &[RawEntry]) -> Result<()> {
-        let entries: Vec<RawEntry> = entries.to_vec();
-        let max = self.max_size;
-        self.blocking(move |s| {
-            for chunk in entries.chunks(WRITE_CHUNK) {
-                let (now_ms, now_s) = store::now();
-                s.write("cannot write to the scan cache", &mut |txn, dbs| {
-                    for e in chunk {
-                        let key = e.key.id.as_str().as_bytes();
-                        let header = Header {
-                            expires_ms: value::expires_ms(e.expires_at),
-                            accessed_s: now_s,
-                            schema: Schema::of(&e.value),
-                        };
-                        if header.is_expired(now_ms) {
-                            // Storing an already expired entry is the same as having none.
-                            store::remove_entry(txn, dbs, e.key.kind, key)?;
-                        } else {
-                            store::put_entry(txn, dbs, e.key.kind, key, header, &e.value)?;
-                        }
+            let mut removed = Vec::with_capacity(keys.len());
+            for chunk in keys.chunks(WRITE_CHUNK) {
+                let now = SystemTime::now();
+                let done = s.write("cannot delete from the scan cache", &mut |txn, dbs| {
+                    let mut done = Vec::with_capacity(chunk.len());
+                    for (kind, key) in chunk {
+                        let stale = dbs
+                            .of(*kind)
+                            .get(txn, key.as_bytes())?
+                            .is_some_and(|stored| verdict(*kind, stored, now) != Verdict::Keep);
+                        done.push(
+                            stale
+                                && store::remove_entry(txn, dbs, *kind, key.as_bytes())?.is_some(),
+                        );
                     }
-                    if let Some(max) = max {
-                        store::evict(txn, dbs, max, &[])?;
-                    }
-                    Ok(())
+                    Ok(done)
                 })?;
+                removed.extend(done);
             }
-            Ok(())
+            Ok(removed)
         })
         .await
     }
+
+    async fn compact(&self) -> Result<()> {
+        self.blocking(Store::compact).await
+    }
+
+    async fn disk_bytes(&self) -> Result<Option<u64>> {
+        Ok(Some(self.store()?.disk_bytes()?))
+    }
 }
 
-/// Why gc removes an entry.
-#[derive(Clone, Copy)]
-enum Class {
-    Expired,
-    Stale,
-}
-
-/// Judges a stored value for gc: `None` keeps it.
-fn classify(kind: EntryKind, stored: &[u8], now_ms: u64) -> Option<Class> {
+/// Judges a stored value for gc: a value without a header is stale, the rest by
+/// [`rules::verdict`] on its header's expiry and its document.
+fn verdict(kind: EntryKind, stored: &[u8], now: SystemTime) -> Verdict {
     match value::decode(stored) {
-        None => Some(Class::Stale),
-        Some((h, _)) if h.is_expired(now_ms) => Some(Class::Expired),
-        // gc judges the document itself, whatever the header says.
-        Some((_, doc)) if !codec::is_sound(kind, doc) => Some(Class::Stale),
-        Some(_) => None,
+        None => Verdict::Stale,
+        Some((h, doc)) => rules::verdict(kind, h.expires_at(), doc, now),
     }
 }

@@ -1,0 +1,141 @@
+//! [`Delegate`]: a cache that forwards every call to a real backend, except the ones a
+//! test replaces, for tests of code that uses a cache (a cache that fails, or forgets).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use cache_core::{
+    ArtifactId, BlobId, Cache, CacheOptions, Digest, EntryKey, EntryKind, Missing, RawEntry,
+    Result, Visitor, Walk, Walked, rules::GcCandidate,
+};
+
+type MissingHook = Box<dyn Fn(&ArtifactId, &[BlobId]) -> Result<Missing> + Send + Sync>;
+type ReadHook = Box<dyn Fn(EntryKind, &[&Digest]) -> Result<Vec<Option<Vec<u8>>>> + Send + Sync>;
+
+/// Wraps a cache and forwards every storage primitive and capability to it, so the
+/// provided scan and admin methods behave exactly as on `inner` — except
+/// [`Cache::missing_blobs`] and [`Cache::read`] when a test replaces them.
+///
+/// ```
+/// # use cache_core::{Cache, CacheOptions, Missing};
+/// // A cache that says every layer is stored, then finds none of them.
+/// let forgetful = cache_testkit::Delegate::new(cache_mem::MemCache::new(&CacheOptions::default()))
+///     .on_missing_blobs(|_, _| Ok(Missing { artifact: true, blobs: Vec::new() }))
+///     .on_read(|_, ids| Ok(vec![None; ids.len()]));
+/// # let _ = forgetful;
+/// ```
+pub struct Delegate<C> {
+    /// The cache calls go to.
+    pub inner: C,
+    missing_blobs: Option<MissingHook>,
+    read: Option<ReadHook>,
+}
+
+impl<C: Cache> Delegate<C> {
+    /// Forwards everything to `inner`.
+    pub fn new(inner: C) -> Self {
+        Delegate {
+            inner,
+            missing_blobs: None,
+            read: None,
+        }
+    }
+
+    /// Answers [`Cache::missing_blobs`] with `hook` instead of `inner`.
+    pub fn on_missing_blobs(
+        mut self,
+        hook: impl Fn(&ArtifactId, &[BlobId]) -> Result<Missing> + Send + Sync + 'static,
+    ) -> Self {
+        self.missing_blobs = Some(Box::new(hook));
+        self
+    }
+
+    /// Answers [`Cache::read`] (and so every getter) with `hook` instead of `inner`.
+    pub fn on_read(
+        mut self,
+        hook: impl Fn(EntryKind, &[&Digest]) -> Result<Vec<Option<Vec<u8>>>> + Send + Sync + 'static,
+    ) -> Self {
+        self.read = Some(Box::new(hook));
+        self
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Delegate<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delegate")
+            .field("inner", &self.inner)
+            .field("missing_blobs", &self.missing_blobs.is_some())
+            .field("read", &self.read.is_some())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl<C: Cache> Cache for Delegate<C> {
+    fn backend_name(&self) -> &'static str {
+        self.inner.backend_name()
+    }
+
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn options(&self) -> &CacheOptions {
+        self.inner.options()
+    }
+
+    async fn missing_blobs(&self, artifact: &ArtifactId, blobs: &[BlobId]) -> Result<Missing> {
+        match &self.missing_blobs {
+            Some(hook) => hook(artifact, blobs),
+            None => self.inner.missing_blobs(artifact, blobs).await,
+        }
+    }
+
+    async fn read(&self, kind: EntryKind, ids: &[&Digest]) -> Result<Vec<Option<Vec<u8>>>> {
+        match &self.read {
+            Some(hook) => hook(kind, ids),
+            None => self.inner.read(kind, ids).await,
+        }
+    }
+
+    async fn write(&self, entries: &[RawEntry]) -> Result<()> {
+        self.inner.write(entries).await
+    }
+
+    async fn delete(&self, keys: &[EntryKey]) -> Result<u64> {
+        self.inner.delete(keys).await
+    }
+
+    async fn walk(
+        &self,
+        kind: Option<EntryKind>,
+        walk: Walk,
+        visit: Visitor<'_, Walked>,
+    ) -> Result<()> {
+        self.inner.walk(kind, walk, visit).await
+    }
+
+    async fn clear(&self) -> Result<()> {
+        self.inner.clear().await
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.inner.close().await
+    }
+
+    async fn put_values(&self, entries: Vec<(EntryKey, Vec<u8>)>) -> Result<()> {
+        self.inner.put_values(entries).await
+    }
+
+    async fn remove_unchanged(&self, candidates: &[GcCandidate]) -> Result<Vec<bool>> {
+        self.inner.remove_unchanged(candidates).await
+    }
+
+    async fn compact(&self) -> Result<()> {
+        self.inner.compact().await
+    }
+
+    async fn disk_bytes(&self) -> Result<Option<u64>> {
+        self.inner.disk_bytes().await
+    }
+}
