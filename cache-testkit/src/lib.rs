@@ -7,6 +7,8 @@
 //!   call (a cache that fails, or forgets what it stored).
 //! - [`redis`]: throwaway `redis-server` processes (plain, TLS, mutual TLS, passwords,
 //!   ACL users) on free loopback ports, killed on drop.
+//! - [`trivy`]: the reference scanner's real binary — finding it, an empty vulnerability
+//!   database, throwaway `trivy server` processes.
 //! - [`bench`]: the figure format of `cargo xtask bench` and timing helpers for the
 //!   benchmark programs.
 //!
@@ -24,6 +26,7 @@ pub mod bench;
 pub mod conformance;
 mod delegate;
 pub mod redis;
+pub mod trivy;
 
 pub use conformance::Factory;
 pub use delegate::Delegate;
