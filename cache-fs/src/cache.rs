@@ -16,7 +16,8 @@ use heed::RoTxn;
 
 use crate::{
     config::FsConfig,
-    store::{self, Dbs, Fail, Store, TOUCH_FLUSH_AT},
+    entry::{self, Dbs},
+    store::{self, Fail, Store, TOUCH_FLUSH_AT},
     value::{self, Header, Schema},
 };
 
@@ -139,7 +140,7 @@ impl FsCache {
                 removed += s.write("cannot delete from the scan cache", &mut |txn, dbs| {
                     let mut n = 0;
                     for (kind, key) in chunk {
-                        if let Some(old) = store::remove_entry(txn, dbs, *kind, key.as_bytes())?
+                        if let Some(old) = entry::remove_entry(txn, dbs, *kind, key.as_bytes())?
                             && old.header.is_none_or(|h| !h.is_expired(now_ms))
                         {
                             n += 1;
@@ -178,7 +179,7 @@ impl FsCache {
                         let mut items = Vec::new();
                         let next = s.read("cannot read the scan cache", &mut |txn, dbs| {
                             items.clear();
-                            store::scan(
+                            entry::scan(
                                 txn,
                                 &dbs.of(k),
                                 from.as_deref(),
@@ -378,14 +379,14 @@ impl Cache for FsCache {
                             schema: Schema::of(&e.value),
                         };
                         let key = e.key.id.as_str().as_bytes();
-                        store::put_entry(txn, dbs, e.key.kind, key, header, &e.value)?;
+                        entry::put_entry(txn, dbs, e.key.kind, key, header, &e.value)?;
                     }
                     if let Some(max) = max {
                         let keep: Vec<(EntryKind, &[u8])> = chunk
                             .iter()
                             .map(|e| (e.key.kind, e.key.id.as_str().as_bytes()))
                             .collect();
-                        let evicted = store::evict(txn, dbs, max, &keep)?;
+                        let evicted = entry::evict(txn, dbs, max, &keep)?;
                         if evicted > 0 {
                             tracing::debug!("evicted {evicted} least recently used entries");
                         }
@@ -419,7 +420,7 @@ impl Cache for FsCache {
                 Some(Walked {
                     meta: EntryMeta {
                         key: entry_key(kind, key)?,
-                        size: store::doc_len(stored),
+                        size: entry::doc_len(stored),
                         expires_at: header.and_then(|(h, _)| h.expires_at()),
                     },
                     // A value without a header is corrupt; its bytes are walked as they
@@ -437,7 +438,7 @@ impl Cache for FsCache {
         self.blocking(|s| {
             s.forget_touches();
             s.write("cannot clear the scan cache", &mut |txn, dbs| {
-                store::clear_all(txn, dbs).map_err(Fail::from)
+                entry::clear_all(txn, dbs).map_err(Fail::from)
             })?;
             // The entries are gone for every process already; compaction only returns
             // the disk space, so its failure is not the caller's problem.
@@ -488,7 +489,7 @@ impl Cache for FsCache {
                             .is_some_and(|stored| verdict(*kind, stored, now) != Verdict::Keep);
                         done.push(
                             stale
-                                && store::remove_entry(txn, dbs, *kind, key.as_bytes())?.is_some(),
+                                && entry::remove_entry(txn, dbs, *kind, key.as_bytes())?.is_some(),
                         );
                     }
                     Ok(done)

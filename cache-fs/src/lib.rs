@@ -52,6 +52,7 @@
 
 mod cache;
 mod config;
+mod entry;
 mod gate;
 mod store;
 mod value;

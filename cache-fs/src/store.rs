@@ -21,7 +21,6 @@
 use std::{
     collections::HashMap,
     fs::File,
-    ops::Bound,
     path::{Path, PathBuf},
     sync::{
         Arc, LazyLock, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
@@ -31,35 +30,15 @@ use std::{
 };
 
 use cache_core::{EntryKind, Error, Result};
-use heed::{
-    CommitOrAbort, CompactionOption, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn,
-    WithoutTls, types::Bytes,
-};
+use heed::{CompactionOption, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
 use tempfile::TempPath;
 
 use crate::{
     config::FsConfig,
+    entry::{self, Dbs},
     gate::{ExclusiveGuard, Gate},
-    value::{self, HEADER_LEN, Header},
+    value,
 };
-
-/// One LMDB database of raw bytes.
-pub(crate) type Db = Database<'static, Bytes, Bytes>;
-
-/// Database names; the suffix is the layout version of keys and values (see
-/// [`crate::value`]).
-const ARTIFACTS_DB: &str = "artifacts-v1";
-const BLOBS_DB: &str = "blobs-v1";
-/// Index for LRU eviction: key = access stamp (4 bytes BE) + kind byte + ID, value empty.
-const LRU_DB: &str = "lru-v1";
-/// Running totals under the key `totals`: the sum of document sizes, then the number of
-/// entries, each u64 little endian.
-const META_DB: &str = "meta-v1";
-const META_TOTALS: &[u8] = b"totals";
-
-/// Bytes charged per entry on top of its document when enforcing the size bound, so a
-/// bound also limits the number of tiny entries (as the memory backend does).
-pub(crate) const ENTRY_OVERHEAD: u64 = 96;
 
 /// Reader slots in `lock.mdb`. With `MDB_NOTLS` a slot is held only for the length of a
 /// read transaction, so this bounds concurrent readers, not processes.
@@ -81,25 +60,6 @@ pub(crate) const TOUCH_FLUSH_AT: usize = 256;
 /// PID in place of the random part; those are cleaned up the same way).
 const TEMP_PREFIX: &str = "data.mdb.compact-";
 const TEMP_SUFFIX: &str = ".tmp";
-
-/// The databases of one open environment.
-#[derive(Clone, Copy)]
-pub(crate) struct Dbs {
-    pub(crate) artifacts: Db,
-    pub(crate) blobs: Db,
-    lru: Db,
-    meta: Db,
-}
-
-impl Dbs {
-    /// The database holding entries of `kind`.
-    pub(crate) fn of(&self, kind: EntryKind) -> Db {
-        match kind {
-            EntryKind::Artifact => self.artifacts,
-            EntryKind::Blob => self.blobs,
-        }
-    }
-}
 
 /// An open environment and the generation of the data file it maps.
 struct Handle {
@@ -134,9 +94,6 @@ impl From<Error> for Fail {
 
 /// A read transaction's view: the transaction plus the databases.
 pub(crate) type ReadFn<'f, R> = dyn FnMut(&RoTxn<'_>, &Dbs) -> Result<R, Fail> + 'f;
-
-/// A visitor of (key, stored value) pairs during a scan.
-pub(crate) type ScanFn<'f> = dyn FnMut(&[u8], &[u8]) -> Result<(), Fail> + 'f;
 
 /// Stores open in this process, by canonical directory: heed (like LMDB) allows one
 /// environment per file per process, so every `FsCache` on one directory shares it.
@@ -296,29 +253,10 @@ impl Store {
                 }
                 Err(e) => return Err(self.open_error(e)),
             };
-            let opened = env
-                .open_databases_and_commit(rtxn, |dbo, rtxn| {
-                    let open = |name| dbo.open_database::<Bytes, Bytes>(rtxn, Some(name));
-                    Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((
-                        open(ARTIFACTS_DB)?,
-                        open(BLOBS_DB)?,
-                        open(LRU_DB)?,
-                        open(META_DB)?,
-                    )))
-                })
-                .map_err(|e| self.open_error(e))?;
-            if let CommitOrAbort::Commit((Some(artifacts), Some(blobs), Some(lru), Some(meta))) =
-                opened
-            {
-                return Ok(Dbs {
-                    artifacts,
-                    blobs,
-                    lru,
-                    meta,
-                });
+            if let Some(dbs) = Dbs::open(env, rtxn).map_err(|e| self.open_error(e))? {
+                return Ok(dbs);
             }
-            // First use of this directory: create the databases (idempotent, so two
-            // processes doing it at once is fine).
+            // First use of this directory: create the databases.
             let wtxn = match env.write_txn() {
                 Ok(t) => t,
                 Err(heed::Error::Mdb(MdbError::MapResized)) => {
@@ -327,24 +265,8 @@ impl Store {
                 }
                 Err(e) => return Err(self.open_error(e)),
             };
-            let created = env
-                .create_databases_and_commit(wtxn, |dbo, wtxn| {
-                    let mut create = |name| dbo.create_database::<Bytes, Bytes>(wtxn, Some(name));
-                    Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((
-                        create(ARTIFACTS_DB)?,
-                        create(BLOBS_DB)?,
-                        create(LRU_DB)?,
-                        create(META_DB)?,
-                    )))
-                })
-                .map_err(|e| self.open_error(e))?;
-            if let CommitOrAbort::Commit((artifacts, blobs, lru, meta)) = created {
-                return Ok(Dbs {
-                    artifacts,
-                    blobs,
-                    lru,
-                    meta,
-                });
+            if let Some(dbs) = Dbs::create(env, wtxn).map_err(|e| self.open_error(e))? {
+                return Ok(dbs);
             }
         }
         Err(self.backend("cannot open the scan cache databases: the map kept changing"))
@@ -863,164 +785,6 @@ pub(crate) fn now() -> (u64, u32) {
     (value::unix_ms(now), value::unix_s32(now))
 }
 
-fn kind_byte(kind: EntryKind) -> u8 {
-    match kind {
-        EntryKind::Artifact => b'a',
-        EntryKind::Blob => b'b',
-    }
-}
-
-fn kind_of_byte(b: u8) -> Option<EntryKind> {
-    match b {
-        b'a' => Some(EntryKind::Artifact),
-        b'b' => Some(EntryKind::Blob),
-        _ => None,
-    }
-}
-
-fn lru_key(stamp: u32, kind: EntryKind, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(5 + key.len());
-    k.extend_from_slice(&stamp.to_be_bytes());
-    k.push(kind_byte(kind));
-    k.extend_from_slice(key);
-    k
-}
-
-/// The document size of a stored value (what `list` and `stats` report).
-pub(crate) fn doc_len(stored: &[u8]) -> u64 {
-    stored.len().saturating_sub(HEADER_LEN) as u64
-}
-
-/// The running totals: (document bytes, entries).
-pub(crate) fn totals(txn: &RoTxn<'_>, dbs: &Dbs) -> heed::Result<(u64, u64)> {
-    let stored = dbs.meta.get(txn, META_TOTALS)?;
-    let field = |range: std::ops::Range<usize>| {
-        stored
-            .and_then(|v| v.get(range))
-            .and_then(|b| b.first_chunk::<8>().copied())
-            .map_or(0, u64::from_le_bytes)
-    };
-    Ok((field(0..8), field(8..16)))
-}
-
-fn add_totals(txn: &mut RwTxn<'_>, dbs: &Dbs, bytes: i128, entries: i128) -> heed::Result<()> {
-    if bytes == 0 && entries == 0 {
-        return Ok(());
-    }
-    let (b, e) = totals(txn, dbs)?;
-    let apply = |v: u64, d: i128| u64::try_from((i128::from(v) + d).max(0)).unwrap_or(u64::MAX);
-    let mut v = [0u8; 16];
-    v[..8].copy_from_slice(&apply(b, bytes).to_le_bytes());
-    v[8..].copy_from_slice(&apply(e, entries).to_le_bytes());
-    dbs.meta.put(txn, META_TOTALS, &v)
-}
-
-/// What a removed entry was.
-pub(crate) struct Removed {
-    /// Its header; `None` for a value too short to have one.
-    pub(crate) header: Option<Header>,
-    /// Its document size.
-    pub(crate) doc_len: u64,
-}
-
-/// Removes one entry with its index record and totals.
-pub(crate) fn remove_entry(
-    txn: &mut RwTxn<'_>,
-    dbs: &Dbs,
-    kind: EntryKind,
-    key: &[u8],
-) -> heed::Result<Option<Removed>> {
-    let removed = unlink_entry(txn, dbs, kind, key)?;
-    if let Some(old) = &removed {
-        dbs.of(kind).delete(txn, key)?;
-        // Only values with a header were counted (see `put_entry`).
-        if old.header.is_some() {
-            add_totals(txn, dbs, -i128::from(old.doc_len), -1)?;
-        }
-    }
-    Ok(removed)
-}
-
-/// Reads an entry and removes its index record, leaving the value and the totals alone.
-fn unlink_entry(
-    txn: &mut RwTxn<'_>,
-    dbs: &Dbs,
-    kind: EntryKind,
-    key: &[u8],
-) -> heed::Result<Option<Removed>> {
-    let Some(old) = dbs.of(kind).get(txn, key)? else {
-        return Ok(None);
-    };
-    let header = value::decode(old).map(|(h, _)| h);
-    let len = doc_len(old);
-    if let Some(h) = header {
-        dbs.lru.delete(txn, &lru_key(h.accessed_s, kind, key))?;
-    }
-    Ok(Some(Removed {
-        header,
-        doc_len: len,
-    }))
-}
-
-/// Stores one entry (replacing any previous one) with its index record and totals.
-pub(crate) fn put_entry(
-    txn: &mut RwTxn<'_>,
-    dbs: &Dbs,
-    kind: EntryKind,
-    key: &[u8],
-    header: Header,
-    doc: &[u8],
-) -> heed::Result<()> {
-    let old = unlink_entry(txn, dbs, kind, key)?;
-    dbs.of(kind).put(txn, key, &value::encode(header, doc))?;
-    dbs.lru
-        .put(txn, &lru_key(header.accessed_s, kind, key), &[])?;
-    // A value without a header (written by something else) was never counted.
-    let (old_bytes, old_entries) = old
-        .filter(|o| o.header.is_some())
-        .map_or((0, 0), |o| (i128::from(o.doc_len), 1));
-    add_totals(txn, dbs, doc.len() as i128 - old_bytes, 1 - old_entries)
-}
-
-/// Evicts least recently used entries until the charged size is at most `max`, never
-/// evicting the keys in `keep` (the ones just written). Returns how many were evicted.
-pub(crate) fn evict(
-    txn: &mut RwTxn<'_>,
-    dbs: &Dbs,
-    max: u64,
-    keep: &[(EntryKind, &[u8])],
-) -> heed::Result<u64> {
-    let (bytes, entries) = totals(txn, dbs)?;
-    let charged = bytes.saturating_add(entries.saturating_mul(ENTRY_OVERHEAD));
-    if charged <= max {
-        return Ok(0);
-    }
-    let mut excess = charged - max;
-    let mut victims: Vec<(EntryKind, Vec<u8>)> = Vec::new();
-    for item in dbs.lru.iter(txn)? {
-        let (k, _) = item?;
-        let Some((kind, key)) = k.get(4).and_then(|b| kind_of_byte(*b)).zip(k.get(5..)) else {
-            continue;
-        };
-        if keep.iter().any(|(kk, id)| *kk == kind && *id == key) {
-            continue;
-        }
-        let len = dbs.of(kind).get(txn, key)?.map_or(0, doc_len);
-        victims.push((kind, key.to_vec()));
-        excess = excess.saturating_sub(len + ENTRY_OVERHEAD);
-        if excess == 0 {
-            break;
-        }
-    }
-    let mut evicted = 0;
-    for (kind, key) in victims {
-        if remove_entry(txn, dbs, kind, &key)?.is_some() {
-            evicted += 1;
-        }
-    }
-    Ok(evicted)
-}
-
 /// Writes pending access stamps: each entry that still exists and carries an older
 /// stamp gets the new one, and its index record moves with it.
 fn apply_touches(
@@ -1029,61 +793,9 @@ fn apply_touches(
     touches: &[(EntryKind, String, u32)],
 ) -> heed::Result<()> {
     for (kind, id, stamp) in touches {
-        let db = dbs.of(*kind);
-        let key = id.as_bytes();
-        let Some(old) = db.get(txn, key)? else {
-            continue;
-        };
-        let Some((header, _)) = value::decode(old) else {
-            continue;
-        };
-        if header.accessed_s >= *stamp {
-            continue;
-        }
-        let mut updated = old.to_vec();
-        value::set_accessed(&mut updated, *stamp);
-        db.put(txn, key, &updated)?;
-        dbs.lru
-            .delete(txn, &lru_key(header.accessed_s, *kind, key))?;
-        dbs.lru.put(txn, &lru_key(*stamp, *kind, key), &[])?;
+        entry::restamp(txn, dbs, *kind, id.as_bytes(), *stamp)?;
     }
     Ok(())
-}
-
-/// Empties every database (entries, index and totals) in one transaction.
-pub(crate) fn clear_all(txn: &mut RwTxn<'_>, dbs: &Dbs) -> heed::Result<()> {
-    dbs.artifacts.clear(txn)?;
-    dbs.blobs.clear(txn)?;
-    dbs.lru.clear(txn)?;
-    dbs.meta.clear(txn)?;
-    Ok(())
-}
-
-/// Visits up to `limit` entries of one kind with keys after `after`, in key order;
-/// returns the last key visited (to continue from) or `None` at the end.
-pub(crate) fn scan(
-    txn: &RoTxn<'_>,
-    db: &Db,
-    after: Option<&[u8]>,
-    limit: usize,
-    visit: &mut ScanFn<'_>,
-) -> Result<Option<Vec<u8>>, Fail> {
-    let range = (
-        after.map_or(Bound::Unbounded, Bound::Excluded),
-        Bound::Unbounded,
-    );
-    let mut last = None;
-    let mut n = 0;
-    for item in db.range(txn, &range)? {
-        let (k, v) = item?;
-        visit(k, v)?;
-        n += 1;
-        if n >= limit {
-            last = Some(k.to_vec());
-            break;
-        }
-    }
-    Ok(last)
 }
 
 /// LMDB reports a write that ran out of space as `EIO` (a short write) or `ENOSPC`. When
@@ -1106,30 +818,36 @@ fn explain_full_disk(path: &Path, source: std::io::Error) -> std::io::Error {
 /// Free space below which a failed write is blamed on a full disk.
 const FULL_DISK_SLACK: u64 = 4 << 20;
 
+/// Helpers for the unit tests of this crate.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::value::Header;
 
-    fn open(tmp: &tempfile::TempDir) -> Arc<Store> {
+    /// The store of a temporary directory.
+    pub(crate) fn open(tmp: &tempfile::TempDir) -> Arc<Store> {
         let dir = tmp.path().canonicalize().unwrap();
         Store::open(&dir, &FsConfig::default()).unwrap()
     }
 
-    fn header(accessed_s: u32) -> Header {
+    /// A header of a current document that never expires, last read at `accessed_s`.
+    pub(crate) fn header(accessed_s: u32) -> Header {
         Header {
             expires_ms: 0,
             accessed_s,
             schema: value::Schema::Version(2),
         }
     }
+}
 
-    fn read_totals(store: &Store) -> (u64, u64) {
-        store
-            .read("test", &mut |txn, dbs| Ok(totals(txn, dbs)?))
-            .unwrap()
-    }
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{test_support::*, *};
+    use crate::entry::put_entry;
 
     fn stamp_of(store: &Store, key: &[u8]) -> u32 {
         store
@@ -1138,49 +856,6 @@ mod tests {
                 Ok(value::decode(stored).unwrap().0.accessed_s)
             })
             .unwrap()
-    }
-
-    /// Values without a header (written by something else) are not in the running totals,
-    /// so removing or overwriting them must not take anything off.
-    #[test]
-    fn totals_ignore_values_without_a_header() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = open(&tmp);
-        let doc = br#"{"SchemaVersion":2}"#;
-        store
-            .write("test", &mut |txn, dbs| {
-                put_entry(txn, dbs, EntryKind::Blob, b"good", header(1), doc)?;
-                dbs.blobs.put(txn, b"short-1", b"tiny")?;
-                dbs.blobs.put(txn, b"short-2", b"too short")?;
-                Ok(())
-            })
-            .unwrap();
-        let one = (doc.len() as u64, 1);
-        assert_eq!(read_totals(&store), one);
-        store
-            .write("test", &mut |txn, dbs| {
-                assert!(remove_entry(txn, dbs, EntryKind::Blob, b"short-1")?.is_some());
-                Ok(())
-            })
-            .unwrap();
-        assert_eq!(read_totals(&store), one, "removing a headerless value");
-        store
-            .write("test", &mut |txn, dbs| {
-                Ok(put_entry(
-                    txn,
-                    dbs,
-                    EntryKind::Blob,
-                    b"short-2",
-                    header(1),
-                    doc,
-                )?)
-            })
-            .unwrap();
-        assert_eq!(
-            read_totals(&store),
-            (2 * doc.len() as u64, 2),
-            "overwriting a headerless value"
-        );
     }
 
     /// Access stamps taken by a write that failed are written by the next one.
