@@ -17,7 +17,10 @@
 
 use std::ops::Bound;
 
-use cache_core::{EntryKind, Result};
+use cache_core::{
+    EntryKind, Result,
+    rules::{self, ENTRY_OVERHEAD},
+};
 use heed::{CommitOrAbort, Database, Env, RoTxn, RwTxn, WithoutTls, types::Bytes};
 
 use crate::value::{self, HEADER_LEN, Header};
@@ -30,10 +33,6 @@ const BLOBS_DB: &str = "blobs-v1";
 const LRU_DB: &str = "lru-v1";
 const META_DB: &str = "meta-v1";
 const META_TOTALS: &[u8] = b"totals";
-
-/// Bytes charged per entry on top of its document when enforcing the size bound, so a
-/// bound also limits the number of tiny entries (as the memory backend does).
-pub(crate) const ENTRY_OVERHEAD: u64 = 96;
 
 /// The databases of one open environment.
 #[derive(Clone, Copy)]
@@ -228,7 +227,8 @@ pub(crate) fn put_entry(
 }
 
 /// Evicts least recently used entries until the charged size is at most `max`, never
-/// evicting the keys in `keep` (the ones just written). Returns how many were evicted.
+/// evicting the keys in `keep` (the ones just written). Each entry is charged the shared
+/// [`rules::charged_size`] of its document. Returns how many were evicted.
 pub(crate) fn evict(
     txn: &mut RwTxn<'_>,
     dbs: &Dbs,
@@ -252,7 +252,7 @@ pub(crate) fn evict(
         }
         let len = dbs.of(kind).get(txn, key)?.map_or(0, doc_len);
         victims.push((kind, key.to_vec()));
-        excess = excess.saturating_sub(len + ENTRY_OVERHEAD);
+        excess = excess.saturating_sub(rules::charged_size(len));
         if excess == 0 {
             break;
         }
