@@ -54,6 +54,7 @@ mod cache;
 mod config;
 mod entry;
 mod gate;
+mod growth;
 mod store;
 mod value;
 

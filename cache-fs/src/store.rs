@@ -37,18 +37,12 @@ use crate::{
     config::FsConfig,
     entry::{self, Dbs},
     gate::{ExclusiveGuard, Gate},
-    value,
+    growth, value,
 };
 
 /// Reader slots in `lock.mdb`. With `MDB_NOTLS` a slot is held only for the length of a
 /// read transaction, so this bounds concurrent readers, not processes.
 const MAX_READERS: u32 = 1022;
-
-/// Map sizes are kept multiples of this (a multiple of every common page size).
-const MAP_ALIGN: usize = 1 << 20;
-/// Growth step bounds: the map at least doubles up to 1 GiB, then grows 1 GiB at a time.
-const MIN_GROWTH: usize = 32 << 20;
-const MAX_GROWTH: usize = 1 << 30;
 
 /// How often one operation may retry after the map was resized or the file replaced.
 const RETRIES: usize = 64;
@@ -146,7 +140,7 @@ impl Store {
             data_path: dir.join("data.mdb"),
             lock_path: dir.join("lock.mdb"),
             location: dir.display().to_string(),
-            initial_map_size: round_up(config.initial_map_size.max(MAP_ALIGN), MAP_ALIGN),
+            initial_map_size: growth::initial_map_size(config.initial_map_size),
             gate: Gate::open(&dir.join("gc.lock"))?,
             handle: RwLock::new(None),
             touches: Mutex::new(HashMap::new()),
@@ -216,9 +210,7 @@ impl Store {
             Ok(n) => tracing::debug!("reclaimed {n} reader slots of dead processes"),
             Err(e) => tracing::warn!("cannot check for stale readers in {}: {e}", self.location),
         }
-        if env.info().map_size < self.initial_map_size {
-            resize(&env, self.initial_map_size).map_err(|e| self.open_error(e))?;
-        }
+        growth::reserve(&env, self.initial_map_size).map_err(|e| self.open_error(e))?;
         let dbs = self.open_dbs(&env)?;
         Ok((env, dbs))
     }
@@ -248,7 +240,7 @@ impl Store {
             let rtxn = match env.read_txn() {
                 Ok(t) => t,
                 Err(heed::Error::Mdb(MdbError::MapResized)) => {
-                    resize(env, 0).map_err(|e| self.open_error(e))?;
+                    growth::adopt(env).map_err(|e| self.open_error(e))?;
                     continue;
                 }
                 Err(e) => return Err(self.open_error(e)),
@@ -260,7 +252,7 @@ impl Store {
             let wtxn = match env.write_txn() {
                 Ok(t) => t,
                 Err(heed::Error::Mdb(MdbError::MapResized)) => {
-                    resize(env, 0).map_err(|e| self.open_error(e))?;
+                    growth::adopt(env).map_err(|e| self.open_error(e))?;
                     continue;
                 }
                 Err(e) => return Err(self.open_error(e)),
@@ -406,27 +398,23 @@ impl Store {
         Err(self.backend(format!("{action}: the map kept being resized")))
     }
 
-    /// Grows the map after `MDB_MAP_FULL`, unless another thread already did.
+    /// Grows the map after `MDB_MAP_FULL` at size `seen` ([`growth::grow`]), under the
+    /// write guard.
     fn grow(&self, seen: usize) -> Result<()> {
         let w = self.write_handle();
-        let Some(handle) = w.as_ref() else {
-            return Ok(());
-        };
-        let size = handle.env.info().map_size;
-        if size > seen {
-            return Ok(());
+        match w.as_ref() {
+            Some(handle) => growth::grow(&handle.env, seen)
+                .map_err(|e| self.fail("cannot grow the cache map", e.into())),
+            None => Ok(()),
         }
-        let step = size.clamp(MIN_GROWTH, MAX_GROWTH);
-        let new = round_up(size.saturating_add(step), MAP_ALIGN);
-        tracing::debug!("growing the scan cache map from {size} to {new} bytes");
-        resize(&handle.env, new).map_err(|e| self.fail("cannot grow the cache map", e.into()))
     }
 
-    /// Adopts the map size another process grew the file to (`MDB_MAP_RESIZED`).
+    /// Adopts the map size another process grew the file to ([`growth::adopt`]), under
+    /// the write guard.
     fn adopt_map_size(&self) -> Result<()> {
         let w = self.write_handle();
         match w.as_ref() {
-            Some(handle) => resize(&handle.env, 0)
+            Some(handle) => growth::adopt(&handle.env)
                 .map_err(|e| self.fail("cannot adopt the new cache map size", e.into())),
             None => Ok(()),
         }
@@ -753,22 +741,6 @@ impl Drop for Store {
             tracing::debug!("cannot record entry access times: {e}");
         }
     }
-}
-
-/// Sets the map size of an open environment; 0 adopts the size recorded in the file.
-fn resize(env: &Env<WithoutTls>, size: usize) -> heed::Result<()> {
-    // SAFETY: LMDB requires that no transaction of this process is active on `env`
-    // while its map is resized. Every transaction in this crate is created under a read
-    // guard of `Store::handle`, and every caller of this function holds the write guard
-    // (or, while opening, is the only user of a brand-new `env`).
-    #[allow(unsafe_code)]
-    unsafe {
-        env.resize(size)
-    }
-}
-
-fn round_up(n: usize, align: usize) -> usize {
-    n.div_ceil(align).saturating_mul(align)
 }
 
 fn remove_quietly(path: &Path) {
