@@ -17,7 +17,8 @@ use heed::RoTxn;
 use crate::{
     config::FsConfig,
     entry::{self, Dbs},
-    store::{self, Fail, Store, TOUCH_FLUSH_AT},
+    store::{self, Fail, Store},
+    touch::TOUCH_FLUSH_AT,
     value::{self, Header, Schema},
 };
 

@@ -56,6 +56,7 @@ mod entry;
 mod gate;
 mod growth;
 mod store;
+mod touch;
 mod value;
 
 pub use cache::FsCache;

@@ -22,10 +22,7 @@ use std::{
     collections::HashMap,
     fs::File,
     path::{Path, PathBuf},
-    sync::{
-        Arc, LazyLock, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, LazyLock, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak},
     time::{Duration, SystemTime},
 };
 
@@ -35,9 +32,11 @@ use tempfile::TempPath;
 
 use crate::{
     config::FsConfig,
-    entry::{self, Dbs},
+    entry::Dbs,
     gate::{ExclusiveGuard, Gate},
-    growth, value,
+    growth,
+    touch::{self, Touch, Touches},
+    value,
 };
 
 /// Reader slots in `lock.mdb`. With `MDB_NOTLS` a slot is held only for the length of a
@@ -46,9 +45,6 @@ const MAX_READERS: u32 = 1022;
 
 /// How often one operation may retry after the map was resized or the file replaced.
 const RETRIES: usize = 64;
-
-/// Pending access stamps that trigger a batched write of their own.
-pub(crate) const TOUCH_FLUSH_AT: usize = 256;
 
 /// Name of compaction copies: `data.mdb.compact-<random>.tmp` (older versions used the
 /// PID in place of the random part; those are cleaned up the same way).
@@ -102,9 +98,8 @@ pub(crate) struct Store {
     initial_map_size: usize,
     gate: Gate,
     handle: RwLock<Option<Handle>>,
-    touches: Mutex<HashMap<(EntryKind, String), u32>>,
-    /// A background flush of `touches` is queued or running.
-    flush_queued: AtomicBool,
+    /// Access stamps waiting to be written with the next write.
+    touches: Touches,
     /// Held for the whole of a compaction: one at a time per process.
     compacting: Mutex<()>,
 }
@@ -143,8 +138,7 @@ impl Store {
             initial_map_size: growth::initial_map_size(config.initial_map_size),
             gate: Gate::open(&dir.join("gc.lock"))?,
             handle: RwLock::new(None),
-            touches: Mutex::new(HashMap::new()),
-            flush_queued: AtomicBool::new(false),
+            touches: Touches::default(),
             compacting: Mutex::new(()),
         });
         {
@@ -353,11 +347,11 @@ impl Store {
         f: &mut dyn FnMut(&mut RwTxn<'_>, &Dbs) -> Result<R, Fail>,
     ) -> Result<R> {
         let _gate = self.gate.shared()?;
-        let touches = self.take_touches();
+        let touches = self.touches.take();
         let result = self.write_with(action, &touches, f);
         if result.is_err() {
             // Not written: keep them for the next write.
-            self.restore_touches(touches);
+            self.touches.restore(touches);
         }
         result
     }
@@ -366,7 +360,7 @@ impl Store {
     fn write_with<R>(
         &self,
         action: &'static str,
-        touches: &[(EntryKind, String, u32)],
+        touches: &[Touch],
         f: &mut dyn FnMut(&mut RwTxn<'_>, &Dbs) -> Result<R, Fail>,
     ) -> Result<R> {
         for _ in 0..RETRIES {
@@ -376,7 +370,7 @@ impl Store {
                 match handle.env.write_txn() {
                     Err(e) => Fail::Heed(e),
                     Ok(mut txn) => {
-                        let result = apply_touches(&mut txn, &handle.dbs, touches)
+                        let result = touch::apply(&mut txn, &handle.dbs, touches)
                             .map_err(Fail::from)
                             .and_then(|()| f(&mut txn, &handle.dbs));
                         match result.and_then(|r| txn.commit().map(|()| r).map_err(Fail::from)) {
@@ -421,64 +415,31 @@ impl Store {
     }
 
     /// Remembers that an entry was read at `stamp` (unix seconds); returns how many such
-    /// stamps are pending.
+    /// stamps are pending (see [`crate::touch`]).
     pub(crate) fn record_touch(&self, kind: EntryKind, id: &str, stamp: u32) -> usize {
-        let mut touches = self.touches.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = touches.entry((kind, id.to_owned())).or_insert(stamp);
-        *slot = (*slot).max(stamp);
-        touches.len()
-    }
-
-    fn take_touches(&self) -> Vec<(EntryKind, String, u32)> {
-        let mut touches = self.touches.lock().unwrap_or_else(|e| e.into_inner());
-        touches.drain().map(|((k, id), s)| (k, id, s)).collect()
-    }
-
-    /// Puts back stamps that a failed write took, keeping the newer of each.
-    fn restore_touches(&self, taken: Vec<(EntryKind, String, u32)>) {
-        if taken.is_empty() {
-            return;
-        }
-        let mut touches = self.touches.lock().unwrap_or_else(|e| e.into_inner());
-        for (kind, id, stamp) in taken {
-            let slot = touches.entry((kind, id)).or_insert(stamp);
-            *slot = (*slot).max(stamp);
-        }
+        self.touches.record(kind, id, stamp)
     }
 
     /// Claims the one background flush of pending stamps; false when one is already
     /// queued or running (it will write whatever is pending when it runs).
     pub(crate) fn claim_background_flush(&self) -> bool {
-        !self.flush_queued.swap(true, Ordering::AcqRel)
+        self.touches.claim_flush()
     }
 
     /// Runs the background flush claimed with [`Store::claim_background_flush`].
     pub(crate) fn background_flush(&self) -> Result<()> {
-        struct Release<'a>(&'a AtomicBool);
-        impl Drop for Release<'_> {
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::Release);
-            }
-        }
-        let _release = Release(&self.flush_queued);
+        let _release = self.touches.release_flush_on_drop();
         self.flush_touches()
     }
 
     /// Drops pending stamps (after `clear`, they refer to nothing).
     pub(crate) fn forget_touches(&self) {
-        self.touches
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.touches.forget();
     }
 
     /// True when access stamps are waiting to be written.
     pub(crate) fn has_touches(&self) -> bool {
-        !self
-            .touches
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
+        !self.touches.is_empty()
     }
 
     /// Writes pending access stamps now (best effort).
@@ -755,19 +716,6 @@ fn remove_quietly(path: &Path) {
 pub(crate) fn now() -> (u64, u32) {
     let now = SystemTime::now();
     (value::unix_ms(now), value::unix_s32(now))
-}
-
-/// Writes pending access stamps: each entry that still exists and carries an older
-/// stamp gets the new one, and its index record moves with it.
-fn apply_touches(
-    txn: &mut RwTxn<'_>,
-    dbs: &Dbs,
-    touches: &[(EntryKind, String, u32)],
-) -> heed::Result<()> {
-    for (kind, id, stamp) in touches {
-        entry::restamp(txn, dbs, *kind, id.as_bytes(), *stamp)?;
-    }
-    Ok(())
 }
 
 /// LMDB reports a write that ran out of space as `EIO` (a short write) or `ENOSPC`. When
