@@ -55,6 +55,7 @@ mod config;
 mod entry;
 mod gate;
 mod growth;
+mod registry;
 mod store;
 mod touch;
 mod value;

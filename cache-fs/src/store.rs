@@ -19,10 +19,9 @@
 //!   [`Store::remove_stale_temp_files`]), and swap under the exclusive gate.
 
 use std::{
-    collections::HashMap,
     fs::File,
     path::{Path, PathBuf},
-    sync::{Arc, LazyLock, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak},
+    sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
     time::{Duration, SystemTime},
 };
 
@@ -35,6 +34,7 @@ use crate::{
     entry::Dbs,
     gate::{ExclusiveGuard, Gate},
     growth,
+    registry::Registry,
     touch::{self, Touch, Touches},
     value,
 };
@@ -85,9 +85,8 @@ impl From<Error> for Fail {
 /// A read transaction's view: the transaction plus the databases.
 pub(crate) type ReadFn<'f, R> = dyn FnMut(&RoTxn<'_>, &Dbs) -> Result<R, Fail> + 'f;
 
-/// Stores open in this process, by canonical directory: heed (like LMDB) allows one
-/// environment per file per process, so every `FsCache` on one directory shares it.
-static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Store>>>> = LazyLock::new(Default::default);
+/// Stores open in this process: one per directory (see [`crate::registry`]).
+static OPEN: Registry<Store> = Registry::new();
 
 /// The LMDB environment of one cache directory (`<cache-dir>/fanal`).
 pub(crate) struct Store {
@@ -125,12 +124,12 @@ impl Store {
     /// Returns the store of `dir` (an existing, canonical `fanal` directory), opening it
     /// if no other cache of this process has.
     pub(crate) fn open(dir: &Path, config: &FsConfig) -> Result<Arc<Store>> {
-        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(store) = open.get(dir).and_then(Weak::upgrade) {
-            return Ok(store);
-        }
-        open.retain(|_, w| w.strong_count() > 0);
-        let store = Arc::new(Store {
+        OPEN.get_or_open(dir, || Store::new(dir, config))
+    }
+
+    /// Opens the store of `dir`; only [`Store::open`] calls this, under the registry.
+    fn new(dir: &Path, config: &FsConfig) -> Result<Store> {
+        let store = Store {
             dir: dir.to_owned(),
             data_path: dir.join("data.mdb"),
             lock_path: dir.join("lock.mdb"),
@@ -140,14 +139,13 @@ impl Store {
             handle: RwLock::new(None),
             touches: Touches::default(),
             compacting: Mutex::new(()),
-        });
+        };
         {
             let _gate = store.gate.shared()?;
             let generation = store.gate.generation()?;
             let mut w = store.write_handle();
             store.reopen(&mut w, generation)?;
         }
-        open.insert(dir.to_owned(), Arc::downgrade(&store));
         Ok(store)
     }
 
@@ -181,9 +179,9 @@ impl Store {
         let env = loop {
             // SAFETY: LMDB requires that a file is opened at most once per process and
             // that nobody truncates or rewrites it behind LMDB's back. The first holds
-            // because every opener in this crate goes through the `OPEN` registry and
-            // closes the old environment before reopening (heed rejects duplicates as
-            // `EnvAlreadyOpened` too). The second holds because the only code that
+            // because every store is opened through the registry (`Store::open`), one per
+            // directory, and closes its old environment before reopening (heed rejects
+            // duplicates as `EnvAlreadyOpened` too). The second holds because the only code that
             // replaces `data.mdb` (`Store::swap`) renames a complete new file over it
             // under the exclusive gate, so an old mapping keeps its old, unchanged inode.
             #[allow(unsafe_code)]
