@@ -67,7 +67,7 @@ impl Store {
 
     /// Copies the current file while the caller holds the gate exclusive (so no process
     /// can write), under a read guard only, so this process's readers go on meanwhile.
-    fn copy_under_gate(&self) -> Result<Copy> {
+    fn copy_under_gate(&self) -> Result<CompactCopy> {
         for _ in 0..RETRIES {
             let current = self.current(true)?;
             let copied = self.copy(&current.handle().env);
@@ -148,7 +148,7 @@ impl Store {
 
     /// Writes a compacted copy of the environment to a new temp file in the same
     /// directory and makes it durable.
-    fn copy(&self, env: &Env<WithoutTls>) -> Result<Copy, Fail> {
+    fn copy(&self, env: &Env<WithoutTls>) -> Result<CompactCopy, Fail> {
         let (mut file, path) = self.new_copy_file()?;
         env.copy_to_file(&mut file, CompactionOption::Enabled)
             .map_err(|e| match e {
@@ -160,7 +160,7 @@ impl Store {
         file.sync_all()
             .map_err(|e| Error::io("cannot write the compaction file", &path, e))?;
         // On any error above, dropping `path` removes the partial copy.
-        Ok(Copy { file, path })
+        Ok(CompactCopy { file, path })
     }
 
     /// Replaces `data.mdb` with the compacted copy. The caller holds the gate exclusive
@@ -186,7 +186,12 @@ impl Store {
     /// process); while another process still has the old environment open, the first
     /// transactions on the new file may use the copy's empty first meta page, so the
     /// cache may lose its entries, but every read sees a consistent tree.
-    fn swap(&self, gate: &ExclusiveGuard<'_>, slot: &mut Option<Handle>, copy: Copy) -> Result<()> {
+    fn swap(
+        &self,
+        gate: &ExclusiveGuard<'_>,
+        slot: &mut Option<Handle>,
+        copy: CompactCopy,
+    ) -> Result<()> {
         if !same_file(&copy.file, &copy.path) {
             return Err(self.backend(format!(
                 "cannot compact the scan cache: the compaction file {} was removed or \
@@ -202,7 +207,7 @@ impl Store {
             self.reopen(slot, generation)?;
             return Err(Error::io("cannot replace", &self.data_path, e));
         }
-        let Copy { file, path } = copy;
+        let CompactCopy { file, path } = copy;
         // The name is gone (it is `data.mdb` now): nothing to remove on drop.
         if let Err(e) = path.keep() {
             tracing::debug!("{e}");
@@ -230,7 +235,7 @@ impl Store {
 /// A compacted copy of the data file beside it, exclusively locked by this process (so
 /// no cleaner removes it) until it is renamed over `data.mdb` or dropped (which removes
 /// it).
-struct Copy {
+struct CompactCopy {
     file: File,
     path: TempPath,
 }
