@@ -17,7 +17,7 @@ use heed::RoTxn;
 use crate::{
     config::FsConfig,
     entry::{self, Dbs},
-    store::{self, Fail, Store},
+    store::{Fail, Store},
     touch::TOUCH_FLUSH_AT,
     value::{self, Header, Schema},
 };
@@ -137,7 +137,7 @@ impl FsCache {
         self.blocking(move |s| {
             let mut removed = 0;
             for chunk in keys.chunks(WRITE_CHUNK) {
-                let (now_ms, _) = store::now();
+                let (now_ms, _) = value::now();
                 removed += s.write("cannot delete from the scan cache", &mut |txn, dbs| {
                     let mut n = 0;
                     for (kind, key) in chunk {
@@ -283,7 +283,7 @@ fn is_live_current(kind: EntryKind, stored: Option<&[u8]>, now_ms: u64) -> bool 
 
 /// Which of `keys` (artifact first, then blobs) are missing, in one read transaction.
 fn missing_flags(store: &Store, artifact: &str, blobs: &[&str]) -> Result<(bool, Vec<bool>)> {
-    let (now_ms, _) = store::now();
+    let (now_ms, _) = value::now();
     store.read("cannot read the scan cache", &mut |txn, dbs| {
         let artifact_missing = !is_live_current(
             EntryKind::Artifact,
@@ -342,7 +342,7 @@ impl Cache for FsCache {
     /// later, with a write).
     async fn read(&self, kind: EntryKind, ids: &[&Digest]) -> Result<Vec<Option<Vec<u8>>>> {
         let store = self.store()?;
-        let (now_ms, now_s) = store::now();
+        let (now_ms, now_s) = value::now();
         let found = store.read("cannot read the scan cache", &mut |txn, dbs| {
             ids.iter()
                 .map(|id| {
@@ -371,7 +371,7 @@ impl Cache for FsCache {
         let max = self.options.max_size;
         self.blocking(move |s| {
             for chunk in entries.chunks(WRITE_CHUNK) {
-                let (_, now_s) = store::now();
+                let (_, now_s) = value::now();
                 s.write("cannot write to the scan cache", &mut |txn, dbs| {
                     for e in chunk {
                         let header = Header {

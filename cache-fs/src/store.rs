@@ -21,7 +21,7 @@
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use cache_core::{EntryKind, Error, Result};
@@ -34,7 +34,6 @@ use crate::{
     growth,
     registry::Registry,
     touch::{self, Touch, Touches},
-    value,
 };
 
 mod compact;
@@ -465,12 +464,6 @@ impl Drop for Store {
     }
 }
 
-/// The current time as unix milliseconds and unix seconds.
-pub(crate) fn now() -> (u64, u32) {
-    let now = SystemTime::now();
-    (value::unix_ms(now), value::unix_s32(now))
-}
-
 /// LMDB reports a write that ran out of space as `EIO` (a short write) or `ENOSPC`. When
 /// the file system is indeed (nearly) full, say so instead of "Input/output error".
 fn explain_full_disk(path: &Path, source: std::io::Error) -> std::io::Error {
@@ -497,7 +490,7 @@ pub(crate) mod test_support {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::value::Header;
+    use crate::value::{Header, Schema};
 
     /// The store of a temporary directory.
     pub(crate) fn open(tmp: &tempfile::TempDir) -> Arc<Store> {
@@ -510,7 +503,7 @@ pub(crate) mod test_support {
         Header {
             expires_ms: 0,
             accessed_s,
-            schema: value::Schema::Version(2),
+            schema: Schema::Version(2),
         }
     }
 }
@@ -520,7 +513,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::{test_support::*, *};
-    use crate::entry::put_entry;
+    use crate::{entry::put_entry, value};
 
     fn stamp_of(store: &Store, key: &[u8]) -> u32 {
         store
