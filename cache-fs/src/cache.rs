@@ -1,4 +1,5 @@
-//! [`FsCache`]: the `Cache` trait on top of the shared LMDB [`Store`].
+//! [`FsCache`]: the `Cache` trait implemented as a thin adapter over the shared LMDB
+//! [`Store`] and the entry operations of [`crate::entry`].
 
 use std::{
     path::{Path, PathBuf},
@@ -110,14 +111,12 @@ impl FsCache {
             })?
     }
 
-    /// Records a read for LRU eviction without writing: the stamp is written with this
-    /// process's next write, or in a batch of its own once enough piled up.
+    /// Records a read for LRU eviction without writing (see [`crate::touch`]), starting
+    /// the background flush when enough stamps piled up and none is queued.
     fn touched(&self, store: &Arc<Store>, kind: EntryKind, id: &Digest, stamp: u32, now: u32) {
         if now.saturating_sub(stamp) < self.granularity_s {
             return;
         }
-        // One background flush at a time: reads that pile up more stamps meanwhile leave
-        // them to the flush already queued (or to the next write).
         if store.record_touch(kind, id.as_str(), now) >= TOUCH_FLUSH_AT
             && store.claim_background_flush()
         {
@@ -338,8 +337,8 @@ impl Cache for FsCache {
         })
     }
 
-    /// One read transaction; each hit's access is recorded for LRU eviction (written
-    /// later, with a write).
+    /// One read transaction; each hit's access is recorded for LRU eviction
+    /// (`FsCache::touched`).
     async fn read(&self, kind: EntryKind, ids: &[&Digest]) -> Result<Vec<Option<Vec<u8>>>> {
         let store = self.store()?;
         let (now_ms, now_s) = value::now();
@@ -364,7 +363,7 @@ impl Cache for FsCache {
             .collect())
     }
 
-    /// In write transactions of up to [`WRITE_CHUNK`] entries; with a size bound, each
+    /// In write transactions of up to `WRITE_CHUNK` entries; with a size bound, each
     /// evicts least recently used entries, never the ones it wrote.
     async fn write(&self, entries: &[RawEntry]) -> Result<()> {
         let entries: Vec<RawEntry> = entries.to_vec();

@@ -1,22 +1,21 @@
-//! [`Store`]: one LMDB environment shared by every [`crate::FsCache`] of a process on one
-//! cache directory, with map growth, stale-reader cleanup, batched access stamps and
-//! compaction.
+//! [`Store`]: the LMDB environment of one cache directory, shared by every
+//! [`crate::FsCache`] of a process on it, and the read and write transactions that run
+//! on it, with their retries and errors.
 //!
 //! # Concurrency
 //!
-//! - Within a process, every transaction runs under a read guard of `handle`; resizing
-//!   the map (LMDB requires that no transaction of the process is active) and reopening
-//!   the environment take the write guard.
+//! - Within a process, every transaction runs under a read guard of `handle`; growing the
+//!   map ([`crate::growth`]) and reopening the environment take the write guard.
 //! - Across processes, LMDB itself serialises writers (one robust mutex in `lock.mdb`,
 //!   held from the start of a write transaction to its commit) and never blocks readers.
-//! - The [`Gate`] keeps compaction from swapping `data.mdb` under a writer. Readers enter
-//!   it only to reopen after the file was replaced, never for a read transaction: a
-//!   reader that still maps the replaced file reads a consistent snapshot of the moment
-//!   of the swap (nothing writes to the replaced file again), and the next operation
-//!   notices the new generation and reopens.
-//! - Compactions of one process run one at a time (`compacting`); those of different
-//!   processes each write their own temp file, locked by its writer (see
-//!   [`Store::remove_stale_temp_files`]), and swap under the exclusive gate.
+//! - A write transaction runs inside the swap gate ([`Gate`], shared), so that no
+//!   compaction replaces `data.mdb` under it. Readers enter the gate only to reopen after
+//!   the file was replaced ([`Store::current`]), never for a read transaction.
+//!
+//! The mechanisms around the transactions each have their own module: one store per
+//! directory ([`crate::registry`]), map growth ([`crate::growth`]), access stamps written
+//! with the next write ([`crate::touch`]), and compaction, which replaces the file
+//! ([`compact`]).
 
 use std::{
     path::{Path, PathBuf},
@@ -36,7 +35,7 @@ use crate::{
     touch::{self, Touch, Touches},
 };
 
-mod compact;
+pub(crate) mod compact;
 
 /// Reader slots in `lock.mdb`. With `MDB_NOTLS` a slot is held only for the length of a
 /// read transaction, so this bounds concurrent readers, not processes.
@@ -93,7 +92,7 @@ pub(crate) struct Store {
     handle: RwLock<Option<Handle>>,
     /// Access stamps waiting to be written with the next write.
     touches: Touches,
-    /// Held for the whole of a compaction: one at a time per process.
+    /// Held for the whole of a compaction: one at a time per process (see [`compact`]).
     compacting: Mutex<()>,
 }
 
@@ -273,6 +272,11 @@ impl Store {
 
     /// A read guard on a handle whose generation is current, reopening if the data file
     /// was replaced (or the environment could not be opened before).
+    ///
+    /// Every transaction starts here, so each notices a new generation of the gate (one
+    /// `fstat`) and reopens before it runs. A transaction begun before the file was
+    /// replaced goes on with the old file, which nothing writes to again: it reads a
+    /// consistent snapshot of the moment of the swap.
     fn current(&self, gate_held: bool) -> Result<Current<'_>> {
         for _ in 0..RETRIES {
             let generation = self.gate.generation()?;
@@ -330,9 +334,10 @@ impl Store {
         Err(self.backend(format!("{action}: the map kept being resized")))
     }
 
-    /// Runs `f` in one write transaction and commits it, growing the map and retrying
-    /// (with `f` called again from scratch) when it is full. Pending access stamps of
-    /// this process are written in the same transaction.
+    /// Runs `f` in one write transaction inside the gate and commits it, growing the map
+    /// and retrying (with `f` called again from scratch) when it is full
+    /// ([`crate::growth`]). Pending access stamps of this process are written in the same
+    /// transaction ([`crate::touch`]).
     pub(crate) fn write<R>(
         &self,
         action: &'static str,

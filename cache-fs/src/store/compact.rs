@@ -1,4 +1,29 @@
-//! Compaction and swap: gc and clear write a compacted copy of `data.mdb` and rename it over the file.
+//! Compaction and swap: how `gc` and `clear` give disk space back.
+//!
+//! LMDB never shrinks its file: deleted entries only leave free pages for later writes.
+//! Once `gc` or `clear` deleted entries (in write transactions of their own, which every
+//! process sees at once), [`Store::compact`] writes a compacted copy of the environment
+//! to a new file beside `data.mdb` and renames it over `data.mdb`:
+//!
+//! 1. The copy is made while every process goes on reading and writing.
+//! 2. The swap takes the swap gate exclusive ([`crate::gate`]: no process is inside a
+//!    write) and this process's handle write guard (no transaction of this process is
+//!    active), and goes ahead only if the file is still of the generation copied and no
+//!    transaction committed since the copy started. Otherwise the copy is dropped and
+//!    made again.
+//! 3. When writers kept changing the file during two copies in a row, the third copy is
+//!    made while holding the gate exclusive: writers of every process wait for it,
+//!    readers (this process's included) go on.
+//! 4. The swap starts a new generation of the gate before it renames the copy
+//!    ([`Store::swap`] gives the order of its steps and what a crash at each leaves).
+//!    Every process notices the new generation before its next transaction and reopens
+//!    (`Store::current`); one still mapping the old file meanwhile reads a consistent
+//!    snapshot, and the old file's space returns when its last user moves on.
+//!
+//! Compactions of one process run one at a time (`Store::compacting`): two would only
+//! race each other for the swap and waste copies. Each compaction, of any process, writes
+//! its own uniquely named copy and locks it for as long as it exists, so a copy left by
+//! a writer that died can be told apart and removed ([`Store::remove_stale_temp_files`]).
 
 use std::{fs::File, path::Path};
 
@@ -18,16 +43,10 @@ const TEMP_SUFFIX: &str = ".tmp";
 
 impl Store {
     /// Rewrites the data file without free pages, so that deleted entries give their disk
-    /// space back, and swaps it in for every process.
-    ///
-    /// The copy is made while everyone goes on reading and writing; the swap itself
-    /// happens under the exclusive gate and only if no transaction committed since the
-    /// copy started. After a few lost races the copy is made while holding the gate
-    /// exclusive (writers of every process wait; readers, including this process's, go
-    /// on), and this process's handle is locked only for the swap.
+    /// space back, and swaps it in for every process (the steps are in the
+    /// [module documentation](self)).
     pub(crate) fn compact(&self) -> Result<()> {
-        // Compactions of this process (gc and clear, or two handles) would only race
-        // each other for the swap and waste copies; one at a time.
+        // One at a time in this process (gc and clear, or two handles).
         let _one = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
         self.remove_stale_temp_files();
         for _ in 0..2 {
