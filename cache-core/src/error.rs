@@ -86,6 +86,8 @@ pub enum Setting {
     TlsCert,
     /// The client private key file of mutual TLS.
     TlsKey,
+    /// The name Redis Sentinel knows a master by.
+    MasterName,
     /// An entry kind (`artifact` or `blob`).
     EntryKind,
     /// An input of `calc_key`.
@@ -101,6 +103,7 @@ impl std::fmt::Display for Setting {
             Setting::TlsCa => "TLS CA file",
             Setting::TlsCert => "TLS client certificate",
             Setting::TlsKey => "TLS client key",
+            Setting::MasterName => "Redis master name",
             Setting::EntryKind => "entry kind",
             Setting::KeyInput => "calc_key input",
         })

@@ -38,6 +38,7 @@ mod error;
 mod key;
 mod model;
 pub mod rules;
+mod topology;
 
 pub use cache::{
     Cache, EntryMeta, GcReport, Missing, RawEntry, Stats, Visitor, Walk, Walked, kind_matches,
@@ -53,3 +54,4 @@ pub use model::{
     ArtifactInfo, BlobInfo, Document, Extra, Os, Package, PackageInfo, Repository,
     schema_version_of,
 };
+pub use topology::{ClusterSpec, RedisTopology, SENTINEL_PORT, SentinelSpec};
