@@ -42,9 +42,12 @@
 #![deny(missing_docs)]
 
 mod cache;
+mod cluster;
 mod config;
-mod pool;
+mod node;
+mod sentinel;
 mod tls;
+mod topology;
 
 pub use crate::cache::RedisCache;
 pub use crate::config::RedisConfig;
