@@ -6,7 +6,10 @@
 //! - [`Delegate`]: a cache that forwards to a real backend except where a test replaces a
 //!   call (a cache that fails, or forgets what it stored).
 //! - [`redis`]: throwaway `redis-server` processes (plain, TLS, mutual TLS, passwords,
-//!   ACL users) on free loopback ports, killed on drop.
+//!   ACL users) on free loopback ports, killed on drop; Redis Clusters and Sentinel
+//!   setups made of them.
+//! - [`proxy`]: a TCP proxy that delays every packet, to count a client's round trips
+//!   by the clock.
 //! - [`trivy`]: the reference scanner's real binary — finding it, an empty vulnerability
 //!   database, throwaway `trivy server` processes.
 //! - [`bench`]: the figure format of `cargo xtask bench` and timing helpers for the
@@ -25,6 +28,7 @@
 pub mod bench;
 pub mod conformance;
 mod delegate;
+pub mod proxy;
 pub mod redis;
 pub mod trivy;
 
