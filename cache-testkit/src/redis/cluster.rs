@@ -155,6 +155,20 @@ impl RedisCluster {
         self.nodes[index].cli(&["CLUSTER", "MYID"])
     }
 
+    /// Runs `redis-cli -c <args>` (cluster mode: it follows redirections) against a
+    /// running master and returns its standard output, trimmed: how another client
+    /// reads the cluster.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let node = self
+            .master_indices()
+            .first()
+            .copied()
+            .expect("a running master");
+        let mut all = vec!["-c"];
+        all.extend_from_slice(args);
+        self.nodes[node].cli(&all)
+    }
+
     /// Runs `redis-cli --cluster <args>` (with the test PKI over TLS).
     pub fn cluster_cli(&self, args: &[&str]) -> std::process::Output {
         let mut cmd = Command::new("redis-cli");
@@ -210,12 +224,35 @@ impl RedisCluster {
         }
     }
 
-    /// Waits until a replica has taken over every slot (the state is `ok` again) after a
-    /// master was killed; returns how long that took.
-    pub fn wait_for_failover(&self, limit: Duration) -> Duration {
-        let start = Instant::now();
-        self.wait_until_ok(limit);
-        start.elapsed()
+    /// Waits until every replica has received everything its master has (the replica's
+    /// offset in the master's `INFO replication` equals the master's own), so that a
+    /// failover loses nothing written before; panics after `limit`.
+    pub fn wait_for_replication(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        for i in self.master_indices() {
+            loop {
+                let info = self.nodes[i].info("replication");
+                let get = |k: &str| info.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone());
+                let offset = get("master_repl_offset").unwrap_or_default();
+                let replicas: usize = get("connected_slaves")
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                let synced = (0..replicas).all(|r| {
+                    get(&format!("slave{r}")).is_some_and(|v| {
+                        v.split(',').any(|f| f == format!("offset={offset}"))
+                            && v.contains("state=online")
+                    })
+                });
+                if synced {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "replicas of node {i} lag: {info:?}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
 }
 
