@@ -17,7 +17,7 @@ use redis::{Cmd, Value};
 
 use crate::{
     config::{Layout, LayoutKind, RedisConfig},
-    node::{Node, Settings},
+    node::{CHECK_AFTER_IDLE, Node, Settings},
     tls,
     topology::Topology,
 };
@@ -78,6 +78,7 @@ impl RedisCache {
             pool_size: config.pool_size,
             connect_timeout: config.connect_timeout,
             command_timeout: config.command_timeout,
+            check_after_idle: CHECK_AFTER_IDLE,
             certificates,
             backend: location.clone(),
             redactor: layout.redactor.clone(),

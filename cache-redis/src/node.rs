@@ -63,6 +63,9 @@ pub(crate) struct Settings {
     pub(crate) connect_timeout: Duration,
     /// Longest time to wait for one answer.
     pub(crate) command_timeout: Duration,
+    /// A pooled connection idle this long is checked before reuse ([`CHECK_AFTER_IDLE`];
+    /// tests shorten it).
+    pub(crate) check_after_idle: Duration,
     /// The TLS files, when any TLS is used.
     pub(crate) certificates: Option<TlsCertificates>,
     /// The cache's location (every password masked), which errors name.
@@ -123,6 +126,8 @@ struct Connector {
     stash: Mutex<Vec<Conn>>,
     /// Connections made in an earlier generation are retired when next checked out.
     generation: Arc<AtomicU64>,
+    /// See [`Settings::check_after_idle`].
+    check_after_idle: Duration,
 }
 
 /// What the handshake pipeline sends.
@@ -168,7 +173,7 @@ impl managed::Manager for Connector {
         if conn.timed_out.load(Ordering::Acquire) {
             return Err(RecycleError::message("retired after a command timed out"));
         }
-        if metrics.last_used() >= CHECK_AFTER_IDLE {
+        if metrics.last_used() >= self.check_after_idle {
             let answer = conn
                 .conn
                 .req_packed_command(&self.handshake.check_cmd())
@@ -382,6 +387,7 @@ impl Node {
             handshake,
             stash: Mutex::new(Vec::new()),
             generation: Arc::clone(&generation),
+            check_after_idle: settings.check_after_idle,
         };
         let pool = managed::Pool::builder(connector)
             .max_size(settings.pool_size.max(1))
@@ -664,4 +670,60 @@ impl Report {
 /// True for errors after which a connection must not be used again.
 fn is_broken(e: &RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
+}
+
+#[cfg(test)]
+mod tests {
+    use cache_testkit::redis::{self as support, RedisServer, ServerOptions};
+
+    use super::*;
+    use crate::config::parse_url;
+
+    fn settings() -> Settings {
+        Settings {
+            pool_size: 4,
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(2),
+            // Every reuse is a reuse after sitting idle.
+            check_after_idle: Duration::ZERO,
+            certificates: None,
+            backend: "test".into(),
+            redactor: Redactor::default(),
+        }
+    }
+
+    fn node(server: &RedisServer, check: Check) -> Node {
+        let options = NodeOptions {
+            check,
+            force_tls: false,
+            label: None,
+        };
+        Node::new(&parse_url(&server.url(0)).unwrap(), &settings(), options).unwrap()
+    }
+
+    /// A master demoted while connections to it stay open: a `ROLE` check refuses to
+    /// reuse them (and to open new ones), where a `PING` check would go on reading from
+    /// a replica.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_demoted_master_fails_the_role_check_on_reuse() {
+        if !support::require_redis() {
+            return;
+        }
+        let server = RedisServer::start(ServerOptions::default());
+        let master = node(&server, Check::Master);
+        let answers = node(&server, Check::Answers);
+        for n in [&master, &answers] {
+            n.open(&[]).await.unwrap();
+            let set = redis::cmd("SET").arg("k").arg("v").clone();
+            assert_eq!(n.run("SET", vec![set]).await.unwrap(), vec![Value::Okay]);
+        }
+        let nowhere = support::free_port().to_string();
+        assert_eq!(server.cli(&["REPLICAOF", "127.0.0.1", &nowhere]), "OK");
+        let get = || vec![redis::cmd("GET").arg("k").clone()];
+        let err = master.run("GET", get()).await.unwrap_err();
+        assert!(err.to_string().contains(NOT_A_MASTER), "{err}");
+        assert!(err.is_unavailable(), "{err}");
+        let read = answers.run("GET", get()).await.unwrap();
+        assert_eq!(read, vec![Value::BulkString(b"v".to_vec())]);
+    }
 }

@@ -2,16 +2,25 @@
 //!
 //! The master is found by asking the sentinels in the order given (`SENTINEL
 //! get-master-addr-by-name`, sent in the handshake's pipeline: one round trip), the first
-//! that names it wins. The master's connections check `ROLE` in their handshake and when
-//! reused after sitting idle, so a connection never stays on a master that a failover
-//! demoted. A batch that meets a failover — a `READONLY` answer (the master became a
-//! replica), a dropped connection, a failed `ROLE` check — asks the sentinels again and is
-//! sent once more to the master they name then; while they still name the old one (a
-//! killed master is noticed after the sentinels' `down-after-milliseconds`), the batch
-//! fails, naming the master and the sentinel. No connection is kept to the sentinels.
+//! that names it wins. Three things move the cache to a new master:
+//!
+//! - a batch that meets a failover — a `READONLY` answer (the master became a replica), a
+//!   dropped connection, a failed `ROLE` check — asks the sentinels again and is sent once
+//!   more to the master they name then; while they still name the old one (a killed
+//!   master is noticed after the sentinels' `down-after-milliseconds`), the batch fails,
+//!   naming the master and the sentinel;
+//! - a watcher task asks a sentinel every [`WATCH_EVERY`] (one command on a kept
+//!   connection) and switches as soon as it names another master: after a failover the
+//!   old master may accept writes for a while before the sentinels demote it, and those
+//!   writes would be lost when it resyncs from the new one;
+//! - the master's connections check `ROLE` in their handshake and when reused after
+//!   sitting idle, so none stays on a master that a failover demoted.
 
 use std::{
-    sync::{Arc, RwLock},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -31,9 +40,19 @@ const ROLE_RETRIES: u32 = 3;
 /// The wait between those attempts.
 const ROLE_RETRY_WAIT: Duration = Duration::from_millis(250);
 
-/// A master found through sentinels.
+/// How often the watcher asks a sentinel which master is current.
+pub(crate) const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// A master found through sentinels; the watcher stops when this is dropped or closed.
 pub(crate) struct Sentinel {
-    sentinels: Vec<Target>,
+    inner: Arc<Inner>,
+    watcher: tokio::task::JoinHandle<()>,
+}
+
+/// The state the watcher shares.
+struct Inner {
+    /// Each sentinel, its connection pool, and whether it has been connected yet.
+    sentinels: Vec<(Target, Node, AtomicBool)>,
     master_name: String,
     template: NodeTemplate,
     tls: bool,
@@ -45,7 +64,7 @@ pub(crate) struct Sentinel {
 }
 
 impl Sentinel {
-    /// Asks the sentinels for the master and connects to it.
+    /// Asks the sentinels for the master, connects to it, and starts the watcher.
     pub(crate) async fn connect(
         sentinels: Vec<Target>,
         master_name: String,
@@ -53,37 +72,51 @@ impl Sentinel {
         tls: bool,
         settings: Arc<Settings>,
     ) -> Result<Sentinel> {
-        let sentinel = Sentinel {
+        let mut nodes = Vec::with_capacity(sentinels.len());
+        for target in sentinels {
+            let node = Node::new(
+                &target,
+                &settings,
+                NodeOptions {
+                    check: Check::Answers,
+                    force_tls: false,
+                    label: Some(format!("sentinel {}", target.addr())),
+                },
+            )?;
+            nodes.push((target, node, AtomicBool::new(false)));
+        }
+        let inner = Arc::new(Inner {
             report: Report::for_backend(&settings),
-            sentinels,
+            sentinels: nodes,
             master_name,
             template,
             tls,
             settings,
             current: RwLock::new(None),
             resolving: tokio::sync::Mutex::new(()),
-        };
-        sentinel.resolve(None).await?;
-        Ok(sentinel)
+        });
+        inner.resolve(None).await?;
+        let watcher = tokio::spawn(watch(Arc::clone(&inner)));
+        Ok(Sentinel { inner, watcher })
     }
 
     /// How errors that concern no one node are reported.
     pub(crate) fn report(&self) -> &Report {
-        &self.report
+        &self.inner.report
     }
 
     /// The current master, asked for when there is none.
     pub(crate) async fn master(&self) -> Result<Arc<Node>> {
-        let current = self.current.read().expect("master lock").clone();
-        match current {
-            Some(node) => Ok(node),
-            None => self.resolve(None).await,
-        }
+        self.inner.master().await
     }
 
-    /// Closes the master's connections.
+    /// Stops the watcher and closes every connection.
     pub(crate) fn close(&self) {
-        if let Some(node) = self.current.read().expect("master lock").as_ref() {
+        self.watcher.abort();
+        if let Some(node) = self.inner.current.read().expect("master lock").as_ref() {
+            node.close();
+        }
+        for (_, node, _) in &self.inner.sentinels {
             node.close();
         }
     }
@@ -91,6 +124,53 @@ impl Sentinel {
     /// Runs commands on the master as one pipeline; after a failover, once more on the
     /// new master.
     pub(crate) async fn run(&self, what: &str, cmds: Vec<Cmd>) -> Result<Vec<Value>> {
+        self.inner.run(what, cmds).await
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        self.watcher.abort();
+    }
+}
+
+/// Every [`WATCH_EVERY`], asks a sentinel for the master, and moves to it when it is not
+/// the current one. Failures are left to the next round (and to the batches).
+async fn watch(inner: Arc<Inner>) {
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let Ok((host, port, _)) = inner.ask().await else {
+            continue;
+        };
+        let current = inner.current.read().expect("master lock").clone();
+        let Some(current) = current else { continue };
+        let named = match inner.template.target(&host, port) {
+            Ok(target) => target.addr(),
+            Err(_) => continue,
+        };
+        if named != current.addr {
+            tracing::info!(
+                backend = %inner.settings.backend,
+                from = %current.addr,
+                to = %named,
+                "the sentinels name a new master"
+            );
+            let _ = inner.resolve(Some(&current)).await;
+        }
+    }
+}
+
+impl Inner {
+    /// The current master, asked for when there is none.
+    async fn master(&self) -> Result<Arc<Node>> {
+        let current = self.current.read().expect("master lock").clone();
+        match current {
+            Some(node) => Ok(node),
+            None => self.resolve(None).await,
+        }
+    }
+
+    async fn run(&self, what: &str, cmds: Vec<Cmd>) -> Result<Vec<Value>> {
         let master = self.master().await?;
         let first = master.run(what, cmds.clone()).await;
         let stale = match &first {
@@ -152,24 +232,23 @@ impl Sentinel {
     }
 
     /// The master's address from the first sentinel that names it, and that sentinel.
+    /// A sentinel's first question rides on its connection's handshake; later ones use
+    /// the kept connection.
     async fn ask(&self) -> Result<(String, u16, String)> {
         let mut failures = Vec::new();
-        for sentinel in &self.sentinels {
-            let node = Node::new(
-                sentinel,
-                &self.settings,
-                NodeOptions {
-                    check: Check::Answers,
-                    force_tls: false,
-                    label: Some(format!("sentinel {}", sentinel.addr())),
-                },
-            )?;
+        for (target, node, opened) in &self.sentinels {
             let question = redis::cmd("SENTINEL")
                 .arg("get-master-addr-by-name")
                 .arg(&self.master_name)
                 .clone();
-            let answer = node.open(&[question]).await;
-            node.close();
+            let answer = if opened.load(Ordering::Acquire) {
+                node.run("SENTINEL get-master-addr-by-name", vec![question])
+                    .await
+            } else {
+                let answer = node.open(&[question]).await;
+                opened.store(answer.is_ok(), Ordering::Release);
+                answer
+            };
             let answer = match answer {
                 Ok(mut answers) => answers.pop().unwrap_or(Value::Nil),
                 Err(e) => {
@@ -178,7 +257,7 @@ impl Sentinel {
                 }
             };
             match master_addr(&answer) {
-                Some((host, port)) => return Ok((host, port, sentinel.addr())),
+                Some((host, port)) => return Ok((host, port, target.addr())),
                 None => failures.push(node.report().unavailable(match &answer {
                     Value::Nil => format!("knows no master named {:?}", self.master_name),
                     Value::ServerError(e) => format!(

@@ -31,7 +31,7 @@ pub(crate) enum Topology {
     /// One server.
     Single(Arc<Node>),
     /// A Redis Cluster.
-    Cluster(Cluster),
+    Cluster(Box<Cluster>),
     /// A master found through Redis Sentinel.
     Sentinel(Sentinel),
 }
@@ -80,9 +80,9 @@ impl Topology {
                 node.open(&[]).await?;
                 Ok(Topology::Single(Arc::new(node)))
             }
-            LayoutKind::Cluster { seeds, nodes } => Ok(Topology::Cluster(
+            LayoutKind::Cluster { seeds, nodes } => Ok(Topology::Cluster(Box::new(
                 Cluster::connect(seeds, nodes, tls, settings).await?,
-            )),
+            ))),
             LayoutKind::Sentinel {
                 sentinels,
                 master_name,
