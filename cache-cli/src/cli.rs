@@ -30,9 +30,14 @@ pub struct GlobalOpts {
     #[arg(long, global = true, env = "SCANCACHE_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
-    /// Scan cache backend: fs, memory, redis://[user:pass@]host[:port][/db] or rediss://….
+    /// Scan cache backend: fs, memory, redis://[user:pass@]host[:port][/db] or rediss://…
+    /// (one server), redis://h1:7000,redis://h2:7001,… (Redis Cluster: any reachable nodes;
+    /// database 0 only), or redis+sentinel://[user:pass@]s1:26379,s2:26379/MASTER[/db]
+    /// (Redis Sentinel; rediss+sentinel:// for TLS to the sentinels).
     ///
-    /// Example: --cache-backend redis://:secret@cache.internal:6379/0
+    /// Examples: --cache-backend redis://:secret@cache.internal:6379/0,
+    /// --cache-backend redis://:secret@r1:7000,redis://r2:7000,redis://r3:7000,
+    /// --cache-backend redis+sentinel://:secret@s1:26379,s2:26379/cache/0
     #[arg(
         long,
         global = true,
@@ -91,6 +96,31 @@ pub struct GlobalOpts {
     /// Example: --redis-key /etc/ssl/scanner-key.pem
     #[arg(long, global = true, env = "SCANCACHE_REDIS_KEY", value_name = "FILE")]
     pub redis_key: Option<PathBuf>,
+
+    /// Name of the master to ask Redis Sentinel for: makes the --cache-backend URLs
+    /// sentinels (a name in a redis+sentinel:// URL must agree).
+    ///
+    /// Example: --cache-backend redis://s1:26379,redis://s2:26379 --redis-master-name cache
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_REDIS_MASTER_NAME",
+        value_name = "NAME"
+    )]
+    pub redis_master_name: Option<String>,
+
+    /// Password of the Redis sentinels, where it differs from the data nodes' (which the
+    /// URL gives).
+    ///
+    /// Example: SCANCACHE_REDIS_SENTINEL_PASSWORD=s3cret scancache cache stats
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_REDIS_SENTINEL_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_sentinel_password: Option<String>,
 
     /// Print only errors.
     ///
