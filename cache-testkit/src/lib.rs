@@ -7,8 +7,8 @@
 //!   call (a cache that fails, or forgets what it stored).
 //! - [`redis`]: throwaway `redis-server` processes (plain, TLS, mutual TLS, passwords,
 //!   ACL users) on free loopback ports, killed on drop.
-//! - [`bench`]: the figure format of `cargo xtask bench` and timing helpers for the
-//!   benchmark programs.
+//! - [`bench`](mod@bench): the figure format of `cargo xtask bench` and timing helpers
+//!   for the benchmark programs.
 //!
 //! ```
 //! use cache_testkit::conformance::{blob_id, sample_blob};
