@@ -106,6 +106,38 @@ async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
 }
 
 /// The error and its causes on one line: `what failed: why: deeper why`.
+///
+/// A cause whose text its parent's message already ends with is left out: library errors
+/// that quote their source in their own message (`cannot read … : No such file or
+/// directory`) and also return it as their source would otherwise say it twice.
 fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if parts.last().is_some_and(|last| last.ends_with(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(cache_core::Error::io("cannot read", "/x/ca.pem", io))
+            .context("cannot open the cache");
+        assert_eq!(
+            one_line(&e),
+            "cannot open the cache: cannot read /x/ca.pem: no such file"
+        );
+        let e = anyhow::anyhow!("deeper\nwhy")
+            .context("why")
+            .context("what failed");
+        assert_eq!(one_line(&e), "what failed: why: deeper why");
+    }
 }
