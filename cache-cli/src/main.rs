@@ -106,26 +106,16 @@ async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
 }
 
 /// The error and its causes on one line: `what failed: why: deeper why`.
-///
-/// A cause whose text its parent's message already ends with is left out: library errors
-/// that quote their source in their own message (`cannot read … : No such file or
-/// directory`) and also return it as their source would otherwise say it twice.
 fn one_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if parts.last().is_some_and(|last| last.ends_with(&text)) {
-            continue;
-        }
-        parts.push(text);
-    }
-    parts.join(": ").replace('\n', " ")
+    format!("{e:#}").replace('\n', " ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Library errors that quote their cause do not also return it as their source, so
+    /// the chain names it once.
     #[test]
     fn causes_are_not_repeated() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
