@@ -10,6 +10,7 @@ use std::{
 };
 
 use crate::{
+    codec::{self, Capped, Decoder, Format, read_capped},
     error::{Result, ScanError},
     tarfmt::{self, Kind, Seeking, Streaming, TarError, TarReader},
 };
@@ -23,13 +24,6 @@ const KEEP_SMALL: u64 = 256 << 10;
 const KEEP_BUDGET: u64 = 16 << 20;
 /// Links followed at most when resolving a name inside an archive.
 const MAX_LINKS: usize = 8;
-
-/// How a whole archive is compressed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum WholeCodec {
-    Gzip,
-    Zstd,
-}
 
 /// A file's place inside a tar archive.
 #[derive(Clone, Copy, Debug)]
@@ -110,7 +104,8 @@ pub(crate) enum Container {
     /// A gzip- or zstd-compressed tar: no seeking, every read is a pass over the stream.
     Stream {
         path: PathBuf,
-        codec: WholeCodec,
+        /// [`Format::Gzip`] or [`Format::Zstd`].
+        codec: Format,
         index: Index,
         /// Small metadata-like entries kept from the indexing pass, by ordinal.
         kept: HashMap<u64, Vec<u8>>,
@@ -138,8 +133,9 @@ impl Container {
             return Ok(Container::Dir { root: path.into() });
         }
         let mut file = File::open(path).map_err(|e| ScanError::io("open", path, e))?;
-        let mut magic = [0u8; 6];
-        let got = read_prefix(&mut file, &mut magic).map_err(|e| ScanError::io("read", path, e))?;
+        let mut magic = [0u8; codec::MAGIC_LEN];
+        let got = codec::read_prefix(&mut file, &mut magic)
+            .map_err(|e| ScanError::io("read", path, e))?;
         let magic = magic.get(..got).unwrap_or_default();
         if magic.is_empty() {
             return Err(ScanError::NotAnArchive {
@@ -147,11 +143,10 @@ impl Container {
                 reason: "the file is empty".into(),
             });
         }
-        let codec = match crate::layer::Format::sniff(magic) {
-            crate::layer::Format::Plain => None,
-            crate::layer::Format::Gzip => Some(WholeCodec::Gzip),
-            crate::layer::Format::Zstd => Some(WholeCodec::Zstd),
-            crate::layer::Format::Unsupported(name) => {
+        let codec = match Format::sniff(magic) {
+            Format::Plain => None,
+            codec @ (Format::Gzip | Format::Zstd) => Some(codec),
+            Format::Unsupported(name) => {
                 return Err(ScanError::NotAnArchive {
                     path: path.into(),
                     reason: format!("{name} compression is not supported"),
@@ -401,75 +396,16 @@ fn is_metadata_like(name: &str) -> bool {
         || name.starts_with("blobs/")
 }
 
-/// Reads `reader` to its end, at most `max` bytes; more is an error of kind
-/// [`io::ErrorKind::FileTooLarge`] (nothing past `max + 1` bytes is read).
-fn read_capped(reader: impl Read, max: u64) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    reader.take(max.saturating_add(1)).read_to_end(&mut buf)?;
-    if buf.len() as u64 > max {
-        return Err(io::Error::new(
-            io::ErrorKind::FileTooLarge,
-            format!("larger than {max} bytes"),
-        ));
-    }
-    Ok(buf)
-}
-
-/// The error a pass over a compressed archive ends with when it would decompress more
-/// than its limit.
-#[derive(Debug)]
-struct ArchiveTooLarge(u64);
-
-impl std::fmt::Display for ArchiveTooLarge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "decompresses to more than {} bytes", self.0)
-    }
-}
-
-impl std::error::Error for ArchiveTooLarge {}
-
-/// The decompression limit `e` reports having hit, if that is what it is.
-pub(crate) fn too_large_limit(e: &io::Error) -> Option<u64> {
-    e.get_ref()
-        .and_then(|inner| inner.downcast_ref::<ArchiveTooLarge>())
-        .map(|t| t.0)
-}
-
-/// Decompressed bytes, counted against a limit.
-struct Capped<R> {
-    inner: R,
-    read: u64,
+/// The decompressed stream of a compressed-as-a-whole archive, capped at `limit` bytes.
+fn decoder(
+    file: File,
+    codec: Format,
+    path: &Path,
     limit: u64,
-}
-
-impl<R: Read> Read for Capped<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read = self.read.saturating_add(n as u64);
-        if self.read > self.limit {
-            return Err(io::Error::other(ArchiveTooLarge(self.limit)));
-        }
-        Ok(n)
-    }
-}
-
-fn decoder(file: File, codec: WholeCodec, path: &Path, limit: u64) -> Result<Box<dyn Read + Send>> {
+) -> Result<Capped<Decoder<BufReader<File>>>> {
     let buffered = BufReader::with_capacity(128 << 10, file);
-    let inner: Box<dyn Read + Send> = match codec {
-        WholeCodec::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        WholeCodec::Zstd => {
-            let mut d = zstd::stream::read::Decoder::with_buffer(buffered)
-                .map_err(|e| ScanError::io("read", path, e))?;
-            d.window_log_max(crate::layer::ZSTD_WINDOW_LOG_MAX)
-                .map_err(|e| ScanError::io("read", path, e))?;
-            Box::new(d)
-        }
-    };
-    Ok(Box::new(Capped {
-        inner,
-        read: 0,
-        limit,
-    }))
+    let decoder = Decoder::new(codec, buffered).map_err(|e| ScanError::io("read", path, e))?;
+    Ok(Capped::new(decoder, limit))
 }
 
 /// Walks every entry of an archive, mapping tar errors to scan errors about `path`.
@@ -504,7 +440,7 @@ where
 
 fn archive_error(path: &Path, e: TarError, first: bool) -> ScanError {
     if let TarError::Io(e) = &e
-        && let Some(limit) = too_large_limit(e)
+        && let Some(limit) = codec::exceeded(e)
     {
         return ScanError::ArchiveTooLarge {
             path: path.into(),
@@ -540,20 +476,6 @@ fn archive_error(path: &Path, e: TarError, first: bool) -> ScanError {
         }
         TarError::Io(e) => ScanError::io("read", path, e),
     }
-}
-
-/// Reads up to `buf.len()` bytes, fewer only at the end of the stream.
-pub(crate) fn read_prefix(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match reader.read(buf.get_mut(got..).unwrap_or_default()) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use sha2::{Digest as _, Sha256};
 use crate::{
     LayerWork, Progress,
     analyser::{Collector, MAX_SMALL_FILE, Target},
+    codec::{self, Capped, Decoder, Format},
     error::{Result, ScanError},
     image::LayerRef,
     tarfmt::{self, Kind, Streaming, TarError, TarReader},
@@ -28,62 +29,6 @@ use crate::{
 const READ_BUFFER: usize = 256 << 10;
 /// Buffer between the decompressor and the tar reader.
 const TAR_BUFFER: usize = 64 << 10;
-/// Largest zstd window accepted (2^27 = 128 MiB, zstd's own default decoder limit and
-/// the most `zstd` writes without `--long`), so a frame cannot demand more memory.
-pub(crate) const ZSTD_WINDOW_LOG_MAX: u32 = 27;
-/// Magic bytes read before the format is judged (the longest magic, xz's, is 6).
-const MAGIC_LEN: usize = 6;
-
-/// How a stream is compressed, judged by its first bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Format {
-    Plain,
-    Gzip,
-    Zstd,
-    Unsupported(&'static str),
-}
-
-impl Format {
-    /// Detects the format from magic bytes; anything unrecognised is taken as plain tar
-    /// (the tar reader then judges it).
-    pub(crate) fn sniff(magic: &[u8]) -> Format {
-        if magic.starts_with(&[0x1f, 0x8b]) {
-            Format::Gzip
-        } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Format::Zstd
-        } else if magic.starts_with(b"BZh") {
-            Format::Unsupported("bzip2")
-        } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-            Format::Unsupported("xz")
-        } else {
-            Format::Plain
-        }
-    }
-
-    /// The format a layer media type declares, if it declares one.
-    fn from_media_type(media_type: &str) -> Option<Format> {
-        let m = media_type.to_ascii_lowercase();
-        if m.ends_with("+gzip") || m.ends_with(".gzip") {
-            Some(Format::Gzip)
-        } else if m.ends_with("+zstd") || m.ends_with(".zstd") {
-            Some(Format::Zstd)
-        } else if m.ends_with(".tar") {
-            Some(Format::Plain)
-        } else {
-            None
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Format::Plain => "tar",
-            Format::Gzip => "gzip",
-            Format::Zstd => "zstd",
-            Format::Unsupported(name) => name,
-        }
-    }
-}
-
 /// One layer to read, and why.
 #[derive(Clone, Debug)]
 pub(crate) struct LayerTask {
@@ -158,31 +103,14 @@ impl<R: Read> Read for Source<'_, R> {
     }
 }
 
-/// The decompressor chosen for a layer.
-enum Decoder<R: BufRead> {
-    Plain(R),
-    Gzip(Box<flate2::bufread::MultiGzDecoder<R>>),
-    Zstd(zstd::stream::read::Decoder<'static, R>),
+/// The decompressor, its failures told apart from those of the stored bytes.
+struct Decoding<R: BufRead> {
+    decoder: Decoder<R>,
 }
 
-impl<R: BufRead> Decoder<R> {
-    fn into_inner(self) -> R {
-        match self {
-            Decoder::Plain(r) => r,
-            Decoder::Gzip(d) => d.into_inner(),
-            Decoder::Zstd(d) => d.finish(),
-        }
-    }
-}
-
-impl<R: BufRead> Read for Decoder<R> {
+impl<R: BufRead> Read for Decoding<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let result = match self {
-            Decoder::Plain(r) => return r.read(buf),
-            Decoder::Gzip(d) => d.read(buf),
-            Decoder::Zstd(d) => d.read(buf),
-        };
-        result.map_err(|e| {
+        self.decoder.read(buf).map_err(|e| {
             if is_fault(&e) {
                 e
             } else {
@@ -194,19 +122,19 @@ impl<R: BufRead> Read for Decoder<R> {
 
 /// The uncompressed bytes: hashed (diffID), counted and capped.
 struct Uncompressed<R> {
-    inner: R,
+    inner: Capped<R>,
     hasher: Sha256,
-    bytes: u64,
-    limit: u64,
 }
 
 impl<R: Read> Read for Uncompressed<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bytes += n as u64;
-        if self.bytes > self.limit {
-            return Err(io::Error::other(Fault::TooLarge));
-        }
+        let n = self.inner.read(buf).map_err(|e| {
+            if codec::exceeded(&e).is_some() {
+                io::Error::other(Fault::TooLarge)
+            } else {
+                e
+            }
+        })?;
         self.hasher.update(buf.get(..n).unwrap_or_default());
         Ok(n)
     }
@@ -245,8 +173,8 @@ impl LayerReader<'_> {
         };
         // Enough bytes to judge the format, however little each read returns; they are
         // hashed as they pass and put back in front of the rest.
-        let mut magic = [0u8; MAGIC_LEN];
-        let got = crate::container::read_prefix(&mut source, &mut magic)
+        let mut magic = [0u8; codec::MAGIC_LEN];
+        let got = codec::read_prefix(&mut source, &mut magic)
             .map_err(|e| self.error(e, Format::Plain))?;
         let magic = magic.get(..got).unwrap_or_default();
         let format = Format::sniff(magic);
@@ -269,25 +197,11 @@ impl LayerReader<'_> {
         if format == Format::Plain && layer.blob_digest.as_ref() == Some(&layer.diff_id) {
             buffered.get_mut().get_mut().1.hasher = None;
         }
-        let decoder = match format {
-            Format::Plain => Decoder::Plain(buffered),
-            Format::Gzip => Decoder::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(buffered))),
-            Format::Zstd => {
-                let mut d = zstd::stream::read::Decoder::with_buffer(buffered)
-                    .map_err(|e| self.decompress(format, e.to_string()))?;
-                d.window_log_max(ZSTD_WINDOW_LOG_MAX)
-                    .map_err(|e| self.decompress(format, e.to_string()))?;
-                Decoder::Zstd(d)
-            }
-            Format::Unsupported(name) => {
-                return Err(self.decompress(format, format!("{name} compression is not supported")));
-            }
-        };
+        let decoder =
+            Decoder::new(format, buffered).map_err(|e| self.decompress(format, e.to_string()))?;
         let uncompressed = Uncompressed {
-            inner: decoder,
+            inner: Capped::new(Decoding { decoder }, self.shared.max_layer_size),
             hasher: Sha256::new(),
-            bytes: 0,
-            limit: self.shared.max_layer_size,
         };
         let mut tar = TarReader::new(Streaming(BufReader::with_capacity(
             TAR_BUFFER,
@@ -311,7 +225,8 @@ impl LayerReader<'_> {
         let Streaming(mut rest) = tar.into_inner();
         let drained = io::copy(&mut rest, &mut io::sink()).map_err(|e| self.error(e, format));
         let uncompressed = rest.into_inner();
-        let mut stored = uncompressed.inner.into_inner();
+        let size = uncompressed.inner.bytes_read();
+        let mut stored = uncompressed.inner.into_inner().decoder.into_inner();
         let drained = drained.and_then(|_| {
             io::copy(&mut stored, &mut io::sink()).map_err(|e| self.error(e, format))
         });
@@ -356,7 +271,7 @@ impl LayerReader<'_> {
         if self.task.work == LayerWork::Verify {
             return Ok(None);
         }
-        blob.size = i64::try_from(uncompressed.bytes).unwrap_or(i64::MAX);
+        blob.size = i64::try_from(size).unwrap_or(i64::MAX);
         blob.digest = layer
             .blob_digest
             .as_ref()
@@ -454,7 +369,7 @@ impl LayerReader<'_> {
             Some(Fault::Cancelled) => {
                 ScanError::Internal("cancelled after another layer failed".into())
             }
-            Some(Fault::Read(e)) => match crate::container::too_large_limit(&e) {
+            Some(Fault::Read(e)) => match codec::exceeded(&e) {
                 // The layer lies inside an archive compressed as a whole, which hit its
                 // decompression limit.
                 Some(limit) => ScanError::ArchiveTooLarge {
@@ -547,36 +462,6 @@ mod tests {
                 other => panic!("{what}: {other:?}"),
             };
             assert_eq!(blob.package_infos.len(), 1, "{what}");
-        }
-    }
-
-    #[test]
-    fn formats() {
-        assert_eq!(Format::sniff(&[0x1f, 0x8b, 8]), Format::Gzip);
-        assert_eq!(Format::sniff(&[0x28, 0xb5, 0x2f, 0xfd]), Format::Zstd);
-        assert_eq!(Format::sniff(b"BZh91"), Format::Unsupported("bzip2"));
-        assert_eq!(Format::sniff(b"etc/"), Format::Plain);
-        assert_eq!(Format::sniff(b""), Format::Plain);
-        for (mt, want) in [
-            (
-                "application/vnd.oci.image.layer.v1.tar+gzip",
-                Some(Format::Gzip),
-            ),
-            (
-                "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                Some(Format::Gzip),
-            ),
-            (
-                "application/vnd.oci.image.layer.v1.tar+zstd",
-                Some(Format::Zstd),
-            ),
-            (
-                "application/vnd.oci.image.layer.v1.tar",
-                Some(Format::Plain),
-            ),
-            ("application/octet-stream", None),
-        ] {
-            assert_eq!(Format::from_media_type(mt), want, "{mt}");
         }
     }
 }

@@ -48,6 +48,7 @@
 
 mod analyser;
 mod apply;
+mod codec;
 mod container;
 mod error;
 #[cfg(feature = "fixtures")]

@@ -10,6 +10,8 @@ use std::{
     io::{self, BufReader, Read},
 };
 
+use crate::codec::read_prefix;
+
 /// Tar block size.
 const BLOCK: u64 = 512;
 /// Largest GNU long name or long link name accepted.
@@ -179,7 +181,7 @@ impl<R: Skip> TarReader<R> {
         let mut pending = false;
         loop {
             let mut block = [0u8; BLOCK as usize];
-            let got = read_full(&mut self.inner, &mut block).map_err(TarError::Io)?;
+            let got = read_prefix(&mut self.inner, &mut block).map_err(TarError::Io)?;
             self.pos += got as u64;
             if got == 0 {
                 if pending {
@@ -378,20 +380,6 @@ fn padded(size: u64) -> Result<u64, TarError> {
     size.checked_add(BLOCK - 1)
         .map(|s| s & !(BLOCK - 1))
         .ok_or_else(|| TarError::Invalid(format!("entry size {size} overflows")))
-}
-
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 fn until_nul(field: &[u8]) -> &[u8] {
