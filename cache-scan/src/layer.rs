@@ -38,7 +38,8 @@ pub(crate) struct LayerTask {
 
 /// What every layer read of one scan shares.
 pub(crate) struct Shared {
-    pub(crate) archive: PathBuf,
+    /// The input's path, for messages.
+    pub(crate) input: PathBuf,
     pub(crate) max_db_size: u64,
     pub(crate) max_layer_size: u64,
     pub(crate) progress: Option<Arc<dyn Progress>>,
@@ -373,10 +374,10 @@ impl LayerReader<'_> {
                 // The layer lies inside an archive compressed as a whole, which hit its
                 // decompression limit.
                 Some(limit) => ScanError::ArchiveTooLarge {
-                    path: self.shared.archive.clone(),
+                    path: self.shared.input.clone(),
                     limit,
                 },
-                None => ScanError::io("read", self.shared.archive.clone(), e),
+                None => ScanError::io("read", self.shared.input.clone(), e),
             },
             Some(Fault::Decode(reason)) => self.decompress(format, reason),
             Some(Fault::TooLarge) => ScanError::LayerTooLarge {
@@ -439,7 +440,7 @@ mod tests {
         };
         let zstd = zstd::stream::encode_all(&tar[..], 3).unwrap();
         let shared = Shared {
-            archive: "a.tar".into(),
+            input: "a.tar".into(),
             max_db_size: 1 << 20,
             max_layer_size: 1 << 20,
             progress: None,

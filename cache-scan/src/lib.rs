@@ -48,8 +48,8 @@
 
 mod analyser;
 mod apply;
+mod archive;
 mod codec;
-mod container;
 mod error;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;

@@ -15,7 +15,7 @@ use crate::{
     LayerWork, ScanOptions,
     analyser::ANALYSERS,
     apply::{LayerView, apply},
-    container::Container,
+    archive::Archive,
     error::{Result, ScanError},
     image::{Image, read_image},
     layer::{LayerTask, Shared, read_layer},
@@ -69,10 +69,10 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
     let path = input.to_path_buf();
     let reference = options.image.clone();
     let limit = options.max_layer_size;
-    let (container, image) = blocking(move || {
-        let container = Container::open(&path, limit)?;
-        let image = read_image(&container, reference.as_deref())?;
-        Ok((container, image))
+    let (archive, image) = blocking(move || {
+        let archive = Archive::open(&path, limit)?;
+        let image = read_image(&archive, reference.as_deref())?;
+        Ok((archive, image))
     })
     .await?;
     let keys = image_keys(&image, options)?;
@@ -122,9 +122,9 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
         ));
     }
 
-    let container = Arc::new(container);
+    let archive = Arc::new(archive);
     let shared = Arc::new(Shared {
-        archive: input.to_path_buf(),
+        input: input.to_path_buf(),
         max_db_size: options.max_db_size,
         max_layer_size: options.max_layer_size,
         progress: options.progress.clone(),
@@ -133,12 +133,12 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
     if let Some(p) = &options.progress {
         let bytes = tasks
             .iter()
-            .filter_map(|(_, t)| t.layer.size.or_else(|| container.size(&t.layer.name)))
+            .filter_map(|(_, t)| t.layer.size.or_else(|| archive.size(&t.layer.name)))
             .sum();
         p.start(tasks.len(), bytes);
     }
     let analysed = run_tasks(
-        &container,
+        &archive,
         tasks,
         cache,
         &shared,
@@ -189,7 +189,7 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
         }
         analysed.extend(
             run_tasks(
-                &container,
+                &archive,
                 lost,
                 cache,
                 &shared,
@@ -256,8 +256,8 @@ pub async fn image_keys_of(input: &Path, options: &ScanOptions) -> Result<ImageK
     let reference = options.image.clone();
     let limit = options.max_layer_size;
     let image = blocking(move || {
-        let container = Container::open(&path, limit)?;
-        read_image(&container, reference.as_deref())
+        let archive = Archive::open(&path, limit)?;
+        read_image(&archive, reference.as_deref())
     })
     .await?;
     image_keys(&image, options)
@@ -297,7 +297,7 @@ where
 /// Reads `tasks`, at most `parallelism` at once, storing each analysed layer's result as
 /// soon as it is verified. Returns the analysed results by key.
 async fn run_tasks(
-    container: &Arc<Container>,
+    archive: &Arc<Archive>,
     tasks: Vec<(BlobId, LayerTask)>,
     cache: &dyn Cache,
     shared: &Arc<Shared>,
@@ -307,14 +307,14 @@ async fn run_tasks(
     if tasks.is_empty() {
         return Ok(out);
     }
-    if container.is_stream() {
+    if archive.is_stream() {
         // A compressed-as-a-whole archive can only be read front to back: one pass reads
         // every wanted layer as it goes by.
         // Layers verified before a failure are stored, as on the other paths.
-        let (container, shared) = (Arc::clone(container), Arc::clone(shared));
+        let (archive, shared) = (Arc::clone(archive), Arc::clone(shared));
         let (results, outcome) = blocking(move || {
             let mut results = Vec::new();
-            let outcome = stream_pass(&container, tasks, &shared, &mut results);
+            let outcome = stream_pass(&archive, tasks, &shared, &mut results);
             Ok((results, outcome))
         })
         .await?;
@@ -340,9 +340,9 @@ async fn run_tasks(
             let Some((id, task)) = queue.next() else {
                 break;
             };
-            let (container, shared) = (Arc::clone(container), Arc::clone(shared));
+            let (archive, shared) = (Arc::clone(archive), Arc::clone(shared));
             set.spawn_blocking(move || {
-                let result = container
+                let result = archive
                     .open_entry(&task.layer.name, "layer")
                     .and_then(|(reader, _)| read_layer(&task, reader, &shared));
                 (id, result)
@@ -393,7 +393,7 @@ impl Drop for CancelOnDrop<'_> {
 /// unless two tasks name the same archive entry), into `out` (which keeps what was read
 /// before an error).
 fn stream_pass(
-    container: &Container,
+    archive: &Archive,
     tasks: Vec<(BlobId, LayerTask)>,
     shared: &Shared,
     out: &mut Vec<(BlobId, Option<BlobInfo>)>,
@@ -407,13 +407,13 @@ fn stream_pass(
             let Some((_, task)) = t else {
                 continue;
             };
-            match container.ordinal(&task.layer.name) {
+            match archive.ordinal(&task.layer.name) {
                 Some(ordinal) => {
                     by_entry.entry(ordinal).or_insert(i);
                 }
                 None => {
                     return Err(ScanError::Missing {
-                        path: container.path().into(),
+                        path: archive.path().into(),
                         what: "layer",
                         name: task.layer.name.clone(),
                     });
@@ -422,7 +422,7 @@ fn stream_pass(
         }
         let mut failure = None;
         let mut left = by_entry.len();
-        container.stream_files(|ordinal, data| {
+        archive.stream_files(|ordinal, data| {
             let Some(i) = by_entry.remove(&ordinal) else {
                 return Ok(ControlFlow::Continue(()));
             };
@@ -452,7 +452,7 @@ fn stream_pass(
             .map(|(_, task)| task.layer.name.clone())
         {
             return Err(ScanError::Missing {
-                path: container.path().into(),
+                path: archive.path().into(),
                 what: "layer",
                 name,
             });

@@ -1,5 +1,5 @@
-//! Where an image's files live: a directory, a tar file indexed by seeking, or a tar
-//! compressed as a whole that can only be streamed.
+//! The input archive, where an image's files live: a directory, a tar file indexed by
+//! seeking, or a tar compressed as a whole that can only be streamed.
 
 use std::{
     collections::HashMap,
@@ -94,9 +94,9 @@ impl Index {
     }
 }
 
-/// An opened input.
+/// The input archive, opened: its kind and the index of its entries.
 #[derive(Debug)]
-pub(crate) enum Container {
+pub(crate) enum Archive {
     /// An image layout directory (OCI, or an extracted docker-save).
     Dir { root: PathBuf },
     /// A tar file; entries are read by seeking.
@@ -114,14 +114,14 @@ pub(crate) enum Container {
     },
 }
 
-impl Container {
+impl Archive {
     /// Opens `path`: indexes a tar by walking its headers (seeking past data), or streams
     /// a compressed tar once to index it and keep its small entries.
     ///
     /// `limit` bounds how many bytes one pass over a compressed-as-a-whole archive may
     /// decompress (past it, [`ScanError::ArchiveTooLarge`]), so a decompression bomb
     /// wastes bounded time.
-    pub(crate) fn open(path: &Path, limit: u64) -> Result<Container> {
+    pub(crate) fn open(path: &Path, limit: u64) -> Result<Archive> {
         let meta = std::fs::metadata(path).map_err(|e| ScanError::io("open", path, e))?;
         if meta.is_dir() {
             if !path.join("manifest.json").is_file() && !path.join("index.json").is_file() {
@@ -130,7 +130,7 @@ impl Container {
                     reason: "a directory without manifest.json or index.json".into(),
                 });
             }
-            return Ok(Container::Dir { root: path.into() });
+            return Ok(Archive::Dir { root: path.into() });
         }
         let mut file = File::open(path).map_err(|e| ScanError::io("open", path, e))?;
         let mut magic = [0u8; codec::MAGIC_LEN];
@@ -163,7 +163,7 @@ impl Container {
                     index.add(entry, ordinal);
                     Ok(ControlFlow::Continue(()))
                 })?;
-                Ok(Container::Tar {
+                Ok(Archive::Tar {
                     path: path.into(),
                     index,
                 })
@@ -192,7 +192,7 @@ impl Container {
                 let current: std::collections::HashSet<u64> =
                     index.files.values().map(|loc| loc.ordinal).collect();
                 kept.retain(|ordinal, _| current.contains(ordinal));
-                Ok(Container::Stream {
+                Ok(Archive::Stream {
                     path: path.into(),
                     codec,
                     index,
@@ -206,21 +206,21 @@ impl Container {
     /// The input's path.
     pub(crate) fn path(&self) -> &Path {
         match self {
-            Container::Dir { root } => root,
-            Container::Tar { path, .. } | Container::Stream { path, .. } => path,
+            Archive::Dir { root } => root,
+            Archive::Tar { path, .. } | Archive::Stream { path, .. } => path,
         }
     }
 
     /// True when entries can only be read by streaming the whole archive again.
     pub(crate) fn is_stream(&self) -> bool {
-        matches!(self, Container::Stream { .. })
+        matches!(self, Archive::Stream { .. })
     }
 
     /// True when `name` (a cleaned name) exists as a file, through links.
     pub(crate) fn exists(&self, name: &str) -> bool {
         match self {
-            Container::Dir { root } => root.join(name).is_file(),
-            Container::Tar { index, .. } | Container::Stream { index, .. } => {
+            Archive::Dir { root } => root.join(name).is_file(),
+            Archive::Tar { index, .. } | Archive::Stream { index, .. } => {
                 index.resolve(name).is_some()
             }
         }
@@ -229,8 +229,8 @@ impl Container {
     /// The stored size of `name`, when it exists.
     pub(crate) fn size(&self, name: &str) -> Option<u64> {
         match self {
-            Container::Dir { root } => std::fs::metadata(root.join(name)).ok().map(|m| m.len()),
-            Container::Tar { index, .. } | Container::Stream { index, .. } => {
+            Archive::Dir { root } => std::fs::metadata(root.join(name)).ok().map(|m| m.len()),
+            Archive::Tar { index, .. } | Archive::Stream { index, .. } => {
                 index.resolve(name).map(|(_, loc)| loc.size)
             }
         }
@@ -254,7 +254,7 @@ impl Container {
             return Err(too_large());
         }
         match self {
-            Container::Dir { .. } | Container::Tar { .. } => {
+            Archive::Dir { .. } | Archive::Tar { .. } => {
                 let (reader, _) = self.open_entry(name, what)?;
                 match read_capped(reader, MAX_METADATA) {
                     Ok(buf) => Ok(buf),
@@ -262,7 +262,7 @@ impl Container {
                     Err(e) => Err(ScanError::io("read", self.path(), e)),
                 }
             }
-            Container::Stream { index, kept, .. } => {
+            Archive::Stream { index, kept, .. } => {
                 let (_, loc) = index.resolve(name).ok_or_else(missing)?;
                 if let Some(data) = kept.get(&loc.ordinal) {
                     return Ok(data.clone());
@@ -288,8 +288,8 @@ impl Container {
         }
     }
 
-    /// Opens one file for streaming (not for [`Container::Stream`]; use
-    /// [`Container::stream_files`]). Returns the reader and the stored size.
+    /// Opens one file for streaming (not for [`Archive::Stream`]; use
+    /// [`Archive::stream_files`]). Returns the reader and the stored size.
     pub(crate) fn open_entry(
         &self,
         name: &str,
@@ -301,7 +301,7 @@ impl Container {
             name: name.into(),
         };
         match self {
-            Container::Dir { root } => {
+            Archive::Dir { root } => {
                 let path = root.join(name);
                 let file = match File::open(&path) {
                     Ok(f) => f,
@@ -314,27 +314,27 @@ impl Container {
                     .len();
                 Ok((Box::new(file.take(size)), size))
             }
-            Container::Tar { path, index } => {
+            Archive::Tar { path, index } => {
                 let (_, loc) = index.resolve(name).ok_or_else(missing)?;
                 let mut file = File::open(path).map_err(|e| ScanError::io("open", path, e))?;
                 file.seek(SeekFrom::Start(loc.offset))
                     .map_err(|e| ScanError::io("read", path, e))?;
                 Ok((Box::new(file.take(loc.size)), loc.size))
             }
-            Container::Stream { .. } => Err(ScanError::Internal(
+            Archive::Stream { .. } => Err(ScanError::Internal(
                 "a compressed archive cannot be read at random".into(),
             )),
         }
     }
 
     /// Streams a compressed archive once, handing every regular file (its ordinal, as
-    /// [`Container::ordinal`] gives it, and its data) to `visit` until it breaks. Only for
-    /// [`Container::Stream`].
+    /// [`Archive::ordinal`] gives it, and its data) to `visit` until it breaks. Only for
+    /// [`Archive::Stream`].
     pub(crate) fn stream_files<F>(&self, mut visit: F) -> Result<()>
     where
         F: FnMut(u64, &mut dyn Read) -> io::Result<ControlFlow<()>>,
     {
-        let Container::Stream {
+        let Archive::Stream {
             path, codec, limit, ..
         } = self
         else {
@@ -353,16 +353,16 @@ impl Container {
     /// The ordinal of the entry `name` (through links) means in a streamed archive.
     pub(crate) fn ordinal(&self, name: &str) -> Option<u64> {
         match self {
-            Container::Stream { index, .. } => index.resolve(name).map(|(_, loc)| loc.ordinal),
-            Container::Dir { .. } | Container::Tar { .. } => None,
+            Archive::Stream { index, .. } => index.resolve(name).map(|(_, loc)| loc.ordinal),
+            Archive::Dir { .. } | Archive::Tar { .. } => None,
         }
     }
 
     /// Resolves `name` through the archive's links to the name of a regular file.
     pub(crate) fn resolve(&self, name: &str) -> Option<String> {
         match self {
-            Container::Dir { .. } => Some(name.to_owned()),
-            Container::Tar { index, .. } | Container::Stream { index, .. } => {
+            Archive::Dir { .. } => Some(name.to_owned()),
+            Archive::Tar { index, .. } | Archive::Stream { index, .. } => {
                 index.resolve(name).map(|(n, _)| n)
             }
         }
@@ -540,7 +540,7 @@ mod tests {
             let (_d1, plain) = archive(build);
             let (_d2, gz) = gz_archive(build);
             for path in [plain, gz] {
-                let c = Container::open(&path, u64::MAX).unwrap();
+                let c = Archive::open(&path, u64::MAX).unwrap();
                 assert_eq!(c.size("manifest.json"), Some(last.len() as u64), "{what}");
                 let got = c.read_metadata("manifest.json", "manifest").unwrap();
                 assert!(got == last, "{what}: {}", path.display());
@@ -556,7 +556,7 @@ mod tests {
         let (_dir, path) = gz_archive(|b| {
             file(b, "manifest.json", &vec![b' '; MAX_METADATA as usize + 1]);
         });
-        let c = Container::open(&path, u64::MAX).unwrap();
+        let c = Archive::open(&path, u64::MAX).unwrap();
         let err = c.read_metadata("manifest.json", "manifest").unwrap_err();
         assert!(err.to_string().contains("larger than"), "{err}");
     }
@@ -567,7 +567,7 @@ mod tests {
             file(b, "manifest.json", b"[]");
             file(b, "zeros", &vec![0u8; 1 << 20]);
         });
-        let err = Container::open(&path, 64 << 10).unwrap_err();
+        let err = Archive::open(&path, 64 << 10).unwrap_err();
         assert!(
             matches!(err, ScanError::ArchiveTooLarge { limit: 65536, .. }),
             "{err:?}"
@@ -577,7 +577,7 @@ mod tests {
                 .contains("decompresses to more than 65536 bytes"),
             "{err}"
         );
-        let c = Container::open(&path, 2 << 20).unwrap();
+        let c = Archive::open(&path, 2 << 20).unwrap();
         assert!(c.exists("zeros"));
     }
 
@@ -601,7 +601,7 @@ mod tests {
             link(b, tar::EntryType::Symlink, "loop2", "loop1");
             link(b, tar::EntryType::Symlink, "escape", "../../etc/passwd");
         });
-        let c = Container::open(&path, u64::MAX).unwrap();
+        let c = Archive::open(&path, u64::MAX).unwrap();
         for name in ["a/layer.tar", "b/layer.tar", "c/layer.tar"] {
             assert!(c.exists(name), "{name}");
             assert_eq!(c.resolve(name).as_deref(), Some("a/layer.tar"));
