@@ -74,6 +74,15 @@ fn is_fault(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<Fault>())
 }
 
+/// `e` as a fault: as it is when it already is one, else wrapped by `wrap`.
+fn fault(e: io::Error, wrap: impl FnOnce(io::Error) -> Fault) -> io::Error {
+    if is_fault(&e) {
+        e
+    } else {
+        io::Error::other(wrap(e))
+    }
+}
+
 /// The stored bytes: counted, reported as progress, optionally hashed, cancellable.
 struct Source<'a, R> {
     inner: R,
@@ -86,13 +95,7 @@ impl<R: Read> Read for Source<'_, R> {
         if self.shared.cancel.load(Ordering::Relaxed) {
             return Err(io::Error::other(Fault::Cancelled));
         }
-        let n = self.inner.read(buf).map_err(|e| {
-            if is_fault(&e) {
-                e
-            } else {
-                io::Error::other(Fault::Read(e))
-            }
-        })?;
+        let n = self.inner.read(buf).map_err(|e| fault(e, Fault::Read))?;
         let chunk = buf.get(..n).unwrap_or_default();
         if let Some(h) = &mut self.hasher {
             h.update(chunk);
@@ -104,6 +107,23 @@ impl<R: Read> Read for Source<'_, R> {
     }
 }
 
+/// The stored bytes, the magic bytes read to judge the format first (hashed already as
+/// they passed), then the rest.
+struct Replay<'a, R> {
+    magic: io::Cursor<Vec<u8>>,
+    source: Source<'a, R>,
+}
+
+impl<R: Read> Read for Replay<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.magic.read(buf)?;
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        self.source.read(buf)
+    }
+}
+
 /// The decompressor, its failures told apart from those of the stored bytes.
 struct Decoding<R: BufRead> {
     decoder: Decoder<R>,
@@ -111,13 +131,9 @@ struct Decoding<R: BufRead> {
 
 impl<R: BufRead> Read for Decoding<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.decoder.read(buf).map_err(|e| {
-            if is_fault(&e) {
-                e
-            } else {
-                io::Error::other(Fault::Decode(e.to_string()))
-            }
-        })
+        self.decoder
+            .read(buf)
+            .map_err(|e| fault(e, |e| Fault::Decode(e.to_string())))
     }
 }
 
@@ -164,8 +180,59 @@ struct LayerReader<'a> {
     shared: &'a Shared,
 }
 
-impl LayerReader<'_> {
+/// One layer's reader stack, bottom to top: the stored bytes (counted, hashed for the
+/// blob digest), the decompressor, the uncompressed bytes (hashed for the diffID,
+/// capped), the tar reader.
+type LayerTar<'a, R> =
+    TarReader<Streaming<BufReader<Uncompressed<Decoding<BufReader<Replay<'a, R>>>>>>>;
+
+/// A layer stream opened for walking.
+struct Opened<'a, R: Read> {
+    tar: LayerTar<'a, R>,
+    /// The compression judged from the stored bytes.
+    format: Format,
+}
+
+/// What walking a layer's entries found.
+struct Walked {
+    collector: Collector,
+    whiteouts: BTreeSet<String>,
+    opaque: BTreeSet<String>,
+}
+
+/// What a whole layer stream hashed to.
+struct Digests {
+    /// Of the uncompressed content.
+    diff_id: Digest,
+    /// Of the stored bytes; `None` when they were not hashed apart from the content
+    /// (an uncompressed blob named by its diffID).
+    blob_digest: Option<Digest>,
+    /// Uncompressed bytes.
+    size: u64,
+}
+
+impl<'s> LayerReader<'s> {
     fn run<R: Read>(&self, input: R) -> Result<Option<BlobInfo>> {
+        let Opened { mut tar, format } = self.open(input)?;
+        // A malformed tar stream is reported only if nothing more basic is wrong: the
+        // rest is still read so that a corrupt compressed stream or a digest mismatch,
+        // the likelier causes, are named instead.
+        let walked = match self.walk(&mut tar, format) {
+            Err(e) if !matches!(e, ScanError::LayerFormat { .. }) => return Err(e),
+            walked => walked,
+        };
+        let digests = self.drain(tar, format, walked.is_err())?;
+        self.verify(&digests)?;
+        let walked = walked?;
+        if self.task.work == LayerWork::Verify {
+            return Ok(None);
+        }
+        Ok(Some(self.blob(walked, &digests)))
+    }
+
+    /// Sets up the reader stack over the stored bytes `input`, judging the compression
+    /// from its first bytes.
+    fn open<R: Read>(&self, input: R) -> Result<Opened<'s, R>> {
         let layer = &self.task.layer;
         let mut source = Source {
             inner: input,
@@ -179,8 +246,6 @@ impl LayerReader<'_> {
             .map_err(|e| self.error(e, Format::Plain))?;
         let magic = magic.get(..got).unwrap_or_default();
         let format = Format::sniff(magic);
-        let mut buffered =
-            BufReader::with_capacity(READ_BUFFER, io::Cursor::new(magic.to_vec()).chain(source));
         if let Some(declared) = layer
             .media_type
             .as_deref()
@@ -196,54 +261,66 @@ impl LayerReader<'_> {
         }
         // An uncompressed blob whose digest is its diffID needs hashing only once.
         if format == Format::Plain && layer.blob_digest.as_ref() == Some(&layer.diff_id) {
-            buffered.get_mut().get_mut().1.hasher = None;
+            source.hasher = None;
         }
+        let stored = BufReader::with_capacity(
+            READ_BUFFER,
+            Replay {
+                magic: io::Cursor::new(magic.to_vec()),
+                source,
+            },
+        );
         let decoder =
-            Decoder::new(format, buffered).map_err(|e| self.decompress(format, e.to_string()))?;
+            Decoder::new(format, stored).map_err(|e| self.decompress(format, e.to_string()))?;
         let uncompressed = Uncompressed {
             inner: Capped::new(Decoding { decoder }, self.shared.max_layer_size),
             hasher: Sha256::new(),
         };
-        let mut tar = TarReader::new(Streaming(BufReader::with_capacity(
+        let tar = TarReader::new(Streaming(BufReader::with_capacity(
             TAR_BUFFER,
             uncompressed,
         )));
-        let mut blob = BlobInfo {
-            schema_version: BlobInfo::SCHEMA_VERSION,
-            ..BlobInfo::default()
-        };
-        // A malformed tar stream is reported only if nothing more basic is wrong: the
-        // rest is still read so that a corrupt compressed stream or a digest mismatch,
-        // the likelier causes, are named instead.
-        let (collector, tar_error) = match self.walk(&mut tar, &mut blob, format) {
-            Ok(collector) => (Some(collector), None),
-            Err(e @ ScanError::LayerFormat { .. }) => (None, Some(e)),
-            Err(e) => return Err(e),
-        };
+        Ok(Opened { tar, format })
+    }
 
-        // Read whatever follows the end-of-archive marker, so both digests cover the
-        // whole stream.
-        let Streaming(mut rest) = tar.into_inner();
+    /// Reads whatever follows the end-of-archive marker, so both digests cover the whole
+    /// stream, and finishes the hashes. A malformed tar stream met while draining is not
+    /// reported again when the walk already failed on it.
+    fn drain<R: Read>(
+        &self,
+        tar: LayerTar<'_, R>,
+        format: Format,
+        walk_failed: bool,
+    ) -> Result<Digests> {
+        let mut rest = tar.into_inner().into_inner();
         let drained = io::copy(&mut rest, &mut io::sink()).map_err(|e| self.error(e, format));
-        let uncompressed = rest.into_inner();
-        let size = uncompressed.inner.bytes_read();
-        let mut stored = uncompressed.inner.into_inner().decoder.into_inner();
+        let Uncompressed { inner, hasher } = rest.into_inner();
+        let size = inner.bytes_read();
+        let mut stored = inner.into_inner().decoder.into_inner();
         let drained = drained.and_then(|_| {
             io::copy(&mut stored, &mut io::sink()).map_err(|e| self.error(e, format))
         });
         match drained {
-            Err(ScanError::LayerFormat { .. }) if tar_error.is_some() => {}
+            Err(ScanError::LayerFormat { .. }) if walk_failed => {}
             Err(e) => return Err(e),
             Ok(_) => {}
         }
-        let diff_id = Digest::from_sha256(uncompressed.hasher.finalize().into());
-        let (_, source) = stored.into_inner().into_inner();
-        let blob_digest = source
-            .hasher
-            .map(|h| Digest::from_sha256(h.finalize().into()));
+        let Replay { source, .. } = stored.into_inner();
+        Ok(Digests {
+            diff_id: Digest::from_sha256(hasher.finalize().into()),
+            blob_digest: source
+                .hasher
+                .map(|h| Digest::from_sha256(h.finalize().into())),
+            size,
+        })
+    }
 
+    /// Checks the stored bytes against the blob digest the manifest names (if any), then
+    /// the content against the diffID.
+    fn verify(&self, digests: &Digests) -> Result<()> {
+        let layer = &self.task.layer;
         if let Some(expected) = &layer.blob_digest {
-            let actual = blob_digest.as_ref().unwrap_or(&diff_id);
+            let actual = digests.blob_digest.as_ref().unwrap_or(&digests.diff_id);
             if actual != expected {
                 return Err(ScanError::DigestMismatch {
                     what: "blob",
@@ -253,45 +330,41 @@ impl LayerReader<'_> {
                 });
             }
         }
-        if diff_id != layer.diff_id {
+        if digests.diff_id != layer.diff_id {
             return Err(ScanError::DigestMismatch {
                 what: "layer",
                 name: layer.name.clone(),
                 expected: layer.diff_id.to_string(),
-                actual: diff_id.to_string(),
+                actual: digests.diff_id.to_string(),
             });
         }
-        if let Some(e) = tar_error {
-            return Err(e);
-        }
-        let Some(collector) = collector else {
-            return Err(ScanError::Internal(
-                "layer walk ended without a result".into(),
-            ));
+        Ok(())
+    }
+
+    /// The layer's analysis, from what the walk found.
+    fn blob(&self, walked: Walked, digests: &Digests) -> BlobInfo {
+        let layer = &self.task.layer;
+        let mut blob = BlobInfo {
+            schema_version: BlobInfo::SCHEMA_VERSION,
+            size: i64::try_from(digests.size).unwrap_or(i64::MAX),
+            digest: layer
+                .blob_digest
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            diff_id: layer.diff_id.to_string(),
+            created_by: layer.created_by.clone(),
+            whiteout_files: walked.whiteouts.into_iter().collect(),
+            opaque_dirs: walked.opaque.into_iter().collect(),
+            ..BlobInfo::default()
         };
-        if self.task.work == LayerWork::Verify {
-            return Ok(None);
-        }
-        blob.size = i64::try_from(size).unwrap_or(i64::MAX);
-        blob.digest = layer
-            .blob_digest
-            .as_ref()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        blob.diff_id = layer.diff_id.to_string();
-        blob.created_by.clone_from(&layer.created_by);
-        collector.finish(&mut blob);
-        Ok(Some(blob))
+        walked.collector.finish(&mut blob);
+        blob
     }
 
     /// Walks the layer's entries: records whiteouts and hands wanted files to the
     /// analysers.
-    fn walk<R: tarfmt::Skip>(
-        &self,
-        tar: &mut TarReader<R>,
-        blob: &mut BlobInfo,
-        format: Format,
-    ) -> Result<Collector> {
+    fn walk<R: tarfmt::Skip>(&self, tar: &mut TarReader<R>, format: Format) -> Result<Walked> {
         let analyse = self.task.work == LayerWork::Analyse;
         let mut collector = Collector::default();
         let mut whiteouts = BTreeSet::new();
@@ -353,9 +426,11 @@ impl LayerReader<'_> {
                 .map_err(|e| self.error(e, format))?;
             collector.add(target, &path, &data);
         }
-        blob.whiteout_files = whiteouts.into_iter().collect();
-        blob.opaque_dirs = opaque.into_iter().collect();
-        Ok(collector)
+        Ok(Walked {
+            collector,
+            whiteouts,
+            opaque,
+        })
     }
 
     /// Turns an error from the reader stack into the scan error it stands for.

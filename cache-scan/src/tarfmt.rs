@@ -28,6 +28,13 @@ pub(crate) trait Skip: Read {
 /// Skips by reading (and discarding), so that hashing readers below still see every byte.
 pub(crate) struct Streaming<R>(pub(crate) R);
 
+impl<R> Streaming<R> {
+    /// Gives back the reader.
+    pub(crate) fn into_inner(self) -> R {
+        self.0
+    }
+}
+
 impl<R: Read> Read for Streaming<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf)
