@@ -56,7 +56,9 @@ pub mod fixtures;
 mod image;
 mod layer;
 mod options;
+mod plan;
 mod report;
+mod run;
 mod scan;
 mod tarfmt;
 
