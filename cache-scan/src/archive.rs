@@ -156,51 +156,58 @@ impl Archive {
         file.seek(SeekFrom::Start(0))
             .map_err(|e| ScanError::io("read", path, e))?;
         match codec {
-            None => {
-                let mut index = Index::default();
-                let mut reader = TarReader::new(Seeking::new(file, meta.len()));
-                walk(path, &mut reader, |entry, ordinal, _| {
-                    index.add(entry, ordinal);
-                    Ok(ControlFlow::Continue(()))
-                })?;
-                Ok(Archive::Tar {
-                    path: path.into(),
-                    index,
-                })
-            }
-            Some(codec) => {
-                let mut index = Index::default();
-                let mut kept = HashMap::new();
-                let mut budget = KEEP_BUDGET;
-                let mut reader = TarReader::new(Streaming(decoder(file, codec, path, limit)?));
-                walk(path, &mut reader, |entry, ordinal, data| {
-                    index.add(entry, ordinal);
-                    let name = tarfmt::clean_path(&entry.path);
-                    if let (Some(name), Kind::File) = (name, entry.kind)
-                        && entry.size <= KEEP_SMALL
-                        && entry.size <= budget
-                        && is_metadata_like(&name)
-                    {
-                        let buf = read_capped(data, KEEP_SMALL)?;
-                        budget -= entry.size;
-                        kept.insert(ordinal, buf);
-                    }
-                    Ok(ControlFlow::Continue(()))
-                })?;
-                // Kept entries shadowed by a later entry or link of the same name are not
-                // what the name means.
-                let current: std::collections::HashSet<u64> =
-                    index.files.values().map(|loc| loc.ordinal).collect();
-                kept.retain(|ordinal, _| current.contains(ordinal));
-                Ok(Archive::Stream {
-                    path: path.into(),
-                    codec,
-                    index,
-                    kept,
-                    limit,
-                })
-            }
+            None => Archive::index_tar(path, file, meta.len()),
+            Some(codec) => Archive::index_stream(path, file, codec, limit),
         }
+    }
+
+    /// Indexes a tar file by walking its headers, seeking past entry data.
+    fn index_tar(path: &Path, file: File, len: u64) -> Result<Archive> {
+        let mut index = Index::default();
+        let mut reader = TarReader::new(Seeking::new(file, len));
+        walk(path, &mut reader, |entry, ordinal, _| {
+            index.add(entry, ordinal);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(Archive::Tar {
+            path: path.into(),
+            index,
+        })
+    }
+
+    /// Streams a compressed tar once to index it, keeping its small metadata-like
+    /// entries.
+    fn index_stream(path: &Path, file: File, codec: Format, limit: u64) -> Result<Archive> {
+        let mut index = Index::default();
+        let mut kept = HashMap::new();
+        let mut budget = KEEP_BUDGET;
+        let mut reader = TarReader::new(Streaming(decoder(file, codec, path, limit)?));
+        walk(path, &mut reader, |entry, ordinal, data| {
+            index.add(entry, ordinal);
+            let name = tarfmt::clean_path(&entry.path);
+            if let (Some(name), Kind::File) = (name, entry.kind)
+                && entry.size <= KEEP_SMALL
+                && entry.size <= budget
+                && is_metadata_like(&name)
+            {
+                let buf = read_capped(data, KEEP_SMALL)?;
+                budget -= entry.size;
+                kept.insert(ordinal, buf);
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        // Kept entries shadowed by a later entry or link of the same name are not what
+        // the name means.
+        let current: std::collections::HashSet<u64> =
+            index.files.values().map(|loc| loc.ordinal).collect();
+        kept.retain(|ordinal, _| current.contains(ordinal));
+        Ok(Archive::Stream {
+            path: path.into(),
+            codec,
+            index,
+            kept,
+            limit,
+        })
     }
 
     /// The input's path.

@@ -149,28 +149,7 @@ struct ChosenLayer {
 
 /// Reads the image `reference` picks (the first one when `None`).
 pub(crate) fn read_image(archive: &Archive, reference: Option<&str>) -> Result<Image> {
-    let chosen = if archive.exists("manifest.json") {
-        choose_docker(archive, reference)?
-    } else if archive.exists("index.json") {
-        choose_oci(archive, reference)?
-    } else {
-        return Err(ScanError::Missing {
-            path: archive.path().into(),
-            what: "manifest",
-            name: "manifest.json (docker save) or index.json (OCI layout)".into(),
-        });
-    };
-    for ChosenLayer { name, .. } in &chosen.layers {
-        // Checked up front (an index lookup, no read), so a warm scan fails on a missing
-        // layer just like a cold one.
-        if !archive.exists(name) {
-            return Err(ScanError::Missing {
-                path: archive.path().into(),
-                what: "layer",
-                name: name.clone(),
-            });
-        }
-    }
+    let chosen = choose(archive, reference)?;
     let config_bytes = archive.read_metadata(&chosen.config_name, "config")?;
     let image_id = sha256(&config_bytes);
     if let Some(expected) = &chosen.config_digest
@@ -230,6 +209,33 @@ pub(crate) fn read_image(archive: &Archive, reference: Option<&str>) -> Result<I
         docker_version: config.docker_version.unwrap_or_default(),
         layers,
     })
+}
+
+/// Picks the manifest of the image `reference` names, and checks that its layers exist.
+fn choose(archive: &Archive, reference: Option<&str>) -> Result<Chosen> {
+    let chosen = if archive.exists("manifest.json") {
+        choose_docker(archive, reference)?
+    } else if archive.exists("index.json") {
+        choose_oci(archive, reference)?
+    } else {
+        return Err(ScanError::Missing {
+            path: archive.path().into(),
+            what: "manifest",
+            name: "manifest.json (docker save) or index.json (OCI layout)".into(),
+        });
+    };
+    for ChosenLayer { name, .. } in &chosen.layers {
+        // Checked up front (an index lookup, no read), so a warm scan fails on a missing
+        // layer just like a cold one.
+        if !archive.exists(name) {
+            return Err(ScanError::Missing {
+                path: archive.path().into(),
+                what: "layer",
+                name: name.clone(),
+            });
+        }
+    }
+    Ok(chosen)
 }
 
 fn choose_docker(archive: &Archive, reference: Option<&str>) -> Result<Chosen> {
