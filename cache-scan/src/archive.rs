@@ -487,35 +487,38 @@ fn archive_error(path: &Path, e: TarError, first: bool) -> ScanError {
 
 #[cfg(test)]
 mod tests {
+    use cache_fixtures::{Compression, TarWriter, compress};
+
     use super::*;
 
-    fn archive(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> (tempfile::TempDir, PathBuf) {
-        let mut b = tar::Builder::new(Vec::new());
-        build(&mut b);
-        let bytes = b.into_inner().unwrap();
+    type Writer = TarWriter<Vec<u8>>;
+
+    /// Writes `build`'s tar as `name` in a new temp dir, compressed as a whole with
+    /// `compression`.
+    fn write(
+        name: &str,
+        compression: Compression,
+        build: impl FnOnce(&mut Writer),
+    ) -> (tempfile::TempDir, PathBuf) {
+        let mut w = TarWriter::in_memory();
+        build(&mut w);
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.tar");
-        std::fs::write(&path, bytes).unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, compress(&w.into_bytes(), compression)).unwrap();
         (dir, path)
     }
 
-    fn file(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        b.append_data(&mut h, name, data).unwrap();
+    fn archive(build: impl FnOnce(&mut Writer)) -> (tempfile::TempDir, PathBuf) {
+        write("a.tar", Compression::None, build)
     }
 
     /// Writes `build`'s tar gzip-compressed as a whole.
-    fn gz_archive(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> (tempfile::TempDir, PathBuf) {
-        let mut b = tar::Builder::new(Vec::new());
-        build(&mut b);
-        let bytes = b.into_inner().unwrap();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, &bytes).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.tar.gz");
-        std::fs::write(&path, gz.finish().unwrap()).unwrap();
-        (dir, path)
+    fn gz_archive(build: impl FnOnce(&mut Writer)) -> (tempfile::TempDir, PathBuf) {
+        write("a.tar.gz", Compression::Gzip, build)
+    }
+
+    fn file(w: &mut Writer, name: &str, data: &[u8]) {
+        w.file(name, data).unwrap();
     }
 
     /// Valid JSON of `len` bytes or more, ending in `tag`.
@@ -539,7 +542,7 @@ mod tests {
             ),
         ];
         for (what, first, last) in cases {
-            let build = |b: &mut tar::Builder<Vec<u8>>| {
+            let build = |b: &mut Writer| {
                 file(b, "manifest.json", &first);
                 file(b, "other", b"x");
                 file(b, "manifest.json", &last);
@@ -588,25 +591,16 @@ mod tests {
         assert!(c.exists("zeros"));
     }
 
-    fn link(b: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, name: &str, target: &str) {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(kind);
-        h.set_size(0);
-        b.append_link(&mut h, name, target).unwrap();
-    }
-
     #[test]
     fn links_inside_archives_resolve() {
         // Older `docker save` stores a repeated layer as a symlink to its first copy.
         let (_dir, path) = archive(|b| {
-            let mut h = tar::Header::new_ustar();
-            h.set_size(5);
-            b.append_data(&mut h, "a/layer.tar", &b"layer"[..]).unwrap();
-            link(b, tar::EntryType::Symlink, "b/layer.tar", "../a/layer.tar");
-            link(b, tar::EntryType::Link, "c/layer.tar", "b/layer.tar");
-            link(b, tar::EntryType::Symlink, "loop1", "loop2");
-            link(b, tar::EntryType::Symlink, "loop2", "loop1");
-            link(b, tar::EntryType::Symlink, "escape", "../../etc/passwd");
+            file(b, "a/layer.tar", b"layer");
+            b.symlink("b/layer.tar", "../a/layer.tar").unwrap();
+            b.hardlink("c/layer.tar", "b/layer.tar").unwrap();
+            b.symlink("loop1", "loop2").unwrap();
+            b.symlink("loop2", "loop1").unwrap();
+            b.symlink("escape", "../../etc/passwd").unwrap();
         });
         let c = Archive::open(&path, u64::MAX).unwrap();
         for name in ["a/layer.tar", "b/layer.tar", "c/layer.tar"] {

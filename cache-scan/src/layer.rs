@@ -484,6 +484,8 @@ impl<'s> LayerReader<'s> {
 
 #[cfg(test)]
 mod tests {
+    use cache_fixtures::{Compression, compress, tar_of};
+
     use super::*;
 
     /// Hands out one byte per read, like a slow pipe.
@@ -500,20 +502,11 @@ mod tests {
 
     #[test]
     fn format_is_judged_on_enough_bytes_from_a_trickling_reader() {
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_ustar();
         let status = b"Package: a\nStatus: install ok installed\nVersion: 1\n";
-        h.set_size(status.len() as u64);
-        b.append_data(&mut h, "var/lib/dpkg/status", &status[..])
-            .unwrap();
-        let tar = b.into_inner().unwrap();
+        let tar = tar_of(&[("var/lib/dpkg/status".to_owned(), status.to_vec())].into());
         let diff_id = Digest::from_sha256(Sha256::digest(&tar).into());
-        let gzip = {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            io::Write::write_all(&mut e, &tar).unwrap();
-            e.finish().unwrap()
-        };
-        let zstd = zstd::stream::encode_all(&tar[..], 3).unwrap();
+        let gzip = compress(&tar, Compression::Gzip);
+        let zstd = compress(&tar, Compression::Zstd);
         let shared = Shared {
             input: "a.tar".into(),
             max_db_size: 1 << 20,

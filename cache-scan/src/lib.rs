@@ -40,9 +40,6 @@
 //! # Ok(())
 //! # }
 //! ```
-//!
-//! With the `fixtures` feature, the `fixtures` module builds docker-save and OCI
-//! archives in code and writes the repository's committed samples.
 
 #![deny(missing_docs)]
 
@@ -51,8 +48,6 @@ mod apply;
 mod archive;
 mod codec;
 mod error;
-#[cfg(feature = "fixtures")]
-pub mod fixtures;
 mod image;
 mod layer;
 mod options;

@@ -3,18 +3,16 @@
 use std::collections::BTreeMap;
 
 use cache_core::Cache;
-use cache_mem::MemCache;
-use cache_scan::{
-    ScanError, ScanOptions,
-    fixtures::{
-        Compression, ImageBuilder, LayerBuilder, compress, docker_save, docker_save_entries,
-        docker_save_oci, oci_archive, oci_entries, sha256_digest, tar_of,
-    },
+use cache_fixtures::{
+    Compression, ImageBuilder, LayerBuilder, compress, data::DEBIAN_OS_RELEASE, docker_save,
+    docker_save_entries, docker_save_oci, oci_archive, oci_entries, sha256_digest, tar_of,
 };
+use cache_mem::MemCache;
+use cache_scan::{ScanError, ScanOptions};
 use cache_testkit::Delegate;
 
 use crate::{
-    formats::{OS_RELEASE, stanza, test_image},
+    formats::{stanza, test_image},
     util::{entries, mem, write},
 };
 
@@ -550,7 +548,7 @@ async fn decompression_bomb_stops_at_the_limit() {
     let zeros = vec![0u8; 16 << 20];
     let layer = LayerBuilder::new()
         .file("var/zeros", &zeros)
-        .file("etc/os-release", OS_RELEASE);
+        .file("etc/os-release", DEBIAN_OS_RELEASE);
     drop(zeros);
     let image = ImageBuilder::new(&["bomb:1"]).layer(&layer, Compression::Gzip, "bomb");
     let options = ScanOptions {
@@ -584,7 +582,7 @@ async fn every_stored_blob_of_a_diff_id_is_verified() {
     // One layer stored twice, compressed differently: the same diffID (one cache key,
     // analysed once) but two blobs, and both are read.
     let layer = LayerBuilder::new()
-        .file("etc/os-release", OS_RELEASE)
+        .file("etc/os-release", DEBIAN_OS_RELEASE)
         .file("var/lib/dpkg/status", stanza("a", "1-1", ""));
     let image = ImageBuilder::new(&["twice:1"])
         .layer(&layer, Compression::Gzip, "one")
@@ -616,7 +614,7 @@ async fn every_stored_blob_of_a_diff_id_is_verified() {
     // is consistent): it must not pass unread, cold or verifying.
     let mut tampered = image.clone();
     let other = LayerBuilder::new()
-        .file("etc/os-release", OS_RELEASE)
+        .file("etc/os-release", DEBIAN_OS_RELEASE)
         .file("var/lib/dpkg/status", stanza("evil", "6.6.6-1", ""))
         .build();
     tampered.layers[1].blob = compress(&other, Compression::Zstd);
