@@ -747,3 +747,46 @@ async fn cache_failures_are_reported_as_such() {
 fn stanza_helper_is_real_format() {
     assert!(stanza("a", "1-1", "b").contains("Status: install ok installed\n"));
 }
+
+/// An error as `scancache` prints it: the message of each error in the chain of sources,
+/// joined by `: `.
+fn printed(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_missing_input_names_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alpine.oci");
+    let cause = std::fs::metadata(&path).unwrap_err().to_string();
+    let err = cache_scan::scan(&path, &mem(), &default())
+        .await
+        .unwrap_err();
+    let msg = printed(&err);
+    assert_eq!(msg.matches(cause.as_str()).count(), 1, "{msg}");
+    assert_eq!(msg, err.to_string());
+    assert!(msg.contains("alpine.oci"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_cache_error_is_named_once() {
+    let broken = Delegate::new(mem()).on_missing_blobs(|_, _| {
+        Err(cache_core::Error::Unavailable {
+            backend: "nowhere".into(),
+            reason: "down".into(),
+        })
+    });
+    let (_dir, path) = write("a.tar", &docker_save(&[&test_image(Compression::None)]));
+    let err = cache_scan::scan(&path, &broken, &default())
+        .await
+        .unwrap_err();
+    let msg = printed(&err);
+    assert_eq!(msg.matches("nowhere").count(), 1, "{msg}");
+}
