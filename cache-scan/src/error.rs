@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// A `Result` whose error is [`ScanError`].
 pub type Result<T, E = ScanError> = std::result::Result<T, E>;
 
-/// Everything [`crate::scan`] can fail with.
+/// Everything [`crate::scan()`] can fail with.
 ///
 /// Each message is one lower-case line naming the file, layer or digest involved and why
 /// it failed, fit to print as is. A message includes the error that caused it (an I/O or

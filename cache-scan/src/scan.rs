@@ -1,4 +1,4 @@
-//! [`scan`]: the flow from archive to report through the cache.
+//! [`scan()`]: the flow from archive to report through the cache.
 
 use std::{collections::HashMap, path::Path, sync::Arc, time::Instant};
 
@@ -32,7 +32,8 @@ fn key_options(options: &ScanOptions) -> [(&'static str, String); 1] {
 }
 
 /// The blob key of a layer with this diffID (or the artifact key of an image with this
-/// ID) under `options`.
+/// ID) under `options`: [`calc_key`] of the ID, every analyser's name and version, and
+/// the options that change results (how keys are made: `docs/keys.md`).
 pub fn cache_key(id: &str, options: &ScanOptions) -> Result<cache_core::Digest> {
     let opts = key_options(options);
     Ok(calc_key(

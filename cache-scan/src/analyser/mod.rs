@@ -12,7 +12,8 @@ use cache_core::{BlobInfo, Package, PackageInfo};
 pub(crate) use os::OsFiles;
 
 /// Every analyser's name and version. Bump a version whenever its output for the same
-/// input changes: the versions feed `calc_key`, so old cached results are not reused.
+/// input changes: the versions feed `calc_key` (see `docs/keys.md`), so old cached
+/// results are not reused.
 ///
 /// History: apk 2 and dpkg 3 — a database without installed packages is recorded (empty)
 /// so that it replaces an earlier layer's; dpkg 3 also counts stanzas without `Status`
