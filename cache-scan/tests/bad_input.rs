@@ -725,20 +725,24 @@ async fn nested_indexes_are_read_once_and_capped() {
     .await;
 }
 
+/// The error of a scan through a cache whose backend `nowhere` is down.
+async fn scan_with_broken_cache() -> ScanError {
+    let broken = Delegate::new(mem()).on_missing_blobs(|_, _| {
+        Err(cache_core::Error::Unavailable {
+            backend: "nowhere".into(),
+            reason: "down".into(),
+        })
+    });
+    let (_dir, path) = write("a.tar", &docker_save(&[&test_image(Compression::None)]));
+    cache_scan::scan(&path, &broken, &default())
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn cache_failures_are_reported_as_such() {
     // A cache that fails: the scan reports a cache error.
-    let broken =
-        Delegate::new(cache_mem::MemCache::new(&Default::default())).on_missing_blobs(|_, _| {
-            Err(cache_core::Error::Unavailable {
-                backend: "nowhere".into(),
-                reason: "down".into(),
-            })
-        });
-    let (_dir, path) = write("a.tar", &docker_save(&[&test_image(Compression::None)]));
-    let err = cache_scan::scan(&path, &broken, &default())
-        .await
-        .unwrap_err();
+    let err = scan_with_broken_cache().await;
     assert!(err.is_cache(), "{err}");
     assert!(err.to_string().starts_with("cache: "), "{err}");
 }
@@ -777,16 +781,7 @@ async fn a_missing_input_names_its_cause_once() {
 
 #[tokio::test]
 async fn a_cache_error_is_named_once() {
-    let broken = Delegate::new(mem()).on_missing_blobs(|_, _| {
-        Err(cache_core::Error::Unavailable {
-            backend: "nowhere".into(),
-            reason: "down".into(),
-        })
-    });
-    let (_dir, path) = write("a.tar", &docker_save(&[&test_image(Compression::None)]));
-    let err = cache_scan::scan(&path, &broken, &default())
-        .await
-        .unwrap_err();
+    let err = scan_with_broken_cache().await;
     let msg = printed(&err);
     assert_eq!(msg.matches("nowhere").count(), 1, "{msg}");
 }
