@@ -234,7 +234,7 @@ impl Cache for RedisCache {
 
     /// One `GETRANGE key 0 N` per entry, the artifact's among them, sent as one batch: a
     /// single round trip (one pipeline per master on a cluster, all at once) that moves
-    /// at most `N + 1` bytes per entry, judged by [`probe_is_current`]. A key holding
+    /// at most `N + 1` bytes per entry, judged by `probe_is_current` (below). A key holding
     /// another type counts as missing.
     async fn missing_blobs(&self, artifact: &ArtifactId, blobs: &[BlobId]) -> Result<Missing> {
         let mut batch = self.topology.batch(blobs.len() + 1);
@@ -319,8 +319,8 @@ impl Cache for RedisCache {
     }
 
     /// One `SET … [PX <remaining>]` per entry: a single command for one entry (which
-    /// shares a multiplexed connection with concurrent commands), batches of [`BATCH`]
-    /// for more.
+    /// shares a multiplexed connection with concurrent commands), batches of `BATCH`
+    /// (1000) for more.
     async fn write(&self, entries: &[RawEntry]) -> Result<()> {
         let now = SystemTime::now();
         for chunk in entries.chunks(BATCH) {
@@ -407,7 +407,7 @@ impl Cache for RedisCache {
         Ok(())
     }
 
-    /// A script per candidate, in batches of [`BATCH`], that unlinks the key only if
+    /// A script per candidate, in batches of `BATCH` (1000), that unlinks the key only if
     /// its value still has the SHA-1 gc judged, so an entry a scanner rewrites meanwhile
     /// stays. Where scripts are refused, removes them without that check (a rewrite then
     /// costs one re-analysis later; no wrong data is ever served).
