@@ -518,6 +518,7 @@ async fn a_killed_master_fails_clearly_then_its_replica_takes_over() {
     cluster.node_mut(0).kill();
     let start = Instant::now();
     let mut errors = Vec::new();
+    let mut connect_error = None;
     let mut n = 10_000;
     let recovered = loop {
         assert!(
@@ -543,7 +544,20 @@ async fn a_killed_master_fails_clearly_then_its_replica_takes_over() {
                     break start.elapsed();
                 }
             }
-            Err(e) => errors.push(e.to_string()),
+            Err(e) => {
+                let e = e.to_string();
+                // While the cluster says it is down, a new cache refuses to start, saying
+                // why in one line.
+                if e.contains("cluster is down") && connect_error.is_none() {
+                    let seeds = cluster.urls_of(&[1, 2]);
+                    if let Err(e) =
+                        RedisCache::connect(config(&cluster, seeds), &CacheOptions::default()).await
+                    {
+                        connect_error = Some(e.to_string());
+                    }
+                }
+                errors.push(e);
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
@@ -553,6 +567,14 @@ async fn a_killed_master_fails_clearly_then_its_replica_takes_over() {
         errors.first()
     );
     assert!(!errors.is_empty(), "the kill went unnoticed");
+    assert!(
+        errors.iter().any(|e| e.contains("cluster is down")),
+        "the cluster never said it was down: {errors:?}"
+    );
+    if let Some(e) = &connect_error {
+        eprintln!("connecting meanwhile: {e}");
+        assert!(e.contains("cluster_state:fail") && !e.contains('\n'), "{e}");
+    }
     for e in &errors {
         assert!(!e.contains('\n'), "{e}");
         assert!(
