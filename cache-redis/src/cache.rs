@@ -238,10 +238,12 @@ impl Cache for RedisCache {
     /// another type counts as missing.
     async fn missing_blobs(&self, artifact: &ArtifactId, blobs: &[BlobId]) -> Result<Missing> {
         let mut batch = self.topology.batch(blobs.len() + 1);
+        let ends = [EntryKind::Artifact, EntryKind::Blob].map(|k| canonical_prefix(k).len());
         let mut probe = |kind: EntryKind, id: &str| {
             let key = key(kind, id);
+            let end = ends[usize::from(kind == EntryKind::Blob)];
             let mut cmd = redis::cmd("GETRANGE");
-            cmd.arg(&key).arg(0).arg(canonical_prefix(kind).len());
+            cmd.arg(&key).arg(0).arg(end);
             batch.push(key.as_bytes(), cmd);
         };
         probe(EntryKind::Artifact, artifact.as_str());

@@ -84,10 +84,13 @@ enum Route {
     Ask(String),
 }
 
-/// The commands going to one node in a round: the node's `(host, port)` when known from
-/// the map (else its address is parsed from the redirection), and each command's index
-/// with whether it needs `ASKING` first.
-type Group = (Option<(String, u16)>, Vec<(usize, bool)>);
+/// Where the commands of one round go: a master of the slot map (by index), or the node a
+/// redirection named.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Dest {
+    Master(u16),
+    Addr(String),
+}
 
 /// What an answer says to do.
 enum Redirect {
@@ -239,35 +242,40 @@ impl Cluster {
         for round in 0..MAX_ROUNDS {
             let epoch = self.epoch.load(Ordering::Acquire);
             let map = self.map();
-            let mut groups: HashMap<String, Group> = HashMap::new();
+            // Commands for a master of the map are grouped by its index (no address
+            // string per command); redirected ones by the address they name.
+            let mut groups: HashMap<Dest, Vec<(usize, bool)>> = HashMap::new();
             for (i, route) in pending.drain(..) {
-                let (addr, node, ask) = match route {
+                let (dest, ask) = match route {
                     Route::Slot => {
                         let slot = slots.get(i).copied().unwrap_or_default();
-                        let Some((host, port)) = map.master_of(slot) else {
+                        let Some(master) = map.owner_of(slot) else {
                             return Err(self.report.unavailable(format!(
                                 "{what}: no master serves hash slot {slot} (the cluster is \
                                  incomplete or failing over)"
                             )));
                         };
-                        (
-                            format!("{}:{port}", bracketed(host)),
-                            Some((host.clone(), *port)),
-                            false,
-                        )
+                        (Dest::Master(master), false)
                     }
-                    Route::Moved(addr) => (addr, None, false),
-                    Route::Ask(addr) => (addr, None, true),
+                    Route::Moved(addr) => (Dest::Addr(addr), false),
+                    Route::Ask(addr) => (Dest::Addr(addr), true),
                 };
-                let entry = groups.entry(addr).or_insert((node, Vec::new()));
-                entry.1.push((i, ask));
+                groups.entry(dest).or_default().push((i, ask));
             }
-            let sent = join_all(groups.into_iter().map(|(addr, (hostport, items))| {
-                let cmds = &cmds;
+            let sent = join_all(groups.into_iter().map(|(dest, items)| {
+                let (cmds, map) = (&cmds, &map);
                 async move {
-                    let node = match hostport {
-                        Some((host, port)) => self.node_at(&host, port),
-                        None => self.node_by_addr(&addr),
+                    let node = match &dest {
+                        Dest::Master(m) => {
+                            let (host, port) = &map.masters[usize::from(*m)];
+                            self.node_at(host, *port)
+                        }
+                        Dest::Addr(addr) => self.node_by_addr(addr),
+                    };
+                    let addr = match (&node, &dest) {
+                        (Ok(node), _) => node.addr.clone(),
+                        (Err(_), Dest::Addr(addr)) => addr.clone(),
+                        (Err(_), Dest::Master(_)) => String::new(),
                     };
                     let node = match node {
                         Ok(node) => node,
@@ -522,9 +530,15 @@ impl SlotMap {
         Some(map)
     }
 
+    #[cfg(test)]
     fn master_of(&self, slot: u16) -> Option<&(String, u16)> {
+        self.masters.get(usize::from(self.owner_of(slot)?))
+    }
+
+    /// The index in `masters` of the master serving `slot`.
+    fn owner_of(&self, slot: u16) -> Option<u16> {
         let index = *self.owner.get(usize::from(slot))?;
-        self.masters.get(usize::from(index))
+        (usize::from(index) < self.masters.len()).then_some(index)
     }
 
     fn addrs(&self) -> Vec<(String, u16)> {

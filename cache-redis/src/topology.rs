@@ -182,21 +182,35 @@ pub(crate) fn slot(key: &[u8]) -> u16 {
     crc16(hashed) % 16384
 }
 
-/// CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0), as Redis Cluster uses.
+/// CRC16-CCITT (XMODEM: polynomial 0x1021, initial value 0), as Redis Cluster uses; a
+/// byte at a time through [`CRC16_TABLE`] (bit by bit, 1000 keys took about 0.5 ms, a
+/// fifth of a 1000-ID `missing_blobs`).
 fn crc16(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &byte in data {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
+    data.iter().fold(0u16, |crc, &byte| {
+        (crc << 8) ^ CRC16_TABLE[usize::from((crc >> 8) as u8 ^ byte)]
+    })
+}
+
+/// The CRC16 of each byte value, for [`crc16`].
+const CRC16_TABLE: [u16; 256] = {
+    let mut table = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = (i as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
             crc = if crc & 0x8000 != 0 {
                 (crc << 1) ^ 0x1021
             } else {
                 crc << 1
             };
+            bit += 1;
         }
+        table[i] = crc;
+        i += 1;
     }
-    crc
-}
+    table
+};
 
 #[cfg(test)]
 mod tests {

@@ -315,6 +315,62 @@ async fn admin_walks_cover_every_master() {
     assert_eq!(cluster.cli(&["GET", "session:1"]), "keep");
 }
 
+/// A user limited to exactly the commands docs/redis.md lists for a cluster can do
+/// everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_with_the_documented_acl_can_do_everything() {
+    let lease = lease!();
+    let cluster = lease.cluster();
+    let acl = "on >scanner-pw ~fanal::* -@all +get +set +mget +getrange +strlen +pttl +scan \
+               +unlink +ping +eval +cluster|slots +cluster|info +asking +role";
+    let mut args = vec!["ACL", "SETUSER", "scanner"];
+    args.extend(acl.split_whitespace());
+    for node in cluster.nodes() {
+        assert_eq!(node.cli(&args), "OK");
+    }
+    let urls = cluster
+        .urls()
+        .replace("redis://", "redis://scanner:scanner-pw@");
+    let cache = RedisCache::connect(config(cluster, urls), &CacheOptions::default())
+        .await
+        .unwrap();
+    let ids: Vec<BlobId> = (0..60).map(blob_id).collect();
+    for id in &ids {
+        cache.put_blob(id, &sample_blob(1, 1)).await.unwrap();
+    }
+    cache
+        .import(&[cache_core::RawEntry {
+            key: cache_core::EntryKey::blob(&blob_id(99)),
+            value: br#"{"SchemaVersion":1}"#.to_vec(),
+            expires_at: None,
+        }])
+        .await
+        .unwrap();
+    assert!(
+        cache
+            .missing_blobs(&artifact_id(1), &ids)
+            .await
+            .unwrap()
+            .blobs
+            .is_empty()
+    );
+    assert!(
+        cache
+            .get_blobs(&ids)
+            .await
+            .unwrap()
+            .iter()
+            .all(Option::is_some)
+    );
+    assert_eq!(cache.stats().await.unwrap().blobs, 61);
+    assert_eq!(cache.gc().await.unwrap().stale, 1);
+    cache.clear().await.unwrap();
+    assert_eq!(cluster.key_count(), 0);
+    for node in cluster.nodes() {
+        assert_eq!(node.cli(&["ACL", "DELUSER", "scanner"]), "1");
+    }
+}
+
 /// Any reachable node is enough: seeds that are down are skipped. When none answers, or
 /// the nodes are not a cluster, one line says so, naming the nodes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
