@@ -431,7 +431,10 @@ mod tests {
                 "different user names",
             ),
             ("redis://a:1,redis://b:2?protocol=resp3", "query"),
-            ("http://a:1,redis://b:2", "is not a redis:// or rediss:// URL"),
+            (
+                "http://a:1,redis://b:2",
+                "is not a redis:// or rediss:// URL",
+            ),
         ] {
             let msg = err(input, None);
             assert!(msg.contains(want), "{input}: {msg}");
