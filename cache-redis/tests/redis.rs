@@ -1088,3 +1088,27 @@ async fn exercise_every_operation(cache: &RedisCache) {
     cache.clear().await.unwrap();
     assert_eq!(cache.stats().await.unwrap(), Default::default());
 }
+
+/// `?protocol=resp3` works, with a password and a database: the client library's `HELLO`
+/// authenticates, and our handshake adds the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp3_urls_work() {
+    let server = server!(ServerOptions {
+        password: Some("pw3".into()),
+        ..Default::default()
+    });
+    let url = format!("{}?protocol=resp3", server.url_with_auth("", "pw3", 5));
+    let cache = connect(quick(url)).await.unwrap();
+    cache
+        .put_blob(&blob_id(1), &sample_blob(1, 1))
+        .await
+        .unwrap();
+    assert!(cache.get_blob(&blob_id(1)).await.unwrap().is_some());
+    let keys: Vec<String> = server
+        .cli(&["-n", "5", "KEYS", "fanal::*"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(keys, [blob_key(1)], "stored in database 5");
+    exercise_every_operation(&cache).await;
+}
