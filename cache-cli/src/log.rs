@@ -1,4 +1,4 @@
-//! Logging to stderr as `2024-06-21T21:58:21+04:00<TAB>INFO<TAB>message` (SPEC §6).
+//! Logging to stderr as `2024-06-21T21:58:21+04:00<TAB>INFO<TAB>message` (docs/cli.md).
 
 use std::fmt;
 

@@ -110,3 +110,25 @@ async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
 fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', " ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Library errors that quote their cause do not also return it as their source, so
+    /// the chain names it once.
+    #[test]
+    fn causes_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(cache_core::Error::io("cannot read", "/x/ca.pem", io))
+            .context("cannot open the cache");
+        assert_eq!(
+            one_line(&e),
+            "cannot open the cache: cannot read /x/ca.pem: no such file"
+        );
+        let e = anyhow::anyhow!("deeper\nwhy")
+            .context("why")
+            .context("what failed");
+        assert_eq!(one_line(&e), "what failed: why: deeper why");
+    }
+}

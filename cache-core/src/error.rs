@@ -56,16 +56,17 @@ pub enum Error {
         /// Why it is wrong, including the accepted forms.
         reason: String,
     },
-    /// A file-system operation failed.
-    #[error("{action} {}: {source}", path.display())]
+    /// A file-system operation failed. The message quotes the underlying error, which is
+    /// therefore not also returned as the error's source (a printed chain would name it
+    /// twice).
+    #[error("{action} {}: {cause}", path.display())]
     Io {
         /// What was being done, e.g. `cannot create cache directory`.
         action: &'static str,
         /// The file or directory involved.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -128,11 +129,11 @@ impl Error {
     }
 
     /// Builds an [`Error::Io`] for `path`.
-    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Error::Io {
             action,
             path: path.into(),
-            source,
+            cause,
         }
     }
 }

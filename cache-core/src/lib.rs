@@ -1,34 +1,47 @@
-//! The core of scancache: cache keys, the stored documents, the [`Cache`] trait every
-//! backend implements, and the parsing every front end shares.
-//!
-//! A scan cache stores the analysis of each container image layer as a [`BlobInfo`]
-//! under a [`BlobId`], and a small [`ArtifactInfo`] per image under an [`ArtifactId`].
-//! Both IDs come from [`calc_key`], which mixes the layer's diffID (or the image ID) with
-//! the version of every analyser, so a changed analyser never reuses an old result.
-//!
-//! This crate knows nothing about LMDB, Redis, image archives or command lines: backends
-//! (`cache-fs`, `cache-mem`, `cache-redis`) implement [`Cache`], `cache-scan` uses it, and
-//! `cache-cli` picks a backend at run time from a [`BackendSpec`] and holds it as an
-//! `Arc<dyn Cache>`.
-//!
-//! Documents are compatible with the reference scanner's JSON: PascalCase fields, empty
-//! fields omitted, and unknown fields kept in `extra` so nothing is lost on a round trip.
+//! The core of scancache: cache IDs and [`calc_key`], the stored documents
+//! ([`ArtifactInfo`], [`BlobInfo`]) and their encoding, the [`Cache`] trait with the
+//! rules every backend shares ([`rules`]), and the parsing every front end shares
+//! (backend specs, TTLs, sizes). It stores nothing itself and knows nothing about LMDB,
+//! Redis, image archives or command lines: backends (`cache-fs`, `cache-mem`,
+//! `cache-redis`) implement [`Cache`], `cache-scan` uses it, and `cache-cli` picks a
+//! backend at run time from a [`BackendSpec`] and holds it as an `Arc<dyn Cache>`.
 //!
 //! ```
-//! use cache_core::{BlobId, BlobInfo};
-//! let id: BlobId = "sha256:5317f9c3b2a5b5a6a3d1e8f0b2c4d6e8f0a2b4c6d8e0f2a4b6c8d0e2f4a6b8c0"
-//!     .parse()
-//!     .unwrap();
-//! assert!("sha256:XYZ".parse::<BlobId>().is_err());
-//! let doc: BlobInfo = serde_json::from_str(r#"{"SchemaVersion":2,"Future":1}"#).unwrap();
-//! assert!(doc.is_current());
-//! assert_eq!(serde_json::to_string(&doc).unwrap(), r#"{"SchemaVersion":2,"Future":1}"#);
-//! # let _ = id;
+//! use cache_core::{BlobId, BlobInfo, EntryKind, calc_key, codec};
+//!
+//! // IDs are validated once, when parsed: `sha256:` and 64 lowercase hex digits.
+//! let diff_id = "sha256:5317f9c3b2a5b5a6a3d1e8f0b2c4d6e8f0a2b4c6d8e0f2a4b6c8d0e2f4a6b8c0";
+//! assert!(diff_id.parse::<BlobId>().is_ok());
+//! assert!("sha256:5317F9".parse::<BlobId>().is_err());
+//!
+//! // A layer's cache key mixes its diffID with every analyser's version and the options
+//! // that change results (a golden vector of docs/keys.md).
+//! let key = calc_key(diff_id, [("apk", 1), ("dpkg", 1), ("os-release", 1)], [])?;
+//! assert_eq!(
+//!     key.as_str(),
+//!     "sha256:d227c9ae4756dc4b2741b6b414ecf62ec55cf02beb76b04ca4ba0a3b9ad6660e"
+//! );
+//! let id = BlobId::from(key);
+//!
+//! // Documents decode like Go's encoding/json and keep the fields they do not model.
+//! let stored = br#"{"SchemaVersion":2,"Size":null,"FromTheFuture":[1]}"#;
+//! let doc: BlobInfo = codec::decode(id.as_str(), stored)?;
+//! assert!(doc.is_current() && codec::is_current(EntryKind::Blob, stored));
+//! assert_eq!(codec::encode(&doc), br#"{"SchemaVersion":2,"FromTheFuture":[1]}"#);
+//!
+//! // Bytes that are not a document are a corrupt entry, named by its ID.
+//! let err = codec::decode::<BlobInfo>(id.as_str(), b"{not json").unwrap_err();
+//! assert!(err.is_corrupt() && err.to_string().contains(id.as_str()));
+//! # Ok::<(), cache_core::Error>(())
 //! ```
 //!
-//! The conformance suite that every backend runs lives in the `cache-testkit` crate.
+//! The contract these types implement is written down in the repository's `docs/`:
+//! `keys.md` (IDs and `calc_key`), `documents.md` (the documents) and `semantics.md`
+//! (what every backend does). The conformance suite that checks every backend against
+//! it lives in the `cache-testkit` crate.
 
 #![deny(missing_docs)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod cache;
 mod calc;

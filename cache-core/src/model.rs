@@ -494,17 +494,18 @@ mod tests {
         assert_eq!(written, original, "round trip changed the document");
     }
 
-    const SPEC_ARTIFACT: &str = r#"{"SchemaVersion":1,"Architecture":"amd64","Created":"2020-01-23T16:53:06.686519038Z","DockerVersion":"18.06.1-ce","OS":"linux"}"#;
+    /// The examples of docs/documents.md, which must stay true.
+    const DOC_ARTIFACT: &str = r#"{"SchemaVersion":1,"Architecture":"amd64","Created":"2020-01-23T16:53:06.686519038Z","DockerVersion":"18.06.1-ce","OS":"linux"}"#;
 
-    const SPEC_BLOB: &str = r#"{"SchemaVersion":2,"Size":5818880,"DiffID":"sha256:5317f9c3b2a5b5a6a3d1e8f0b2c4d6e8f0a2b4c6d8e0f2a4b6c8d0e2f4a6b8c0","CreatedBy":"ADD file:a4d9c4b3 in / ","OS":{"Family":"alpine","Name":"3.10.4"},"Repository":{"Family":"alpine","Release":"3.10"},"PackageInfos":[{"FilePath":"lib/apk/db/installed","Packages":[{"ID":"alpine-baselayout@3.1.2-r0","Name":"alpine-baselayout","Version":"3.1.2-r0","Arch":"x86_64","SrcName":"alpine-baselayout","SrcVersion":"3.1.2-r0","Licenses":["GPL-2.0-only"],"Maintainer":"Natanael Copa \u003cncopa@alpinelinux.org\u003e","DependsOn":["busybox@1.30.1-r3","musl@1.1.22-r3"],"Digest":"sha1:574d65b4c3d0c41ac5cf7b4fa7b3a3e26b8c6d43","InstalledFiles":["etc/hosts","etc/sysctl.conf"],"AnalyzedBy":"apk"}]}]}"#;
+    const DOC_BLOB: &str = r#"{"SchemaVersion":2,"Size":5818880,"DiffID":"sha256:5317f9c3b2a5b5a6a3d1e8f0b2c4d6e8f0a2b4c6d8e0f2a4b6c8d0e2f4a6b8c0","CreatedBy":"ADD file:a4d9c4b3 in / ","OS":{"Family":"alpine","Name":"3.10.4"},"Repository":{"Family":"alpine","Release":"3.10"},"PackageInfos":[{"FilePath":"lib/apk/db/installed","Packages":[{"ID":"alpine-baselayout@3.1.2-r0","Name":"alpine-baselayout","Version":"3.1.2-r0","Arch":"x86_64","SrcName":"alpine-baselayout","SrcVersion":"3.1.2-r0","Licenses":["GPL-2.0-only"],"Maintainer":"Natanael Copa \u003cncopa@alpinelinux.org\u003e","DependsOn":["busybox@1.30.1-r3","musl@1.1.22-r3"],"Digest":"sha1:574d65b4c3d0c41ac5cf7b4fa7b3a3e26b8c6d43","InstalledFiles":["etc/hosts","etc/sysctl.conf"],"AnalyzedBy":"apk"}]}]}"#;
 
-    const SPEC_DPKG_PACKAGE: &str = r#"{"ID":"adwaita-icon-theme@43-1","Name":"adwaita-icon-theme","Version":"43","Release":"1","Arch":"all","SrcName":"adwaita-icon-theme","SrcVersion":"43","SrcRelease":"1","Maintainer":"Debian GNOME Maintainers <pkg-gnome-maintainers@lists.alioth.debian.org>","DependsOn":["gtk-update-icon-cache@3.24.38-2~deb12u3","hicolor-icon-theme@0.17-2"],"AnalyzedBy":"dpkg"}"#;
+    const DOC_DPKG_PACKAGE: &str = r#"{"ID":"adwaita-icon-theme@43-1","Name":"adwaita-icon-theme","Version":"43","Release":"1","Arch":"all","SrcName":"adwaita-icon-theme","SrcVersion":"43","SrcRelease":"1","Maintainer":"Debian GNOME Maintainers <pkg-gnome-maintainers@lists.alioth.debian.org>","DependsOn":["gtk-update-icon-cache@3.24.38-2~deb12u3","hicolor-icon-theme@0.17-2"],"AnalyzedBy":"dpkg"}"#;
 
     #[test]
-    fn spec_examples_round_trip() {
-        check_round_trip::<ArtifactInfo>(SPEC_ARTIFACT);
-        check_round_trip::<BlobInfo>(SPEC_BLOB);
-        check_round_trip::<Package>(SPEC_DPKG_PACKAGE);
+    fn documented_examples_round_trip() {
+        check_round_trip::<ArtifactInfo>(DOC_ARTIFACT);
+        check_round_trip::<BlobInfo>(DOC_BLOB);
+        check_round_trip::<Package>(DOC_DPKG_PACKAGE);
     }
 
     /// Documents the reference scanner (v0.76) wrote into Redis when it scanned a small
@@ -636,9 +637,9 @@ mod tests {
 
     #[test]
     fn decodes_from_a_json_value_too() {
-        let value = serde_json::from_str::<Value>(SPEC_BLOB).unwrap();
+        let value = serde_json::from_str::<Value>(DOC_BLOB).unwrap();
         let blob: BlobInfo = serde_json::from_value(value).unwrap();
-        assert_eq!(blob, serde_json::from_str::<BlobInfo>(SPEC_BLOB).unwrap());
+        assert_eq!(blob, serde_json::from_str::<BlobInfo>(DOC_BLOB).unwrap());
         assert_eq!(blob.package_infos[0].packages[0].name, "alpine-baselayout");
     }
 
@@ -661,14 +662,14 @@ mod tests {
     }
 
     #[test]
-    fn spec_examples_decode_into_fields() {
-        let artifact: ArtifactInfo = serde_json::from_str(SPEC_ARTIFACT).unwrap();
+    fn documented_examples_decode_into_fields() {
+        let artifact: ArtifactInfo = serde_json::from_str(DOC_ARTIFACT).unwrap();
         assert!(artifact.is_current());
         assert_eq!(artifact.architecture, "amd64");
         assert_eq!(artifact.os, "linux");
         assert!(artifact.extra.is_empty());
 
-        let blob: BlobInfo = serde_json::from_str(SPEC_BLOB).unwrap();
+        let blob: BlobInfo = serde_json::from_str(DOC_BLOB).unwrap();
         assert!(blob.is_current());
         assert_eq!(blob.size, 5_818_880);
         assert_eq!(blob.os.as_ref().unwrap().name, "3.10.4");

@@ -1,4 +1,5 @@
-//! [`FsCache`]: the `Cache` trait on top of the shared LMDB [`Store`].
+//! [`FsCache`]: the `Cache` trait implemented as a thin adapter over the shared LMDB
+//! [`Store`] and the entry operations of [`crate::entry`].
 
 use std::{
     path::{Path, PathBuf},
@@ -16,7 +17,9 @@ use heed::RoTxn;
 
 use crate::{
     config::FsConfig,
-    store::{self, Dbs, Fail, Store, TOUCH_FLUSH_AT},
+    entry::{self, Dbs},
+    store::{Fail, Store},
+    touch::TOUCH_FLUSH_AT,
     value::{self, Header, Schema},
 };
 
@@ -108,14 +111,12 @@ impl FsCache {
             })?
     }
 
-    /// Records a read for LRU eviction without writing: the stamp is written with this
-    /// process's next write, or in a batch of its own once enough piled up.
+    /// Records a read for LRU eviction without writing (see [`crate::touch`]), starting
+    /// the background flush when enough stamps piled up and none is queued.
     fn touched(&self, store: &Arc<Store>, kind: EntryKind, id: &Digest, stamp: u32, now: u32) {
         if now.saturating_sub(stamp) < self.granularity_s {
             return;
         }
-        // One background flush at a time: reads that pile up more stamps meanwhile leave
-        // them to the flush already queued (or to the next write).
         if store.record_touch(kind, id.as_str(), now) >= TOUCH_FLUSH_AT
             && store.claim_background_flush()
         {
@@ -135,11 +136,11 @@ impl FsCache {
         self.blocking(move |s| {
             let mut removed = 0;
             for chunk in keys.chunks(WRITE_CHUNK) {
-                let (now_ms, _) = store::now();
+                let (now_ms, _) = value::now();
                 removed += s.write("cannot delete from the scan cache", &mut |txn, dbs| {
                     let mut n = 0;
                     for (kind, key) in chunk {
-                        if let Some(old) = store::remove_entry(txn, dbs, *kind, key.as_bytes())?
+                        if let Some(old) = entry::remove_entry(txn, dbs, *kind, key.as_bytes())?
                             && old.header.is_none_or(|h| !h.is_expired(now_ms))
                         {
                             n += 1;
@@ -178,7 +179,7 @@ impl FsCache {
                         let mut items = Vec::new();
                         let next = s.read("cannot read the scan cache", &mut |txn, dbs| {
                             items.clear();
-                            store::scan(
+                            entry::scan(
                                 txn,
                                 &dbs.of(k),
                                 from.as_deref(),
@@ -281,7 +282,7 @@ fn is_live_current(kind: EntryKind, stored: Option<&[u8]>, now_ms: u64) -> bool 
 
 /// Which of `keys` (artifact first, then blobs) are missing, in one read transaction.
 fn missing_flags(store: &Store, artifact: &str, blobs: &[&str]) -> Result<(bool, Vec<bool>)> {
-    let (now_ms, _) = store::now();
+    let (now_ms, _) = value::now();
     store.read("cannot read the scan cache", &mut |txn, dbs| {
         let artifact_missing = !is_live_current(
             EntryKind::Artifact,
@@ -336,11 +337,11 @@ impl Cache for FsCache {
         })
     }
 
-    /// One read transaction; each hit's access is recorded for LRU eviction (written
-    /// later, with a write).
+    /// One read transaction; each hit's access is recorded for LRU eviction
+    /// (`FsCache::touched`).
     async fn read(&self, kind: EntryKind, ids: &[&Digest]) -> Result<Vec<Option<Vec<u8>>>> {
         let store = self.store()?;
-        let (now_ms, now_s) = store::now();
+        let (now_ms, now_s) = value::now();
         let found = store.read("cannot read the scan cache", &mut |txn, dbs| {
             ids.iter()
                 .map(|id| {
@@ -362,14 +363,14 @@ impl Cache for FsCache {
             .collect())
     }
 
-    /// In write transactions of up to [`WRITE_CHUNK`] entries; with a size bound, each
+    /// In write transactions of up to `WRITE_CHUNK` entries; with a size bound, each
     /// evicts least recently used entries, never the ones it wrote.
     async fn write(&self, entries: &[RawEntry]) -> Result<()> {
         let entries: Vec<RawEntry> = entries.to_vec();
         let max = self.options.max_size;
         self.blocking(move |s| {
             for chunk in entries.chunks(WRITE_CHUNK) {
-                let (_, now_s) = store::now();
+                let (_, now_s) = value::now();
                 s.write("cannot write to the scan cache", &mut |txn, dbs| {
                     for e in chunk {
                         let header = Header {
@@ -378,14 +379,14 @@ impl Cache for FsCache {
                             schema: Schema::of(&e.value),
                         };
                         let key = e.key.id.as_str().as_bytes();
-                        store::put_entry(txn, dbs, e.key.kind, key, header, &e.value)?;
+                        entry::put_entry(txn, dbs, e.key.kind, key, header, &e.value)?;
                     }
                     if let Some(max) = max {
                         let keep: Vec<(EntryKind, &[u8])> = chunk
                             .iter()
                             .map(|e| (e.key.kind, e.key.id.as_str().as_bytes()))
                             .collect();
-                        let evicted = store::evict(txn, dbs, max, &keep)?;
+                        let evicted = entry::evict(txn, dbs, max, &keep)?;
                         if evicted > 0 {
                             tracing::debug!("evicted {evicted} least recently used entries");
                         }
@@ -419,7 +420,7 @@ impl Cache for FsCache {
                 Some(Walked {
                     meta: EntryMeta {
                         key: entry_key(kind, key)?,
-                        size: store::doc_len(stored),
+                        size: entry::doc_len(stored),
                         expires_at: header.and_then(|(h, _)| h.expires_at()),
                     },
                     // A value without a header is corrupt; its bytes are walked as they
@@ -437,7 +438,7 @@ impl Cache for FsCache {
         self.blocking(|s| {
             s.forget_touches();
             s.write("cannot clear the scan cache", &mut |txn, dbs| {
-                store::clear_all(txn, dbs).map_err(Fail::from)
+                entry::clear_all(txn, dbs).map_err(Fail::from)
             })?;
             // The entries are gone for every process already; compaction only returns
             // the disk space, so its failure is not the caller's problem.
@@ -488,7 +489,7 @@ impl Cache for FsCache {
                             .is_some_and(|stored| verdict(*kind, stored, now) != Verdict::Keep);
                         done.push(
                             stale
-                                && store::remove_entry(txn, dbs, *kind, key.as_bytes())?.is_some(),
+                                && entry::remove_entry(txn, dbs, *kind, key.as_bytes())?.is_some(),
                         );
                     }
                     Ok(done)

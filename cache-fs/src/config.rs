@@ -10,10 +10,9 @@ pub struct FsConfig {
     /// the page size). The map grows on demand, so this only sets how often it grows.
     /// An existing cache keeps its larger size. Default 64 MiB.
     pub initial_map_size: usize,
-    /// How stale a stored last-access stamp may get before a read records a new one.
-    /// Reads never write: touched entries are remembered in memory and their stamps are
-    /// written with this process's next write (or in a batch once enough piled up).
-    /// Default one minute.
+    /// How stale a stored last-access stamp may get before a read records a new one
+    /// (reads never write; recorded stamps are written in batches, as the crate's `touch`
+    /// module describes). Default one minute.
     pub access_granularity: Duration,
 }
 

@@ -4,12 +4,11 @@
 //!
 //! Writers hold the gate shared for the length of one write transaction (never for a
 //! process's lifetime), and readers only to reopen a replaced file. Compaction holds it
-//! exclusive for the swap (the rename and the reopen); only when the cache kept changing
-//! while it copied does it also make the copy under the exclusive gate, which keeps
-//! writers of every process waiting for that long, but not readers. `flock` locks
-//! belong to an open file description, so one process must not lock the same descriptor
-//! from several threads independently: the in-process count below takes the OS lock when
-//! the first thread enters and drops it when the last one leaves. The kernel drops the
+//! exclusive to swap the file (when and for how long: [`crate::store::compact`]).
+//!
+//! `flock` locks belong to an open file description, so one process must not lock the
+//! same descriptor from several threads independently: the in-process count below takes
+//! the OS lock when the first thread enters and drops it when the last one leaves. The kernel drops the
 //! lock of a killed process, so a crash can never leave the gate closed.
 //!
 //! The generation is the length of `gc.lock`: compaction appends one byte before it

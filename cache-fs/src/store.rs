@@ -1,105 +1,48 @@
-//! [`Store`]: one LMDB environment shared by every [`crate::FsCache`] of a process on one
-//! cache directory, with map growth, stale-reader cleanup, batched access stamps and
-//! compaction.
+//! [`Store`]: the LMDB environment of one cache directory, shared by every
+//! [`crate::FsCache`] of a process on it, and the read and write transactions that run
+//! on it, with their retries and errors.
 //!
 //! # Concurrency
 //!
-//! - Within a process, every transaction runs under a read guard of `handle`; resizing
-//!   the map (LMDB requires that no transaction of the process is active) and reopening
-//!   the environment take the write guard.
+//! - Within a process, every transaction runs under a read guard of `handle`; growing the
+//!   map ([`crate::growth`]) and reopening the environment take the write guard.
 //! - Across processes, LMDB itself serialises writers (one robust mutex in `lock.mdb`,
 //!   held from the start of a write transaction to its commit) and never blocks readers.
-//! - The [`Gate`] keeps compaction from swapping `data.mdb` under a writer. Readers enter
-//!   it only to reopen after the file was replaced, never for a read transaction: a
-//!   reader that still maps the replaced file reads a consistent snapshot of the moment
-//!   of the swap (nothing writes to the replaced file again), and the next operation
-//!   notices the new generation and reopens.
-//! - Compactions of one process run one at a time (`compacting`); those of different
-//!   processes each write their own temp file, locked by its writer (see
-//!   [`Store::remove_stale_temp_files`]), and swap under the exclusive gate.
+//! - A write transaction runs inside the swap gate ([`Gate`], shared), so that no
+//!   compaction replaces `data.mdb` under it. Readers enter the gate only to reopen after
+//!   the file was replaced ([`Store::current`]), never for a read transaction.
+//!
+//! The mechanisms around the transactions each have their own module: one store per
+//! directory ([`crate::registry`]), map growth ([`crate::growth`]), access stamps written
+//! with the next write ([`crate::touch`]), and compaction, which replaces the file
+//! ([`compact`]).
 
 use std::{
-    collections::HashMap,
-    fs::File,
-    ops::Bound,
     path::{Path, PathBuf},
-    sync::{
-        Arc, LazyLock, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::{Duration, SystemTime},
+    sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    time::Duration,
 };
 
 use cache_core::{EntryKind, Error, Result};
-use heed::{
-    CommitOrAbort, CompactionOption, Database, Env, EnvOpenOptions, MdbError, RoTxn, RwTxn,
-    WithoutTls, types::Bytes,
-};
-use tempfile::TempPath;
+use heed::{Env, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls};
 
 use crate::{
     config::FsConfig,
-    gate::{ExclusiveGuard, Gate},
-    value::{self, HEADER_LEN, Header},
+    entry::Dbs,
+    gate::Gate,
+    growth,
+    registry::Registry,
+    touch::{self, Touch, Touches},
 };
 
-/// One LMDB database of raw bytes.
-pub(crate) type Db = Database<'static, Bytes, Bytes>;
-
-/// Database names; the suffix is the layout version of keys and values (see
-/// [`crate::value`]).
-const ARTIFACTS_DB: &str = "artifacts-v1";
-const BLOBS_DB: &str = "blobs-v1";
-/// Index for LRU eviction: key = access stamp (4 bytes BE) + kind byte + ID, value empty.
-const LRU_DB: &str = "lru-v1";
-/// Running totals under the key `totals`: the sum of document sizes, then the number of
-/// entries, each u64 little endian.
-const META_DB: &str = "meta-v1";
-const META_TOTALS: &[u8] = b"totals";
-
-/// Bytes charged per entry on top of its document when enforcing the size bound, so a
-/// bound also limits the number of tiny entries (as the memory backend does).
-pub(crate) const ENTRY_OVERHEAD: u64 = 96;
+pub(crate) mod compact;
 
 /// Reader slots in `lock.mdb`. With `MDB_NOTLS` a slot is held only for the length of a
 /// read transaction, so this bounds concurrent readers, not processes.
 const MAX_READERS: u32 = 1022;
 
-/// Map sizes are kept multiples of this (a multiple of every common page size).
-const MAP_ALIGN: usize = 1 << 20;
-/// Growth step bounds: the map at least doubles up to 1 GiB, then grows 1 GiB at a time.
-const MIN_GROWTH: usize = 32 << 20;
-const MAX_GROWTH: usize = 1 << 30;
-
 /// How often one operation may retry after the map was resized or the file replaced.
 const RETRIES: usize = 64;
-
-/// Pending access stamps that trigger a batched write of their own.
-pub(crate) const TOUCH_FLUSH_AT: usize = 256;
-
-/// Name of compaction copies: `data.mdb.compact-<random>.tmp` (older versions used the
-/// PID in place of the random part; those are cleaned up the same way).
-const TEMP_PREFIX: &str = "data.mdb.compact-";
-const TEMP_SUFFIX: &str = ".tmp";
-
-/// The databases of one open environment.
-#[derive(Clone, Copy)]
-pub(crate) struct Dbs {
-    pub(crate) artifacts: Db,
-    pub(crate) blobs: Db,
-    lru: Db,
-    meta: Db,
-}
-
-impl Dbs {
-    /// The database holding entries of `kind`.
-    pub(crate) fn of(&self, kind: EntryKind) -> Db {
-        match kind {
-            EntryKind::Artifact => self.artifacts,
-            EntryKind::Blob => self.blobs,
-        }
-    }
-}
 
 /// An open environment and the generation of the data file it maps.
 struct Handle {
@@ -135,12 +78,8 @@ impl From<Error> for Fail {
 /// A read transaction's view: the transaction plus the databases.
 pub(crate) type ReadFn<'f, R> = dyn FnMut(&RoTxn<'_>, &Dbs) -> Result<R, Fail> + 'f;
 
-/// A visitor of (key, stored value) pairs during a scan.
-pub(crate) type ScanFn<'f> = dyn FnMut(&[u8], &[u8]) -> Result<(), Fail> + 'f;
-
-/// Stores open in this process, by canonical directory: heed (like LMDB) allows one
-/// environment per file per process, so every `FsCache` on one directory shares it.
-static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Store>>>> = LazyLock::new(Default::default);
+/// Stores open in this process: one per directory (see [`crate::registry`]).
+static OPEN: Registry<Store> = Registry::new();
 
 /// The LMDB environment of one cache directory (`<cache-dir>/fanal`).
 pub(crate) struct Store {
@@ -151,10 +90,9 @@ pub(crate) struct Store {
     initial_map_size: usize,
     gate: Gate,
     handle: RwLock<Option<Handle>>,
-    touches: Mutex<HashMap<(EntryKind, String), u32>>,
-    /// A background flush of `touches` is queued or running.
-    flush_queued: AtomicBool,
-    /// Held for the whole of a compaction: one at a time per process.
+    /// Access stamps waiting to be written with the next write.
+    touches: Touches,
+    /// Held for the whole of a compaction: one at a time per process (see [`compact`]).
     compacting: Mutex<()>,
 }
 
@@ -179,30 +117,28 @@ impl Store {
     /// Returns the store of `dir` (an existing, canonical `fanal` directory), opening it
     /// if no other cache of this process has.
     pub(crate) fn open(dir: &Path, config: &FsConfig) -> Result<Arc<Store>> {
-        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(store) = open.get(dir).and_then(Weak::upgrade) {
-            return Ok(store);
-        }
-        open.retain(|_, w| w.strong_count() > 0);
-        let store = Arc::new(Store {
+        OPEN.get_or_open(dir, || Store::new(dir, config))
+    }
+
+    /// Opens the store of `dir`; only [`Store::open`] calls this, under the registry.
+    fn new(dir: &Path, config: &FsConfig) -> Result<Store> {
+        let store = Store {
             dir: dir.to_owned(),
             data_path: dir.join("data.mdb"),
             lock_path: dir.join("lock.mdb"),
             location: dir.display().to_string(),
-            initial_map_size: round_up(config.initial_map_size.max(MAP_ALIGN), MAP_ALIGN),
+            initial_map_size: growth::initial_map_size(config.initial_map_size),
             gate: Gate::open(&dir.join("gc.lock"))?,
             handle: RwLock::new(None),
-            touches: Mutex::new(HashMap::new()),
-            flush_queued: AtomicBool::new(false),
+            touches: Touches::default(),
             compacting: Mutex::new(()),
-        });
+        };
         {
             let _gate = store.gate.shared()?;
             let generation = store.gate.generation()?;
             let mut w = store.write_handle();
             store.reopen(&mut w, generation)?;
         }
-        open.insert(dir.to_owned(), Arc::downgrade(&store));
         Ok(store)
     }
 
@@ -236,9 +172,9 @@ impl Store {
         let env = loop {
             // SAFETY: LMDB requires that a file is opened at most once per process and
             // that nobody truncates or rewrites it behind LMDB's back. The first holds
-            // because every opener in this crate goes through the `OPEN` registry and
-            // closes the old environment before reopening (heed rejects duplicates as
-            // `EnvAlreadyOpened` too). The second holds because the only code that
+            // because every store is opened through the registry (`Store::open`), one per
+            // directory, and closes its old environment before reopening (heed rejects
+            // duplicates as `EnvAlreadyOpened` too). The second holds because the only code that
             // replaces `data.mdb` (`Store::swap`) renames a complete new file over it
             // under the exclusive gate, so an old mapping keeps its old, unchanged inode.
             #[allow(unsafe_code)]
@@ -259,9 +195,7 @@ impl Store {
             Ok(n) => tracing::debug!("reclaimed {n} reader slots of dead processes"),
             Err(e) => tracing::warn!("cannot check for stale readers in {}: {e}", self.location),
         }
-        if env.info().map_size < self.initial_map_size {
-            resize(&env, self.initial_map_size).map_err(|e| self.open_error(e))?;
-        }
+        growth::reserve(&env, self.initial_map_size).map_err(|e| self.open_error(e))?;
         let dbs = self.open_dbs(&env)?;
         Ok((env, dbs))
     }
@@ -291,60 +225,25 @@ impl Store {
             let rtxn = match env.read_txn() {
                 Ok(t) => t,
                 Err(heed::Error::Mdb(MdbError::MapResized)) => {
-                    resize(env, 0).map_err(|e| self.open_error(e))?;
+                    growth::adopt(env).map_err(|e| self.open_error(e))?;
                     continue;
                 }
                 Err(e) => return Err(self.open_error(e)),
             };
-            let opened = env
-                .open_databases_and_commit(rtxn, |dbo, rtxn| {
-                    let open = |name| dbo.open_database::<Bytes, Bytes>(rtxn, Some(name));
-                    Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((
-                        open(ARTIFACTS_DB)?,
-                        open(BLOBS_DB)?,
-                        open(LRU_DB)?,
-                        open(META_DB)?,
-                    )))
-                })
-                .map_err(|e| self.open_error(e))?;
-            if let CommitOrAbort::Commit((Some(artifacts), Some(blobs), Some(lru), Some(meta))) =
-                opened
-            {
-                return Ok(Dbs {
-                    artifacts,
-                    blobs,
-                    lru,
-                    meta,
-                });
+            if let Some(dbs) = Dbs::open(env, rtxn).map_err(|e| self.open_error(e))? {
+                return Ok(dbs);
             }
-            // First use of this directory: create the databases (idempotent, so two
-            // processes doing it at once is fine).
+            // First use of this directory: create the databases.
             let wtxn = match env.write_txn() {
                 Ok(t) => t,
                 Err(heed::Error::Mdb(MdbError::MapResized)) => {
-                    resize(env, 0).map_err(|e| self.open_error(e))?;
+                    growth::adopt(env).map_err(|e| self.open_error(e))?;
                     continue;
                 }
                 Err(e) => return Err(self.open_error(e)),
             };
-            let created = env
-                .create_databases_and_commit(wtxn, |dbo, wtxn| {
-                    let mut create = |name| dbo.create_database::<Bytes, Bytes>(wtxn, Some(name));
-                    Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((
-                        create(ARTIFACTS_DB)?,
-                        create(BLOBS_DB)?,
-                        create(LRU_DB)?,
-                        create(META_DB)?,
-                    )))
-                })
-                .map_err(|e| self.open_error(e))?;
-            if let CommitOrAbort::Commit((artifacts, blobs, lru, meta)) = created {
-                return Ok(Dbs {
-                    artifacts,
-                    blobs,
-                    lru,
-                    meta,
-                });
+            if let Some(dbs) = Dbs::create(env, wtxn).map_err(|e| self.open_error(e))? {
+                return Ok(dbs);
             }
         }
         Err(self.backend("cannot open the scan cache databases: the map kept changing"))
@@ -373,6 +272,11 @@ impl Store {
 
     /// A read guard on a handle whose generation is current, reopening if the data file
     /// was replaced (or the environment could not be opened before).
+    ///
+    /// Every transaction starts here, so each notices a new generation of the gate (one
+    /// `fstat`) and reopens before it runs. A transaction begun before the file was
+    /// replaced goes on with the old file, which nothing writes to again: it reads a
+    /// consistent snapshot of the moment of the swap.
     fn current(&self, gate_held: bool) -> Result<Current<'_>> {
         for _ in 0..RETRIES {
             let generation = self.gate.generation()?;
@@ -430,20 +334,21 @@ impl Store {
         Err(self.backend(format!("{action}: the map kept being resized")))
     }
 
-    /// Runs `f` in one write transaction and commits it, growing the map and retrying
-    /// (with `f` called again from scratch) when it is full. Pending access stamps of
-    /// this process are written in the same transaction.
+    /// Runs `f` in one write transaction inside the gate and commits it, growing the map
+    /// and retrying (with `f` called again from scratch) when it is full
+    /// ([`crate::growth`]). Pending access stamps of this process are written in the same
+    /// transaction ([`crate::touch`]).
     pub(crate) fn write<R>(
         &self,
         action: &'static str,
         f: &mut dyn FnMut(&mut RwTxn<'_>, &Dbs) -> Result<R, Fail>,
     ) -> Result<R> {
         let _gate = self.gate.shared()?;
-        let touches = self.take_touches();
+        let touches = self.touches.take();
         let result = self.write_with(action, &touches, f);
         if result.is_err() {
             // Not written: keep them for the next write.
-            self.restore_touches(touches);
+            self.touches.restore(touches);
         }
         result
     }
@@ -452,7 +357,7 @@ impl Store {
     fn write_with<R>(
         &self,
         action: &'static str,
-        touches: &[(EntryKind, String, u32)],
+        touches: &[Touch],
         f: &mut dyn FnMut(&mut RwTxn<'_>, &Dbs) -> Result<R, Fail>,
     ) -> Result<R> {
         for _ in 0..RETRIES {
@@ -462,7 +367,7 @@ impl Store {
                 match handle.env.write_txn() {
                     Err(e) => Fail::Heed(e),
                     Ok(mut txn) => {
-                        let result = apply_touches(&mut txn, &handle.dbs, touches)
+                        let result = touch::apply(&mut txn, &handle.dbs, touches)
                             .map_err(Fail::from)
                             .and_then(|()| f(&mut txn, &handle.dbs));
                         match result.and_then(|r| txn.commit().map(|()| r).map_err(Fail::from)) {
@@ -484,91 +389,54 @@ impl Store {
         Err(self.backend(format!("{action}: the map kept being resized")))
     }
 
-    /// Grows the map after `MDB_MAP_FULL`, unless another thread already did.
+    /// Grows the map after `MDB_MAP_FULL` at size `seen` ([`growth::grow`]), under the
+    /// write guard.
     fn grow(&self, seen: usize) -> Result<()> {
         let w = self.write_handle();
-        let Some(handle) = w.as_ref() else {
-            return Ok(());
-        };
-        let size = handle.env.info().map_size;
-        if size > seen {
-            return Ok(());
+        match w.as_ref() {
+            Some(handle) => growth::grow(&handle.env, seen)
+                .map_err(|e| self.fail("cannot grow the cache map", e.into())),
+            None => Ok(()),
         }
-        let step = size.clamp(MIN_GROWTH, MAX_GROWTH);
-        let new = round_up(size.saturating_add(step), MAP_ALIGN);
-        tracing::debug!("growing the scan cache map from {size} to {new} bytes");
-        resize(&handle.env, new).map_err(|e| self.fail("cannot grow the cache map", e.into()))
     }
 
-    /// Adopts the map size another process grew the file to (`MDB_MAP_RESIZED`).
+    /// Adopts the map size another process grew the file to ([`growth::adopt`]), under
+    /// the write guard.
     fn adopt_map_size(&self) -> Result<()> {
         let w = self.write_handle();
         match w.as_ref() {
-            Some(handle) => resize(&handle.env, 0)
+            Some(handle) => growth::adopt(&handle.env)
                 .map_err(|e| self.fail("cannot adopt the new cache map size", e.into())),
             None => Ok(()),
         }
     }
 
     /// Remembers that an entry was read at `stamp` (unix seconds); returns how many such
-    /// stamps are pending.
+    /// stamps are pending (see [`crate::touch`]).
     pub(crate) fn record_touch(&self, kind: EntryKind, id: &str, stamp: u32) -> usize {
-        let mut touches = self.touches.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = touches.entry((kind, id.to_owned())).or_insert(stamp);
-        *slot = (*slot).max(stamp);
-        touches.len()
-    }
-
-    fn take_touches(&self) -> Vec<(EntryKind, String, u32)> {
-        let mut touches = self.touches.lock().unwrap_or_else(|e| e.into_inner());
-        touches.drain().map(|((k, id), s)| (k, id, s)).collect()
-    }
-
-    /// Puts back stamps that a failed write took, keeping the newer of each.
-    fn restore_touches(&self, taken: Vec<(EntryKind, String, u32)>) {
-        if taken.is_empty() {
-            return;
-        }
-        let mut touches = self.touches.lock().unwrap_or_else(|e| e.into_inner());
-        for (kind, id, stamp) in taken {
-            let slot = touches.entry((kind, id)).or_insert(stamp);
-            *slot = (*slot).max(stamp);
-        }
+        self.touches.record(kind, id, stamp)
     }
 
     /// Claims the one background flush of pending stamps; false when one is already
     /// queued or running (it will write whatever is pending when it runs).
     pub(crate) fn claim_background_flush(&self) -> bool {
-        !self.flush_queued.swap(true, Ordering::AcqRel)
+        self.touches.claim_flush()
     }
 
     /// Runs the background flush claimed with [`Store::claim_background_flush`].
     pub(crate) fn background_flush(&self) -> Result<()> {
-        struct Release<'a>(&'a AtomicBool);
-        impl Drop for Release<'_> {
-            fn drop(&mut self) {
-                self.0.store(false, Ordering::Release);
-            }
-        }
-        let _release = Release(&self.flush_queued);
+        let _release = self.touches.release_flush_on_drop();
         self.flush_touches()
     }
 
     /// Drops pending stamps (after `clear`, they refer to nothing).
     pub(crate) fn forget_touches(&self) {
-        self.touches
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.touches.forget();
     }
 
     /// True when access stamps are waiting to be written.
     pub(crate) fn has_touches(&self) -> bool {
-        !self
-            .touches
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
+        !self.touches.is_empty()
     }
 
     /// Writes pending access stamps now (best effort).
@@ -591,238 +459,6 @@ impl Store {
         }
         Ok(total)
     }
-
-    /// Rewrites the data file without free pages, so that deleted entries give their disk
-    /// space back, and swaps it in for every process.
-    ///
-    /// The copy is made while everyone goes on reading and writing; the swap itself
-    /// happens under the exclusive gate and only if no transaction committed since the
-    /// copy started. After a few lost races the copy is made while holding the gate
-    /// exclusive (writers of every process wait; readers, including this process's, go
-    /// on), and this process's handle is locked only for the swap.
-    pub(crate) fn compact(&self) -> Result<()> {
-        // Compactions of this process (gc and clear, or two handles) would only race
-        // each other for the swap and waste copies; one at a time.
-        let _one = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
-        self.remove_stale_temp_files();
-        for _ in 0..2 {
-            let current = self.current(false)?;
-            let handle = current.handle();
-            let generation = handle.generation;
-            let txn_before = handle.env.info().last_txn_id;
-            let copy = match self.copy(&handle.env) {
-                Ok(copy) => copy,
-                Err(Fail::Heed(heed::Error::Mdb(MdbError::MapResized))) => {
-                    drop(current);
-                    self.adopt_map_size()?;
-                    continue;
-                }
-                Err(e) => return Err(self.fail("cannot compact the scan cache", e)),
-            };
-            drop(current);
-            let gate = self.gate.exclusive()?;
-            let mut w = self.write_handle();
-            let unchanged = self.gate.generation()? == generation
-                && w.as_ref().is_some_and(|h| {
-                    h.generation == generation && h.env.info().last_txn_id == txn_before
-                });
-            if unchanged {
-                return self.swap(&gate, &mut w, copy);
-            }
-            drop(w);
-            drop(gate);
-            drop(copy);
-            tracing::debug!("cache changed during compaction; copying again");
-        }
-        let gate = self.gate.exclusive()?;
-        let copy = self.copy_under_gate()?;
-        let mut w = self.write_handle();
-        self.swap(&gate, &mut w, copy)
-    }
-
-    /// Copies the current file while the caller holds the gate exclusive (so no process
-    /// can write), under a read guard only, so this process's readers go on meanwhile.
-    fn copy_under_gate(&self) -> Result<Copy> {
-        for _ in 0..RETRIES {
-            let current = self.current(true)?;
-            let copied = self.copy(&current.handle().env);
-            drop(current);
-            match copied {
-                Ok(copy) => return Ok(copy),
-                Err(Fail::Heed(heed::Error::Mdb(MdbError::MapResized))) => {
-                    self.adopt_map_size()?;
-                }
-                Err(e) => return Err(self.fail("cannot compact the scan cache", e)),
-            }
-        }
-        Err(self.backend("cannot compact the scan cache: the map kept being resized"))
-    }
-
-    /// Removes compaction copies whose writer is gone: a writer holds an exclusive
-    /// `flock` on its copy from creating it until it is renamed or removed, and the
-    /// kernel drops that lock when the writer dies, so a copy whose lock can be taken
-    /// is abandoned. Works across PID namespaces (containers sharing the directory),
-    /// unlike a PID check.
-    fn remove_stale_temp_files(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let is_copy = name
-                .to_str()
-                .is_some_and(|n| n.starts_with(TEMP_PREFIX) && n.ends_with(TEMP_SUFFIX));
-            if !is_copy {
-                continue;
-            }
-            let path = entry.path();
-            let Ok(file) = File::open(&path) else {
-                continue;
-            };
-            match fs4::FileExt::try_lock(&file) {
-                // Abandoned. Remove it while holding its lock (so its writer, should it
-                // be between creating and locking it, finds it gone or locked and makes
-                // another), and only if the name still refers to the file locked.
-                Ok(()) if same_file(&file, &path) => {
-                    tracing::debug!("removing abandoned compaction file {}", path.display());
-                    remove_quietly(&path);
-                }
-                Ok(()) => {}
-                Err(fs4::TryLockError::WouldBlock) => {}
-                Err(fs4::TryLockError::Error(e)) => {
-                    tracing::debug!("cannot check {}: {e}", path.display());
-                }
-            }
-        }
-    }
-
-    /// Creates a new, exclusively locked compaction file in the cache directory.
-    fn new_copy_file(&self) -> Result<(File, TempPath), Fail> {
-        for _ in 0..8 {
-            let (file, path) = tempfile::Builder::new()
-                .prefix(TEMP_PREFIX)
-                .suffix(TEMP_SUFFIX)
-                .tempfile_in(&self.dir)
-                .map_err(|e| Error::io("cannot create a compaction file in", &self.dir, e))?
-                .into_parts();
-            match fs4::FileExt::try_lock(&file) {
-                // Locked and still under its name: no cleaner can remove it now.
-                Ok(()) if same_file(&file, &path) => return Ok((file, path)),
-                // A cleaner of another process took it for abandoned between its
-                // creation and our lock (it holds the lock or already removed it).
-                Ok(()) | Err(fs4::TryLockError::WouldBlock) => {}
-                Err(fs4::TryLockError::Error(e)) => {
-                    return Err(Error::io("cannot lock the compaction file", &path, e).into());
-                }
-            }
-        }
-        Err(self
-            .backend("cannot create a compaction file: it kept being removed")
-            .into())
-    }
-
-    /// Writes a compacted copy of the environment to a new temp file in the same
-    /// directory and makes it durable.
-    fn copy(&self, env: &Env<WithoutTls>) -> Result<Copy, Fail> {
-        let (mut file, path) = self.new_copy_file()?;
-        env.copy_to_file(&mut file, CompactionOption::Enabled)
-            .map_err(|e| match e {
-                heed::Error::Io(source) => {
-                    Fail::Core(Error::io("cannot write the compaction file", &path, source))
-                }
-                e => Fail::Heed(e),
-            })?;
-        file.sync_all()
-            .map_err(|e| Error::io("cannot write the compaction file", &path, e))?;
-        // On any error above, dropping `path` removes the partial copy.
-        Ok(Copy { file, path })
-    }
-
-    /// Replaces `data.mdb` with the compacted copy. The caller holds the gate exclusive
-    /// (no process is inside a write) and the handle write guard (no transaction of this
-    /// process is active).
-    ///
-    /// Order matters for failure and crash safety:
-    /// 1. The copy must still be the file at its temp path (we hold its lock, so no
-    ///    cleaner removes it after this check).
-    /// 2. The generation is bumped (durably): from here every process reopens before its
-    ///    next operation. Nothing else changed yet, so a failure or crash here only costs
-    ///    a reopen of the same files.
-    /// 3. The copy is renamed over `data.mdb`, atomically: an opener sees the old
-    ///    complete file or the new complete file. If this fails, `data.mdb` and
-    ///    `lock.mdb` are untouched and this process reopens them as they are, so readers
-    ///    of other processes stay registered in the lock file writers use.
-    /// 4. `lock.mdb` is removed, so the first opener of the new file builds a fresh lock
-    ///    file (the old one describes readers and transactions of the old file, which
-    ///    processes still mapping it keep using through their open descriptor).
-    ///
-    /// A crash between 3 and 4 leaves the new file beside the old lock file. LMDB
-    /// re-initialises a lock file whose opener is its only user (as after a crash of every
-    /// process); while another process still has the old environment open, the first
-    /// transactions on the new file may use the copy's empty first meta page, so the
-    /// cache may lose its entries, but every read sees a consistent tree.
-    fn swap(&self, gate: &ExclusiveGuard<'_>, slot: &mut Option<Handle>, copy: Copy) -> Result<()> {
-        if !same_file(&copy.file, &copy.path) {
-            return Err(self.backend(format!(
-                "cannot compact the scan cache: the compaction file {} was removed or \
-                 replaced while it was written",
-                copy.path.display()
-            )));
-        }
-        let generation = self.gate.bump(gate)?;
-        *slot = None;
-        if let Err(e) = std::fs::rename(&copy.path, &self.data_path) {
-            drop(copy);
-            // Reopen the old file (with its own lock file) so this process stays usable.
-            self.reopen(slot, generation)?;
-            return Err(Error::io("cannot replace", &self.data_path, e));
-        }
-        let Copy { file, path } = copy;
-        // The name is gone (it is `data.mdb` now): nothing to remove on drop.
-        if let Err(e) = path.keep() {
-            tracing::debug!("{e}");
-        }
-        let removed = match std::fs::remove_file(&self.lock_path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(
-                "compacted the scan cache but cannot replace",
-                &self.lock_path,
-                e,
-            )),
-        };
-        if let Ok(dir) = File::open(&self.dir) {
-            // Make the rename durable; failure here only weakens durability of the swap.
-            let _ = dir.sync_all();
-        }
-        // The copy's lock is no longer needed once it is `data.mdb`.
-        drop(file);
-        self.reopen(slot, generation)?;
-        removed
-    }
-}
-
-/// A compacted copy of the data file beside it, exclusively locked by this process (so
-/// no cleaner removes it) until it is renamed over `data.mdb` or dropped (which removes
-/// it).
-struct Copy {
-    file: File,
-    path: TempPath,
-}
-
-/// True when `path` still names the file open as `file` (same device and inode).
-#[cfg(unix)]
-fn same_file(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::symlink_metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn same_file(_file: &File, path: &Path) -> bool {
-    path.exists()
 }
 
 impl Drop for Store {
@@ -831,259 +467,6 @@ impl Drop for Store {
             tracing::debug!("cannot record entry access times: {e}");
         }
     }
-}
-
-/// Sets the map size of an open environment; 0 adopts the size recorded in the file.
-fn resize(env: &Env<WithoutTls>, size: usize) -> heed::Result<()> {
-    // SAFETY: LMDB requires that no transaction of this process is active on `env`
-    // while its map is resized. Every transaction in this crate is created under a read
-    // guard of `Store::handle`, and every caller of this function holds the write guard
-    // (or, while opening, is the only user of a brand-new `env`).
-    #[allow(unsafe_code)]
-    unsafe {
-        env.resize(size)
-    }
-}
-
-fn round_up(n: usize, align: usize) -> usize {
-    n.div_ceil(align).saturating_mul(align)
-}
-
-fn remove_quietly(path: &Path) {
-    if let Err(e) = std::fs::remove_file(path)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!("cannot remove {}: {e}", path.display());
-    }
-}
-
-/// The current time as unix milliseconds and unix seconds.
-pub(crate) fn now() -> (u64, u32) {
-    let now = SystemTime::now();
-    (value::unix_ms(now), value::unix_s32(now))
-}
-
-fn kind_byte(kind: EntryKind) -> u8 {
-    match kind {
-        EntryKind::Artifact => b'a',
-        EntryKind::Blob => b'b',
-    }
-}
-
-fn kind_of_byte(b: u8) -> Option<EntryKind> {
-    match b {
-        b'a' => Some(EntryKind::Artifact),
-        b'b' => Some(EntryKind::Blob),
-        _ => None,
-    }
-}
-
-fn lru_key(stamp: u32, kind: EntryKind, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(5 + key.len());
-    k.extend_from_slice(&stamp.to_be_bytes());
-    k.push(kind_byte(kind));
-    k.extend_from_slice(key);
-    k
-}
-
-/// The document size of a stored value (what `list` and `stats` report).
-pub(crate) fn doc_len(stored: &[u8]) -> u64 {
-    stored.len().saturating_sub(HEADER_LEN) as u64
-}
-
-/// The running totals: (document bytes, entries).
-pub(crate) fn totals(txn: &RoTxn<'_>, dbs: &Dbs) -> heed::Result<(u64, u64)> {
-    let stored = dbs.meta.get(txn, META_TOTALS)?;
-    let field = |range: std::ops::Range<usize>| {
-        stored
-            .and_then(|v| v.get(range))
-            .and_then(|b| b.first_chunk::<8>().copied())
-            .map_or(0, u64::from_le_bytes)
-    };
-    Ok((field(0..8), field(8..16)))
-}
-
-fn add_totals(txn: &mut RwTxn<'_>, dbs: &Dbs, bytes: i128, entries: i128) -> heed::Result<()> {
-    if bytes == 0 && entries == 0 {
-        return Ok(());
-    }
-    let (b, e) = totals(txn, dbs)?;
-    let apply = |v: u64, d: i128| u64::try_from((i128::from(v) + d).max(0)).unwrap_or(u64::MAX);
-    let mut v = [0u8; 16];
-    v[..8].copy_from_slice(&apply(b, bytes).to_le_bytes());
-    v[8..].copy_from_slice(&apply(e, entries).to_le_bytes());
-    dbs.meta.put(txn, META_TOTALS, &v)
-}
-
-/// What a removed entry was.
-pub(crate) struct Removed {
-    /// Its header; `None` for a value too short to have one.
-    pub(crate) header: Option<Header>,
-    /// Its document size.
-    pub(crate) doc_len: u64,
-}
-
-/// Removes one entry with its index record and totals.
-pub(crate) fn remove_entry(
-    txn: &mut RwTxn<'_>,
-    dbs: &Dbs,
-    kind: EntryKind,
-    key: &[u8],
-) -> heed::Result<Option<Removed>> {
-    let removed = unlink_entry(txn, dbs, kind, key)?;
-    if let Some(old) = &removed {
-        dbs.of(kind).delete(txn, key)?;
-        // Only values with a header were counted (see `put_entry`).
-        if old.header.is_some() {
-            add_totals(txn, dbs, -i128::from(old.doc_len), -1)?;
-        }
-    }
-    Ok(removed)
-}
-
-/// Reads an entry and removes its index record, leaving the value and the totals alone.
-fn unlink_entry(
-    txn: &mut RwTxn<'_>,
-    dbs: &Dbs,
-    kind: EntryKind,
-    key: &[u8],
-) -> heed::Result<Option<Removed>> {
-    let Some(old) = dbs.of(kind).get(txn, key)? else {
-        return Ok(None);
-    };
-    let header = value::decode(old).map(|(h, _)| h);
-    let len = doc_len(old);
-    if let Some(h) = header {
-        dbs.lru.delete(txn, &lru_key(h.accessed_s, kind, key))?;
-    }
-    Ok(Some(Removed {
-        header,
-        doc_len: len,
-    }))
-}
-
-/// Stores one entry (replacing any previous one) with its index record and totals.
-pub(crate) fn put_entry(
-    txn: &mut RwTxn<'_>,
-    dbs: &Dbs,
-    kind: EntryKind,
-    key: &[u8],
-    header: Header,
-    doc: &[u8],
-) -> heed::Result<()> {
-    let old = unlink_entry(txn, dbs, kind, key)?;
-    dbs.of(kind).put(txn, key, &value::encode(header, doc))?;
-    dbs.lru
-        .put(txn, &lru_key(header.accessed_s, kind, key), &[])?;
-    // A value without a header (written by something else) was never counted.
-    let (old_bytes, old_entries) = old
-        .filter(|o| o.header.is_some())
-        .map_or((0, 0), |o| (i128::from(o.doc_len), 1));
-    add_totals(txn, dbs, doc.len() as i128 - old_bytes, 1 - old_entries)
-}
-
-/// Evicts least recently used entries until the charged size is at most `max`, never
-/// evicting the keys in `keep` (the ones just written). Returns how many were evicted.
-pub(crate) fn evict(
-    txn: &mut RwTxn<'_>,
-    dbs: &Dbs,
-    max: u64,
-    keep: &[(EntryKind, &[u8])],
-) -> heed::Result<u64> {
-    let (bytes, entries) = totals(txn, dbs)?;
-    let charged = bytes.saturating_add(entries.saturating_mul(ENTRY_OVERHEAD));
-    if charged <= max {
-        return Ok(0);
-    }
-    let mut excess = charged - max;
-    let mut victims: Vec<(EntryKind, Vec<u8>)> = Vec::new();
-    for item in dbs.lru.iter(txn)? {
-        let (k, _) = item?;
-        let Some((kind, key)) = k.get(4).and_then(|b| kind_of_byte(*b)).zip(k.get(5..)) else {
-            continue;
-        };
-        if keep.iter().any(|(kk, id)| *kk == kind && *id == key) {
-            continue;
-        }
-        let len = dbs.of(kind).get(txn, key)?.map_or(0, doc_len);
-        victims.push((kind, key.to_vec()));
-        excess = excess.saturating_sub(len + ENTRY_OVERHEAD);
-        if excess == 0 {
-            break;
-        }
-    }
-    let mut evicted = 0;
-    for (kind, key) in victims {
-        if remove_entry(txn, dbs, kind, &key)?.is_some() {
-            evicted += 1;
-        }
-    }
-    Ok(evicted)
-}
-
-/// Writes pending access stamps: each entry that still exists and carries an older
-/// stamp gets the new one, and its index record moves with it.
-fn apply_touches(
-    txn: &mut RwTxn<'_>,
-    dbs: &Dbs,
-    touches: &[(EntryKind, String, u32)],
-) -> heed::Result<()> {
-    for (kind, id, stamp) in touches {
-        let db = dbs.of(*kind);
-        let key = id.as_bytes();
-        let Some(old) = db.get(txn, key)? else {
-            continue;
-        };
-        let Some((header, _)) = value::decode(old) else {
-            continue;
-        };
-        if header.accessed_s >= *stamp {
-            continue;
-        }
-        let mut updated = old.to_vec();
-        value::set_accessed(&mut updated, *stamp);
-        db.put(txn, key, &updated)?;
-        dbs.lru
-            .delete(txn, &lru_key(header.accessed_s, *kind, key))?;
-        dbs.lru.put(txn, &lru_key(*stamp, *kind, key), &[])?;
-    }
-    Ok(())
-}
-
-/// Empties every database (entries, index and totals) in one transaction.
-pub(crate) fn clear_all(txn: &mut RwTxn<'_>, dbs: &Dbs) -> heed::Result<()> {
-    dbs.artifacts.clear(txn)?;
-    dbs.blobs.clear(txn)?;
-    dbs.lru.clear(txn)?;
-    dbs.meta.clear(txn)?;
-    Ok(())
-}
-
-/// Visits up to `limit` entries of one kind with keys after `after`, in key order;
-/// returns the last key visited (to continue from) or `None` at the end.
-pub(crate) fn scan(
-    txn: &RoTxn<'_>,
-    db: &Db,
-    after: Option<&[u8]>,
-    limit: usize,
-    visit: &mut ScanFn<'_>,
-) -> Result<Option<Vec<u8>>, Fail> {
-    let range = (
-        after.map_or(Bound::Unbounded, Bound::Excluded),
-        Bound::Unbounded,
-    );
-    let mut last = None;
-    let mut n = 0;
-    for item in db.range(txn, &range)? {
-        let (k, v) = item?;
-        visit(k, v)?;
-        n += 1;
-        if n >= limit {
-            last = Some(k.to_vec());
-            break;
-        }
-    }
-    Ok(last)
 }
 
 /// LMDB reports a write that ran out of space as `EIO` (a short write) or `ENOSPC`. When
@@ -1106,30 +489,36 @@ fn explain_full_disk(path: &Path, source: std::io::Error) -> std::io::Error {
 /// Free space below which a failed write is blamed on a full disk.
 const FULL_DISK_SLACK: u64 = 4 << 20;
 
+/// Helpers for the unit tests of this crate.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::value::{Header, Schema};
 
-    fn open(tmp: &tempfile::TempDir) -> Arc<Store> {
+    /// The store of a temporary directory.
+    pub(crate) fn open(tmp: &tempfile::TempDir) -> Arc<Store> {
         let dir = tmp.path().canonicalize().unwrap();
         Store::open(&dir, &FsConfig::default()).unwrap()
     }
 
-    fn header(accessed_s: u32) -> Header {
+    /// A header of a current document that never expires, last read at `accessed_s`.
+    pub(crate) fn header(accessed_s: u32) -> Header {
         Header {
             expires_ms: 0,
             accessed_s,
-            schema: value::Schema::Version(2),
+            schema: Schema::Version(2),
         }
     }
+}
 
-    fn read_totals(store: &Store) -> (u64, u64) {
-        store
-            .read("test", &mut |txn, dbs| Ok(totals(txn, dbs)?))
-            .unwrap()
-    }
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{test_support::*, *};
+    use crate::{entry::put_entry, value};
 
     fn stamp_of(store: &Store, key: &[u8]) -> u32 {
         store
@@ -1138,49 +527,6 @@ mod tests {
                 Ok(value::decode(stored).unwrap().0.accessed_s)
             })
             .unwrap()
-    }
-
-    /// Values without a header (written by something else) are not in the running totals,
-    /// so removing or overwriting them must not take anything off.
-    #[test]
-    fn totals_ignore_values_without_a_header() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = open(&tmp);
-        let doc = br#"{"SchemaVersion":2}"#;
-        store
-            .write("test", &mut |txn, dbs| {
-                put_entry(txn, dbs, EntryKind::Blob, b"good", header(1), doc)?;
-                dbs.blobs.put(txn, b"short-1", b"tiny")?;
-                dbs.blobs.put(txn, b"short-2", b"too short")?;
-                Ok(())
-            })
-            .unwrap();
-        let one = (doc.len() as u64, 1);
-        assert_eq!(read_totals(&store), one);
-        store
-            .write("test", &mut |txn, dbs| {
-                assert!(remove_entry(txn, dbs, EntryKind::Blob, b"short-1")?.is_some());
-                Ok(())
-            })
-            .unwrap();
-        assert_eq!(read_totals(&store), one, "removing a headerless value");
-        store
-            .write("test", &mut |txn, dbs| {
-                Ok(put_entry(
-                    txn,
-                    dbs,
-                    EntryKind::Blob,
-                    b"short-2",
-                    header(1),
-                    doc,
-                )?)
-            })
-            .unwrap();
-        assert_eq!(
-            read_totals(&store),
-            (2 * doc.len() as u64, 2),
-            "overwriting a headerless value"
-        );
     }
 
     /// Access stamps taken by a write that failed are written by the next one.
@@ -1223,26 +569,5 @@ mod tests {
         assert!(!store.claim_background_flush());
         store.background_flush().unwrap();
         assert!(store.claim_background_flush());
-    }
-
-    /// Compaction files are unique per compaction and locked by their writer.
-    #[test]
-    fn compaction_files_are_unique_and_locked() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = open(&tmp);
-        let (a, a_path) = store.new_copy_file().unwrap();
-        let (_b, b_path) = store.new_copy_file().unwrap();
-        assert_ne!(a_path.to_path_buf(), b_path.to_path_buf());
-        let other = File::open(&a_path).unwrap();
-        assert!(matches!(
-            fs4::FileExt::try_lock(&other),
-            Err(fs4::TryLockError::WouldBlock)
-        ));
-        store.remove_stale_temp_files();
-        assert!(a_path.exists() && b_path.exists(), "live copies removed");
-        drop(a);
-        // Its writer let go of it (as a dead process would): abandoned.
-        store.remove_stale_temp_files();
-        assert!(!a_path.exists() && b_path.exists());
     }
 }

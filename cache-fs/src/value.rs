@@ -152,6 +152,12 @@ pub(crate) fn set_accessed(bytes: &mut [u8], accessed_s: u32) -> bool {
     }
 }
 
+/// The current time as unix milliseconds and unix seconds (the units of a header).
+pub(crate) fn now() -> (u64, u32) {
+    let now = SystemTime::now();
+    (unix_ms(now), unix_s32(now))
+}
+
 /// Unix milliseconds of a time (0 for times before 1970, which never occur here).
 pub(crate) fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)

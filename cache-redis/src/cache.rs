@@ -149,7 +149,7 @@ impl Cache for RedisCache {
     }
 
     /// One pipeline of `GETRANGE key 0 N`, one per entry: a single round trip that moves
-    /// at most `N + 1` bytes per entry, judged by [`probe_is_current`].
+    /// at most `N + 1` bytes per entry, judged by `probe_is_current` (below).
     async fn missing_blobs(&self, artifact: &ArtifactId, blobs: &[BlobId]) -> Result<Missing> {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
@@ -205,8 +205,8 @@ impl Cache for RedisCache {
     }
 
     /// One `SET … [PX <remaining>]` per entry: a single command for one entry (which
-    /// shares a multiplexed connection with concurrent commands), pipelines of [`BATCH`]
-    /// for more.
+    /// shares a multiplexed connection with concurrent commands), pipelines of `BATCH`
+    /// (1000) for more.
     async fn write(&self, entries: &[RawEntry]) -> Result<()> {
         let now = SystemTime::now();
         let set = |cmd: &mut redis::Cmd, e: &RawEntry| {
@@ -298,7 +298,7 @@ impl Cache for RedisCache {
         Ok(())
     }
 
-    /// A script per candidate, in pipelines of [`BATCH`], that unlinks the key only if
+    /// A script per candidate, in pipelines of `BATCH` (1000), that unlinks the key only if
     /// its value still has the SHA-1 gc judged, so an entry a scanner rewrites meanwhile
     /// stays. Where scripts are refused, removes them without that check (a rewrite then
     /// costs one re-analysis later; no wrong data is ever served).

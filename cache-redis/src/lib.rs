@@ -1,45 +1,49 @@
-//! The Redis scan cache of scancache: [`RedisCache`], one cache shared by many scanners on
-//! many machines, configured by a [`RedisConfig`].
+//! The Redis scan cache of scancache: [`RedisCache`], one cache shared by many scanners
+//! on many machines, configured by a [`RedisConfig`] (URL, TLS files, pool size,
+//! timeouts). It stores the JSON documents as plain strings under the reference scanner's
+//! key layout (`fanal::artifact::<id>`, `fanal::blob::<id>`), lets Redis expire them
+//! (`SET … PX`), answers `missing_blobs` in one round trip for any number of layers, and
+//! never shows a password; it knows nothing about images, files on disk or command lines,
+//! and it talks to one server (no Cluster or Sentinel support).
 //!
-//! Entries use the reference scanner's layout, so both tools can share one Redis:
-//! `fanal::artifact::<ArtifactId>` and `fanal::blob::<BlobId>` hold the JSON documents as
-//! plain strings, with no header. Every put applies the configured TTL (`SET … PX`), and
-//! expired keys are dropped by Redis itself.
-//!
-//! The key design choice is [`cache_core::Cache::missing_blobs`]: it costs **one round
-//! trip** for any number of layers. It pipelines one `GETRANGE key 0 N` per entry, which
-//! transfers at most the first few bytes of each document, and compares them with the
-//! canonical prefix `{"SchemaVersion":<current>` followed by `,` or `}` (our writer and the
-//! reference tool both put `SchemaVersion` first). A document written in another shape counts
-//! as missing and is simply analysed and written again; getters still judge full values with
-//! `cache_core::codec`.
-//!
-//! Admin operations walk keys with `SCAN MATCH fanal::*` (never `KEYS`), pipelining the
-//! per-key commands of each batch, and [`cache_core::Cache::clear`] unlinks only `fanal::*`
-//! keys (never `FLUSHDB`), so other data in the same database survives.
-//!
-//! Connections come from a pool (deadpool, with deadpool-redis making the connections).
-//! TLS uses rustls only: `rediss://` or [`RedisConfig::tls`] verifies the server against
-//! the system roots, [`RedisConfig::ca`] alone against that CA, and a CA plus a client
-//! certificate and key is mutual TLS. Passwords never appear in errors or logs: addresses
-//! are shown through [`cache_core::mask_url`] and every message from the Redis client is
-//! scrubbed of the password before it is shown.
-//!
-//! This crate knows nothing about images, files on disk or command lines.
-//!
-//! ```no_run
-//! # async fn demo() -> cache_core::Result<()> {
-//! use cache_core::{Cache, CacheOptions};
-//! use cache_redis::{RedisCache, RedisConfig};
-//!
-//! let config = RedisConfig::new("redis://:secret@cache.example.org:6379/2");
-//! let cache = RedisCache::connect(config, &CacheOptions::default()).await?;
-//! assert_eq!(cache.location(), "redis://****@cache.example.org:6379/2");
-//! # Ok(())
-//! # }
 //! ```
+//! use cache_core::{BlobId, BlobInfo, Cache, CacheOptions};
+//! use cache_redis::{RedisCache, RedisConfig};
+//! use cache_testkit::redis::{RedisServer, ServerOptions, require_redis};
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! if !require_redis() {
+//!     return Ok(()); // redis-server is not installed and the tests are told to skip.
+//! }
+//! // A throwaway server for this example, with a password; use your own URL instead.
+//! let server = RedisServer::start(ServerOptions {
+//!     password: Some("s3cret".into()),
+//!     ..Default::default()
+//! });
+//! let url = server.url_with_auth("", "s3cret", 0); // redis://:s3cret@127.0.0.1:<port>/0
+//! let cache = RedisCache::connect(RedisConfig::new(url), &CacheOptions::default()).await?;
+//! assert!(cache.location().starts_with("redis://****@127.0.0.1:"));
+//!
+//! let id: BlobId =
+//!     "sha256:b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1b1".parse()?;
+//! let blob = BlobInfo {
+//!     schema_version: BlobInfo::SCHEMA_VERSION,
+//!     ..BlobInfo::default()
+//! };
+//! cache.put_blob(&id, &blob).await?; // SET fanal::blob::sha256:b1b1… {"SchemaVersion":2}
+//! assert_eq!(cache.get_blob(&id).await?, Some(blob));
+//! cache.close().await?;
+//! # Ok::<(), cache_core::Error>(())
+//! # }).unwrap();
+//! ```
+//!
+//! The key layout, the values, and the commands each operation sends (and so the ACL a
+//! user needs) are documented in the repository's `docs/redis.md`. Connections come from
+//! a pool of multiplexed connections (the `pool` module); TLS uses rustls only (the `tls`
+//! module).
 
 #![deny(missing_docs)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod cache;
 mod config;

@@ -82,7 +82,7 @@ pub struct Figure<'a> {
     pub spread: Spread,
     /// The baseline's name and measurement from the same run.
     pub baseline: Option<(&'a str, Spread)>,
-    /// The issue's target for the ratio, e.g. `<= 1.5`.
+    /// The project's target for the ratio, e.g. `<= 1.5`.
     pub target: Option<&'a str>,
     /// How to read the figure.
     pub note: Option<&'a str>,
@@ -153,7 +153,7 @@ pub struct Record {
     /// (time per operation: lower; throughput: higher) and is spelled out by `target`.
     #[serde(default)]
     pub ratio: Option<f64>,
-    /// The target the issue set, e.g. `<= 1.5`.
+    /// The project's target for the ratio, e.g. `<= 1.5`.
     #[serde(default)]
     pub target: Option<String>,
     /// Anything the reader needs to interpret the figure.

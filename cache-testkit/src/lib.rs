@@ -9,8 +9,8 @@
 //!   ACL users) on free loopback ports, killed on drop.
 //! - [`trivy`]: the reference scanner's real binary — finding it, an empty vulnerability
 //!   database, throwaway `trivy server` processes.
-//! - [`bench`]: the figure format of `cargo xtask bench` and timing helpers for the
-//!   benchmark programs.
+//! - [`bench`](mod@bench): the figure format of `cargo xtask bench` and timing helpers
+//!   for the benchmark programs.
 //!
 //! ```
 //! use cache_testkit::conformance::{blob_id, sample_blob};

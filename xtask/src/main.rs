@@ -2,7 +2,8 @@
 //!
 //! - `itest`: everything CI checks, in order, stopping at the first failure: formatting,
 //!   clippy with warnings denied (which also compiles the benchmark programs, so they
-//!   cannot rot), and every test of the workspace.
+//!   cannot rot), the API docs with rustdoc warnings denied (broken links, private items,
+//!   bad HTML), and every test of the workspace.
 //! - `bench [--quick] [--json FILE] [NAME…]`: the benchmarks, each figure with its ratio to
 //!   a baseline measured in the same run.
 //! - `gen-samples`: rewrites the sample archives in `samples/` (deterministic: the same
@@ -23,7 +24,8 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   itest    run every check CI runs: cargo fmt --check, cargo clippy (warnings denied),
-           cargo test --workspace; stops at the first failure
+           cargo doc (rustdoc warnings denied), cargo test --workspace; stops at the
+           first failure
   bench [--quick] [--json FILE] [NAME...]
            build in release mode and run the benchmarks (memory, fs, redis, scan), each
            figure with its ratio to a baseline measured in the same run
@@ -80,16 +82,18 @@ fn cargo() -> Command {
     cmd
 }
 
-/// One named step of `itest`.
+/// One named step of `itest`: cargo's arguments and the environment it runs with.
 struct Step {
     name: &'static str,
     args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
 }
 
 const STEPS: &[Step] = &[
     Step {
         name: "format",
         args: &["fmt", "--all", "--check"],
+        env: &[],
     },
     Step {
         name: "clippy",
@@ -102,10 +106,22 @@ const STEPS: &[Step] = &[
             "-D",
             "warnings",
         ],
+        env: &[],
+    },
+    Step {
+        name: "docs",
+        args: &[
+            "doc",
+            "--workspace",
+            "--no-deps",
+            "--document-private-items",
+        ],
+        env: &[("RUSTDOCFLAGS", "-D warnings")],
     },
     Step {
         name: "tests",
         args: &["test", "--workspace", "--all-features"],
+        env: &[],
     },
 ];
 
@@ -114,21 +130,18 @@ fn itest() -> Result<()> {
     let mut done = Vec::new();
     for step in STEPS {
         let t = Instant::now();
-        eprintln!(
-            "==> xtask itest: {} (cargo {})",
-            step.name,
-            step.args.join(" ")
-        );
+        eprintln!("==> xtask itest: {} ({})", step.name, command_line(step));
         let status = cargo()
             .args(step.args)
+            .envs(step.env.iter().copied())
             .status()
             .with_context(|| format!("cannot run cargo for step {}", step.name))?;
         if !status.success() {
             summary(&done);
             bail!(
-                "step {:?} failed ({status}): cargo {}",
+                "step {:?} failed ({status}): {}",
                 step.name,
-                step.args.join(" ")
+                command_line(step)
             );
         }
         done.push((step.name, t.elapsed().as_secs_f64()));
@@ -140,6 +153,17 @@ fn itest() -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The step as a shell command line, its environment first
+/// (`RUSTDOCFLAGS='-D warnings' cargo doc …`).
+fn command_line(step: &Step) -> String {
+    let env: String = step
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}='{v}' "))
+        .collect();
+    format!("{env}cargo {}", step.args.join(" "))
 }
 
 fn summary(done: &[(&str, f64)]) {

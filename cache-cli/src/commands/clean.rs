@@ -1,4 +1,4 @@
-//! `scancache clean`: removes caches from the cache directory (SPEC §2).
+//! `scancache clean`: removes caches from the cache directory (docs/cache-dir.md).
 
 use std::{
     fs, io,
