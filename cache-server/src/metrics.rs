@@ -143,22 +143,23 @@ impl Metrics {
 
     /// The `method` label of a request path under `prefix`.
     pub fn method_of(prefix: &str, path: &str) -> &'static str {
-        let rest = path.strip_prefix(prefix).unwrap_or_default();
-        METHODS
-            .iter()
-            .copied()
-            .find(|m| {
-                *m != "other"
-                    && rest
-                        .strip_prefix('/')
-                        .and_then(|r| r.split_once('/'))
-                        .is_some_and(|(service, method)| {
-                            method == *m
-                                && matches!(
-                                    service,
-                                    "trivy.cache.v1.Cache" | "trivy.scanner.v1.Scanner"
-                                )
-                        })
+        const ROUTES: [(&str, &str); 5] = [
+            ("trivy.cache.v1.Cache", "PutArtifact"),
+            ("trivy.cache.v1.Cache", "PutBlob"),
+            ("trivy.cache.v1.Cache", "MissingBlobs"),
+            ("trivy.cache.v1.Cache", "DeleteBlobs"),
+            ("trivy.scanner.v1.Scanner", "Scan"),
+        ];
+        let route = path
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('/'))
+            .and_then(|r| r.split_once('/'));
+        route
+            .and_then(|(service, method)| {
+                ROUTES
+                    .iter()
+                    .find(|(s, m)| *s == service && *m == method)
+                    .map(|(_, m)| *m)
             })
             .unwrap_or("other")
     }
