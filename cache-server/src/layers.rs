@@ -1,8 +1,8 @@
 //! The cross-cutting concerns, as middleware layers: observing every request (metrics
-//! and logs), requiring the token, capping the body, and the deadline. The concurrency
-//! bound is tower's `GlobalConcurrencyLimitLayer` (see [`crate::router`]).
+//! and logs), requiring the token, capping the body, the deadline, and the bound on
+//! requests served at once.
 
-use std::{net::SocketAddr, time::Duration, time::Instant};
+use std::{net::SocketAddr, sync::Arc, time::Duration, time::Instant};
 
 use axum::{
     body::Body,
@@ -31,7 +31,7 @@ pub async fn observe(State(state): State<ServerState>, req: Request, next: Next)
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let rpc = Metrics::method_of(state.prefix(), &path);
-    let twirp = path.starts_with(state.prefix()) && !is_plain_route(&path);
+    let twirp = !is_plain_route(&path);
     let peer = req
         .extensions()
         .get::<Peer>()
@@ -129,5 +129,23 @@ pub async fn deadline(State(timeout): State<Duration>, req: Request, next: Next)
             ),
         )
         .into_response(),
+    }
+}
+
+/// Serves at most as many requests at once as `slots` has permits; the others wait
+/// (within the deadline, which lies outside this layer).
+///
+/// A semaphore acquired in the middleware rather than tower's concurrency limit, whose
+/// permit is taken in `poll_ready`: axum's router readies a fresh clone of a route's
+/// service for each request, which made that limit hold nothing back (a test showed
+/// the second of two requests served beside the first with one slot).
+pub async fn bound_concurrency(
+    State(slots): State<Arc<tokio::sync::Semaphore>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match slots.acquire().await {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => TwirpError::new(Code::Unavailable, "the server is shutting down").into_response(),
     }
 }

@@ -169,8 +169,11 @@ pub fn router(state: ServerState) -> Router {
                     config.request_timeout,
                     layers::deadline,
                 ))
-                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                    config.max_concurrent_requests.max(1),
+                .layer(middleware::from_fn_with_state(
+                    Arc::new(tokio::sync::Semaphore::new(
+                        config.max_concurrent_requests.max(1),
+                    )),
+                    layers::bound_concurrency,
                 )),
         );
     let mut plain = Router::new()

@@ -42,7 +42,11 @@ fn canonical<M: Json>(msg: &M) -> Value {
                     Value::Array(a) => a.is_empty(),
                     Value::Object(o) => o.is_empty(),
                 });
-                if empty && !m.is_empty() { Value::Null } else { Value::Object(m) }
+                if empty && !m.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Object(m)
+                }
             }
             Value::Array(items) => Value::Array(items.into_iter().map(walk).collect()),
             other => other,
@@ -55,7 +59,11 @@ fn canonical<M: Json>(msg: &M) -> Value {
 fn check_blob_round_trip(msg: &pc::BlobInfo) {
     let doc = BlobInfo::from(msg.clone());
     let back = pc::BlobInfo::try_from(&doc).unwrap();
-    assert_eq!(canonical(&back), canonical(msg), "message → document → message changed it");
+    assert_eq!(
+        canonical(&back),
+        canonical(msg),
+        "message → document → message changed it"
+    );
 }
 
 #[test]
@@ -69,7 +77,10 @@ fn client_messages_round_trip_through_documents() {
     let req = PutArtifactRequest::decode(&data("client-put-artifact.pb")[..]).unwrap();
     let msg = req.artifact_info.unwrap();
     let doc = ArtifactInfo::from(msg.clone());
-    assert_eq!(canonical(&pc::ArtifactInfo::try_from(&doc).unwrap()), canonical(&msg));
+    assert_eq!(
+        canonical(&pc::ArtifactInfo::try_from(&doc).unwrap()),
+        canonical(&msg)
+    );
 }
 
 #[test]
@@ -108,7 +119,10 @@ fn reference_documents_round_trip_through_messages() {
     let msg = pc::BlobInfo::try_from(&lang).unwrap();
     // The fields really were read, not dropped on both ways.
     assert_eq!(msg.applications.len(), 2);
-    assert_eq!(msg.applications[0].packages[0].file_path, "app/node_modules/left-pad/package.json");
+    assert_eq!(
+        msg.applications[0].packages[0].file_path,
+        "app/node_modules/left-pad/package.json"
+    );
     assert_eq!(msg.secrets[0].findings[0].rule_id, "github-pat");
     assert_eq!(msg.secrets[0].findings[0].offset, 13);
     let failure = &msg.misconfigurations[0].failures[0];
@@ -125,7 +139,9 @@ async fn scancache_documents_round_trip_through_messages() {
     let mut blobs = 0;
     for sample in ["debian.tar", "alpine.tar", "pair.tar"] {
         let path = std::path::Path::new(root).join("samples").join(sample);
-        let report = cache_scan::scan(&path, &cache, &Default::default()).await.unwrap();
+        let report = cache_scan::scan(&path, &cache, &Default::default())
+            .await
+            .unwrap();
         let keys = cache_scan::image_keys_of(&path, &Default::default())
             .await
             .unwrap();
@@ -203,7 +219,9 @@ fn full_package(n: i32) -> pb::Package {
         maintainer: s("M <m@example.org>"),
         relationship: 3,
         analyzed_by: s("npm"),
-        repository: Some(pb::PackageRepository { class: s("official") }),
+        repository: Some(pb::PackageRepository {
+            class: s("official"),
+        }),
         modularitylabel: s("nodejs:18:1"),
         build_info: Some(pb::BuildInfo {
             content_sets: vec![s("rhel-8")],
@@ -399,7 +417,10 @@ fn full_blob() -> pc::BlobInfo {
 fn every_field_of_a_blob_survives_a_document() {
     let msg = full_blob();
     // Exactly, not only up to empty sub-messages: every field is set.
-    assert_eq!(pc::BlobInfo::try_from(&BlobInfo::from(msg.clone())).unwrap(), msg);
+    assert_eq!(
+        pc::BlobInfo::try_from(&BlobInfo::from(msg.clone())).unwrap(),
+        msg
+    );
     // And it lands where the reference keeps it.
     let doc = serde_json::to_value(BlobInfo::from(msg)).unwrap();
     let pkg = &doc["PackageInfos"][0]["Packages"][0];
@@ -415,7 +436,10 @@ fn every_field_of_a_blob_survives_a_document() {
     assert_eq!(failure["AVDID"], "AVD-DS-0002");
     assert_eq!(failure["RenderedCause"]["Raw"], "raw");
     assert_eq!(doc["CustomResources"][0]["Data"]["k"], 1.5);
-    assert_eq!(doc["CryptoAssets"][0]["Certificate"]["DNSNames"][0], "example.org");
+    assert_eq!(
+        doc["CryptoAssets"][0]["Certificate"]["DNSNames"][0],
+        "example.org"
+    );
 }
 
 #[test]
@@ -444,7 +468,10 @@ fn documents_of_the_wrong_shape_are_errors_naming_the_field() {
     )
     .unwrap();
     let err = pc::BlobInfo::try_from(&doc).unwrap_err().to_string();
-    assert!(err.contains("Applications[0].Packages[0].Locations[0].StartLine"), "{err}");
+    assert!(
+        err.contains("Applications[0].Packages[0].Locations[0].StartLine"),
+        "{err}"
+    );
     let doc: BlobInfo =
         serde_json::from_str(r#"{"SchemaVersion":2,"Secrets":{"FilePath":"x"}}"#).unwrap();
     let err = pc::BlobInfo::try_from(&doc).unwrap_err().to_string();
@@ -471,7 +498,8 @@ fn json_form_round_trips_and_names_every_field() {
     assert_eq!(empty["size"], "0");
     assert_eq!(empty.as_object().unwrap().len(), 17);
     // lowerCamel names are read like proto names.
-    let camel = serde_json::json!({"diffId": "d", "blobInfo": {"schemaVersion": 2, "createdBy": "x"}});
+    let camel =
+        serde_json::json!({"diffId": "d", "blobInfo": {"schemaVersion": 2, "createdBy": "x"}});
     let req = PutBlobRequest::from_json(&camel).unwrap();
     assert_eq!(req.diff_id, "d");
     assert_eq!(req.blob_info.unwrap().created_by, "x");

@@ -25,6 +25,7 @@
 pub mod bench;
 pub mod conformance;
 mod delegate;
+pub mod http;
 pub mod redis;
 pub mod trivy;
 
