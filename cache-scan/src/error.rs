@@ -5,24 +5,25 @@ use std::path::PathBuf;
 /// A `Result` whose error is [`ScanError`].
 pub type Result<T, E = ScanError> = std::result::Result<T, E>;
 
-/// Everything [`crate::scan`] can fail with.
+/// Everything [`crate::scan()`] can fail with.
 ///
 /// Each message is one lower-case line naming the file, layer or digest involved and why
-/// it failed, fit to print as is. No error leaves an artifact entry in the cache; layers
-/// analysed and verified before the failure may stay cached.
+/// it failed, fit to print as is. A message includes the error that caused it (an I/O or
+/// cache error), so `source()` does not return that error again: printing the chain of
+/// sources, as `scancache` does, names each cause once. No error leaves an artifact
+/// entry in the cache; layers analysed and verified before the failure may stay cached.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScanError {
     /// Reading the input (or a file inside an image layout directory) failed.
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}: {error}", path.display())]
     Io {
         /// What was being done, e.g. `open`.
         action: &'static str,
         /// The file involved.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (part of the message).
+        error: std::io::Error,
     },
     /// The input is neither a tar archive (plain, gzip or zstd) nor an image layout
     /// directory.
@@ -156,12 +157,18 @@ pub enum ScanError {
         /// The cap ([`crate::ScanOptions::max_db_size`]).
         limit: u64,
     },
-    /// A cache operation failed.
+    /// A cache operation failed; the cache's error is part of the message.
     #[error("cache: {0}")]
-    Cache(#[from] cache_core::Error),
+    Cache(cache_core::Error),
     /// A worker task ended without an answer (it panicked or the runtime shut down).
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<cache_core::Error> for ScanError {
+    fn from(e: cache_core::Error) -> Self {
+        ScanError::Cache(e)
+    }
 }
 
 impl ScanError {
@@ -178,12 +185,12 @@ impl ScanError {
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
-        source: std::io::Error,
+        error: std::io::Error,
     ) -> Self {
         ScanError::Io {
             action,
             path: path.into(),
-            source,
+            error,
         }
     }
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::{
-    container::Container,
+    archive::Archive,
     error::{Result, ScanError},
     tarfmt::clean_path,
 };
@@ -27,7 +27,7 @@ const MAX_DESCRIPTORS: usize = 1000;
 /// One layer as the manifest and config describe it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct LayerRef {
-    /// The layer file's cleaned name inside the container.
+    /// The layer file's cleaned name inside the archive.
     pub(crate) name: String,
     /// The media type the manifest gives, if any.
     pub(crate) media_type: Option<String>,
@@ -148,30 +148,9 @@ struct ChosenLayer {
 }
 
 /// Reads the image `reference` picks (the first one when `None`).
-pub(crate) fn read_image(c: &Container, reference: Option<&str>) -> Result<Image> {
-    let chosen = if c.exists("manifest.json") {
-        choose_docker(c, reference)?
-    } else if c.exists("index.json") {
-        choose_oci(c, reference)?
-    } else {
-        return Err(ScanError::Missing {
-            path: c.path().into(),
-            what: "manifest",
-            name: "manifest.json (docker save) or index.json (OCI layout)".into(),
-        });
-    };
-    for ChosenLayer { name, .. } in &chosen.layers {
-        // Checked up front (an index lookup, no read), so a warm scan fails on a missing
-        // layer just like a cold one.
-        if !c.exists(name) {
-            return Err(ScanError::Missing {
-                path: c.path().into(),
-                what: "layer",
-                name: name.clone(),
-            });
-        }
-    }
-    let config_bytes = c.read_metadata(&chosen.config_name, "config")?;
+pub(crate) fn read_image(archive: &Archive, reference: Option<&str>) -> Result<Image> {
+    let chosen = choose(archive, reference)?;
+    let config_bytes = archive.read_metadata(&chosen.config_name, "config")?;
     let image_id = sha256(&config_bytes);
     if let Some(expected) = &chosen.config_digest
         && *expected != image_id
@@ -184,7 +163,7 @@ pub(crate) fn read_image(c: &Container, reference: Option<&str>) -> Result<Image
         });
     }
     let bad_config = |reason: String| ScanError::InvalidMetadata {
-        path: c.path().into(),
+        path: archive.path().into(),
         what: "config",
         name: chosen.config_name.clone(),
         reason,
@@ -232,10 +211,37 @@ pub(crate) fn read_image(c: &Container, reference: Option<&str>) -> Result<Image
     })
 }
 
-fn choose_docker(c: &Container, reference: Option<&str>) -> Result<Chosen> {
-    let bytes = c.read_metadata("manifest.json", "manifest")?;
+/// Picks the manifest of the image `reference` names, and checks that its layers exist.
+fn choose(archive: &Archive, reference: Option<&str>) -> Result<Chosen> {
+    let chosen = if archive.exists("manifest.json") {
+        choose_docker(archive, reference)?
+    } else if archive.exists("index.json") {
+        choose_oci(archive, reference)?
+    } else {
+        return Err(ScanError::Missing {
+            path: archive.path().into(),
+            what: "manifest",
+            name: "manifest.json (docker save) or index.json (OCI layout)".into(),
+        });
+    };
+    for ChosenLayer { name, .. } in &chosen.layers {
+        // Checked up front (an index lookup, no read), so a warm scan fails on a missing
+        // layer just like a cold one.
+        if !archive.exists(name) {
+            return Err(ScanError::Missing {
+                path: archive.path().into(),
+                what: "layer",
+                name: name.clone(),
+            });
+        }
+    }
+    Ok(chosen)
+}
+
+fn choose_docker(archive: &Archive, reference: Option<&str>) -> Result<Chosen> {
+    let bytes = archive.read_metadata("manifest.json", "manifest")?;
     let bad = |reason: String| ScanError::InvalidMetadata {
-        path: c.path().into(),
+        path: archive.path().into(),
         what: "manifest",
         name: "manifest.json".into(),
         reason,
@@ -254,7 +260,7 @@ fn choose_docker(c: &Container, reference: Option<&str>) -> Result<Chosen> {
             });
             found.ok_or_else(|| {
                 not_found(
-                    c,
+                    archive,
                     r,
                     entries.iter().flat_map(|e| e.repo_tags.iter().flatten()),
                 )
@@ -264,7 +270,7 @@ fn choose_docker(c: &Container, reference: Option<&str>) -> Result<Chosen> {
     let Some(entry) = entries.into_iter().nth(index) else {
         return Err(bad("it lists no image".into()));
     };
-    let config_name = clean_name(c, &entry.config, "config")?;
+    let config_name = clean_name(archive, &entry.config, "config")?;
     let config_digest = blob_digest_of(&config_name).or_else(|| {
         // Classic layout: the config is `<image ID hex>.json`.
         config_name
@@ -273,9 +279,9 @@ fn choose_docker(c: &Container, reference: Option<&str>) -> Result<Chosen> {
     });
     let mut layers = Vec::with_capacity(entry.layers.len());
     for layer in &entry.layers {
-        let name = clean_name(c, layer, "layer")?;
+        let name = clean_name(archive, layer, "layer")?;
         // Classic docker save may store a repeated layer as a link to the first copy.
-        let name = c.resolve(&name).unwrap_or(name);
+        let name = archive.resolve(&name).unwrap_or(name);
         let digest = blob_digest_of(&name);
         layers.push(ChosenLayer {
             name,
@@ -292,12 +298,12 @@ fn choose_docker(c: &Container, reference: Option<&str>) -> Result<Chosen> {
     })
 }
 
-fn choose_oci(c: &Container, reference: Option<&str>) -> Result<Chosen> {
-    let index: OciIndex = parse_json(c, "index.json", "index")?;
+fn choose_oci(archive: &Archive, reference: Option<&str>) -> Result<Chosen> {
+    let index: OciIndex = parse_json(archive, "index.json", "index")?;
     // Every image manifest reachable from index.json, with its names.
     let mut found: Vec<(Descriptor, Found)> = Vec::new();
     let mut walk = IndexWalk::default();
-    collect_manifests(c, index, &Found::default(), 0, &mut walk, &mut found)?;
+    collect_manifests(archive, index, &Found::default(), 0, &mut walk, &mut found)?;
     let host_arch = go_arch();
     let pick = match reference {
         Some(r) => {
@@ -309,8 +315,12 @@ fn choose_oci(c: &Container, reference: Option<&str>) -> Result<Chosen> {
                 // The image ID is the config's digest: read the (small) manifests.
                 None => found
                     .iter()
-                    .position(|(d, _)| config_digest_of(c, d).is_some_and(|id| id_matches(&id, r)))
-                    .ok_or_else(|| not_found(c, r, found.iter().flat_map(|(_, f)| &f.tags)))?,
+                    .position(|(d, _)| {
+                        config_digest_of(archive, d).is_some_and(|id| id_matches(&id, r))
+                    })
+                    .ok_or_else(|| {
+                        not_found(archive, r, found.iter().flat_map(|(_, f)| &f.tags))
+                    })?,
             }
         }
         None => found
@@ -330,19 +340,20 @@ fn choose_oci(c: &Container, reference: Option<&str>) -> Result<Chosen> {
     };
     let Some((descriptor, Found { tags, .. })) = found.into_iter().nth(pick) else {
         return Err(ScanError::InvalidMetadata {
-            path: c.path().into(),
+            path: archive.path().into(),
             what: "index",
             name: "index.json".into(),
             reason: "it lists no image manifest".into(),
         });
     };
-    let manifest_name = blob_name(c, &descriptor.digest, "manifest")?;
-    let manifest: OciManifest = parse_blob(c, &manifest_name, &descriptor.digest, "manifest")?;
-    let config_name = blob_name(c, &manifest.config.digest, "config")?;
+    let manifest_name = blob_name(archive, &descriptor.digest, "manifest")?;
+    let manifest: OciManifest =
+        parse_blob(archive, &manifest_name, &descriptor.digest, "manifest")?;
+    let config_name = blob_name(archive, &manifest.config.digest, "config")?;
     let config_digest = blob_digest_of(&config_name);
     let mut layers = Vec::with_capacity(manifest.layers.len());
     for layer in manifest.layers {
-        let name = blob_name(c, &layer.digest, "layer")?;
+        let name = blob_name(archive, &layer.digest, "layer")?;
         let digest = blob_digest_of(&name);
         layers.push(ChosenLayer {
             name,
@@ -360,9 +371,9 @@ fn choose_oci(c: &Container, reference: Option<&str>) -> Result<Chosen> {
 }
 
 /// The config digest a manifest descriptor leads to, if it can be read.
-fn config_digest_of(c: &Container, d: &Descriptor) -> Option<String> {
-    let name = blob_name(c, &d.digest, "manifest").ok()?;
-    let manifest: OciManifest = parse_blob(c, &name, &d.digest, "manifest").ok()?;
+fn config_digest_of(archive: &Archive, d: &Descriptor) -> Option<String> {
+    let name = blob_name(archive, &d.digest, "manifest").ok()?;
+    let manifest: OciManifest = parse_blob(archive, &name, &d.digest, "manifest").ok()?;
     Some(manifest.config.digest)
 }
 
@@ -376,7 +387,7 @@ struct IndexWalk {
 }
 
 fn collect_manifests(
-    c: &Container,
+    archive: &Archive,
     index: OciIndex,
     parent: &Found,
     depth: usize,
@@ -386,7 +397,7 @@ fn collect_manifests(
     walk.descriptors = walk.descriptors.saturating_add(index.manifests.len());
     if walk.descriptors > MAX_DESCRIPTORS {
         return Err(ScanError::InvalidMetadata {
-            path: c.path().into(),
+            path: archive.path().into(),
             what: "index",
             name: "index.json".into(),
             reason: format!(
@@ -414,9 +425,9 @@ fn collect_manifests(
                 tracing::debug!(digest = %d.digest, "nested index listed again; read once");
                 continue;
             }
-            let name = blob_name(c, &d.digest, "index")?;
-            let nested: OciIndex = parse_blob(c, &name, &d.digest, "index")?;
-            collect_manifests(c, nested, &found, depth + 1, walk, out)?;
+            let name = blob_name(archive, &d.digest, "index")?;
+            let nested: OciIndex = parse_blob(archive, &name, &d.digest, "index")?;
+            collect_manifests(archive, nested, &found, depth + 1, walk, out)?;
         } else if !is_index {
             out.push((d, found));
         }
@@ -457,13 +468,13 @@ fn familiar(name: &str) -> String {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(
-    c: &Container,
+    archive: &Archive,
     name: &str,
     what: &'static str,
 ) -> Result<T> {
-    let bytes = c.read_metadata(name, what)?;
+    let bytes = archive.read_metadata(name, what)?;
     serde_json::from_slice(&bytes).map_err(|e| ScanError::InvalidMetadata {
-        path: c.path().into(),
+        path: archive.path().into(),
         what,
         name: name.into(),
         reason: e.to_string(),
@@ -472,12 +483,12 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 
 /// Reads a JSON blob and checks it has the digest its descriptor gives.
 fn parse_blob<T: serde::de::DeserializeOwned>(
-    c: &Container,
+    archive: &Archive,
     name: &str,
     digest: &str,
     what: &'static str,
 ) -> Result<T> {
-    let bytes = c.read_metadata(name, what)?;
+    let bytes = archive.read_metadata(name, what)?;
     let actual = sha256(&bytes);
     if actual.as_str() != digest {
         return Err(ScanError::DigestMismatch {
@@ -488,7 +499,7 @@ fn parse_blob<T: serde::de::DeserializeOwned>(
         });
     }
     serde_json::from_slice(&bytes).map_err(|e| ScanError::InvalidMetadata {
-        path: c.path().into(),
+        path: archive.path().into(),
         what,
         name: name.into(),
         reason: e.to_string(),
@@ -496,9 +507,9 @@ fn parse_blob<T: serde::de::DeserializeOwned>(
 }
 
 /// `blobs/sha256/<hex>` for a descriptor digest; only sha256 is supported.
-fn blob_name(c: &Container, digest: &str, what: &'static str) -> Result<String> {
+fn blob_name(archive: &Archive, digest: &str, what: &'static str) -> Result<String> {
     let d = Digest::parse(digest).map_err(|e| ScanError::InvalidMetadata {
-        path: c.path().into(),
+        path: archive.path().into(),
         what,
         name: digest.into(),
         reason: format!("unsupported digest: {e}"),
@@ -512,9 +523,9 @@ fn blob_digest_of(name: &str) -> Option<Digest> {
     Digest::parse(&format!("sha256:{hex}")).ok()
 }
 
-fn clean_name(c: &Container, raw: &str, what: &'static str) -> Result<String> {
+fn clean_name(archive: &Archive, raw: &str, what: &'static str) -> Result<String> {
     clean_path(raw).ok_or_else(|| ScanError::InvalidMetadata {
-        path: c.path().into(),
+        path: archive.path().into(),
         what: "manifest",
         name: "manifest.json".into(),
         reason: format!("{what} name {raw:?} is absolute or leaves the archive"),
@@ -522,14 +533,14 @@ fn clean_name(c: &Container, raw: &str, what: &'static str) -> Result<String> {
 }
 
 fn not_found<'a>(
-    c: &Container,
+    archive: &Archive,
     reference: &str,
     tags: impl Iterator<Item = &'a String>,
 ) -> ScanError {
     // Quoted and escaped: tags come from the archive and must not break the line.
     let tags: Vec<String> = tags.map(|t| format!("{t:?}")).collect();
     ScanError::ImageNotFound {
-        path: c.path().into(),
+        path: archive.path().into(),
         reference: reference.into(),
         available: if tags.is_empty() {
             "no tagged image".into()

@@ -1,13 +1,37 @@
 //! Scans container image archives layer by layer through a scan cache.
 //!
-//! [`scan`] reads an image archive — a docker-save tar (classic, or Docker ≥ 25's
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), cache_scan::ScanError> {
+//! use std::path::Path;
+//!
+//! use cache_scan::ScanOptions;
+//!
+//! let sample = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../samples/debian.tar"));
+//! let cache = cache_mem::MemCache::new(&cache_core::CacheOptions::default());
+//! let report = cache_scan::scan(sample, &cache, &ScanOptions::default()).await?;
+//! let os = report.os.as_ref().expect("an OS is detected");
+//! assert_eq!((os.family.as_str(), os.name.as_str()), ("debian", "12.11"));
+//! assert!(report.packages.iter().any(|p| p.package.name == "curl"));
+//! assert_eq!(report.layers.analysed, 2);
+//!
+//! // The second scan of the image reads no layer: both results come from the cache.
+//! let again = cache_scan::scan(sample, &cache, &ScanOptions::default()).await?;
+//! assert_eq!((again.layers.analysed, again.layers.cached), (0, 2));
+//! assert_eq!(again.packages, report.packages);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`scan()`] reads an image archive — a docker-save tar (classic, or Docker ≥ 25's
 //! OCI-style save; plain, gzip- or zstd-compressed as a whole), an OCI image layout as a
 //! tar or a directory — and returns a [`Report`]: the image's OS and installed packages,
 //! each with the layer that provided it. Every layer's analysis is cached in any
 //! [`cache_core::Cache`] as a [`cache_core::BlobInfo`] under a key from
 //! [`cache_core::calc_key`] (the layer's diffID, every analyser's name and version, and
-//! the options that change results), so a layer is analysed once and reused by every
-//! image that shares it.
+//! the options that change results; see `docs/keys.md`), so a layer is analysed once and
+//! reused by every image that shares it. `docs/scanning.md` describes the scan flow,
+//! the inputs, the analysers and the report format.
 //!
 //! The central design choice is that **a warm scan reads no layer**: a tar archive is
 //! indexed by walking its headers and seeking past entry data, the manifest and config
@@ -25,37 +49,21 @@
 //!
 //! This crate does not print (progress goes to a [`Progress`] hook, logs to `tracing`),
 //! parse command lines, pick a cache backend or find vulnerabilities.
-//!
-//! ```no_run
-//! # async fn demo() -> Result<(), cache_scan::ScanError> {
-//! use cache_core::CacheOptions;
-//! let cache = cache_mem::MemCache::new(&CacheOptions::default());
-//! let report = cache_scan::scan(
-//!     std::path::Path::new("samples/debian.tar"),
-//!     &cache,
-//!     &cache_scan::ScanOptions::default(),
-//! )
-//! .await?;
-//! print!("{}", report.to_table());
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! With the `fixtures` feature, the `fixtures` module builds docker-save and OCI
-//! archives in code and writes the repository's committed samples.
 
 #![deny(missing_docs)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod analyser;
 mod apply;
-mod container;
+mod archive;
+mod codec;
 mod error;
-#[cfg(feature = "fixtures")]
-pub mod fixtures;
 mod image;
 mod layer;
 mod options;
+mod plan;
 mod report;
+mod run;
 mod scan;
 mod tarfmt;
 

@@ -10,6 +10,8 @@ use std::{
     io::{self, BufReader, Read},
 };
 
+use crate::codec::read_prefix;
+
 /// Tar block size.
 const BLOCK: u64 = 512;
 /// Largest GNU long name or long link name accepted.
@@ -25,6 +27,13 @@ pub(crate) trait Skip: Read {
 
 /// Skips by reading (and discarding), so that hashing readers below still see every byte.
 pub(crate) struct Streaming<R>(pub(crate) R);
+
+impl<R> Streaming<R> {
+    /// Gives back the reader.
+    pub(crate) fn into_inner(self) -> R {
+        self.0
+    }
+}
 
 impl<R: Read> Read for Streaming<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -173,16 +182,13 @@ impl<R: Skip> TarReader<R> {
     /// the end-of-archive marker or at a clean end of the input.
     pub(crate) fn next_entry(&mut self) -> Result<Option<Entry>, TarError> {
         self.skip_rest()?;
-        let mut long_name: Option<String> = None;
-        let mut long_link: Option<String> = None;
-        let mut pax = Pax::default();
-        let mut pending = false;
+        let mut ext = Extended::default();
         loop {
             let mut block = [0u8; BLOCK as usize];
-            let got = read_full(&mut self.inner, &mut block).map_err(TarError::Io)?;
+            let got = read_prefix(&mut self.inner, &mut block).map_err(TarError::Io)?;
             self.pos += got as u64;
             if got == 0 {
-                if pending {
+                if ext.pending {
                     return Err(TarError::Truncated(format!(
                         "ends after an extended header at offset {}",
                         self.pos
@@ -202,66 +208,87 @@ impl<R: Skip> TarReader<R> {
             let header_at = self.pos - BLOCK;
             check_checksum(&block)
                 .map_err(|reason| TarError::Invalid(format!("{reason} at offset {header_at}")))?;
-            let typeflag = block[156];
             let size = parse_number(&block[124..136]).ok_or_else(|| {
                 TarError::Invalid(format!("bad size field at offset {header_at}"))
             })?;
-            match typeflag {
-                b'L' | b'K' => {
-                    let data = self.read_meta(size, MAX_LONG_NAME, "long name")?;
-                    let name = String::from_utf8_lossy(until_nul(&data)).into_owned();
-                    if typeflag == b'L' {
-                        long_name = Some(name);
-                    } else {
-                        long_link = Some(name);
-                    }
-                    pending = true;
-                    continue;
-                }
-                b'x' => {
-                    let data = self.read_meta(size, MAX_PAX, "pax header")?;
-                    pax.parse(&data);
-                    pending = true;
-                    continue;
-                }
-                b'g' => {
-                    self.skip_bytes(padded(size)?, "global pax header")?;
-                    continue;
-                }
-                _ => {}
+            if !self.read_extension(block[156], size, &mut ext)? {
+                return self.entry(&block, size, ext).map(Some);
             }
-            let kind = match typeflag {
-                b'0' | 0 | b'7' => Kind::File,
-                b'5' => Kind::Dir,
-                b'2' => Kind::Symlink,
-                b'1' => Kind::Hardlink,
-                _ => Kind::Other,
-            };
-            // Like Go's archive/tar: header-only types carry no data whatever the size
-            // field says.
-            let header_only = matches!(typeflag, b'1' | b'2' | b'3' | b'4' | b'5' | b'6');
-            let size = if header_only {
-                0
-            } else {
-                pax.size.unwrap_or(size)
-            };
-            let path = long_name
-                .or(pax.path.take())
-                .unwrap_or_else(|| header_name(&block));
-            let link = long_link.or(pax.link.take()).unwrap_or_else(|| {
-                String::from_utf8_lossy(until_nul(&block[157..257])).into_owned()
-            });
-            self.remaining = size;
-            self.padding = padded(size)? - size;
-            self.current.clone_from(&path);
-            return Ok(Some(Entry {
-                path,
-                kind,
-                size,
-                link,
-                offset: self.pos,
-            }));
         }
+    }
+
+    /// Reads an extended header's data (`L`, `K`, `x` or `g`, of `size` bytes) into
+    /// `ext`. False for any other type.
+    fn read_extension(
+        &mut self,
+        typeflag: u8,
+        size: u64,
+        ext: &mut Extended,
+    ) -> Result<bool, TarError> {
+        match typeflag {
+            b'L' | b'K' => {
+                let data = self.read_meta(size, MAX_LONG_NAME, "long name")?;
+                let name = String::from_utf8_lossy(until_nul(&data)).into_owned();
+                if typeflag == b'L' {
+                    ext.long_name = Some(name);
+                } else {
+                    ext.long_link = Some(name);
+                }
+                ext.pending = true;
+            }
+            b'x' => {
+                let data = self.read_meta(size, MAX_PAX, "pax header")?;
+                ext.pax.parse(&data);
+                ext.pending = true;
+            }
+            b'g' => self.skip_bytes(padded(size)?, "global pax header")?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The entry an ordinary header `block` starts, with the extended headers before it
+    /// applied; its data is next.
+    fn entry(
+        &mut self,
+        block: &[u8; BLOCK as usize],
+        size: u64,
+        mut ext: Extended,
+    ) -> Result<Entry, TarError> {
+        let typeflag = block[156];
+        let kind = match typeflag {
+            b'0' | 0 | b'7' => Kind::File,
+            b'5' => Kind::Dir,
+            b'2' => Kind::Symlink,
+            b'1' => Kind::Hardlink,
+            _ => Kind::Other,
+        };
+        // Like Go's archive/tar: header-only types carry no data whatever the size
+        // field says.
+        let header_only = matches!(typeflag, b'1' | b'2' | b'3' | b'4' | b'5' | b'6');
+        let size = if header_only {
+            0
+        } else {
+            ext.pax.size.unwrap_or(size)
+        };
+        let path = ext
+            .long_name
+            .or(ext.pax.path.take())
+            .unwrap_or_else(|| header_name(block));
+        let link = ext
+            .long_link
+            .or(ext.pax.link.take())
+            .unwrap_or_else(|| String::from_utf8_lossy(until_nul(&block[157..257])).into_owned());
+        self.remaining = size;
+        self.padding = padded(size)? - size;
+        self.current.clone_from(&path);
+        Ok(Entry {
+            path,
+            kind,
+            size,
+            link,
+            offset: self.pos,
+        })
     }
 
     /// Reads the current entry's data.
@@ -332,6 +359,18 @@ impl<R: Skip> Read for Data<'_, R> {
     }
 }
 
+/// What the extended headers before an entry's own header say.
+#[derive(Default)]
+struct Extended {
+    /// From a GNU `L` header.
+    long_name: Option<String>,
+    /// From a GNU `K` header.
+    long_link: Option<String>,
+    pax: Pax,
+    /// An `L`, `K` or `x` header was read: an entry header must follow.
+    pending: bool,
+}
+
 /// Overrides from a PAX extended header.
 #[derive(Default)]
 struct Pax {
@@ -378,20 +417,6 @@ fn padded(size: u64) -> Result<u64, TarError> {
     size.checked_add(BLOCK - 1)
         .map(|s| s & !(BLOCK - 1))
         .ok_or_else(|| TarError::Invalid(format!("entry size {size} overflows")))
-}
-
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 fn until_nul(field: &[u8]) -> &[u8] {

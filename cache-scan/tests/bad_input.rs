@@ -3,18 +3,16 @@
 use std::collections::BTreeMap;
 
 use cache_core::Cache;
-use cache_mem::MemCache;
-use cache_scan::{
-    ScanError, ScanOptions,
-    fixtures::{
-        Compression, ImageBuilder, LayerBuilder, compress, docker_save, docker_save_entries,
-        docker_save_oci, oci_archive, oci_entries, sha256_digest, tar_of,
-    },
+use cache_fixtures::{
+    Compression, ImageBuilder, LayerBuilder, compress, data::DEBIAN_OS_RELEASE, docker_save,
+    docker_save_entries, docker_save_oci, oci_archive, oci_entries, sha256_digest, tar_of,
 };
+use cache_mem::MemCache;
+use cache_scan::{ScanError, ScanOptions};
 use cache_testkit::Delegate;
 
 use crate::{
-    formats::{OS_RELEASE, stanza, test_image},
+    formats::{stanza, test_image},
     util::{entries, mem, write},
 };
 
@@ -550,7 +548,7 @@ async fn decompression_bomb_stops_at_the_limit() {
     let zeros = vec![0u8; 16 << 20];
     let layer = LayerBuilder::new()
         .file("var/zeros", &zeros)
-        .file("etc/os-release", OS_RELEASE);
+        .file("etc/os-release", DEBIAN_OS_RELEASE);
     drop(zeros);
     let image = ImageBuilder::new(&["bomb:1"]).layer(&layer, Compression::Gzip, "bomb");
     let options = ScanOptions {
@@ -584,7 +582,7 @@ async fn every_stored_blob_of_a_diff_id_is_verified() {
     // One layer stored twice, compressed differently: the same diffID (one cache key,
     // analysed once) but two blobs, and both are read.
     let layer = LayerBuilder::new()
-        .file("etc/os-release", OS_RELEASE)
+        .file("etc/os-release", DEBIAN_OS_RELEASE)
         .file("var/lib/dpkg/status", stanza("a", "1-1", ""));
     let image = ImageBuilder::new(&["twice:1"])
         .layer(&layer, Compression::Gzip, "one")
@@ -616,7 +614,7 @@ async fn every_stored_blob_of_a_diff_id_is_verified() {
     // is consistent): it must not pass unread, cold or verifying.
     let mut tampered = image.clone();
     let other = LayerBuilder::new()
-        .file("etc/os-release", OS_RELEASE)
+        .file("etc/os-release", DEBIAN_OS_RELEASE)
         .file("var/lib/dpkg/status", stanza("evil", "6.6.6-1", ""))
         .build();
     tampered.layers[1].blob = compress(&other, Compression::Zstd);
@@ -727,20 +725,24 @@ async fn nested_indexes_are_read_once_and_capped() {
     .await;
 }
 
+/// The error of a scan through a cache whose backend `nowhere` is down.
+async fn scan_with_broken_cache() -> ScanError {
+    let broken = Delegate::new(mem()).on_missing_blobs(|_, _| {
+        Err(cache_core::Error::Unavailable {
+            backend: "nowhere".into(),
+            reason: "down".into(),
+        })
+    });
+    let (_dir, path) = write("a.tar", &docker_save(&[&test_image(Compression::None)]));
+    cache_scan::scan(&path, &broken, &default())
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn cache_failures_are_reported_as_such() {
     // A cache that fails: the scan reports a cache error.
-    let broken =
-        Delegate::new(cache_mem::MemCache::new(&Default::default())).on_missing_blobs(|_, _| {
-            Err(cache_core::Error::Unavailable {
-                backend: "nowhere".into(),
-                reason: "down".into(),
-            })
-        });
-    let (_dir, path) = write("a.tar", &docker_save(&[&test_image(Compression::None)]));
-    let err = cache_scan::scan(&path, &broken, &default())
-        .await
-        .unwrap_err();
+    let err = scan_with_broken_cache().await;
     assert!(err.is_cache(), "{err}");
     assert!(err.to_string().starts_with("cache: "), "{err}");
 }
@@ -748,4 +750,38 @@ async fn cache_failures_are_reported_as_such() {
 #[test]
 fn stanza_helper_is_real_format() {
     assert!(stanza("a", "1-1", "b").contains("Status: install ok installed\n"));
+}
+
+/// An error as `scancache` prints it: the message of each error in the chain of sources,
+/// joined by `: `.
+fn printed(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_missing_input_names_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alpine.oci");
+    let cause = std::fs::metadata(&path).unwrap_err().to_string();
+    let err = cache_scan::scan(&path, &mem(), &default())
+        .await
+        .unwrap_err();
+    let msg = printed(&err);
+    assert_eq!(msg.matches(cause.as_str()).count(), 1, "{msg}");
+    assert_eq!(msg, err.to_string());
+    assert!(msg.contains("alpine.oci"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_cache_error_is_named_once() {
+    let err = scan_with_broken_cache().await;
+    let msg = printed(&err);
+    assert_eq!(msg.matches("nowhere").count(), 1, "{msg}");
 }

@@ -6,23 +6,21 @@ use std::{
 };
 
 use cache_core::Cache;
-use cache_scan::{
-    LayerWork, Progress, ScanError, ScanOptions,
-    fixtures::{
-        Compression, ImageBuilder, LayerBuilder, docker_save, docker_save_oci, oci_archive,
-        sha256_digest,
-    },
+use cache_fixtures::{
+    Compression, ImageBuilder, LayerBuilder, data::DEBIAN_OS_RELEASE, docker_save, docker_save_oci,
+    oci_archive, sha256_digest,
 };
+use cache_scan::{LayerWork, Progress, ScanError, ScanOptions};
 use cache_testkit::Delegate;
 
 use crate::{
-    formats::{EXPECTED, OS_RELEASE, stanza, test_image},
+    formats::{EXPECTED, stanza, test_image},
     util::{entries, mem, packages, scan_bytes, scan_ok, with_progress, without_counts, write},
 };
 
 fn base_layer() -> LayerBuilder {
     LayerBuilder::new()
-        .file("etc/os-release", OS_RELEASE)
+        .file("etc/os-release", DEBIAN_OS_RELEASE)
         .file("etc/debian_version", "12.11\n")
         .file("var/lib/dpkg/status", stanza("base", "1-1", ""))
 }
@@ -443,7 +441,7 @@ async fn unsafe_names_and_symlinked_databases_are_ignored() {
     let evil = stanza("evil", "6.6.6-1", "");
     let image = ImageBuilder::new(&["unsafe:1"]).layer(
         &LayerBuilder::new()
-            .file("etc/os-release", OS_RELEASE)
+            .file("etc/os-release", DEBIAN_OS_RELEASE)
             .raw_file("../var/lib/dpkg/status", &evil)
             .raw_file("/var/lib/dpkg/status", &evil)
             .raw_file("var/../../lib/apk/db/installed", "P:evil\nV:1\n\n")
@@ -486,7 +484,7 @@ async fn artifact_record_comes_from_the_config() {
     let artifact = cache.get_artifact(&keys.artifact).await.unwrap().unwrap();
     assert_eq!(artifact.architecture, "amd64");
     assert_eq!(artifact.os, "linux");
-    assert_eq!(artifact.created, cache_scan::fixtures::CREATED);
+    assert_eq!(artifact.created, cache_fixtures::CREATED);
     let missing = cache
         .missing_blobs(&keys.artifact, &keys.blobs)
         .await
@@ -573,7 +571,7 @@ async fn no_artifact_when_a_vanished_layer_fails_its_new_analysis() {
         .layer(&layer, Compression::Gzip, "one")
         .layer(&layer, Compression::Zstd, "two");
     let other = LayerBuilder::new().file("evil", "x").build();
-    twice.layers[1].blob = cache_scan::fixtures::compress(&other, Compression::Zstd);
+    twice.layers[1].blob = cache_fixtures::compress(&other, Compression::Zstd);
     twice.layers[1].blob_digest = sha256_digest(&twice.layers[1].blob);
     let cache = forgetful(true);
     let err = scan_bytes(&oci_archive(&[&twice]), &cache, &ScanOptions::default())

@@ -3,18 +3,14 @@
 
 use std::path::PathBuf;
 
-use cache_scan::{
-    Report, ScanOptions,
-    fixtures::{
-        Compression, ImageBuilder, LayerBuilder, compress, docker_save, docker_save_entries,
-        docker_save_oci, oci_archive, write_entries, write_oci_dir,
-    },
+use cache_fixtures::{
+    Compression, ImageBuilder, LayerBuilder, compress, data::DEBIAN_OS_RELEASE, docker_save,
+    docker_save_entries, docker_save_oci, oci_archive, write_entries, write_oci_dir,
 };
+use cache_scan::{Report, ScanOptions};
 use tempfile::TempDir;
 
 use crate::util::{mem, packages, scan_ok, with_progress, without_counts};
-
-pub const OS_RELEASE: &str = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nID=debian\n";
 
 pub fn stanza(name: &str, version: &str, depends: &str) -> String {
     let mut s = format!(
@@ -47,7 +43,7 @@ pub fn test_image(compression: Compression) -> ImageBuilder {
             &LayerBuilder::new()
                 .file("etc/debian_version", "12.11\n")
                 .symlink("etc/os-release", "../usr/lib/os-release")
-                .file("usr/lib/os-release", OS_RELEASE)
+                .file("usr/lib/os-release", DEBIAN_OS_RELEASE)
                 .file("var/lib/dpkg/status", base)
                 .file("bin/sh", vec![7u8; 3000]),
             compression,

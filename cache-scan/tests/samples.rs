@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use cache_scan::{ScanOptions, fixtures::SAMPLE_FILES};
+use cache_fixtures::SAMPLE_FILES;
+use cache_scan::ScanOptions;
 
 use crate::util::{mem, packages, scan_ok};
 
@@ -16,10 +17,10 @@ fn regenerating_reproduces_the_committed_samples() {
     // `CACHE_SCAN_UPDATE_SAMPLES=1 cargo test -p cache-scan samples` rewrites them, like
     // `cargo xtask gen-samples`.
     if std::env::var_os("CACHE_SCAN_UPDATE_SAMPLES").is_some() {
-        cache_scan::fixtures::write_samples(&samples_dir()).unwrap();
+        cache_fixtures::write_samples(&samples_dir()).unwrap();
     }
     let dir = tempfile::tempdir().unwrap();
-    let written = cache_scan::fixtures::write_samples(dir.path()).unwrap();
+    let written = cache_fixtures::write_samples(dir.path()).unwrap();
     assert_eq!(written.len(), SAMPLE_FILES.len());
     let mut total = 0;
     for name in SAMPLE_FILES {
@@ -39,7 +40,7 @@ fn regenerating_reproduces_the_committed_samples() {
     );
     // A second generation is identical too (no time stamps or random order).
     let again = tempfile::tempdir().unwrap();
-    cache_scan::fixtures::write_samples(again.path()).unwrap();
+    cache_fixtures::write_samples(again.path()).unwrap();
     for name in SAMPLE_FILES {
         assert_eq!(
             std::fs::read(dir.path().join(name)).unwrap(),

@@ -51,7 +51,7 @@ const PROGRAMS: &[Program] = &[
         name: "scan",
         package: "cache-scan",
         example: "bench_scan",
-        features: "cache-scan/fixtures",
+        features: "",
     },
 ];
 

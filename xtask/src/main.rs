@@ -56,10 +56,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes the sample archives with cache-scan's generator.
+/// Writes the sample archives with the generator of cache-fixtures.
 fn gen_samples() -> Result<()> {
     let dir = root().join("samples");
-    let written = cache_scan::fixtures::write_samples(&dir)
+    let written = cache_fixtures::write_samples(&dir)
         .with_context(|| format!("cannot write the samples in {}", dir.display()))?;
     for path in written {
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);

@@ -3,13 +3,13 @@
 use base64::Engine as _;
 use cache_core::Package;
 
-use super::Parsed;
+use super::parsed::Parsed;
 
 /// The analyser name recorded in `AnalyzedBy`.
 pub(crate) const NAME: &str = "apk";
 
 /// Parses an apk installed database: stanzas of `K:value` lines separated by blank
-/// lines. Dependencies and provides are names here; [`super::resolve_depends`] turns
+/// lines. Dependencies and provides are names here; [`super::parsed::resolve_depends`] turns
 /// dependencies into package IDs.
 pub(crate) fn parse(text: &str) -> Vec<Parsed> {
     let mut out = Vec::new();
@@ -161,7 +161,7 @@ pub(crate) fn split_licenses(field: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyser::resolve_depends;
+    use crate::analyser::parsed::resolve_depends;
 
     /// Real-format stanzas from an Alpine 3.10 image (file lists trimmed).
     const INSTALLED: &str = "\

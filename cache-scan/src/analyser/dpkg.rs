@@ -3,13 +3,13 @@
 
 use cache_core::Package;
 
-use super::Parsed;
+use super::parsed::Parsed;
 
 /// The analyser name recorded in `AnalyzedBy`.
 pub(crate) const NAME: &str = "dpkg";
 
 /// Parses a dpkg status file. Only installed packages are returned (see
-/// [`is_installed`]). Dependencies are names here; [`super::resolve_depends`] turns them
+/// [`is_installed`]). Dependencies are names here; [`super::parsed::resolve_depends`] turns them
 /// into package IDs.
 pub(crate) fn parse(text: &str) -> Vec<Parsed> {
     let mut out = Vec::new();
@@ -151,7 +151,7 @@ fn dependency_names(list: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyser::resolve_depends;
+    use crate::analyser::parsed::resolve_depends;
 
     /// Real-format stanzas (trimmed descriptions), as found in Debian 12 images.
     pub(crate) const STATUS: &str = "\

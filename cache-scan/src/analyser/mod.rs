@@ -4,15 +4,18 @@
 mod apk;
 mod dpkg;
 mod os;
+mod parsed;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use cache_core::{BlobInfo, Package, PackageInfo};
 
 pub(crate) use os::OsFiles;
+use parsed::{Parsed, resolve_depends};
 
 /// Every analyser's name and version. Bump a version whenever its output for the same
-/// input changes: the versions feed `calc_key`, so old cached results are not reused.
+/// input changes: the versions feed `calc_key` (see `docs/keys.md`), so old cached
+/// results are not reused.
 ///
 /// History: apk 2 and dpkg 3 — a database without installed packages is recorded (empty)
 /// so that it replaces an earlier layer's; dpkg 3 also counts stanzas without `Status`
@@ -20,14 +23,6 @@ pub(crate) use os::OsFiles;
 /// literal (os-release(5)).
 pub const ANALYSERS: [(&str, u32); 4] =
     [("apk", 2), ("apk-repo", 1), ("dpkg", 3), ("os-release", 2)];
-
-/// Most package IDs one dependency name resolves to (several packages of one name, or
-/// several providers of one virtual name); the smallest IDs are kept.
-const MAX_IDS_PER_NAME: usize = 64;
-/// Most IDs in one package's `DependsOn`; the smallest are kept. Real packages have a few
-/// dozen at most: the caps only bound what a hostile database can cost (linear in its
-/// size, never quadratic).
-const MAX_DEPENDS_ON: usize = 1024;
 
 /// Largest OS-release or repositories file read; larger ones are ignored with a warning.
 pub(crate) const MAX_SMALL_FILE: u64 = 64 << 10;
@@ -70,72 +65,6 @@ impl Target {
     pub(crate) fn is_package_db(self) -> bool {
         matches!(self, Target::Dpkg | Target::Apk)
     }
-}
-
-/// One parsed package with its dependency and provides names, before resolution.
-#[derive(Debug)]
-pub(crate) struct Parsed {
-    pub(crate) package: Package,
-    pub(crate) depends: Vec<String>,
-    pub(crate) provides: Vec<String>,
-}
-
-/// Fills each package's `DependsOn` with the IDs of the packages in `parsed` that
-/// satisfy its dependencies, by name or through what they provide; sorted, without
-/// duplicates or the package itself. Bounded by [`MAX_IDS_PER_NAME`] and
-/// [`MAX_DEPENDS_ON`], so the cost stays linear in the database's size.
-pub(crate) fn resolve_depends(parsed: &mut [Parsed]) {
-    let mut by_name: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-    let mut by_provides: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-    for p in parsed.iter() {
-        by_name
-            .entry(p.package.name.as_str())
-            .or_default()
-            .insert(p.package.id.as_str());
-        for name in &p.provides {
-            by_provides
-                .entry(name.as_str())
-                .or_default()
-                .insert(p.package.id.as_str());
-        }
-    }
-    let (by_name, by_provides) = (capped(by_name), capped(by_provides));
-    let resolved: Vec<Vec<String>> = parsed
-        .iter()
-        .map(|p| {
-            let own = p.package.id.as_str();
-            let mut seen: HashSet<&str> = HashSet::new();
-            let mut ids: BTreeSet<&str> = BTreeSet::new();
-            for d in &p.depends {
-                if !seen.insert(d.as_str()) {
-                    continue;
-                }
-                let Some(found) = by_name
-                    .get(d.as_str())
-                    .or_else(|| by_provides.get(d.as_str()))
-                else {
-                    continue;
-                };
-                ids.extend(found.iter().filter(|id| **id != own).take(MAX_IDS_PER_NAME));
-                // Keep the smallest.
-                while ids.len() > MAX_DEPENDS_ON {
-                    ids.pop_last();
-                }
-            }
-            ids.into_iter().map(str::to_owned).collect()
-        })
-        .collect();
-    for (p, ids) in parsed.iter_mut().zip(resolved) {
-        p.package.depends_on = ids;
-    }
-}
-
-/// One sorted list of at most [`MAX_IDS_PER_NAME`] + 1 IDs per name (one more, so that
-/// dropping the depending package itself still leaves the cap).
-fn capped<'a>(map: HashMap<&'a str, BTreeSet<&'a str>>) -> HashMap<&'a str, Vec<&'a str>> {
-    map.into_iter()
-        .map(|(name, ids)| (name, ids.into_iter().take(MAX_IDS_PER_NAME + 1).collect()))
-        .collect()
 }
 
 /// Gathers what the analysers find in one layer.
@@ -243,57 +172,6 @@ mod tests {
             paths,
             [("lib/apk/db/installed", 0), ("var/lib/dpkg/status", 0)]
         );
-    }
-
-    fn parsed(name: &str, version: &str, depends: &[&str]) -> Parsed {
-        Parsed {
-            package: Package {
-                id: format!("{name}@{version}"),
-                name: name.into(),
-                ..Package::default()
-            },
-            depends: depends.iter().map(|d| (*d).to_owned()).collect(),
-            provides: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn many_same_named_packages_resolve_without_blowing_up() {
-        // 20,000 stanzas of one name, each depending on that name (and repeating it):
-        // without sets and caps this is 400 million IDs.
-        let mut all: Vec<Parsed> = (0..20_000)
-            .map(|i| parsed("a", &format!("{i:05}"), &["a", "a", "a"]))
-            .collect();
-        all.push(parsed("b", "1", &["a"]));
-        resolve_depends(&mut all);
-        for p in &all {
-            assert!(
-                p.package.depends_on.len() <= MAX_IDS_PER_NAME,
-                "{}",
-                p.package.id
-            );
-            assert!(!p.package.depends_on.contains(&p.package.id));
-        }
-        let b = &all.last().unwrap().package;
-        assert_eq!(b.depends_on.len(), MAX_IDS_PER_NAME);
-        assert_eq!(b.depends_on.first().map(String::as_str), Some("a@00000"));
-        assert!(b.depends_on.is_sorted());
-        // The package itself is skipped without shortening the list.
-        assert_eq!(all[0].package.depends_on.len(), MAX_IDS_PER_NAME);
-        assert_eq!(all[0].package.depends_on[0], "a@00001");
-    }
-
-    #[test]
-    fn depends_on_is_capped() {
-        let names: Vec<String> = (0..2_000).map(|i| format!("p{i:04}")).collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let mut all: Vec<Parsed> = names.iter().map(|n| parsed(n, "1", &[])).collect();
-        all.push(parsed("top", "1", &refs));
-        resolve_depends(&mut all);
-        let top = &all.last().unwrap().package;
-        assert_eq!(top.depends_on.len(), MAX_DEPENDS_ON);
-        assert_eq!(top.depends_on[0], "p0000@1");
-        assert!(top.depends_on.is_sorted());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Where an image's files live: a directory, a tar file indexed by seeking, or a tar
-//! compressed as a whole that can only be streamed.
+//! The input archive, where an image's files live: a directory, a tar file indexed by
+//! seeking, or a tar compressed as a whole that can only be streamed.
 
 use std::{
     collections::HashMap,
@@ -10,6 +10,7 @@ use std::{
 };
 
 use crate::{
+    codec::{self, Capped, Decoder, Format, read_capped},
     error::{Result, ScanError},
     tarfmt::{self, Kind, Seeking, Streaming, TarError, TarReader},
 };
@@ -23,13 +24,6 @@ const KEEP_SMALL: u64 = 256 << 10;
 const KEEP_BUDGET: u64 = 16 << 20;
 /// Links followed at most when resolving a name inside an archive.
 const MAX_LINKS: usize = 8;
-
-/// How a whole archive is compressed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum WholeCodec {
-    Gzip,
-    Zstd,
-}
 
 /// A file's place inside a tar archive.
 #[derive(Clone, Copy, Debug)]
@@ -100,9 +94,9 @@ impl Index {
     }
 }
 
-/// An opened input.
+/// The input archive, opened: its kind and the index of its entries.
 #[derive(Debug)]
-pub(crate) enum Container {
+pub(crate) enum Archive {
     /// An image layout directory (OCI, or an extracted docker-save).
     Dir { root: PathBuf },
     /// A tar file; entries are read by seeking.
@@ -110,7 +104,8 @@ pub(crate) enum Container {
     /// A gzip- or zstd-compressed tar: no seeking, every read is a pass over the stream.
     Stream {
         path: PathBuf,
-        codec: WholeCodec,
+        /// [`Format::Gzip`] or [`Format::Zstd`].
+        codec: Format,
         index: Index,
         /// Small metadata-like entries kept from the indexing pass, by ordinal.
         kept: HashMap<u64, Vec<u8>>,
@@ -119,14 +114,14 @@ pub(crate) enum Container {
     },
 }
 
-impl Container {
+impl Archive {
     /// Opens `path`: indexes a tar by walking its headers (seeking past data), or streams
     /// a compressed tar once to index it and keep its small entries.
     ///
     /// `limit` bounds how many bytes one pass over a compressed-as-a-whole archive may
     /// decompress (past it, [`ScanError::ArchiveTooLarge`]), so a decompression bomb
     /// wastes bounded time.
-    pub(crate) fn open(path: &Path, limit: u64) -> Result<Container> {
+    pub(crate) fn open(path: &Path, limit: u64) -> Result<Archive> {
         let meta = std::fs::metadata(path).map_err(|e| ScanError::io("open", path, e))?;
         if meta.is_dir() {
             if !path.join("manifest.json").is_file() && !path.join("index.json").is_file() {
@@ -135,11 +130,12 @@ impl Container {
                     reason: "a directory without manifest.json or index.json".into(),
                 });
             }
-            return Ok(Container::Dir { root: path.into() });
+            return Ok(Archive::Dir { root: path.into() });
         }
         let mut file = File::open(path).map_err(|e| ScanError::io("open", path, e))?;
-        let mut magic = [0u8; 6];
-        let got = read_prefix(&mut file, &mut magic).map_err(|e| ScanError::io("read", path, e))?;
+        let mut magic = [0u8; codec::MAGIC_LEN];
+        let got = codec::read_prefix(&mut file, &mut magic)
+            .map_err(|e| ScanError::io("read", path, e))?;
         let magic = magic.get(..got).unwrap_or_default();
         if magic.is_empty() {
             return Err(ScanError::NotAnArchive {
@@ -147,11 +143,10 @@ impl Container {
                 reason: "the file is empty".into(),
             });
         }
-        let codec = match crate::layer::Format::sniff(magic) {
-            crate::layer::Format::Plain => None,
-            crate::layer::Format::Gzip => Some(WholeCodec::Gzip),
-            crate::layer::Format::Zstd => Some(WholeCodec::Zstd),
-            crate::layer::Format::Unsupported(name) => {
+        let codec = match Format::sniff(magic) {
+            Format::Plain => None,
+            codec @ (Format::Gzip | Format::Zstd) => Some(codec),
+            Format::Unsupported(name) => {
                 return Err(ScanError::NotAnArchive {
                     path: path.into(),
                     reason: format!("{name} compression is not supported"),
@@ -161,71 +156,78 @@ impl Container {
         file.seek(SeekFrom::Start(0))
             .map_err(|e| ScanError::io("read", path, e))?;
         match codec {
-            None => {
-                let mut index = Index::default();
-                let mut reader = TarReader::new(Seeking::new(file, meta.len()));
-                walk(path, &mut reader, |entry, ordinal, _| {
-                    index.add(entry, ordinal);
-                    Ok(ControlFlow::Continue(()))
-                })?;
-                Ok(Container::Tar {
-                    path: path.into(),
-                    index,
-                })
-            }
-            Some(codec) => {
-                let mut index = Index::default();
-                let mut kept = HashMap::new();
-                let mut budget = KEEP_BUDGET;
-                let mut reader = TarReader::new(Streaming(decoder(file, codec, path, limit)?));
-                walk(path, &mut reader, |entry, ordinal, data| {
-                    index.add(entry, ordinal);
-                    let name = tarfmt::clean_path(&entry.path);
-                    if let (Some(name), Kind::File) = (name, entry.kind)
-                        && entry.size <= KEEP_SMALL
-                        && entry.size <= budget
-                        && is_metadata_like(&name)
-                    {
-                        let buf = read_capped(data, KEEP_SMALL)?;
-                        budget -= entry.size;
-                        kept.insert(ordinal, buf);
-                    }
-                    Ok(ControlFlow::Continue(()))
-                })?;
-                // Kept entries shadowed by a later entry or link of the same name are not
-                // what the name means.
-                let current: std::collections::HashSet<u64> =
-                    index.files.values().map(|loc| loc.ordinal).collect();
-                kept.retain(|ordinal, _| current.contains(ordinal));
-                Ok(Container::Stream {
-                    path: path.into(),
-                    codec,
-                    index,
-                    kept,
-                    limit,
-                })
-            }
+            None => Archive::index_tar(path, file, meta.len()),
+            Some(codec) => Archive::index_stream(path, file, codec, limit),
         }
+    }
+
+    /// Indexes a tar file by walking its headers, seeking past entry data.
+    fn index_tar(path: &Path, file: File, len: u64) -> Result<Archive> {
+        let mut index = Index::default();
+        let mut reader = TarReader::new(Seeking::new(file, len));
+        walk(path, &mut reader, |entry, ordinal, _| {
+            index.add(entry, ordinal);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(Archive::Tar {
+            path: path.into(),
+            index,
+        })
+    }
+
+    /// Streams a compressed tar once to index it, keeping its small metadata-like
+    /// entries.
+    fn index_stream(path: &Path, file: File, codec: Format, limit: u64) -> Result<Archive> {
+        let mut index = Index::default();
+        let mut kept = HashMap::new();
+        let mut budget = KEEP_BUDGET;
+        let mut reader = TarReader::new(Streaming(decoder(file, codec, path, limit)?));
+        walk(path, &mut reader, |entry, ordinal, data| {
+            index.add(entry, ordinal);
+            let name = tarfmt::clean_path(&entry.path);
+            if let (Some(name), Kind::File) = (name, entry.kind)
+                && entry.size <= KEEP_SMALL
+                && entry.size <= budget
+                && is_metadata_like(&name)
+            {
+                let buf = read_capped(data, KEEP_SMALL)?;
+                budget -= entry.size;
+                kept.insert(ordinal, buf);
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        // Kept entries shadowed by a later entry or link of the same name are not what
+        // the name means.
+        let current: std::collections::HashSet<u64> =
+            index.files.values().map(|loc| loc.ordinal).collect();
+        kept.retain(|ordinal, _| current.contains(ordinal));
+        Ok(Archive::Stream {
+            path: path.into(),
+            codec,
+            index,
+            kept,
+            limit,
+        })
     }
 
     /// The input's path.
     pub(crate) fn path(&self) -> &Path {
         match self {
-            Container::Dir { root } => root,
-            Container::Tar { path, .. } | Container::Stream { path, .. } => path,
+            Archive::Dir { root } => root,
+            Archive::Tar { path, .. } | Archive::Stream { path, .. } => path,
         }
     }
 
     /// True when entries can only be read by streaming the whole archive again.
     pub(crate) fn is_stream(&self) -> bool {
-        matches!(self, Container::Stream { .. })
+        matches!(self, Archive::Stream { .. })
     }
 
     /// True when `name` (a cleaned name) exists as a file, through links.
     pub(crate) fn exists(&self, name: &str) -> bool {
         match self {
-            Container::Dir { root } => root.join(name).is_file(),
-            Container::Tar { index, .. } | Container::Stream { index, .. } => {
+            Archive::Dir { root } => root.join(name).is_file(),
+            Archive::Tar { index, .. } | Archive::Stream { index, .. } => {
                 index.resolve(name).is_some()
             }
         }
@@ -234,8 +236,8 @@ impl Container {
     /// The stored size of `name`, when it exists.
     pub(crate) fn size(&self, name: &str) -> Option<u64> {
         match self {
-            Container::Dir { root } => std::fs::metadata(root.join(name)).ok().map(|m| m.len()),
-            Container::Tar { index, .. } | Container::Stream { index, .. } => {
+            Archive::Dir { root } => std::fs::metadata(root.join(name)).ok().map(|m| m.len()),
+            Archive::Tar { index, .. } | Archive::Stream { index, .. } => {
                 index.resolve(name).map(|(_, loc)| loc.size)
             }
         }
@@ -259,7 +261,7 @@ impl Container {
             return Err(too_large());
         }
         match self {
-            Container::Dir { .. } | Container::Tar { .. } => {
+            Archive::Dir { .. } | Archive::Tar { .. } => {
                 let (reader, _) = self.open_entry(name, what)?;
                 match read_capped(reader, MAX_METADATA) {
                     Ok(buf) => Ok(buf),
@@ -267,7 +269,7 @@ impl Container {
                     Err(e) => Err(ScanError::io("read", self.path(), e)),
                 }
             }
-            Container::Stream { index, kept, .. } => {
+            Archive::Stream { index, kept, .. } => {
                 let (_, loc) = index.resolve(name).ok_or_else(missing)?;
                 if let Some(data) = kept.get(&loc.ordinal) {
                     return Ok(data.clone());
@@ -293,8 +295,8 @@ impl Container {
         }
     }
 
-    /// Opens one file for streaming (not for [`Container::Stream`]; use
-    /// [`Container::stream_files`]). Returns the reader and the stored size.
+    /// Opens one file for streaming (not for [`Archive::Stream`]; use
+    /// [`Archive::stream_files`]). Returns the reader and the stored size.
     pub(crate) fn open_entry(
         &self,
         name: &str,
@@ -306,7 +308,7 @@ impl Container {
             name: name.into(),
         };
         match self {
-            Container::Dir { root } => {
+            Archive::Dir { root } => {
                 let path = root.join(name);
                 let file = match File::open(&path) {
                     Ok(f) => f,
@@ -319,27 +321,27 @@ impl Container {
                     .len();
                 Ok((Box::new(file.take(size)), size))
             }
-            Container::Tar { path, index } => {
+            Archive::Tar { path, index } => {
                 let (_, loc) = index.resolve(name).ok_or_else(missing)?;
                 let mut file = File::open(path).map_err(|e| ScanError::io("open", path, e))?;
                 file.seek(SeekFrom::Start(loc.offset))
                     .map_err(|e| ScanError::io("read", path, e))?;
                 Ok((Box::new(file.take(loc.size)), loc.size))
             }
-            Container::Stream { .. } => Err(ScanError::Internal(
+            Archive::Stream { .. } => Err(ScanError::Internal(
                 "a compressed archive cannot be read at random".into(),
             )),
         }
     }
 
     /// Streams a compressed archive once, handing every regular file (its ordinal, as
-    /// [`Container::ordinal`] gives it, and its data) to `visit` until it breaks. Only for
-    /// [`Container::Stream`].
+    /// [`Archive::ordinal`] gives it, and its data) to `visit` until it breaks. Only for
+    /// [`Archive::Stream`].
     pub(crate) fn stream_files<F>(&self, mut visit: F) -> Result<()>
     where
         F: FnMut(u64, &mut dyn Read) -> io::Result<ControlFlow<()>>,
     {
-        let Container::Stream {
+        let Archive::Stream {
             path, codec, limit, ..
         } = self
         else {
@@ -358,16 +360,16 @@ impl Container {
     /// The ordinal of the entry `name` (through links) means in a streamed archive.
     pub(crate) fn ordinal(&self, name: &str) -> Option<u64> {
         match self {
-            Container::Stream { index, .. } => index.resolve(name).map(|(_, loc)| loc.ordinal),
-            Container::Dir { .. } | Container::Tar { .. } => None,
+            Archive::Stream { index, .. } => index.resolve(name).map(|(_, loc)| loc.ordinal),
+            Archive::Dir { .. } | Archive::Tar { .. } => None,
         }
     }
 
     /// Resolves `name` through the archive's links to the name of a regular file.
     pub(crate) fn resolve(&self, name: &str) -> Option<String> {
         match self {
-            Container::Dir { .. } => Some(name.to_owned()),
-            Container::Tar { index, .. } | Container::Stream { index, .. } => {
+            Archive::Dir { .. } => Some(name.to_owned()),
+            Archive::Tar { index, .. } | Archive::Stream { index, .. } => {
                 index.resolve(name).map(|(n, _)| n)
             }
         }
@@ -401,75 +403,16 @@ fn is_metadata_like(name: &str) -> bool {
         || name.starts_with("blobs/")
 }
 
-/// Reads `reader` to its end, at most `max` bytes; more is an error of kind
-/// [`io::ErrorKind::FileTooLarge`] (nothing past `max + 1` bytes is read).
-fn read_capped(reader: impl Read, max: u64) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    reader.take(max.saturating_add(1)).read_to_end(&mut buf)?;
-    if buf.len() as u64 > max {
-        return Err(io::Error::new(
-            io::ErrorKind::FileTooLarge,
-            format!("larger than {max} bytes"),
-        ));
-    }
-    Ok(buf)
-}
-
-/// The error a pass over a compressed archive ends with when it would decompress more
-/// than its limit.
-#[derive(Debug)]
-struct ArchiveTooLarge(u64);
-
-impl std::fmt::Display for ArchiveTooLarge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "decompresses to more than {} bytes", self.0)
-    }
-}
-
-impl std::error::Error for ArchiveTooLarge {}
-
-/// The decompression limit `e` reports having hit, if that is what it is.
-pub(crate) fn too_large_limit(e: &io::Error) -> Option<u64> {
-    e.get_ref()
-        .and_then(|inner| inner.downcast_ref::<ArchiveTooLarge>())
-        .map(|t| t.0)
-}
-
-/// Decompressed bytes, counted against a limit.
-struct Capped<R> {
-    inner: R,
-    read: u64,
+/// The decompressed stream of a compressed-as-a-whole archive, capped at `limit` bytes.
+fn decoder(
+    file: File,
+    codec: Format,
+    path: &Path,
     limit: u64,
-}
-
-impl<R: Read> Read for Capped<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read = self.read.saturating_add(n as u64);
-        if self.read > self.limit {
-            return Err(io::Error::other(ArchiveTooLarge(self.limit)));
-        }
-        Ok(n)
-    }
-}
-
-fn decoder(file: File, codec: WholeCodec, path: &Path, limit: u64) -> Result<Box<dyn Read + Send>> {
+) -> Result<Capped<Decoder<BufReader<File>>>> {
     let buffered = BufReader::with_capacity(128 << 10, file);
-    let inner: Box<dyn Read + Send> = match codec {
-        WholeCodec::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        WholeCodec::Zstd => {
-            let mut d = zstd::stream::read::Decoder::with_buffer(buffered)
-                .map_err(|e| ScanError::io("read", path, e))?;
-            d.window_log_max(crate::layer::ZSTD_WINDOW_LOG_MAX)
-                .map_err(|e| ScanError::io("read", path, e))?;
-            Box::new(d)
-        }
-    };
-    Ok(Box::new(Capped {
-        inner,
-        read: 0,
-        limit,
-    }))
+    let decoder = Decoder::new(codec, buffered).map_err(|e| ScanError::io("read", path, e))?;
+    Ok(Capped::new(decoder, limit))
 }
 
 /// Walks every entry of an archive, mapping tar errors to scan errors about `path`.
@@ -504,7 +447,7 @@ where
 
 fn archive_error(path: &Path, e: TarError, first: bool) -> ScanError {
     if let TarError::Io(e) = &e
-        && let Some(limit) = too_large_limit(e)
+        && let Some(limit) = codec::exceeded(e)
     {
         return ScanError::ArchiveTooLarge {
             path: path.into(),
@@ -542,51 +485,40 @@ fn archive_error(path: &Path, e: TarError, first: bool) -> ScanError {
     }
 }
 
-/// Reads up to `buf.len()` bytes, fewer only at the end of the stream.
-pub(crate) fn read_prefix(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match reader.read(buf.get_mut(got..).unwrap_or_default()) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
-
 #[cfg(test)]
 mod tests {
+    use cache_fixtures::{Compression, TarWriter, compress};
+
     use super::*;
 
-    fn archive(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> (tempfile::TempDir, PathBuf) {
-        let mut b = tar::Builder::new(Vec::new());
-        build(&mut b);
-        let bytes = b.into_inner().unwrap();
+    type Writer = TarWriter<Vec<u8>>;
+
+    /// Writes `build`'s tar as `name` in a new temp dir, compressed as a whole with
+    /// `compression`.
+    fn write(
+        name: &str,
+        compression: Compression,
+        build: impl FnOnce(&mut Writer),
+    ) -> (tempfile::TempDir, PathBuf) {
+        let mut w = TarWriter::in_memory();
+        build(&mut w);
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.tar");
-        std::fs::write(&path, bytes).unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, compress(&w.into_bytes(), compression)).unwrap();
         (dir, path)
     }
 
-    fn file(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        b.append_data(&mut h, name, data).unwrap();
+    fn archive(build: impl FnOnce(&mut Writer)) -> (tempfile::TempDir, PathBuf) {
+        write("a.tar", Compression::None, build)
     }
 
     /// Writes `build`'s tar gzip-compressed as a whole.
-    fn gz_archive(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> (tempfile::TempDir, PathBuf) {
-        let mut b = tar::Builder::new(Vec::new());
-        build(&mut b);
-        let bytes = b.into_inner().unwrap();
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, &bytes).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.tar.gz");
-        std::fs::write(&path, gz.finish().unwrap()).unwrap();
-        (dir, path)
+    fn gz_archive(build: impl FnOnce(&mut Writer)) -> (tempfile::TempDir, PathBuf) {
+        write("a.tar.gz", Compression::Gzip, build)
+    }
+
+    fn file(w: &mut Writer, name: &str, data: &[u8]) {
+        w.file(name, data).unwrap();
     }
 
     /// Valid JSON of `len` bytes or more, ending in `tag`.
@@ -610,7 +542,7 @@ mod tests {
             ),
         ];
         for (what, first, last) in cases {
-            let build = |b: &mut tar::Builder<Vec<u8>>| {
+            let build = |b: &mut Writer| {
                 file(b, "manifest.json", &first);
                 file(b, "other", b"x");
                 file(b, "manifest.json", &last);
@@ -618,7 +550,7 @@ mod tests {
             let (_d1, plain) = archive(build);
             let (_d2, gz) = gz_archive(build);
             for path in [plain, gz] {
-                let c = Container::open(&path, u64::MAX).unwrap();
+                let c = Archive::open(&path, u64::MAX).unwrap();
                 assert_eq!(c.size("manifest.json"), Some(last.len() as u64), "{what}");
                 let got = c.read_metadata("manifest.json", "manifest").unwrap();
                 assert!(got == last, "{what}: {}", path.display());
@@ -634,7 +566,7 @@ mod tests {
         let (_dir, path) = gz_archive(|b| {
             file(b, "manifest.json", &vec![b' '; MAX_METADATA as usize + 1]);
         });
-        let c = Container::open(&path, u64::MAX).unwrap();
+        let c = Archive::open(&path, u64::MAX).unwrap();
         let err = c.read_metadata("manifest.json", "manifest").unwrap_err();
         assert!(err.to_string().contains("larger than"), "{err}");
     }
@@ -645,7 +577,7 @@ mod tests {
             file(b, "manifest.json", b"[]");
             file(b, "zeros", &vec![0u8; 1 << 20]);
         });
-        let err = Container::open(&path, 64 << 10).unwrap_err();
+        let err = Archive::open(&path, 64 << 10).unwrap_err();
         assert!(
             matches!(err, ScanError::ArchiveTooLarge { limit: 65536, .. }),
             "{err:?}"
@@ -655,31 +587,22 @@ mod tests {
                 .contains("decompresses to more than 65536 bytes"),
             "{err}"
         );
-        let c = Container::open(&path, 2 << 20).unwrap();
+        let c = Archive::open(&path, 2 << 20).unwrap();
         assert!(c.exists("zeros"));
-    }
-
-    fn link(b: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, name: &str, target: &str) {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(kind);
-        h.set_size(0);
-        b.append_link(&mut h, name, target).unwrap();
     }
 
     #[test]
     fn links_inside_archives_resolve() {
         // Older `docker save` stores a repeated layer as a symlink to its first copy.
         let (_dir, path) = archive(|b| {
-            let mut h = tar::Header::new_ustar();
-            h.set_size(5);
-            b.append_data(&mut h, "a/layer.tar", &b"layer"[..]).unwrap();
-            link(b, tar::EntryType::Symlink, "b/layer.tar", "../a/layer.tar");
-            link(b, tar::EntryType::Link, "c/layer.tar", "b/layer.tar");
-            link(b, tar::EntryType::Symlink, "loop1", "loop2");
-            link(b, tar::EntryType::Symlink, "loop2", "loop1");
-            link(b, tar::EntryType::Symlink, "escape", "../../etc/passwd");
+            file(b, "a/layer.tar", b"layer");
+            b.symlink("b/layer.tar", "../a/layer.tar").unwrap();
+            b.hardlink("c/layer.tar", "b/layer.tar").unwrap();
+            b.symlink("loop1", "loop2").unwrap();
+            b.symlink("loop2", "loop1").unwrap();
+            b.symlink("escape", "../../etc/passwd").unwrap();
         });
-        let c = Container::open(&path, u64::MAX).unwrap();
+        let c = Archive::open(&path, u64::MAX).unwrap();
         for name in ["a/layer.tar", "b/layer.tar", "c/layer.tar"] {
             assert!(c.exists(name), "{name}");
             assert_eq!(c.resolve(name).as_deref(), Some("a/layer.tar"));
