@@ -191,7 +191,11 @@ fn cache_rpcs_speak_protobuf_and_json() {
             .status,
         200
     );
-    let resp = s.post("MissingBlobs", PROTOBUF, &missing_pb(std::slice::from_ref(&a)));
+    let resp = s.post(
+        "MissingBlobs",
+        PROTOBUF,
+        &missing_pb(std::slice::from_ref(&a)),
+    );
     let answer = MissingBlobsResponse::decode(&resp.body[..]).unwrap();
     assert!(!answer.missing_artifact);
     assert_eq!(answer.missing_blob_ids, [a]);
