@@ -150,7 +150,8 @@ fn lib_key(p: &Package) -> String {
 /// whiteouts), then adds its own package databases, replacing any database at the same
 /// path. A layer's OS replaces the one below. Each remaining package is attributed to the
 /// first layer that had the same package (same ID) in a database at the same path, so a
-/// package a later layer merely rewrote in place still shows the layer that installed it.
+/// package a later layer merely rewrote in place still shows the layer that installed it
+/// (and the installed files that layer listed).
 ///
 /// Applications, misconfigurations, license files and custom resources follow the same
 /// rules, each keyed by its file path (and type); a language package is attributed to the
@@ -178,7 +179,7 @@ pub fn apply_layers(layers: &[LayerView<'_>]) -> Applied {
         })
         .collect();
     let mut held: BTreeMap<(&str, Slot<'_>), (usize, Held<'_>)> = BTreeMap::new();
-    let mut first_seen: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut first_seen: HashMap<(&str, &str), (usize, &Package)> = HashMap::new();
     let mut first_lib: HashMap<(&str, String), usize> = HashMap::new();
     let mut secrets: BTreeMap<String, Vec<(usize, Value)>> = BTreeMap::new();
     let mut os: Option<Os> = None;
@@ -200,7 +201,7 @@ pub fn apply_layers(layers: &[LayerView<'_>]) -> Applied {
             for p in &info.packages {
                 first_seen
                     .entry((info.file_path.as_str(), p.id.as_str()))
-                    .or_insert(i);
+                    .or_insert((i, p));
             }
         }
         for app in apps {
@@ -277,12 +278,18 @@ pub fn apply_layers(layers: &[LayerView<'_>]) -> Applied {
         match (slot, value) {
             (Slot::Packages, Held::Packages(pkgs)) => {
                 for p in pkgs {
-                    let origin = first_seen
+                    let first = first_seen
                         .get(&(path, p.id.as_str()))
                         .copied()
-                        .filter(|o| *o <= provider)
-                        .unwrap_or(provider);
-                    packages.extend(report_package(p, path, origin));
+                        .filter(|(o, _)| *o <= provider);
+                    let origin = first.map_or(provider, |(o, _)| o);
+                    let mut reported = report_package(p, path, origin);
+                    // The files are those the installing layer listed (a later layer that
+                    // rewrote the database may list none for packages it did not install).
+                    if let (Some(r), Some((_, installed))) = (&mut reported, first) {
+                        r.package.installed_files = installed.installed_files.clone();
+                    }
+                    packages.extend(reported);
                 }
             }
             (Slot::Application(app_type), Held::Application(app)) => {

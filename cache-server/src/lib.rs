@@ -6,6 +6,7 @@ mod config;
 pub mod convert;
 mod error;
 mod layers;
+mod license;
 pub mod metrics;
 pub mod proto;
 mod scan;

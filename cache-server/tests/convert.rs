@@ -12,6 +12,8 @@ use cache_server::proto::{
 use prost::Message;
 use serde_json::Value;
 
+use crate::canonical;
+
 fn data(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
@@ -22,37 +24,6 @@ fn put_blob(name: &str) -> PutBlobRequest {
 
 fn json(name: &str) -> Value {
     serde_json::from_slice(&data(name)).unwrap()
-}
-
-/// A message's JSON form with every sub-message that holds nothing (all fields unset)
-/// written as absent: the reference turns both into the same zero value, so the protocol
-/// carries no difference between them (the v0.76 client sends empty `layer`, `code` and
-/// `rendered_cause` messages).
-fn canonical<M: Json>(msg: &M) -> Value {
-    fn walk(v: Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let m: serde_json::Map<String, Value> =
-                    m.into_iter().map(|(k, v)| (k, walk(v))).collect();
-                let empty = m.values().all(|v| match v {
-                    Value::Null => true,
-                    Value::Bool(b) => !b,
-                    Value::String(s) => s.is_empty() || s == "0",
-                    Value::Number(n) => n.as_f64() == Some(0.0),
-                    Value::Array(a) => a.is_empty(),
-                    Value::Object(o) => o.is_empty(),
-                });
-                if empty && !m.is_empty() {
-                    Value::Null
-                } else {
-                    Value::Object(m)
-                }
-            }
-            Value::Array(items) => Value::Array(items.into_iter().map(walk).collect()),
-            other => other,
-        }
-    }
-    walk(msg.to_json())
 }
 
 /// message → document → message gives the message back (up to empty sub-messages).

@@ -32,7 +32,7 @@ const PROTOBUF: &str = "application/protobuf";
 const JSON: &str = "application/json";
 
 /// The library's router served on a free port by a runtime of its own.
-struct Served {
+pub(crate) struct Served {
     port: u16,
     state: ServerState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -40,7 +40,7 @@ struct Served {
 }
 
 impl Served {
-    fn start(cache: Arc<dyn Cache>, config: Config) -> Served {
+    pub(crate) fn start(cache: Arc<dyn Cache>, config: Config) -> Served {
         let state = ServerState::new(cache, config);
         let (port_tx, port_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -77,6 +77,18 @@ impl Served {
             content_type,
             &[],
             body,
+        )
+        .unwrap()
+    }
+
+    /// Sends a scan request in protobuf.
+    pub(crate) fn scan_pb(&self, req: &ScanRequest) -> Response {
+        http::post(
+            self.port,
+            "/twirp/trivy.scanner.v1.Scanner/Scan",
+            PROTOBUF,
+            &[],
+            &req.encode_to_vec(),
         )
         .unwrap()
     }

@@ -141,6 +141,19 @@ fn read_list<T>(
     }
 }
 
+/// Reads one stored item (a JSON object) with `f`.
+pub(crate) fn read_value<T>(value: &Value, f: impl Fn(GoRead<'_>) -> Result<T>) -> Result<T> {
+    match GoRead::of(value)? {
+        Some(r) => f(r),
+        None => Err(ConvertError::new("expected an object, got null")),
+    }
+}
+
+/// Reads a stored `Misconfiguration`.
+pub(crate) fn misconfiguration_read_value(value: &Value) -> Result<pb::Misconfiguration> {
+    read_value(value, misconfiguration_read)
+}
+
 // ---- Layer, identifiers, locations ------------------------------------------------------
 
 /// `Layer` as the reference writes it (every field `omitempty`).
