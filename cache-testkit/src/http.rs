@@ -174,7 +174,12 @@ impl ScancacheServer {
     /// Starts `bin` as `scancache GLOBAL... server --listen 127.0.0.1:PORT SERVER...` on
     /// a free port, with `envs`, and waits until `/healthz` answers (over TLS when
     /// `server` has `--tls-cert`: then until the port accepts connections).
-    pub fn start(bin: &Path, global: &[&str], server: &[&str], envs: &[(&str, &str)]) -> Self {
+    pub fn start(
+        bin: impl AsRef<Path>,
+        global: &[&str],
+        server: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
         let log_dir = tempfile::tempdir().expect("temp dir");
         let tls = server.contains(&"--tls-cert");
         let mut last_log = String::new();
@@ -185,7 +190,7 @@ impl ScancacheServer {
             args.extend(["server".into(), "--listen".into(), listen]);
             args.extend(server.iter().map(|s| s.to_string()));
             let log = std::fs::File::create(log_dir.path().join("server.log")).expect("log");
-            let mut cmd = Command::new(bin);
+            let mut cmd = Command::new(bin.as_ref());
             cmd.args(&args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
