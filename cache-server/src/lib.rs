@@ -4,7 +4,7 @@
 //!
 //! [`router`] builds the whole service from a [`ServerState`] (the cache and a
 //! [`Config`]) as an axum `Router`; `scancache server` and the tests start the same one,
-//! served by [`serve`] (plain or TLS, graceful shutdown). Cross-cutting concerns are
+//! served by [`serve()`] (plain or TLS, graceful shutdown). Cross-cutting concerns are
 //! middleware layers (module `layers`): the token, the body cap, the deadline, the bound on
 //! concurrent requests, metrics and request logs. Handlers are thin: decode ([`twirp`]),
 //! convert ([`convert`]), call the cache, encode. The protocol's messages live in

@@ -98,7 +98,7 @@ impl ServerState {
         TwirpError::new(code, e.to_string())
     }
 
-    /// Whether the backend answers; checked at most once per [`READY_TTL`].
+    /// Whether the backend answers; checked at most once a second.
     pub async fn readiness(&self) -> Result<(), String> {
         let mut last = self.inner.ready.lock().await;
         if let Some((at, answer)) = &*last
