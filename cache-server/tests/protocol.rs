@@ -519,7 +519,7 @@ fn requests_beyond_the_concurrency_bound_wait_within_the_deadline() {
     // A backend whose lookups take 1.5 s; one request at a time; 500 ms per request.
     let slow = cache_testkit::Delegate::new(cache_mem::MemCache::new(&CacheOptions::default()))
         .on_missing_blobs(|_, blobs| {
-            std::thread::sleep(Duration::from_millis(1500));
+            tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(1500)));
             Ok(cache_core::Missing {
                 artifact: true,
                 blobs: blobs.to_vec(),
@@ -726,5 +726,81 @@ fn a_backend_that_goes_away_is_unavailable_until_it_returns() {
     assert!(
         text.contains(r#"requests_total{method="MissingBlobs",code="unavailable"}"#),
         "{text}"
+    );
+}
+
+/// Serves a backend whose lookups take `lookup`, starts one request, asks the server to
+/// stop while it is in flight, and returns the answer and how the server stopped.
+fn stop_during_a_request(
+    lookup: Duration,
+    grace: Duration,
+) -> (Option<Response>, cache_server::Stopped, Duration) {
+    let slow = cache_testkit::Delegate::new(cache_mem::MemCache::new(&CacheOptions::default()))
+        .on_missing_blobs(move |_, blobs| {
+            // A slow backend, without stalling the runtime's timers.
+            tokio::task::block_in_place(|| std::thread::sleep(lookup));
+            Ok(cache_core::Missing {
+                artifact: true,
+                blobs: blobs.to_vec(),
+            })
+        });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let state = ServerState::new(Arc::new(slow), Config::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(cache_server::serve(
+            listener,
+            cache_server::router(state),
+            None,
+            async {
+                let _ = stop_rx.await;
+            },
+            grace,
+        ));
+        let client = tokio::task::spawn_blocking(move || {
+            http::post(
+                port,
+                &format!("{CACHE}/MissingBlobs"),
+                PROTOBUF,
+                &[],
+                &missing_pb(&[]),
+            )
+            .ok()
+        });
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let stopping = Instant::now();
+        stop_tx.send(()).unwrap();
+        let stopped = server.await.unwrap().unwrap();
+        let took = stopping.elapsed();
+        // New connections are refused once it stopped.
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+        (client.await.unwrap(), stopped, took)
+    })
+}
+
+#[test]
+fn shutdown_lets_requests_in_flight_finish_within_the_grace_period() {
+    let (answer, stopped, took) =
+        stop_during_a_request(Duration::from_millis(600), Duration::from_secs(5));
+    assert!(stopped.drained);
+    assert!(
+        took >= Duration::from_millis(300),
+        "the shutdown did not wait ({took:?})"
+    );
+    let answer = answer.expect("the request in flight was cut off");
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    // A request that outlives the grace period does not hold the shutdown.
+    let (answer, stopped, took) =
+        stop_during_a_request(Duration::from_millis(1500), Duration::from_millis(200));
+    assert!(!stopped.drained, "{:?} {took:?}", answer.map(|a| a.text()));
+    assert!(
+        took < Duration::from_millis(1200),
+        "shutdown waited {took:?}"
     );
 }
