@@ -214,31 +214,94 @@ fn missing_request() -> Bytes {
     .into()
 }
 
-/// Throughput and p99 of both RPCs against one server.
+/// Throughput and p99 of both RPCs against one server, and the server process's CPU
+/// time per operation (µs) when its PID is known.
 struct ServerFigures {
     missing: (Spread, Spread),
     put: (Spread, Spread),
+    cpu: Option<(f64, f64)>,
 }
 
-async fn bench_endpoint(plan: Plan, ep: &Endpoint) -> ServerFigures {
+/// User + system CPU seconds a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime
+    // the 13th of those.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+async fn bench_endpoint(plan: Plan, ep: &Endpoint, pid: Option<u32>) -> ServerFigures {
     let blob = Arc::new(blob_message());
     for n in 1..=IDS as u64 {
         ep.put(n, &blob).await;
     }
     let body = missing_request();
     let e = ep.clone();
-    let missing = measure(plan, move |_, _| {
-        let (e, body) = (e.clone(), body.clone());
+    let one = move |body: Bytes| {
+        let e = e.clone();
         async move { e.call("MissingBlobs", body).await }
-    })
-    .await;
+    };
+    // Server CPU per call, over a fixed number of calls from all clients.
+    let cpu_per = |pid: u32, seconds_before: f64, calls: f64| {
+        (cpu_seconds(pid) - seconds_before) * 1e6 / calls
+    };
+    let missing_cpu = match pid {
+        Some(pid) => {
+            let before = cpu_seconds(pid);
+            let calls = 2000;
+            for _ in 0..calls / CLIENTS {
+                let batch: Vec<_> = (0..CLIENTS)
+                    .map(|_| tokio::spawn(one(body.clone())))
+                    .collect();
+                for t in batch {
+                    t.await.unwrap();
+                }
+            }
+            Some(cpu_per(pid, before, (calls / CLIENTS * CLIENTS) as f64))
+        }
+        None => None,
+    };
+    let missing = measure(plan, move |_, _| one(body.clone())).await;
+    let put_cpu = match pid {
+        Some(pid) => {
+            let before = cpu_seconds(pid);
+            let calls = 400;
+            for round in 0..calls / CLIENTS {
+                let batch: Vec<_> = (0..CLIENTS)
+                    .map(|c| {
+                        let (e, blob) = (ep.clone(), blob.clone());
+                        tokio::spawn(
+                            async move { e.put(put_id(c, 5000 + round as u64), &blob).await },
+                        )
+                    })
+                    .collect();
+                for t in batch {
+                    t.await.unwrap();
+                }
+            }
+            Some(cpu_per(pid, before, (calls / CLIENTS * CLIENTS) as f64))
+        }
+        None => None,
+    };
     let e = ep.clone();
     let put = measure(plan, move |c, n| {
         let (e, blob) = (e.clone(), blob.clone());
         async move { e.put(put_id(c, n), &blob).await }
     })
     .await;
-    ServerFigures { missing, put }
+    ServerFigures {
+        missing,
+        put,
+        cpu: missing_cpu.zip(put_cpu),
+    }
 }
 
 async fn bench_direct(plan: Plan, cache: Arc<dyn Cache>) -> ServerFigures {
@@ -269,7 +332,11 @@ async fn bench_direct(plan: Plan, cache: Arc<dyn Cache>) -> ServerFigures {
         }
     })
     .await;
-    ServerFigures { missing, put }
+    ServerFigures {
+        missing,
+        put,
+        cpu: None,
+    }
 }
 
 /// The scancache binary xtask built.
@@ -300,6 +367,19 @@ fn report_vs_direct(
     direct: &ServerFigures,
     with_target: bool,
 ) {
+    if let Some((missing, put)) = ours.cpu {
+        for (rpc, us) in [("MissingBlobs(100)", missing), ("PutBlob(10KB)", put)] {
+            Figure {
+                name: &format!("{backend}: server CPU per {rpc}"),
+                unit: "us/op",
+                spread: Spread::of(vec![us]),
+                baseline: None,
+                target: None,
+                note: Some("user+system CPU of the server process over a fixed number of calls"),
+            }
+            .report();
+        }
+    }
     let names = [
         format!("{backend}: MissingBlobs(100) via server"),
         format!("{backend}: PutBlob(10KB) via server"),
@@ -371,7 +451,7 @@ async fn main() {
 
     // Memory: no target.
     let server = ScancacheServer::start(&bin, &["-q", "--cache-backend", "memory"], &[], &[]);
-    let ours_mem = bench_endpoint(plan, &Endpoint::new(server.url())).await;
+    let ours_mem = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
     rss.push(("memory", peak_rss_mb(server.pid())));
     drop(server);
     let direct = bench_direct(plan, Arc::new(cache_mem::MemCache::new(&options))).await;
@@ -385,7 +465,7 @@ async fn main() {
         &[],
         &[],
     );
-    let ours_fs = bench_endpoint(plan, &Endpoint::new(server.url())).await;
+    let ours_fs = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
     rss.push(("fs", peak_rss_mb(server.pid())));
     drop(server);
     let direct_fs = cache_fs::FsCache::open(&dir.path().join("direct-fs"), &options).unwrap();
@@ -394,7 +474,7 @@ async fn main() {
 
     // Redis: the server on database 1, direct calls on database 2.
     let server = ScancacheServer::start(&bin, &["-q", "--cache-backend", &redis.url(1)], &[], &[]);
-    let ours_redis = bench_endpoint(plan, &Endpoint::new(server.url())).await;
+    let ours_redis = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
     rss.push(("redis", peak_rss_mb(server.pid())));
     drop(server);
     let direct_redis =
@@ -420,11 +500,11 @@ async fn main() {
     match require_trivy() {
         Some(trivy) => {
             let reference = TrivyServer::start(&trivy, &[]);
-            let trivy_fs = bench_endpoint(plan, &Endpoint::new(reference.url())).await;
+            let trivy_fs = bench_endpoint(plan, &Endpoint::new(reference.url()), None).await;
             drop(reference);
             report_vs_trivy("fs (LMDB vs bbolt)", &ours_fs, &trivy_fs);
             let reference = TrivyServer::start(&trivy, &["--cache-backend", &redis.url(3)]);
-            let trivy_redis = bench_endpoint(plan, &Endpoint::new(reference.url())).await;
+            let trivy_redis = bench_endpoint(plan, &Endpoint::new(reference.url()), None).await;
             drop(reference);
             report_vs_trivy("redis", &ours_redis, &trivy_redis);
         }

@@ -32,10 +32,7 @@ pub async fn observe(State(state): State<ServerState>, req: Request, next: Next)
     let path = req.uri().path().to_owned();
     let rpc = Metrics::method_of(state.prefix(), &path);
     let twirp = !is_plain_route(&path);
-    let peer = req
-        .extensions()
-        .get::<Peer>()
-        .map_or_else(|| "-".to_owned(), |p| p.0.to_string());
+    let peer = req.extensions().get::<Peer>().copied();
     let counting = state.clone();
     let req = req.map(|body| {
         Body::new(body.map_frame(move |frame| {
@@ -60,6 +57,7 @@ pub async fn observe(State(state): State<ServerState>, req: Request, next: Next)
     }
     let ms = elapsed.as_secs_f64() * 1e3;
     let status = resp.status().as_u16();
+    let peer = PeerName(peer);
     match error {
         Some(e) if e.code.status().is_server_error() => tracing::error!(
             "{method} {path} from {peer}: {status} {}: {} ({ms:.1} ms)",
@@ -74,6 +72,18 @@ pub async fn observe(State(state): State<ServerState>, req: Request, next: Next)
         None => tracing::debug!("{method} {path} from {peer}: {status} ({ms:.1} ms)"),
     }
     resp
+}
+
+/// A request's peer for log lines, formatted only when a line is written.
+struct PeerName(Option<Peer>);
+
+impl std::fmt::Display for PeerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(Peer(addr)) => write!(f, "{addr}"),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 fn is_plain_route(path: &str) -> bool {
