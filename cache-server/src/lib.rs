@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod batch;
 mod config;
 pub mod convert;
 mod error;

@@ -14,11 +14,13 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{any, get},
 };
-use cache_core::{ArtifactId, BlobId, Cache};
+use cache_core::{ArtifactId, BlobId, Cache, EntryKey, codec};
 use tower::ServiceBuilder;
 
 use crate::{
-    Config, layers,
+    Config,
+    batch::{Batcher, WriteError},
+    layers,
     metrics::Metrics,
     proto::cache::{
         DeleteBlobsRequest, Empty, MissingBlobsRequest, MissingBlobsResponse, PutArtifactRequest,
@@ -47,6 +49,8 @@ struct Inner {
     config: Config,
     prefix: String,
     metrics: Metrics,
+    /// The group commit of stored documents.
+    batcher: Batcher,
     /// The last readiness answer and when it was found.
     ready: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
 }
@@ -61,6 +65,7 @@ impl ServerState {
                 config,
                 prefix,
                 metrics: Metrics::new(),
+                batcher: Batcher::default(),
                 ready: tokio::sync::Mutex::new(None),
             }),
         }
@@ -96,6 +101,21 @@ impl ServerState {
             Code::Internal
         };
         TwirpError::new(code, e.to_string())
+    }
+
+    /// Stores a freshly encoded document, in one write with those of other requests
+    /// waiting at the same time ([`Batcher`]).
+    pub async fn store(&self, key: EntryKey, value: Vec<u8>) -> Result<(), TwirpError> {
+        match self.inner.batcher.put(self.cache(), key, value).await {
+            Ok(()) => Ok(()),
+            Err(WriteError::Backend(e)) => {
+                self.metrics().backend_error();
+                Err(e)
+            }
+            Err(WriteError::Stopped) => {
+                Err(TwirpError::new(Code::Unavailable, "the server is stopping"))
+            }
+        }
     }
 
     /// Whether the backend answers; checked at most once a second.
@@ -225,7 +245,11 @@ pub(crate) fn artifact_id(s: &str, field: &str) -> Result<ArtifactId, TwirpError
 pub(crate) fn blob_ids(ids: &[String], field: &str) -> Result<Vec<BlobId>, TwirpError> {
     ids.iter()
         .enumerate()
-        .map(|(i, s)| blob_id(s, &format!("{field}[{i}]")))
+        .map(|(i, s)| {
+            s.parse().map_err(|e: cache_core::Error| {
+                TwirpError::new(Code::InvalidArgument, format!("{field}[{i}]: {e}"))
+            })
+        })
         .collect()
 }
 
@@ -239,10 +263,8 @@ async fn put_artifact(
         .artifact_info
         .ok_or_else(|| TwirpError::new(Code::InvalidArgument, "artifact_info is required"))?;
     let doc = cache_core::ArtifactInfo::from(info);
-    s.cache()
-        .put_artifact(&id, &doc)
-        .await
-        .map_err(|e| s.backend_error(e))?;
+    s.store(EntryKey::artifact(&id), codec::encode(&doc))
+        .await?;
     Ok(reply(req.codec, &Empty {}))
 }
 
@@ -256,10 +278,7 @@ async fn put_blob(
         .blob_info
         .ok_or_else(|| TwirpError::new(Code::InvalidArgument, "blob_info is required"))?;
     let doc = cache_core::BlobInfo::from(info);
-    s.cache()
-        .put_blob(&id, &doc)
-        .await
-        .map_err(|e| s.backend_error(e))?;
+    s.store(EntryKey::blob(&id), codec::encode(&doc)).await?;
     s.metrics().put_blob(req.body_bytes);
     Ok(reply(req.codec, &Empty {}))
 }

@@ -804,3 +804,32 @@ fn shutdown_lets_requests_in_flight_finish_within_the_grace_period() {
         "shutdown waited {took:?}"
     );
 }
+
+#[test]
+fn concurrent_uploads_are_committed_together_and_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = cache_fs::FsCache::open(dir.path(), &CacheOptions::default()).unwrap();
+    let s = Served::start(Arc::new(fs), Config::default());
+    let port = s.port;
+    let threads: Vec<_> = (0..64u64)
+        .map(|n| {
+            std::thread::spawn(move || {
+                let body = put_blob_json(&blob_id(n).to_string());
+                http::post(port, &format!("{CACHE}/PutBlob"), JSON, &[], &body).unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        let resp = t.join().unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    }
+    assert_eq!(s.blob_count(), 64);
+    let ids: Vec<String> = (0..64).map(|n| blob_id(n).to_string()).collect();
+    let resp = s.post("MissingBlobs", PROTOBUF, &missing_pb(&ids));
+    let answer = MissingBlobsResponse::decode(&resp.body[..]).unwrap();
+    assert!(
+        answer.missing_blob_ids.is_empty(),
+        "{:?}",
+        answer.missing_blob_ids
+    );
+}
