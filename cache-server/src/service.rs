@@ -104,7 +104,7 @@ impl ServerState {
     }
 
     /// Stores a freshly encoded document, in one write with those of other requests
-    /// waiting at the same time ([`Batcher`]).
+    /// waiting at the same time (group commit, module `batch`).
     pub async fn store(&self, key: EntryKey, value: Vec<u8>) -> Result<(), TwirpError> {
         match self.inner.batcher.put(self.cache(), key, value).await {
             Ok(()) => Ok(()),
