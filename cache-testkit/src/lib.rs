@@ -28,6 +28,7 @@
 pub mod bench;
 pub mod conformance;
 mod delegate;
+pub mod http;
 pub mod proxy;
 pub mod redis;
 pub mod trivy;
