@@ -135,6 +135,7 @@ pub fn run(opts: &Options) -> Result<()> {
         eprintln!("==> xtask bench: {}", p.name);
         let exe = root().join("target/release/examples").join(p.example);
         let mut cmd = Command::new(&exe);
+        cmd.stdin(Stdio::null());
         if opts.quick {
             cmd.arg("--quick");
         }

@@ -14,7 +14,7 @@ mod bench;
 use std::{
     env,
     path::{Path, PathBuf},
-    process::{Command, ExitCode},
+    process::{Command, ExitCode, Stdio},
     time::Instant,
 };
 
@@ -79,6 +79,10 @@ fn root() -> PathBuf {
 fn cargo() -> Command {
     let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());
+    // Never pass our standard input on: when it is closed (CI runs without one), the
+    // first file a child opens becomes its fd 0, and cargo's `rustc -` probe then reads
+    // that file as source code.
+    cmd.stdin(Stdio::null());
     cmd
 }
 
