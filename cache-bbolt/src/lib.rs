@@ -57,8 +57,6 @@
 mod db;
 mod error;
 mod layout;
-#[cfg(test)]
-mod testutil;
 
 pub use db::{BucketKind, Db, Entry, Item, MAX_DEPTH, WalkStats};
 pub use error::{Error, Result};

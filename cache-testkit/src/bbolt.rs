@@ -1,12 +1,25 @@
-//! Test support: bbolt files built page by page, with the layout written out here rather
-//! than taken from the reader's decoders, and helpers to damage them.
+//! bbolt files built page by page, for testing readers of the format (`cache-bbolt`, and
+//! the import of the reference scanner's fs cache) on layouts real writers rarely produce
+//! and on damaged files. The layout is written out here, independently of any reader.
+//!
+//! ```
+//! use cache_testkit::bbolt::{FileBuilder, Val, data};
+//!
+//! let mut b = FileBuilder::new(4096);
+//! let blobs = b.leaf(&[(b"sha256:01", data("{}"))]);
+//! let root = b.leaf(&[
+//!     (b"artifact", Val::Inline(vec![(b"sha256:02".to_vec(), b"{}".to_vec())])),
+//!     (b"blob", Val::Pages(blobs)),
+//! ]);
+//! let file: Vec<u8> = b.file(root);
+//! assert_eq!(file.len(), 5 * 4096);
+//! ```
 
 use std::collections::BTreeMap;
 
-use crate::layout::fnv1a64;
-
 /// What a leaf element holds.
-pub(crate) enum Val {
+#[derive(Clone, Debug)]
+pub enum Val {
     /// A value.
     Data(Vec<u8>),
     /// A nested bucket with its own root page.
@@ -18,12 +31,14 @@ pub(crate) enum Val {
 }
 
 /// A value holding `s`.
-pub(crate) fn data(s: &str) -> Val {
+pub fn data(s: &str) -> Val {
     Val::Data(s.as_bytes().to_vec())
 }
 
-/// Builds a file: pages from 3 on (0 and 1 are the meta pages, 2 an empty freelist).
-pub(crate) struct FileBuilder {
+/// Builds a file: pages from 3 on (0 and 1 are the meta pages, 2 an empty freelist). Pages
+/// are added bottom-up, children before the pages that refer to them.
+#[derive(Clone, Debug)]
+pub struct FileBuilder {
     page_size: usize,
     /// Page ID → its bytes with its overflow pages, padded to whole pages.
     pages: BTreeMap<u64, Vec<u8>>,
@@ -31,7 +46,8 @@ pub(crate) struct FileBuilder {
 }
 
 impl FileBuilder {
-    pub(crate) fn new(page_size: usize) -> Self {
+    /// A file of pages of `page_size` bytes.
+    pub fn new(page_size: usize) -> Self {
         let mut pages = BTreeMap::new();
         pages.insert(2, page(page_size, 2, 0x10, 0, &[]));
         FileBuilder {
@@ -42,13 +58,13 @@ impl FileBuilder {
     }
 
     /// Adds a leaf page (with overflow pages when its contents need them).
-    pub(crate) fn leaf(&mut self, items: &[(&[u8], Val)]) -> u64 {
+    pub fn leaf(&mut self, items: &[(&[u8], Val)]) -> u64 {
         let body = leaf_body(items);
         self.add(0x02, items.len(), &body)
     }
 
     /// Adds a branch page over `(first key, child page)` pairs.
-    pub(crate) fn branch(&mut self, children: &[(&[u8], u64)]) -> u64 {
+    pub fn branch(&mut self, children: &[(&[u8], u64)]) -> u64 {
         let n = children.len();
         let mut elems = Vec::new();
         let mut keys = Vec::new();
@@ -77,7 +93,7 @@ impl FileBuilder {
 
     /// The file: both meta pages, each `(root page, transaction ID)`, then the pages. The
     /// meta of an even transaction is page 0, of an odd one page 1, as bbolt writes them.
-    pub(crate) fn finish(&self, metas: [(u64, u64); 2]) -> Vec<u8> {
+    pub fn finish(&self, metas: [(u64, u64); 2]) -> Vec<u8> {
         let mut file = vec![0u8; self.next as usize * self.page_size];
         for (root, txid) in metas {
             let id = txid % 2;
@@ -94,13 +110,13 @@ impl FileBuilder {
     }
 
     /// The file with both meta pages naming `root`, at transactions 4 and 5.
-    pub(crate) fn file(&self, root: u64) -> Vec<u8> {
+    pub fn file(&self, root: u64) -> Vec<u8> {
         self.finish([(root, 4), (root, 5)])
     }
 }
 
 /// A meta page's first 80 bytes: header, fields and checksum.
-pub(crate) fn meta(page_size: u32, root: u64, pages: u64, txid: u64) -> Vec<u8> {
+pub fn meta(page_size: u32, root: u64, pages: u64, txid: u64) -> Vec<u8> {
     let mut m = vec![0u8; 16];
     m[8..10].copy_from_slice(&0x04u16.to_le_bytes());
     for word in [0xED0C_DAEDu32, 2, page_size, 0] {
@@ -115,7 +131,7 @@ pub(crate) fn meta(page_size: u32, root: u64, pages: u64, txid: u64) -> Vec<u8> 
 }
 
 /// Rewrites the checksum of the meta page at byte `at` after its fields were changed.
-pub(crate) fn reseal_meta(file: &mut [u8], at: usize) {
+pub fn reseal_meta(file: &mut [u8], at: usize) {
     let sum = fnv1a64(&file[at + 16..at + 72]);
     file[at + 72..at + 80].copy_from_slice(&sum.to_le_bytes());
 }
@@ -129,6 +145,13 @@ fn page(page_size: usize, id: u64, flags: u16, count: u16, body: &[u8]) -> Vec<u
     p.extend_from_slice(&0u32.to_le_bytes());
     p.extend_from_slice(body);
     p
+}
+
+/// FNV-1a, 64 bits: bbolt's meta page checksum.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// A leaf's elements, then its keys and values.
