@@ -433,7 +433,16 @@ impl Walker<'_, '_> {
         last: &mut Option<Vec<u8>>,
     ) -> Result<ControlFlow<()>> {
         self.deeper(depth)?;
-        let page = self.db.read_page(id, &mut self.seen)?;
+        let page = match self.db.read_page(id, &mut self.seen) {
+            Ok(page) => page,
+            Err(Error::Corrupt { path, problem }) => {
+                return Err(Error::Corrupt {
+                    path,
+                    problem: format!("{}{problem}", self.place()),
+                });
+            }
+            Err(e) => return Err(e),
+        };
         self.stats.overflow_pages += u64::from(page.header.overflow);
         if page.header.flags == LEAF {
             self.stats.leaf_pages += 1;
@@ -936,7 +945,7 @@ mod tests {
         check_corrupt(
             "a page labelled as another",
             |f, ids| put_u64(f, page(ids.blob_leaves[2]).start, 77),
-            "it is labelled page 77",
+            "bucket \"blob\", page 8: it is labelled page 77",
         );
         check_corrupt(
             "a zeroed page",
