@@ -65,7 +65,7 @@ pub fn require_trivy() -> Option<PathBuf> {
 }
 
 /// A `trivy` command that never touches the network or the user's caches: its own cache
-/// dir, no database or checks downloads, no progress bars, no telemetry.
+/// dir, no database or checks downloads, no progress bars, no telemetry, no version check.
 pub fn command(trivy: &Path, cache_dir: &Path) -> Command {
     let mut cmd = Command::new(trivy);
     cmd.env("TRIVY_CACHE_DIR", cache_dir)
@@ -74,6 +74,7 @@ pub fn command(trivy: &Path, cache_dir: &Path) -> Command {
         .env("TRIVY_SKIP_CHECK_UPDATE", "true")
         .env("TRIVY_NO_PROGRESS", "true")
         .env("TRIVY_DISABLE_TELEMETRY", "true")
+        .env("TRIVY_SKIP_VERSION_CHECK", "true")
         .env("HOME", cache_dir)
         .stdin(Stdio::null());
     cmd
