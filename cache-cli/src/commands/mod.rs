@@ -3,3 +3,4 @@
 pub mod cache;
 pub mod clean;
 pub mod image;
+pub mod import_trivy;
