@@ -622,3 +622,30 @@ fn bad_documents_and_nested_buckets_are_named() {
         assert!(stderr.contains(&want), "want {want:?}:\n{stderr}");
     }
 }
+
+/// `--dry-run` applies to an export file too: every line read and checked, nothing
+/// written, the same exit status.
+#[test]
+fn an_export_file_takes_dry_run_too() {
+    let home = tempfile::tempdir().unwrap();
+    let (_, target) = fs_target(&home);
+    let file = home.path().join("in.ndjson");
+    let line = |n: u32| format!(r#"{{"kind":"blob","id":"{}","document":{BLOB}}}"#, id(n));
+    fs::write(&file, format!("{}\n{}\nnot json\n", line(1), line(2))).unwrap();
+    let file = file.display().to_string();
+    let mut args = strs(&target);
+    args.extend(["cache", "import", "--dry-run", &file]);
+    let (_, stderr) = run(scancache(&home, &args), 1);
+    assert!(stderr.contains("line 3"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "Dry run: {file} holds 2 entries to import; nothing was written"
+        )),
+        "{stderr}"
+    );
+    assert!(export(&scancache(&home, &strs(&target))).is_empty());
+    args.retain(|a| *a != "--dry-run");
+    let (_, stderr) = run(scancache(&home, &args), 1);
+    assert!(stderr.contains("Imported 2 entries"), "{stderr}");
+    assert_eq!(export(&scancache(&home, &strs(&target))).len(), 2);
+}

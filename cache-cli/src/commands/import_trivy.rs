@@ -3,10 +3,12 @@
 //! values the JSON documents — imported unchanged into the selected backend
 //! (docs/migration.md).
 //!
-//! The file is read twice, under one shared lock: a first pass checks all of it and
-//! counts what it holds, before the backend is even opened, so a damaged file imports
-//! nothing and `--dry-run` needs no reachable backend; the second pass streams the
-//! entries from a blocking thread to the backend in batches.
+//! The file is read twice, under one shared lock: a first pass checks all of it — its
+//! structure, every key and every document — and counts what it holds, before the backend
+//! is even opened, so a damaged file imports nothing and `--dry-run` needs no reachable
+//! backend; the second pass streams the entries the first found good (known by their
+//! number in the walk, so no document is decoded twice) from a blocking thread to the
+//! backend in batches.
 
 use std::{
     io::{self, IsTerminal},
@@ -55,7 +57,7 @@ pub async fn run(path: &Path, opts: Options, settings: &Settings, g: &GlobalOpts
     let shown = file.display().to_string();
     let db = open(&file)?;
     let db = Arc::new(db);
-    let checked = {
+    let mut checked = {
         let db = Arc::clone(&db);
         tokio::task::spawn_blocking(move || check(&db))
             .await
@@ -75,8 +77,10 @@ pub async fn run(path: &Path, opts: Options, settings: &Settings, g: &GlobalOpts
         );
     }
     let cache = backend::open(settings, g).await?;
-    let bar = (!opts.quiet && io::stderr().is_terminal()).then(|| progress(checked.counts.total()));
-    let imported = import(db, cache.as_ref(), bar.as_ref()).await;
+    let total = checked.counts.total();
+    let bar = (!opts.quiet && io::stderr().is_terminal()).then(|| progress(total));
+    let good = std::mem::take(&mut checked.good);
+    let imported = import(db, good, cache.as_ref(), bar.as_ref()).await;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -177,6 +181,28 @@ struct Checked {
     warnings: Vec<(String, String)>,
     /// Buckets and values outside the two buckets, which the reference never writes.
     foreign: Vec<String>,
+    /// The entries to import, by their number in the walk (from 1).
+    good: Bits,
+}
+
+/// A set of small numbers, one bit each.
+#[derive(Debug, Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn insert(&mut self, n: usize) {
+        let (word, bit) = (n / 64, 1u64 << (n % 64));
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        if let Some(w) = self.0.get_mut(word) {
+            *w |= bit;
+        }
+    }
+
+    fn contains(&self, n: usize) -> bool {
+        self.0.get(n / 64).is_some_and(|w| w & (1 << (n % 64)) != 0)
+    }
 }
 
 impl Checked {
@@ -210,8 +236,8 @@ impl Checked {
 
 /// What one entry of the file is to the import.
 enum Verdict {
-    /// An entry to import.
-    Import(RawEntry),
+    /// An entry to import, of this kind.
+    Import(EntryKind),
     /// A bad entry in one of the two buckets (`blob sha256:…`), and why it is skipped.
     Bad(String, String),
     /// A bucket or value outside the two buckets (its contents are not visited further).
@@ -221,10 +247,15 @@ enum Verdict {
     Nothing,
 }
 
-/// Judges one entry of the walk: the only place that knows the reference's layout.
+/// The kind of entry a top-level bucket holds, if it is one of the two.
+fn kind_of(bucket: &[u8]) -> Option<EntryKind> {
+    BUCKETS.iter().find(|(b, _)| *b == bucket).map(|(_, k)| *k)
+}
+
+/// Judges one entry of the walk: with [`raw_entry`], the only place that knows the
+/// reference's layout.
 fn judge(e: &Entry<'_>) -> Verdict {
     let name = |b: &[u8]| format!("{:?}", String::from_utf8_lossy(b));
-    let kind_of = |bucket: &[u8]| BUCKETS.iter().find(|(b, _)| *b == bucket).map(|(_, k)| *k);
     match (e.bucket, e.item) {
         ([], Item::Bucket(_)) if kind_of(e.key).is_some() => Verdict::Nothing,
         ([], Item::Bucket(_)) => Verdict::Foreign(format!("bucket {}", name(e.key))),
@@ -246,24 +277,37 @@ fn judge(e: &Entry<'_>) -> Verdict {
 /// An entry of the `kind` bucket: a valid ID and a document of that kind.
 fn judge_value(kind: EntryKind, key: &[u8], value: &[u8]) -> Verdict {
     let bad = |why: String| Verdict::Bad(format!("{kind} {}", shown_key(key)), why);
-    let id = match std::str::from_utf8(key) {
-        Err(_) => return bad("the key is not UTF-8, so not an ID".into()),
-        Ok(k) => match Digest::parse(k) {
-            Ok(id) => id,
-            Err(e) => return bad(e.to_string()),
-        },
-    };
+    if let Err(why) = id_of(key) {
+        return bad(why);
+    }
     let checked = std::str::from_utf8(value)
         .map_err(|e| anyhow!("the value is not UTF-8: {e}"))
         .and_then(|doc| ndjson::check_document(kind, doc));
     match checked {
-        Ok(()) => Verdict::Import(RawEntry {
-            key: EntryKey { kind, id },
-            value: value.to_vec(),
-            expires_at: None,
-        }),
+        Ok(()) => Verdict::Import(kind),
         Err(e) => bad(format!("{e:#}")),
     }
+}
+
+/// The entry to store for `e`, which the first pass judged [`Verdict::Import`] (so its
+/// document is not checked again); `None` if it is not shaped like one after all.
+fn raw_entry(e: &Entry<'_>) -> Option<RawEntry> {
+    let ([bucket], Item::Value(value)) = (e.bucket, e.item) else {
+        return None;
+    };
+    Some(RawEntry {
+        key: EntryKey {
+            kind: kind_of(bucket)?,
+            id: id_of(e.key).ok()?,
+        },
+        value: value.to_vec(),
+        expires_at: None,
+    })
+}
+
+fn id_of(key: &[u8]) -> Result<Digest, String> {
+    let key = std::str::from_utf8(key).map_err(|_| "the key is not UTF-8, so not an ID")?;
+    Digest::parse(key).map_err(|e| e.to_string())
 }
 
 /// A key for messages: an ID as it is, anything else quoted and cut at 80 characters.
@@ -284,13 +328,18 @@ fn shown_key(key: &[u8]) -> String {
 fn check(db: &Db) -> Result<Checked> {
     let mut checked = Checked::default();
     let mut buckets = 0;
+    let mut visited = 0;
     let stats = db
         .walk(&mut |e| {
+            visited += 1;
             if e.bucket.is_empty() && BUCKETS.iter().any(|(b, _)| *b == e.key) {
                 buckets += 1;
             }
             match judge(e) {
-                Verdict::Import(entry) => checked.counts.add(entry.key.kind, 1),
+                Verdict::Import(kind) => {
+                    checked.good.insert(visited);
+                    checked.counts.add(kind, 1);
+                }
                 Verdict::Bad(what, why) => {
                     checked.skipped += 1;
                     if checked.skipped <= MAX_WARNINGS {
@@ -325,27 +374,42 @@ fn check(db: &Db) -> Result<Checked> {
     Ok(checked)
 }
 
-/// The second pass: a blocking thread walks the file and sends batches of entries; they
-/// are imported as they come. Returns what was imported.
-async fn import(db: Arc<Db>, cache: &dyn Cache, bar: Option<&ProgressBar>) -> Result<Counts> {
+/// The second pass: a blocking thread walks the file again and sends the entries the
+/// first pass found good (by their number in the walk, so no document is decoded twice)
+/// in batches; they are imported as they come. Returns what was imported.
+async fn import(
+    db: Arc<Db>,
+    good: Bits,
+    cache: &dyn Cache,
+    bar: Option<&ProgressBar>,
+) -> Result<Counts> {
     let (tx, mut rx) = mpsc::channel::<Vec<RawEntry>>(2);
     let reader = tokio::task::spawn_blocking(move || -> Result<()> {
         let mut batch = Vec::with_capacity(IMPORT_BATCH);
-        let mut gone = false;
+        let (mut visited, mut gone, mut changed) = (0, false, false);
         db.walk(&mut |e| {
-            if let Verdict::Import(entry) = judge(e) {
-                batch.push(entry);
-                if batch.len() >= IMPORT_BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
-                    if tx.blocking_send(full).is_err() {
-                        // The importer stopped (its error is the one to report).
-                        gone = true;
-                        return ControlFlow::Break(());
-                    }
+            visited += 1;
+            if !good.contains(visited) {
+                return ControlFlow::Continue(());
+            }
+            let Some(entry) = raw_entry(e) else {
+                changed = true;
+                return ControlFlow::Break(());
+            };
+            batch.push(entry);
+            if batch.len() >= IMPORT_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
+                if tx.blocking_send(full).is_err() {
+                    // The importer stopped (its error is the one to report).
+                    gone = true;
+                    return ControlFlow::Break(());
                 }
             }
             ControlFlow::Continue(())
         })?;
+        if changed {
+            bail!("the file changed after it was checked");
+        }
         if !gone && !batch.is_empty() {
             let _ = tx.blocking_send(batch);
         }
@@ -395,7 +459,7 @@ mod tests {
             key,
             item,
         }) {
-            Verdict::Import(e) => format!("import {} {}", e.key.kind, e.key.id),
+            Verdict::Import(kind) => format!("import {kind} {}", String::from_utf8_lossy(key)),
             Verdict::Bad(what, why) => format!("bad {what}: {why}"),
             Verdict::Foreign(what) => format!("foreign {what}"),
             Verdict::Nothing => "nothing".into(),
@@ -461,6 +525,36 @@ mod tests {
             "nothing",
             "inside a bad bucket"
         );
+    }
+
+    #[test]
+    fn bits_hold_what_was_inserted() {
+        let mut bits = Bits::default();
+        for n in [1, 63, 64, 1000] {
+            bits.insert(n);
+        }
+        let got: Vec<usize> = (0..1100).filter(|&n| bits.contains(n)).collect();
+        assert_eq!(got, [1, 63, 64, 1000]);
+    }
+
+    #[test]
+    fn raw_entries_keep_the_bytes_and_never_expire() {
+        let path = vec![b"blob".to_vec()];
+        let value = br#"{"SchemaVersion":2, "Zed":1,"Alpha":2}"#;
+        let e = Entry {
+            bucket: &path,
+            key: ID.as_bytes(),
+            item: Item::Value(value),
+        };
+        let raw = raw_entry(&e).unwrap();
+        assert_eq!((raw.key.kind, raw.key.id.as_str()), (EntryKind::Blob, ID));
+        assert_eq!((raw.value.as_slice(), raw.expires_at), (&value[..], None));
+        let nested = Entry {
+            bucket: &path,
+            key: ID.as_bytes(),
+            item: Item::Bucket(BucketKind::Pages),
+        };
+        assert!(raw_entry(&nested).is_none());
     }
 
     #[test]
