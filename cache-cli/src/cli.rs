@@ -6,7 +6,7 @@
 
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use cache_core::{Digest, EntryKind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -98,6 +98,32 @@ pub struct GlobalOpts {
     #[arg(long, global = true, env = "SCANCACHE_REDIS_KEY", value_name = "FILE")]
     pub redis_key: Option<PathBuf>,
 
+    /// Shared secret of a scancache server: the server requires it on every RPC, and
+    /// clients send it (as the reference scanner's --token does on both sides).
+    ///
+    /// Example: SCANCACHE_TOKEN=$(cat /run/secrets/scancache) scancache server
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_TOKEN",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
+    /// HTTP header that carries --token.
+    ///
+    /// Example: --token-header X-Scan-Token
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_TOKEN_HEADER",
+        value_name = "NAME",
+        default_value = "Trivy-Token",
+        value_parser = parse_header_name
+    )]
+    pub token_header: String,
+
     /// Print only errors.
     ///
     /// Example: scancache -q cache gc
@@ -135,6 +161,16 @@ pub enum Command {
     /// Inspect and manage the scan cache.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Serve the scan cache to scanners over the reference scanner's client/server
+    /// protocol (Twirp), so `trivy image --server URL` clients share this cache.
+    ///
+    /// The backend is the one the global options select (fs, memory, Redis); any number
+    /// of servers over one Redis serve one cache. The server has no vulnerability
+    /// database: clients must scan with --scanners that do not include vuln, e.g.
+    /// `trivy image --server http://HOST:4954 --scanners license --input app.tar`.
+    ///
+    /// Example: scancache --cache-backend redis://cache:6379 --token "$TOKEN" server --listen 0.0.0.0:4954
+    Server(ServerArgs),
     /// Print a shell completion script.
     ///
     /// Example: scancache completion bash > /etc/bash_completion.d/scancache
@@ -197,6 +233,108 @@ pub struct ImageArgs {
         value_parser = parse_db_size
     )]
     pub max_db_size: u64,
+}
+
+/// Arguments of `server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    ///
+    /// Example: --listen 0.0.0.0:4954
+    #[arg(
+        long,
+        env = "SCANCACHE_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:4954"
+    )]
+    pub listen: SocketAddr,
+
+    /// Prefix of the Twirp routes (the reference client's --path-prefix).
+    ///
+    /// Example: --path-prefix /scan/twirp
+    #[arg(
+        long,
+        env = "SCANCACHE_PATH_PREFIX",
+        value_name = "PREFIX",
+        default_value = "/twirp"
+    )]
+    pub path_prefix: String,
+
+    /// Serve HTTPS with this PEM certificate chain; needs --tls-key.
+    ///
+    /// Example: --tls-cert /etc/scancache/server.pem
+    #[arg(
+        long,
+        env = "SCANCACHE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    ///
+    /// Example: --tls-key /etc/scancache/server-key.pem
+    #[arg(
+        long,
+        env = "SCANCACHE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Largest request body, as sent (compressed) and decompressed.
+    ///
+    /// Example: --max-request-size 16MiB
+    #[arg(
+        long,
+        env = "SCANCACHE_MAX_REQUEST_SIZE",
+        value_name = "SIZE",
+        default_value = "64MiB",
+        value_parser = parse_request_size
+    )]
+    pub max_request_size: usize,
+
+    /// Longest time one request may take, waiting for a slot included (s, m, h).
+    ///
+    /// Example: --request-timeout 2m
+    #[arg(
+        long,
+        env = "SCANCACHE_REQUEST_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
+    pub request_timeout: Duration,
+
+    /// Requests served at once; more wait for a slot.
+    ///
+    /// Example: --max-concurrent-requests 128
+    #[arg(
+        long,
+        env = "SCANCACHE_MAX_CONCURRENT_REQUESTS",
+        value_name = "N",
+        default_value = "512",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_concurrent_requests: u32,
+
+    /// Serve GET /metrics on this separate address instead of the main one.
+    ///
+    /// Example: --metrics-listen 127.0.0.1:9154
+    #[arg(long, env = "SCANCACHE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// How long to let requests in flight finish after SIGINT/SIGTERM.
+    ///
+    /// Example: --shutdown-grace 30s
+    #[arg(
+        long,
+        env = "SCANCACHE_SHUTDOWN_GRACE",
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
+    pub shutdown_grace: Duration,
 }
 
 impl CleanArgs {
@@ -378,4 +516,35 @@ fn parse_db_size(s: &str) -> Result<u64, String> {
 
 fn parse_id(s: &str) -> Result<Digest, String> {
     Digest::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_request_size(s: &str) -> Result<usize, String> {
+    let n = cache_core::parse_size(s).map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Err("must be more than 0".into());
+    }
+    usize::try_from(n).map_err(|_| format!("{n} is too large"))
+}
+
+/// A duration such as `30s`, `2m`, `1h` (more than zero).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    match cache_core::parse_ttl(s) {
+        Ok(Some(d)) => Ok(d),
+        Ok(None) => Err("must be more than 0".into()),
+        Err(e) => Err(e.config_parts().map_or_else(
+            || e.to_string(),
+            |(_, r)| r.replace(", or 0 for no expiry", ""),
+        )),
+    }
+}
+
+fn parse_header_name(s: &str) -> Result<String, String> {
+    let valid = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if valid {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not an HTTP header name"))
+    }
 }

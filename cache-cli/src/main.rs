@@ -106,12 +106,13 @@ async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
             };
             return commands::import_trivy::run(path, opts, &settings, g).await;
         }
-        Command::Image(_) | Command::Cache(_) => {}
+        Command::Image(_) | Command::Cache(_) | Command::Server(_) => {}
     }
     let cache = backend::open(&settings, g).await?;
     let result = match &cli.command {
         Command::Image(args) => commands::image::run(args, cache.as_ref(), g.quiet).await,
         Command::Cache(cmd) => commands::cache::run(cmd, cache.as_ref()).await,
+        Command::Server(args) => commands::server::run(args, cache.clone(), g).await,
         Command::Completion { .. } | Command::Clean(_) => Ok(()),
     };
     let closed = cache.close().await;

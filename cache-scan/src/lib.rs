@@ -68,6 +68,9 @@ mod scan;
 mod tarfmt;
 
 pub use analyser::ANALYSERS;
+pub use apply::{
+    Applied, AppliedApplication, AppliedEntry, AppliedSecret, EntryKind, LayerView, apply_layers,
+};
 pub use error::{Result, ScanError};
 pub use options::{DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, LayerWork, Progress, ScanOptions};
 pub use report::{LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportPackage};

@@ -7,7 +7,7 @@ use cache_core::{ArtifactId, ArtifactInfo, BlobId, BlobInfo, Cache, calc_key};
 use crate::{
     ScanOptions,
     analyser::ANALYSERS,
-    apply::{LayerView, apply},
+    apply::{LayerView, apply_layers},
     archive::Archive,
     error::{Result, ScanError},
     image::{Image, read_image},
@@ -154,7 +154,7 @@ fn assemble(input: &Path, image: &Image, blobs: &[BlobInfo], counts: LayerCounts
             blob,
         })
         .collect();
-    let applied = apply(&views);
+    let applied = apply_layers(&views);
     Report {
         artifact_name: input.display().to_string(),
         image_id: image.image_id.to_string(),

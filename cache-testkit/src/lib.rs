@@ -27,6 +27,7 @@ pub mod bbolt;
 pub mod bench;
 pub mod conformance;
 mod delegate;
+pub mod http;
 pub mod redis;
 pub mod trivy;
 

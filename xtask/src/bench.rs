@@ -48,6 +48,12 @@ const PROGRAMS: &[Program] = &[
         features: "",
     },
     Program {
+        name: "server",
+        package: "cache-server",
+        example: "bench_server",
+        features: "",
+    },
+    Program {
         name: "scan",
         package: "cache-scan",
         example: "bench_scan",

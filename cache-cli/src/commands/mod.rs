@@ -4,3 +4,4 @@ pub mod cache;
 pub mod clean;
 pub mod image;
 pub mod import_trivy;
+pub mod server;
