@@ -498,14 +498,40 @@ pub enum CacheCommand {
         /// Destination file, or - for standard output.
         file: PathBuf,
     },
-    /// Read entries written by `cache export` from FILE or stdin (-).
+    /// Read entries into the selected backend: an export (`cache export`) from FILE or
+    /// stdin (-), or Trivy's fs cache with --from-trivy.
     ///
-    /// Example: scancache --cache-backend redis://cache:6379 cache import backup.ndjson
+    /// --from-trivy PATH imports the reference scanner's (Trivy's) fs cache, its
+    /// fanal/fanal.db: every image record and layer result, unchanged (the same IDs and
+    /// JSON), without expiry. Trivy derives its IDs from its own analysers, so `scancache
+    /// image` never looks these entries up: they serve Trivy clients that use this backend,
+    /// through `scancache server` or a Redis both tools share. The whole file is checked
+    /// before anything is written, so a damaged file imports nothing.
+    ///
+    /// Examples:
+    ///   scancache --cache-backend redis://cache:6379 cache import backup.ndjson
+    ///   scancache --cache-backend redis://cache:6379 cache import --from-trivy ~/.cache/trivy
+    ///   scancache cache import --from-trivy ~/.cache/trivy/fanal/fanal.db --dry-run
+    #[command(verbatim_doc_comment)]
     Import {
         /// Source file, or - for standard input.
-        file: PathBuf,
+        #[arg(required_unless_present = "from_trivy", conflicts_with = "from_trivy")]
+        file: Option<PathBuf>,
+        /// Import Trivy's fs cache instead: its fanal/fanal.db, or the cache directory
+        /// holding it (Trivy's --cache-dir, e.g. ~/.cache/trivy).
+        ///
+        /// Example: scancache cache import --from-trivy ~/.cache/trivy
+        #[arg(long, value_name = "PATH")]
+        from_trivy: Option<PathBuf>,
+        /// Read and check every entry and count them, but write nothing (with --from-trivy,
+        /// without opening the backend at all).
+        ///
+        /// Example: scancache cache import --from-trivy ~/.cache/trivy --dry-run
+        #[arg(long)]
+        dry_run: bool,
         /// Stop at the first bad line instead of skipping it (lines read before it in the
-        /// same batch of 1000 are not imported).
+        /// same batch of 1000 are not imported); with --from-trivy, import nothing if any
+        /// entry is bad.
         ///
         /// Example: scancache cache import --strict backup.ndjson
         #[arg(long)]

@@ -20,6 +20,7 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod bulk;
 pub mod data;
 mod image;
 mod layout;
@@ -30,6 +31,7 @@ use std::io::{self, Write};
 
 use sha2::{Digest as _, Sha256};
 
+pub use bulk::bulk_images;
 pub use image::{BuiltLayer, ImageBuilder, LayerBuilder};
 pub use layout::{
     docker_save, docker_save_entries, docker_save_oci, oci_archive, oci_entries, write_entries,

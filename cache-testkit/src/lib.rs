@@ -12,6 +12,7 @@
 //!   by the clock.
 //! - [`trivy`]: the reference scanner's real binary — finding it, an empty vulnerability
 //!   database, throwaway `trivy server` processes.
+//! - [`bbolt`]: bbolt files built page by page, and helpers to damage them.
 //! - [`bench`](mod@bench): the figure format of `cargo xtask bench` and timing helpers
 //!   for the benchmark programs.
 //!
@@ -25,6 +26,7 @@
 // Test code: a failed unwrap is a failed test, and a test's helpers may report on stderr.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+pub mod bbolt;
 pub mod bench;
 pub mod conformance;
 mod delegate;

@@ -59,6 +59,12 @@ const PROGRAMS: &[Program] = &[
         example: "bench_scan",
         features: "",
     },
+    Program {
+        name: "import",
+        package: "cache-cli",
+        example: "bench_import",
+        features: "",
+    },
 ];
 
 /// Options of `cargo xtask bench`.

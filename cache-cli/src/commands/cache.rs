@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// Entries sent to the backend per `import` call.
-const IMPORT_BATCH: usize = 1000;
+pub(crate) const IMPORT_BATCH: usize = 1000;
 
 /// Runs one `cache` subcommand against an open backend.
 pub async fn run(cmd: &CacheCommand, cache: &dyn Cache) -> Result<()> {
@@ -29,7 +29,17 @@ pub async fn run(cmd: &CacheCommand, cache: &dyn Cache) -> Result<()> {
         CacheCommand::Rm { ids } => rm(cache, ids).await,
         CacheCommand::Gc => gc(cache).await,
         CacheCommand::Export { file } => export(cache, file).await,
-        CacheCommand::Import { file, strict } => import(cache, file, *strict).await,
+        CacheCommand::Import {
+            file,
+            from_trivy,
+            dry_run,
+            strict,
+        } => match (file, from_trivy) {
+            (Some(file), None) => import(cache, file, *strict, *dry_run).await,
+            // main.rs runs --from-trivy itself, before opening a backend; clap makes FILE
+            // and --from-trivy exclusive and one of them required.
+            _ => bail!("cache import needs FILE or --from-trivy PATH"),
+        },
     }
 }
 
@@ -215,7 +225,7 @@ async fn export(cache: &dyn Cache, file: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn import(cache: &dyn Cache, file: &Path, strict: bool) -> Result<()> {
+async fn import(cache: &dyn Cache, file: &Path, strict: bool, dry_run: bool) -> Result<()> {
     let (reader, name): (Box<dyn BufRead + Send>, String) = if file == Path::new("-") {
         if io::stdin().is_terminal() {
             tracing::info!("Reading entries from standard input (end with Ctrl-D)");
@@ -260,14 +270,22 @@ async fn import(cache: &dyn Cache, file: &Path, strict: bool) -> Result<()> {
             }
         }
         if batch.len() >= IMPORT_BATCH {
-            cache.import(&batch).await?;
+            if !dry_run {
+                cache.import(&batch).await?;
+            }
             imported += batch.len() as u64;
             batch.clear();
         }
     }
-    cache.import(&batch).await?;
+    if !dry_run {
+        cache.import(&batch).await?;
+    }
     imported += batch.len() as u64;
-    tracing::info!("Imported {imported} entries from {name}");
+    if dry_run {
+        tracing::info!("Dry run: {name} holds {imported} entries to import; nothing was written");
+    } else {
+        tracing::info!("Imported {imported} entries from {name}");
+    }
     if bad > 0 {
         bail!("{bad} lines of {name} were not imported (see the warnings above)");
     }
