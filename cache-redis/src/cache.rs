@@ -186,16 +186,29 @@ impl Cache for RedisCache {
         Ok(missing)
     }
 
-    /// One `MGET`: one round trip.
+    /// One `MGET`: one round trip. With a TTL and `ttl_refresh`, one pipeline of
+    /// `GETEX key PX <ttl>` instead, so that every hit pushes the entry's expiry to now +
+    /// TTL.
     async fn read(&self, kind: EntryKind, ids: &[&Digest]) -> Result<Vec<Option<Vec<u8>>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = ids.iter().map(|id| key(kind, id.as_str())).collect();
-        let values: Vec<Option<Vec<u8>>> = self
-            .redis
-            .cmd("MGET", redis::cmd("MGET").arg(&keys))
-            .await?;
+        let values: Vec<Option<Vec<u8>>> = match self.options.ttl.filter(|_| self.options.ttl_refresh)
+        {
+            Some(ttl) => {
+                let mut pipe = redis::pipe();
+                for k in &keys {
+                    pipe.cmd("GETEX").arg(k).arg("PX").arg(millis(ttl));
+                }
+                self.redis.pipe("GETEX", &pipe).await?
+            }
+            None => {
+                self.redis
+                    .cmd("MGET", redis::cmd("MGET").arg(&keys))
+                    .await?
+            }
+        };
         tracing::debug!(
             keys = keys.len(),
             hits = values.iter().flatten().count(),
@@ -355,6 +368,9 @@ impl RedisCache {
                         key: entry.clone(),
                         size,
                         expires_at,
+                        // Redis cannot tell without resetting it: `OBJECT IDLETIME` is
+                        // reset by the `GET`/`STRLEN` of every walk (docs/limits.md).
+                        last_access: None,
                     },
                     value,
                 })
