@@ -426,14 +426,16 @@ async fn put_checked<C: Cache + ?Sized>(cache: &C, values: Vec<(EntryKey, Vec<u8
     let mut refused = None;
     let fitting: Vec<(EntryKey, Vec<u8>)> = values
         .into_iter()
-        .filter(|(key, value)| match rules::check_document_size(key, value.len() as u64, limit) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::debug!(%key, size = value.len(), "document over the size cap refused");
-                refused.get_or_insert(e);
-                false
-            }
-        })
+        .filter(
+            |(key, value)| match rules::check_document_size(key, value.len() as u64, limit) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(%key, size = value.len(), "document over the size cap refused");
+                    refused.get_or_insert(e);
+                    false
+                }
+            },
+        )
         .collect();
     if !fitting.is_empty() {
         cache.put_values(fitting).await?;

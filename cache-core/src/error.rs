@@ -58,7 +58,9 @@ pub enum Error {
     },
     /// A document is larger than the cap on stored documents
     /// ([`crate::CacheOptions::max_document_size`]); nothing was stored under its key.
-    #[error("{kind} document {id} is {size} bytes, more than the document size cap of {limit} bytes")]
+    #[error(
+        "{kind} document {id} is {size} bytes, more than the document size cap of {limit} bytes"
+    )]
     DocumentTooLarge {
         /// Which kind of entry it would have been.
         kind: crate::EntryKind,

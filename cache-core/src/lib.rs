@@ -58,13 +58,13 @@ pub use cache::{
 };
 pub use calc::calc_key;
 pub use config::{
-    BackendSpec, CacheOptions, DEFAULT_MAX_DOCUMENT_SIZE, default_cache_dir, default_cache_dir_from, mask_url, parse_size,
-    parse_ttl,
+    BackendSpec, CacheOptions, DEFAULT_MAX_DOCUMENT_SIZE, default_cache_dir,
+    default_cache_dir_from, mask_url, parse_size, parse_ttl,
 };
 pub use error::{Error, Result, Setting};
-pub use rules::GcOptions;
 pub use key::{ArtifactId, BlobId, Digest, EntryKey, EntryKind};
 pub use model::{
     ArtifactInfo, BlobInfo, Document, Extra, Os, Package, PackageInfo, Repository,
     schema_version_of,
 };
+pub use rules::GcOptions;

@@ -201,7 +201,12 @@ mod tests {
             (Some(now - 7 * day), &week, good, Verdict::Unused),
             (Some(now - 6 * day), &week, good, Verdict::Keep),
             (None, &week, good, Verdict::Keep),
-            (Some(now - 8 * day), &GcOptions::default(), good, Verdict::Keep),
+            (
+                Some(now - 8 * day),
+                &GcOptions::default(),
+                good,
+                Verdict::Keep,
+            ),
             (Some(now - 8 * day), &week, b"junk", Verdict::Stale),
             // A clock that went backwards: read "in the future", so not unused.
             (Some(now + day), &week, good, Verdict::Keep),

@@ -503,9 +503,12 @@ impl Cache for FsCache {
                     let mut done = Vec::with_capacity(chunk.len());
                     for (kind, key, unused_at) in chunk {
                         let pending = s.pending_stamp(*kind, key);
-                        let stale = dbs.of(*kind).get(txn, key.as_bytes())?.is_some_and(|stored| {
-                            still_removable(*kind, stored, now, *unused_at, pending)
-                        });
+                        let stale = dbs
+                            .of(*kind)
+                            .get(txn, key.as_bytes())?
+                            .is_some_and(|stored| {
+                                still_removable(*kind, stored, now, *unused_at, pending)
+                            });
                         done.push(
                             stale
                                 && entry::remove_entry(txn, dbs, *kind, key.as_bytes())?.is_some(),

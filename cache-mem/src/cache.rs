@@ -43,7 +43,8 @@ impl Stored {
 
     /// Records a read at `now`.
     fn touch(&self, now: SystemTime) {
-        self.last_access_ms.fetch_max(unix_ms(now), Ordering::Relaxed);
+        self.last_access_ms
+            .fetch_max(unix_ms(now), Ordering::Relaxed);
     }
 
     fn last_access(&self) -> SystemTime {

@@ -194,21 +194,21 @@ impl Cache for RedisCache {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = ids.iter().map(|id| key(kind, id.as_str())).collect();
-        let values: Vec<Option<Vec<u8>>> = match self.options.ttl.filter(|_| self.options.ttl_refresh)
-        {
-            Some(ttl) => {
-                let mut pipe = redis::pipe();
-                for k in &keys {
-                    pipe.cmd("GETEX").arg(k).arg("PX").arg(millis(ttl));
+        let values: Vec<Option<Vec<u8>>> =
+            match self.options.ttl.filter(|_| self.options.ttl_refresh) {
+                Some(ttl) => {
+                    let mut pipe = redis::pipe();
+                    for k in &keys {
+                        pipe.cmd("GETEX").arg(k).arg("PX").arg(millis(ttl));
+                    }
+                    self.redis.pipe("GETEX", &pipe).await?
                 }
-                self.redis.pipe("GETEX", &pipe).await?
-            }
-            None => {
-                self.redis
-                    .cmd("MGET", redis::cmd("MGET").arg(&keys))
-                    .await?
-            }
-        };
+                None => {
+                    self.redis
+                        .cmd("MGET", redis::cmd("MGET").arg(&keys))
+                        .await?
+                }
+            };
         tracing::debug!(
             keys = keys.len(),
             hits = values.iter().flatten().count(),

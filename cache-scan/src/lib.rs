@@ -60,6 +60,7 @@ mod codec;
 mod error;
 mod image;
 mod layer;
+mod limits;
 mod options;
 mod plan;
 mod report;
@@ -69,6 +70,10 @@ mod tarfmt;
 
 pub use analyser::ANALYSERS;
 pub use error::{Result, ScanError};
-pub use options::{DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, LayerWork, Progress, ScanOptions};
+pub use limits::{Limit, ScanCounters};
+pub use options::{
+    DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, DEFAULT_MAX_LAYERS,
+    DEFAULT_MAX_PACKAGES_PER_LAYER, LayerWork, Progress, ScanOptions,
+};
 pub use report::{LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportPackage};
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};
