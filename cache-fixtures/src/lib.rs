@@ -21,6 +21,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod data;
+pub mod extreme;
 mod image;
 mod layout;
 mod samples;
