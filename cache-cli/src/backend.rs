@@ -31,8 +31,8 @@ impl Settings {
         }
         let max_size =
             parse_size(&g.cache_max_size).map_err(|e| with_flag(e, "--cache-max-size"))?;
-        let max_document_size = parse_size(&g.max_document_size)
-            .map_err(|e| with_flag(e, "--max-document-size"))?;
+        let max_document_size =
+            parse_size(&g.max_document_size).map_err(|e| with_flag(e, "--max-document-size"))?;
         let options = CacheOptions {
             ttl: parse_ttl(&g.cache_ttl).map_err(flagged)?,
             max_size: Some(max_size).filter(|&n| n > 0),

@@ -838,7 +838,10 @@ fn caps_and_unused_entries_from_the_command_line() {
     let w = World::new(vec![]);
     let debian = sample("debian.tar");
     for (args, flag) in [
-        (vec!["--max-packages-per-layer", "3"], "--max-packages-per-layer"),
+        (
+            vec!["--max-packages-per-layer", "3"],
+            "--max-packages-per-layer",
+        ),
         (vec!["--max-layers", "1"], "--max-layers"),
         (vec!["--max-document-size", "1KiB"], "--max-document-size"),
     ] {
@@ -850,11 +853,18 @@ fn caps_and_unused_entries_from_the_command_line() {
             .err_has(&format!("raise it with {flag}"));
     }
     let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
-    assert_eq!(stats["artifacts"].as_u64(), Some(0), "nothing stored past a cap");
+    assert_eq!(
+        stats["artifacts"].as_u64(),
+        Some(0),
+        "nothing stored past a cap"
+    );
 
     w.run(&["image", "--input", &debian]).ok();
     let text = w.run(&["cache", "stats"]).ok().stdout();
-    assert!(text.contains("unread 7d:  0") && text.contains("unread 30d: 0"), "{text}");
+    assert!(
+        text.contains("unread 7d:  0") && text.contains("unread 30d: 0"),
+        "{text}"
+    );
     let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
     assert_eq!(stats["unread_30d"].as_u64(), Some(0));
     w.run(&["cache", "gc", "--unused-for", "1d"])

@@ -58,6 +58,8 @@ mod apply;
 mod archive;
 mod codec;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod image;
 mod layer;
 mod limits;
