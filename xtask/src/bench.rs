@@ -53,6 +53,12 @@ const PROGRAMS: &[Program] = &[
         example: "bench_scan",
         features: "",
     },
+    Program {
+        name: "extreme",
+        package: "cache-cli",
+        example: "bench_extreme",
+        features: "",
+    },
 ];
 
 /// Options of `cargo xtask bench`.
