@@ -13,7 +13,7 @@
 //!   the same image with half the stanzas (linear time means a ratio of 2), and peak RSS
 //!   (`/usr/bin/time -f %M`, else VmHWM of an in-process scan) vs that of the sample
 //!   Debian image. The report must list one package.
-//! - **At the packages cap**: one layer of 200,000 distinct packages (the default cap):
+//! - **At the packages cap**: one layer of 100,000 distinct packages (the default cap):
 //!   peak RSS, vs the sample image.
 //! - **Many layers**: 1,000 layers of one 1 KiB file each vs the same files in one layer,
 //!   cold: through the release binary on fs, and in-process on the memory, fs and Redis
@@ -84,7 +84,11 @@ fn main() {
 
 fn hostile(tools: &Tools, dir: &Path, stanzas: usize, reps: usize, sample_rss: Spread) {
     let full = write(dir, "hostile.tar", &docker_save(&[&hostile_image(stanzas)]));
-    let half = write(dir, "half.tar", &docker_save(&[&hostile_image(stanzas / 2)]));
+    let half = write(
+        dir,
+        "half.tar",
+        &docker_save(&[&hostile_image(stanzas / 2)]),
+    );
     let (full_s, full_rss) = cold_runs(tools, &full, reps);
     let (half_s, _) = cold_runs(tools, &half, reps);
     let report = report_of(tools, &full, dir);
@@ -137,8 +141,9 @@ fn at_the_package_cap(tools: &Tools, dir: &Path, reps: usize, sample_rss: Spread
          {:.1} s",
         secs.median
     );
+    let name = format!("peak RSS at the packages cap ({n} distinct packages in one layer)");
     Figure {
-        name: "peak RSS at the packages cap (200,000 distinct packages in one layer)",
+        name: &name,
         unit: "MB",
         spread: rss,
         baseline: Some(("peak RSS of the sample Debian image", sample_rss)),
@@ -224,8 +229,7 @@ fn many(tools: &Tools, rt: &Runtime, dir: &Path, layers: usize, reps: usize) {
 
 /// Opens a fresh, empty cache of `backend` (fs in the given directory).
 type Open<'a> = Box<
-    dyn Fn(&Path) -> std::pin::Pin<Box<dyn std::future::Future<Output = Box<dyn Cache>> + '_>>
-        + 'a,
+    dyn Fn(&Path) -> std::pin::Pin<Box<dyn std::future::Future<Output = Box<dyn Cache>> + '_>> + 'a,
 >;
 
 fn opener<'a>(

@@ -130,6 +130,40 @@ impl FsCache {
         }
     }
 
+    /// [`Cache::write`] of entries it owns, on the blocking pool.
+    async fn write_owned(&self, entries: Vec<RawEntry>) -> Result<()> {
+        let max = self.options.max_size;
+        self.blocking(move |s| {
+            for chunk in entries.chunks(WRITE_CHUNK) {
+                let (_, now_s) = value::now();
+                s.write("cannot write to the scan cache", &mut |txn, dbs| {
+                    for e in chunk {
+                        let header = Header {
+                            expires_ms: value::expires_ms(e.expires_at),
+                            accessed_s: now_s,
+                            schema: Schema::of(&e.value),
+                        };
+                        let key = e.key.id.as_str().as_bytes();
+                        entry::put_entry(txn, dbs, e.key.kind, key, header, &e.value)?;
+                    }
+                    if let Some(max) = max {
+                        let keep: Vec<(EntryKind, &[u8])> = chunk
+                            .iter()
+                            .map(|e| (e.key.kind, e.key.id.as_str().as_bytes()))
+                            .collect();
+                        let evicted = entry::evict(txn, dbs, max, &keep)?;
+                        if evicted > 0 {
+                            tracing::debug!("evicted {evicted} least recently used entries");
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn remove(&self, keys: Vec<(EntryKind, String)>) -> Result<u64> {
         if keys.is_empty() {
             return Ok(0);
@@ -367,37 +401,22 @@ impl Cache for FsCache {
     /// In write transactions of up to `WRITE_CHUNK` entries; with a size bound, each
     /// evicts least recently used entries, never the ones it wrote.
     async fn write(&self, entries: &[RawEntry]) -> Result<()> {
-        let entries: Vec<RawEntry> = entries.to_vec();
-        let max = self.options.max_size;
-        self.blocking(move |s| {
-            for chunk in entries.chunks(WRITE_CHUNK) {
-                let (_, now_s) = value::now();
-                s.write("cannot write to the scan cache", &mut |txn, dbs| {
-                    for e in chunk {
-                        let header = Header {
-                            expires_ms: value::expires_ms(e.expires_at),
-                            accessed_s: now_s,
-                            schema: Schema::of(&e.value),
-                        };
-                        let key = e.key.id.as_str().as_bytes();
-                        entry::put_entry(txn, dbs, e.key.kind, key, header, &e.value)?;
-                    }
-                    if let Some(max) = max {
-                        let keep: Vec<(EntryKind, &[u8])> = chunk
-                            .iter()
-                            .map(|e| (e.key.kind, e.key.id.as_str().as_bytes()))
-                            .collect();
-                        let evicted = entry::evict(txn, dbs, max, &keep)?;
-                        if evicted > 0 {
-                            tracing::debug!("evicted {evicted} least recently used entries");
-                        }
-                    }
-                    Ok(())
-                })?;
-            }
-            Ok(())
-        })
-        .await
+        self.write_owned(entries.to_vec()).await
+    }
+
+    /// As the default, with the documents moved to the writer rather than copied (a
+    /// layer's result may be tens of megabytes).
+    async fn put_values(&self, entries: Vec<(EntryKey, Vec<u8>)>) -> Result<()> {
+        let expires_at = cache_core::codec::expiry_from_ttl(self.options.ttl);
+        let entries = entries
+            .into_iter()
+            .map(|(key, value)| RawEntry {
+                key,
+                value,
+                expires_at,
+            })
+            .collect();
+        self.write_owned(entries).await
     }
 
     async fn delete(&self, keys: &[EntryKey]) -> Result<u64> {
@@ -418,8 +437,8 @@ impl Cache for FsCache {
     ) -> Result<()> {
         let pending = self.store()?.pending_stamps();
         let visit = &mut |mut w: Walked| {
-            if let Some(&stamp) = pending.get(&(w.meta.key.kind, w.meta.key.id.as_str().to_owned()))
-            {
+            let key = || (w.meta.key.kind, w.meta.key.id.as_str().to_owned());
+            if let Some(&stamp) = (!pending.is_empty()).then(|| pending.get(&key())).flatten() {
                 let stamp = Some(value::from_unix_s(stamp));
                 w.meta.last_access = w.meta.last_access.max(stamp);
             }

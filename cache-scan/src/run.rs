@@ -26,22 +26,29 @@ const FLUSH_AT: usize = 64;
 /// Uncompressed layer bytes whose results may wait to be stored together: past this much
 /// work the batch is stored even if small, so a failure or crash loses little.
 const FLUSH_AFTER_BYTES: u64 = 256 << 20;
+/// Encoded document bytes one batch may hold: a batch is encoded at once, so this bounds
+/// the memory a commit costs (one document over it makes a batch of its own).
+const FLUSH_AFTER_DOCUMENT_BYTES: u64 = 16 << 20;
 
-/// Verified results not stored yet, and what they cost to produce.
+/// Verified results not stored yet, and what they cost to produce and to store.
 #[derive(Default)]
 struct Pending {
     results: Vec<(BlobId, BlobInfo)>,
     bytes: u64,
+    document_bytes: u64,
 }
 
 impl Pending {
     fn push(&mut self, id: BlobId, blob: BlobInfo) {
         self.bytes += u64::try_from(blob.size).unwrap_or(0);
+        self.document_bytes += cache_core::codec::encoded_len(&blob);
         self.results.push((id, blob));
     }
 
     fn is_due(&self) -> bool {
-        self.results.len() >= FLUSH_AT || self.bytes >= FLUSH_AFTER_BYTES
+        self.results.len() >= FLUSH_AT
+            || self.bytes >= FLUSH_AFTER_BYTES
+            || self.document_bytes >= FLUSH_AFTER_DOCUMENT_BYTES
     }
 }
 
@@ -139,6 +146,7 @@ impl Runner<'_> {
         let stored = self.cache.put_blobs(&pending.results).await;
         let results = std::mem::take(&mut pending.results);
         pending.bytes = 0;
+        pending.document_bytes = 0;
         if let Err(e) = stored {
             return Err(refused(e, &results));
         }

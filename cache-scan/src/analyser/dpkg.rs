@@ -503,14 +503,14 @@ Source: glibc
     fn many_identical_stanzas_are_one_package_and_stop_at_no_cap() {
         let one =
             "Package: same\nStatus: install ok installed\nVersion: 1\nDescription: x\n more\n\n";
-        let text = one.repeat(100_000);
+        let text = one.repeat(20_000);
         let mut tally = Tally::new(LayerLimits {
             max_packages: 1,
             max_document: Some(1 << 10),
         });
         let parsed = parse_reader(&mut text.as_bytes(), &mut tally).unwrap();
         assert_eq!(parsed.len(), 1);
-        assert_eq!(tally.counters.duplicates_collapsed, 99_999);
+        assert_eq!(tally.counters.duplicates_collapsed, 19_999);
     }
 
     #[test]

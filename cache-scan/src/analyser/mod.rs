@@ -146,17 +146,26 @@ impl Collector {
         for dbs in [self.dpkg, self.apk] {
             // Every database read gets an entry, also one without installed packages: it
             // replaces an earlier layer's database at the same path.
-            let mut by_path: BTreeMap<String, Vec<Package>> =
-                dbs.keys().map(|path| (path.clone(), Vec::new())).collect();
-            let mut all: Vec<(String, Parsed)> = dbs
-                .into_iter()
-                .flat_map(|(path, parsed)| parsed.into_iter().map(move |p| (path.clone(), p)))
-                .collect();
-            let (paths, mut parsed): (Vec<String>, Vec<Parsed>) = all.drain(..).unzip();
-            resolve_depends_within(&mut parsed, tally)?;
-            for (path, p) in paths.into_iter().zip(parsed) {
-                by_path.entry(path).or_default().push(p.package);
+            // The databases' packages in one list (the first database's moved, not
+            // copied), then back into one exactly sized list per path.
+            let mut counts: Vec<(String, usize)> = Vec::with_capacity(dbs.len());
+            let mut parsed: Vec<Parsed> = Vec::new();
+            for (path, mut db) in dbs {
+                counts.push((path, db.len()));
+                if parsed.is_empty() {
+                    std::mem::swap(&mut parsed, &mut db);
+                }
+                parsed.append(&mut db);
             }
+            resolve_depends_within(&mut parsed, tally)?;
+            let mut parsed = parsed.into_iter();
+            let mut by_path: BTreeMap<String, Vec<Package>> = BTreeMap::new();
+            for (path, n) in counts {
+                let mut packages = Vec::with_capacity(n);
+                packages.extend(parsed.by_ref().take(n).map(|p| p.package));
+                by_path.insert(path, packages);
+            }
+            drop(parsed);
             for (path, mut packages) in by_path {
                 packages.sort_by(|a, b| (&a.name, &a.id, &a.arch).cmp(&(&b.name, &b.id, &b.arch)));
                 infos.push(PackageInfo {

@@ -104,18 +104,20 @@ pub(crate) fn resolve_depends(parsed: &mut [Parsed]) {
 /// The resolution; `accept` sees each package's resolved IDs and returns false to stop
 /// (the packages not yet resolved keep their `DependsOn` as it was).
 fn resolve_with(parsed: &mut [Parsed], accept: &mut dyn FnMut(&[&str]) -> bool) {
-    let mut by_name: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-    let mut by_provides: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    // Lists rather than sets while collecting: most names have one ID, and a list of one
+    // costs a fraction of a set's node (`capped` sorts and deduplicates them).
+    let mut by_name: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut by_provides: HashMap<&str, Vec<&str>> = HashMap::new();
     for p in parsed.iter() {
         by_name
             .entry(p.package.name.as_str())
             .or_default()
-            .insert(p.package.id.as_str());
+            .push(p.package.id.as_str());
         for name in &p.provides {
             by_provides
                 .entry(name.as_str())
                 .or_default()
-                .insert(p.package.id.as_str());
+                .push(p.package.id.as_str());
         }
     }
     let (by_name, by_provides) = (capped(by_name), capped(by_provides));
@@ -155,9 +157,15 @@ fn resolve_with(parsed: &mut [Parsed], accept: &mut dyn FnMut(&[&str]) -> bool) 
 
 /// One sorted list of at most [`MAX_IDS_PER_NAME`] + 1 IDs per name (one more, so that
 /// dropping the depending package itself still leaves the cap).
-fn capped<'a>(map: HashMap<&'a str, BTreeSet<&'a str>>) -> HashMap<&'a str, Vec<&'a str>> {
+fn capped<'a>(map: HashMap<&'a str, Vec<&'a str>>) -> HashMap<&'a str, Vec<&'a str>> {
     map.into_iter()
-        .map(|(name, ids)| (name, ids.into_iter().take(MAX_IDS_PER_NAME + 1).collect()))
+        .map(|(name, mut ids)| {
+            ids.sort_unstable();
+            ids.dedup();
+            ids.truncate(MAX_IDS_PER_NAME + 1);
+            ids.shrink_to_fit();
+            (name, ids)
+        })
         .collect()
 }
 
