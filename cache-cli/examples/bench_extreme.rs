@@ -20,7 +20,7 @@
 //!   backends (a `redis-server` started here; skipped with a note without one), with the
 //!   per-layer overhead (many − one) / 1,000.
 //! - **Group commits**: 1,000 layer results stored on fs with one `put_blob` each (a
-//!   commit per layer) vs `put_blobs` in batches of 64 (what a scan does).
+//!   commit per layer) vs `put_blobs` in batches of 256 (what a scan does).
 //!
 //! `--quick`: 600,000 stanzas, 200 layers, fewer repetitions.
 
@@ -286,7 +286,7 @@ fn group_commits(rt: &Runtime, dir: &Path, n: usize, reps: usize) {
             let started = Instant::now();
             rt.block_on(async {
                 if batched {
-                    for chunk in results.chunks(64) {
+                    for chunk in results.chunks(256) {
                         cache.put_blobs(chunk).await.unwrap();
                     }
                 } else {
@@ -304,7 +304,7 @@ fn group_commits(rt: &Runtime, dir: &Path, n: usize, reps: usize) {
     };
     let one_by_one = time(false);
     let batched = time(true);
-    let name = format!("store {n} layer results, put_blobs in batches of 64 (fs)");
+    let name = format!("store {n} layer results, put_blobs in batches of 256 (fs)");
     let base = format!("{n} put_blob calls, a commit each");
     Figure {
         name: &name,

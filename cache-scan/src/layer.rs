@@ -26,8 +26,11 @@ use crate::{
     tarfmt::{self, Kind, Streaming, TarError, TarReader},
 };
 
-/// Buffer between the archive file and the decompressor.
+/// Buffer between the archive file and the decompressor (smaller for a smaller layer:
+/// a buffer is zeroed when first filled, which dominated images of many tiny layers).
 const READ_BUFFER: usize = 256 << 10;
+/// The smallest buffer of either kind.
+const MIN_BUFFER: usize = 8 << 10;
 /// Buffer between the decompressor and the tar reader.
 const TAR_BUFFER: usize = 64 << 10;
 /// One layer to read, and why.
@@ -288,8 +291,10 @@ impl<'s> LayerReader<'s> {
         if format == Format::Plain && layer.blob_digest.as_ref() == Some(&layer.diff_id) {
             source.hasher = None;
         }
+        let stored_size = layer.size.and_then(|s| usize::try_from(s).ok());
+        let fit = |cap: usize| stored_size.map_or(cap, |s| s.clamp(MIN_BUFFER, cap));
         let stored = BufReader::with_capacity(
-            READ_BUFFER,
+            fit(READ_BUFFER),
             Replay {
                 magic: io::Cursor::new(magic.to_vec()),
                 source,
@@ -301,8 +306,14 @@ impl<'s> LayerReader<'s> {
             inner: Capped::new(Decoding { decoder }, self.shared.max_layer_size),
             hasher: Sha256::new(),
         };
+        // Uncompressed, the content is as large as the stored bytes.
+        let tar_buffer = if format == Format::Plain {
+            fit(TAR_BUFFER)
+        } else {
+            TAR_BUFFER
+        };
         let tar = TarReader::new(Streaming(BufReader::with_capacity(
-            TAR_BUFFER,
+            tar_buffer,
             uncompressed,
         )));
         Ok(Opened { tar, format })
@@ -492,7 +503,9 @@ impl<'s> LayerReader<'s> {
                 }
                 // Streamed into its parser, which keeps only what it uses and stops at
                 // the first cap crossed: memory does not grow with the file.
-                let mut data = BufReader::with_capacity(TAR_BUFFER, tar.data());
+                let buffer = usize::try_from(entry.size)
+                    .map_or(TAR_BUFFER, |s| s.clamp(MIN_BUFFER, TAR_BUFFER));
+                let mut data = BufReader::with_capacity(buffer, tar.data());
                 match collector.add_db(target, &path, &mut data, &mut tally) {
                     Ok(()) => {}
                     Err(Stop::Crossed(c)) => return Err(self.crossed(c)),

@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// Most verified results waiting to be stored together.
-const FLUSH_AT: usize = 64;
+const FLUSH_AT: usize = 256;
 /// Uncompressed layer bytes whose results may wait to be stored together: past this much
 /// work the batch is stored even if small, so a failure or crash loses little.
 const FLUSH_AFTER_BYTES: u64 = 256 << 20;
@@ -178,9 +178,14 @@ impl Runner<'_> {
                 };
                 let (archive, shared) = (Arc::clone(&self.archive), Arc::clone(&self.shared));
                 set.spawn_blocking(move || {
-                    let result = archive
-                        .open_entry(&task.layer.name, "layer")
-                        .and_then(|(reader, _)| read_layer(&task, reader, &shared));
+                    let mut task = task;
+                    let result =
+                        archive
+                            .open_entry(&task.layer.name, "layer")
+                            .and_then(|(reader, size)| {
+                                task.layer.size.get_or_insert(size);
+                                read_layer(&task, reader, &shared)
+                            });
                     (key, result)
                 });
             }
