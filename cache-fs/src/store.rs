@@ -536,10 +536,11 @@ fn flusher(weak: &Weak<Store>, every: Duration) {
             .touches
             .oldest()
             .is_some_and(|oldest| u64::from(now.saturating_sub(oldest)) >= every.as_secs());
-        if waited && store.claim_background_flush() {
-            if let Err(e) = store.background_flush() {
-                tracing::debug!("cannot record entry access times: {e}");
-            }
+        if waited
+            && store.claim_background_flush()
+            && let Err(e) = store.background_flush()
+        {
+            tracing::debug!("cannot record entry access times: {e}");
         }
     }
 }

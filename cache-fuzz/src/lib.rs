@@ -210,7 +210,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -224,7 +224,7 @@ impl Rng {
         if n == 0 {
             0
         } else {
-            (self.next() % n as u64) as usize
+            (self.next_u64() % n as u64) as usize
         }
     }
 }
@@ -279,7 +279,7 @@ impl Fuzzer {
             1 if len > 0 => input[at] = INTERESTING[self.rng.below(INTERESTING.len())],
             2 => {
                 let n = 1 + self.rng.below(64);
-                let byte = self.rng.next() as u8;
+                let byte = self.rng.next_u64() as u8;
                 input.splice(at..at, std::iter::repeat_n(byte, n));
             }
             3 if len > 0 => {
