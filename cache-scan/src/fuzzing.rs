@@ -43,7 +43,7 @@ pub fn tar(data: &[u8]) -> usize {
 }
 
 /// Judges `data`'s compression by its magic bytes and decompresses it (at most
-/// [`MAX_OUTPUT`] bytes); returns the bytes produced, or `None` on an error.
+/// 64 MiB); returns the bytes produced, or `None` on an error.
 pub fn decompress(data: &[u8]) -> Option<u64> {
     let format = Format::sniff(data);
     let decoder = Decoder::new(format, data).ok()?;
@@ -99,7 +99,8 @@ pub fn dpkg(data: &[u8]) -> Option<Vec<Package>> {
     packages(data, dpkg::parse_reader)
 }
 
-/// Parses `data` as an apk installed database as a scan does; see [`dpkg`].
+/// Parses `data` as an apk installed database as a scan does, as [`dpkg`](fn@dpkg) does
+/// a dpkg status file.
 pub fn apk(data: &[u8]) -> Option<Vec<Package>> {
     packages(data, apk::parse_reader)
 }

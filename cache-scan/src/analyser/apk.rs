@@ -26,7 +26,7 @@ pub(crate) fn parse(text: &str) -> Vec<Parsed> {
     parse_reader(&mut text.as_bytes(), &mut tally).unwrap_or_default()
 }
 
-/// [`parse`] reading `reader` as it streams: one line at a time, counting each package
+/// The parser of this database, reading `reader` as it streams: one line at a time, counting each package
 /// and its weight in `tally` (which stops the read once a cap is crossed), in time
 /// linear in the input.
 pub(crate) fn parse_reader(

@@ -40,7 +40,7 @@ const KEPT: [&str; 8] = [
     "maintainer",
 ];
 
-/// [`parse`] reading `reader` as it streams: one line at a time, keeping only the fields
+/// The parser of this database, reading `reader` as it streams: one line at a time, keeping only the fields
 /// it uses, counting each package and its weight in `tally` (which stops the read once a
 /// cap is crossed), in time linear in the input.
 pub(crate) fn parse_reader(

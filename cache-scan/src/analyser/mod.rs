@@ -132,7 +132,9 @@ impl Collector {
         let _ = self.finish_within(blob, &mut unbounded);
     }
 
-    /// [`Collector::finish`], counting the resolved dependencies in `tally`.
+    /// Writes the findings into `blob` (OS, repository and one [`PackageInfo`] per database
+    /// file, sorted by path, packages sorted by name and ID), counting the resolved
+    /// dependencies in `tally`.
     pub(crate) fn finish_within(
         self,
         blob: &mut BlobInfo,

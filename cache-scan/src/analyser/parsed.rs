@@ -77,7 +77,7 @@ impl<K: Hash + Eq> Collapsed<K> {
     }
 }
 
-/// [`resolve_depends`], counting the bytes of every resolved ID in `tally` and stopping
+/// The dependency resolution (`resolve_with`), counting the bytes of every resolved ID in `tally` and stopping
 /// once a cap is crossed (`DependsOn` lists are part of the stored document, and a
 /// hostile database can make them large).
 pub(crate) fn resolve_depends_within(
