@@ -30,9 +30,13 @@ impl Settings {
         }
         let max_size =
             parse_size(&g.cache_max_size).map_err(|e| with_flag(e, "--cache-max-size"))?;
+        let max_document_size =
+            parse_size(&g.max_document_size).map_err(|e| with_flag(e, "--max-document-size"))?;
         let options = CacheOptions {
             ttl: parse_ttl(&g.cache_ttl).map_err(flagged)?,
             max_size: Some(max_size).filter(|&n| n > 0),
+            max_document_size: Some(max_document_size).filter(|&n| n > 0),
+            ttl_refresh: g.cache_ttl_refresh,
         };
         let cache_dir = g.cache_dir.clone().unwrap_or_else(default_cache_dir);
         Ok(Settings {
@@ -67,15 +71,20 @@ pub async fn open(settings: &Settings, g: &GlobalOpts) -> Result<Arc<dyn Cache>>
     let cache: Result<Arc<dyn Cache>> = match &settings.spec {
         BackendSpec::Memory => {
             warn_unused_redis_options(redis_opts);
+            warn_unused_refresh(settings);
             Ok(Arc::new(cache_mem::MemCache::new(&settings.options)) as Arc<dyn Cache>)
         }
         BackendSpec::Fs => {
             warn_unused_redis_options(redis_opts);
+            warn_unused_refresh(settings);
             cache_fs::FsCache::open(&settings.cache_dir, &settings.options)
                 .map(|c| Arc::new(c) as Arc<dyn Cache>)
                 .map_err(Into::into)
         }
         BackendSpec::Redis { url } => {
+            if settings.options.ttl_refresh && settings.options.ttl.is_none() {
+                tracing::warn!("--cache-ttl-refresh does nothing without --cache-ttl");
+            }
             match cache_redis::RedisCache::connect(redis_config(url, g), &settings.options).await {
                 Ok(c) => Ok(Arc::new(c) as Arc<dyn Cache>),
                 Err(e) => Err(flagged(e)),
@@ -83,6 +92,15 @@ pub async fn open(settings: &Settings, g: &GlobalOpts) -> Result<Arc<dyn Cache>>
         }
     };
     cache.with_context(|| format!("cannot open the {} cache", settings.spec))
+}
+
+fn warn_unused_refresh(settings: &Settings) {
+    if settings.options.ttl_refresh {
+        tracing::warn!(
+            "--cache-ttl-refresh is ignored: only Redis refreshes expiries on reads; fs and \
+             memory record reads for cache gc --unused-for"
+        );
+    }
 }
 
 fn warn_unused_redis_options(given: bool) {

@@ -79,6 +79,27 @@ pub struct GlobalOpts {
     )]
     pub cache_max_size: String,
 
+    /// Largest document (one layer's result, one image record) any command may store; a
+    /// scan whose layer would store more fails, an import skips the entry.
+    ///
+    /// Example: --max-document-size 64MiB
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_MAX_DOCUMENT_SIZE",
+        value_name = "SIZE",
+        default_value = "32MiB"
+    )]
+    pub max_document_size: String,
+
+    /// With --cache-ttl, every read of an entry pushes its expiry to now + TTL, so
+    /// entries expire once unread for the TTL (Redis; fs and memory use cache gc
+    /// --unused-for).
+    ///
+    /// Example: --cache-backend redis://cache:6379 --cache-ttl 30d --cache-ttl-refresh
+    #[arg(long, global = true, env = "SCANCACHE_CACHE_TTL_REFRESH")]
+    pub cache_ttl_refresh: bool,
+
     /// Use TLS to Redis, verifying the server against the system roots (same as rediss://).
     ///
     /// Example: --cache-backend redis://cache:6380 --redis-tls
@@ -262,6 +283,29 @@ pub struct ImageArgs {
         value_parser = parse_db_size
     )]
     pub max_db_size: u64,
+
+    /// Most packages one layer may hold, after duplicate entries collapse; a layer with
+    /// more fails the scan.
+    ///
+    /// Example: --max-packages-per-layer 500000
+    #[arg(
+        long,
+        env = "SCANCACHE_MAX_PACKAGES_PER_LAYER",
+        value_name = "N",
+        default_value_t = cache_scan::DEFAULT_MAX_PACKAGES_PER_LAYER
+    )]
+    pub max_packages_per_layer: u64,
+
+    /// Most layers an image may have; an image with more fails before any layer is read.
+    ///
+    /// Example: --max-layers 8192
+    #[arg(
+        long,
+        env = "SCANCACHE_MAX_LAYERS",
+        value_name = "N",
+        default_value_t = cache_scan::DEFAULT_MAX_LAYERS
+    )]
+    pub max_layers: usize,
 }
 
 /// Arguments of `server`.
@@ -487,10 +531,18 @@ pub enum CacheCommand {
         #[arg(required = true, value_parser = parse_id)]
         ids: Vec<Digest>,
     },
-    /// Remove expired and stale-schema entries; the fs backend also returns disk space.
+    /// Remove expired and stale-schema entries, and with --unused-for those nobody read
+    /// for that long; the fs backend also returns disk space.
     ///
-    /// Example: scancache cache gc
-    Gc,
+    /// Example: scancache cache gc --unused-for 30d
+    Gc {
+        /// Also remove entries not read (nor written) for this long (s, m, h, d). fs and
+        /// memory record reads; Redis does not (use --cache-ttl with --cache-ttl-refresh).
+        ///
+        /// Example: --unused-for 30d
+        #[arg(long, value_name = "DURATION", value_parser = parse_unused_for)]
+        unused_for: Option<std::time::Duration>,
+    },
     /// Write every entry as NDJSON (kind, id, document, expires_at) to FILE or stdout (-).
     ///
     /// Example: scancache cache export backup.ndjson
@@ -537,6 +589,16 @@ pub enum CacheCommand {
         #[arg(long)]
         strict: bool,
     },
+}
+
+fn parse_unused_for(s: &str) -> Result<std::time::Duration, String> {
+    match cache_core::parse_ttl(s) {
+        Ok(Some(d)) => Ok(d),
+        Ok(None) => Err("must be longer than 0; use e.g. 7d or 30d".to_owned()),
+        Err(e) => Err(e
+            .config_parts()
+            .map_or_else(|| e.to_string(), |(_, reason)| reason.to_owned())),
+    }
 }
 
 fn parse_db_size(s: &str) -> Result<u64, String> {

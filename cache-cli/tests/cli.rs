@@ -265,6 +265,12 @@ fn exercise_cache_commands(w: &World) {
     w.run_with_input(&["cache", "import", "-"], Some(&stale))
         .ok();
     w.run(&["cache", "gc"]).ok().err_has("1 stale entries");
+    // Nothing here has gone unread for a month; a backend that does not record reads
+    // says it kept what it cannot judge.
+    let gc = w.run(&["cache", "gc", "--unused-for", "30d"]).ok();
+    assert!(gc.stderr().contains("0 unused entries"), "{}", gc.explain());
+    let text = w.run(&["cache", "stats"]).ok().stdout();
+    assert!(text.contains("unread"), "{text}");
     let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
     assert_eq!(stats["blobs"].as_u64(), Some(2));
 
@@ -980,4 +986,56 @@ fn image_report_goes_to_a_file_and_bad_archives_fail_cleanly() {
     // Nothing but the good scan's entries was written.
     let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
     assert_eq!(stats["artifacts"].as_u64(), Some(2));
+}
+
+/// Caps name the option that raises them; `gc --unused-for` and the unread counts of
+/// `stats` on the fs backend; an import skips an entry over the document size cap.
+#[test]
+fn caps_and_unused_entries_from_the_command_line() {
+    let w = World::new(vec![]);
+    let debian = sample("debian.tar");
+    for (args, flag) in [
+        (
+            vec!["--max-packages-per-layer", "3"],
+            "--max-packages-per-layer",
+        ),
+        (vec!["--max-layers", "1"], "--max-layers"),
+        (vec!["--max-document-size", "1KiB"], "--max-document-size"),
+    ] {
+        let mut cmd = vec!["image", "--input", debian.as_str()];
+        cmd.extend(args);
+        w.run(&cmd)
+            .code(1)
+            .one_line_error()
+            .err_has(&format!("raise it with {flag}"));
+    }
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(
+        stats["artifacts"].as_u64(),
+        Some(0),
+        "nothing stored past a cap"
+    );
+
+    w.run(&["image", "--input", &debian]).ok();
+    let text = w.run(&["cache", "stats"]).ok().stdout();
+    assert!(
+        text.contains("unread 7d:  0") && text.contains("unread 30d: 0"),
+        "{text}"
+    );
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(stats["unread_30d"].as_u64(), Some(0));
+    w.run(&["cache", "gc", "--unused-for", "1d"])
+        .ok()
+        .err_has("0 unused entries");
+    w.run(&["cache", "gc", "--unused-for", "0"]).code(2);
+    w.run(&["cache", "gc", "--unused-for", "10"]).code(2);
+
+    let big = line(EntryKind::Blob, &blob_id(5).to_string(), &got_blob(5));
+    w.run_with_input(
+        &["--max-document-size", "100", "cache", "import", "-"],
+        Some(&big),
+    )
+    .code(1)
+    .err_has("document size cap")
+    .err_has("Imported 0 entries");
 }

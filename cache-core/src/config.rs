@@ -15,14 +15,40 @@ const BACKEND_FORMS: &str = "fs (the default), memory, redis://[user:password@]h
      or rediss://… (TLS), a comma-separated list of redis:// node URLs (Redis Cluster), or \
      redis+sentinel://[user:password@]host:port[,host:port…]/master[/db] (Redis Sentinel)";
 
+/// Default cap on one stored document: 32 MiB ([`CacheOptions::max_document_size`]).
+pub const DEFAULT_MAX_DOCUMENT_SIZE: u64 = 32 << 20;
+
 /// Settings every backend honours.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// `CacheOptions::default()` keeps entries forever, without a size bound, and caps each
+/// document at [`DEFAULT_MAX_DOCUMENT_SIZE`].
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheOptions {
     /// Time to live of every entry written; `None` keeps entries until removed.
     pub ttl: Option<Duration>,
     /// Upper bound on stored bytes, enforced by evicting least recently used entries
     /// (fs and memory backends); `None` for no bound.
     pub max_size: Option<u64>,
+    /// Largest document a put or an import may store, in bytes; a larger one is refused
+    /// with [`crate::Error::DocumentTooLarge`] ([`crate::rules::check_document_size`]).
+    /// `None` for no cap.
+    pub max_document_size: Option<u64>,
+    /// With a TTL, a read that finds an entry pushes its expiry to now + TTL, so that
+    /// entries expire when they have gone unread for the TTL rather than after it. Only
+    /// the Redis backend applies it (`GETEX`); fs and memory record reads themselves and
+    /// collect unread entries with `gc` ([`crate::GcOptions::unused_for`]).
+    pub ttl_refresh: bool,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        CacheOptions {
+            ttl: None,
+            max_size: None,
+            max_document_size: Some(DEFAULT_MAX_DOCUMENT_SIZE),
+            ttl_refresh: false,
+        }
+    }
 }
 
 /// Which backend a `--cache-backend` value selects.

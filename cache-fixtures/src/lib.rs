@@ -22,6 +22,7 @@
 
 mod bulk;
 pub mod data;
+pub mod extreme;
 mod image;
 mod layout;
 mod samples;

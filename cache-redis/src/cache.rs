@@ -279,12 +279,31 @@ impl Cache for RedisCache {
         Ok(missing)
     }
 
-    /// One `MGET` (one per hash slot on a cluster, in one batch): one round trip.
+    /// One `MGET` (one per hash slot on a cluster, in one batch): one round trip. With a
+    /// TTL and `ttl_refresh`, one batch of `GETEX key PX <ttl>` instead, so that every hit
+    /// pushes the entry's expiry to now + TTL.
     async fn read(&self, kind: EntryKind, ids: &[&Digest]) -> Result<Vec<Option<Vec<u8>>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = ids.iter().map(|id| key(kind, id.as_str())).collect();
+        if let Some(ttl) = self.options.ttl.filter(|_| self.options.ttl_refresh) {
+            let mut batch = self.topology.batch(keys.len());
+            for k in &keys {
+                let mut cmd = redis::cmd("GETEX");
+                cmd.arg(k).arg("PX").arg(millis(ttl));
+                batch.push(k.as_bytes(), cmd);
+            }
+            let answers = self.topology.run("GETEX", batch).await?;
+            self.check("GETEX", &answers)?;
+            let values: Vec<Option<Vec<u8>>> = answers.into_iter().map(bytes_of).collect();
+            tracing::debug!(
+                keys = keys.len(),
+                hits = values.iter().flatten().count(),
+                "redis read (GETEX)"
+            );
+            return Ok(values);
+        }
         let groups = self.topology.groups(&keys);
         let mut batch = self.topology.batch(groups.len());
         for group in &groups {
@@ -305,11 +324,7 @@ impl Cache for RedisCache {
                     .backend_error(format!("MGET: unexpected answer {answer:?}")));
             };
             for (&i, item) in group.iter().zip(items) {
-                values[i] = match item {
-                    Value::BulkString(b) => Some(b),
-                    Value::SimpleString(s) => Some(s.into_bytes()),
-                    _ => None,
-                };
+                values[i] = bytes_of(item);
             }
         }
         tracing::debug!(
@@ -472,6 +487,9 @@ impl RedisCache {
                         key: entry.clone(),
                         size,
                         expires_at,
+                        // Redis cannot tell without resetting it: `OBJECT IDLETIME` is
+                        // reset by the `GET`/`STRLEN` of every walk (docs/limits.md).
+                        last_access: None,
                     },
                     value,
                 })
@@ -634,6 +652,15 @@ fn expiry(pttl: &Value, now: SystemTime) -> Option<Option<SystemTime>> {
 }
 
 /// A duration in whole milliseconds for `PX`, at least 1 (`PX 0` is an error).
+/// The bytes of a string answer; `None` for a nil (a missing key).
+fn bytes_of(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    }
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2).max(1)
 }

@@ -58,8 +58,11 @@ mod apply;
 mod archive;
 mod codec;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod image;
 mod layer;
+mod limits;
 mod options;
 mod plan;
 mod report;
@@ -72,6 +75,10 @@ pub use apply::{
     Applied, AppliedApplication, AppliedEntry, AppliedSecret, EntryKind, LayerView, apply_layers,
 };
 pub use error::{Result, ScanError};
-pub use options::{DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, LayerWork, Progress, ScanOptions};
+pub use limits::{Limit, ScanCounters};
+pub use options::{
+    DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, DEFAULT_MAX_LAYERS,
+    DEFAULT_MAX_PACKAGES_PER_LAYER, LayerWork, Progress, ScanOptions,
+};
 pub use report::{LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportPackage};
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};

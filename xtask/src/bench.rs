@@ -65,6 +65,12 @@ const PROGRAMS: &[Program] = &[
         example: "bench_import",
         features: "",
     },
+    Program {
+        name: "extreme",
+        package: "cache-cli",
+        example: "bench_extreme",
+        features: "",
+    },
 ];
 
 /// Options of `cargo xtask bench`.
