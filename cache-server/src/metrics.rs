@@ -49,6 +49,7 @@ pub struct Metrics {
     sent: Counter,
     in_flight: Gauge,
     backend_errors: Counter,
+    over_cap: Counter,
     failed: AtomicU64,
     total: AtomicU64,
 }
@@ -82,6 +83,7 @@ impl Metrics {
         let sent = Counter::default();
         let in_flight = Gauge::default();
         let backend_errors = Counter::default();
+        let over_cap = Counter::default();
         registry.register(
             "requests",
             "Twirp requests by method and Twirp code (ok for success)",
@@ -124,6 +126,11 @@ impl Metrics {
             "Cache backend operations that failed",
             backend_errors.clone(),
         );
+        registry.register(
+            "documents_over_cap",
+            "Documents refused because they are over the document size cap (--max-document-size)",
+            over_cap.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -136,6 +143,7 @@ impl Metrics {
             sent,
             in_flight,
             backend_errors,
+            over_cap,
             failed: AtomicU64::new(0),
             total: AtomicU64::new(0),
         }
@@ -212,6 +220,11 @@ impl Metrics {
     /// Counts a failed backend operation.
     pub fn backend_error(&self) {
         self.backend_errors.inc();
+    }
+
+    /// Counts a document refused for being over the document size cap.
+    pub fn document_over_cap(&self) {
+        self.over_cap.inc();
     }
 
     /// The number of stored blobs so far.

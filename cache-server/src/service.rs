@@ -106,6 +106,13 @@ impl ServerState {
     /// Stores a freshly encoded document, in one write with those of other requests
     /// waiting at the same time (group commit, module `batch`).
     pub async fn store(&self, key: EntryKey, value: Vec<u8>) -> Result<(), TwirpError> {
+        // The cache's one document size rule, checked before the document joins a batch:
+        // a refused document fails its own request only, never the others committed with it.
+        let limit = self.cache().options().max_document_size;
+        if let Err(e) = cache_core::rules::check_document_size(&key, value.len() as u64, limit) {
+            self.metrics().document_over_cap();
+            return Err(TwirpError::new(Code::InvalidArgument, e.to_string()));
+        }
         match self.inner.batcher.put(self.cache(), key, value).await {
             Ok(()) => Ok(()),
             Err(WriteError::Backend(e)) => {

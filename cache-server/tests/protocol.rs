@@ -833,3 +833,52 @@ fn concurrent_uploads_are_committed_together_and_all_land() {
         answer.missing_blob_ids
     );
 }
+
+#[test]
+fn a_document_over_the_cap_fails_its_own_request_only() {
+    // A cap that the small blob fits and the large one does not.
+    let options = CacheOptions {
+        max_document_size: Some(2_000),
+        ..CacheOptions::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fs = cache_fs::FsCache::open(dir.path(), &options).unwrap();
+    let s = Served::start(Arc::new(fs), Config::default());
+    let port = s.port;
+    let big_id = blob_id(1).to_string();
+    let big = json!({
+        "diff_id": big_id,
+        "blob_info": {
+            "schema_version": 2, "diff_id": "sha256:00", "size": "10",
+            "os": {"family": "alpine", "name": "x".repeat(4_000)}
+        }
+    })
+    .to_string()
+    .into_bytes();
+    // Sent together with fitting uploads, so they may share a group commit.
+    let small: Vec<_> = (2..10u64)
+        .map(|n| {
+            std::thread::spawn(move || {
+                let body = put_blob_json(&blob_id(n).to_string());
+                http::post(port, &format!("{CACHE}/PutBlob"), JSON, &[], &body).unwrap()
+            })
+        })
+        .collect();
+    let resp = s.post("PutBlob", JSON, &big);
+    check_error(
+        &resp,
+        400,
+        "invalid_argument",
+        "document size cap of 2000 bytes",
+    );
+    for t in small {
+        let resp = t.join().unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    }
+    assert_eq!(s.blob_count(), 8, "only the fitting blobs are stored");
+    let metrics = s.state.metrics().encode();
+    assert!(
+        metrics.contains("scancache_server_documents_over_cap_total 1"),
+        "{metrics}"
+    );
+}
