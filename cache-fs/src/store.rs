@@ -176,6 +176,17 @@ impl Store {
     fn open_env(&self) -> Result<(Env<WithoutTls>, Dbs)> {
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
         options.max_dbs(8).max_readers(MAX_READERS);
+        // SAFETY: `NO_META_SYNC` is one of the flags heed calls unsafe because it weakens
+        // durability, not memory safety: a commit still syncs its data pages, and only the
+        // meta page that makes them current waits for the next commit's sync (or the
+        // system's). LMDB keeps the file consistent either way; an operating-system crash
+        // may undo the last committed transaction — the durability promise of
+        // docs/limits.md — while a process crash loses nothing acknowledged, since the
+        // meta page is written before the commit returns.
+        #[allow(unsafe_code)]
+        unsafe {
+            options.flags(heed::EnvFlags::NO_META_SYNC);
+        }
         let mut tries = 0;
         let env = loop {
             // SAFETY: LMDB requires that a file is opened at most once per process and
