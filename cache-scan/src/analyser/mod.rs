@@ -3,12 +3,15 @@
 
 mod apk;
 mod dpkg;
+mod dpkg_license;
+mod lang;
+mod license;
 mod os;
 mod parsed;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, io::Read};
 
-use cache_core::{BlobInfo, Package, PackageInfo};
+use cache_core::{BlobInfo, LicenseFile, Package, PackageInfo};
 
 pub(crate) use os::OsFiles;
 use parsed::{Parsed, resolve_depends};
@@ -17,12 +20,30 @@ use parsed::{Parsed, resolve_depends};
 /// input changes: the versions feed `calc_key` (see `docs/keys.md`), so old cached
 /// results are not reused.
 ///
+/// The language analysers (`composer-vendor`, `conda-pkg`, `dotnet-core`, `gemspec`,
+/// `gobinary`, `jar`, `node-pkg`, `python-pkg`, `rustbinary`) and `dpkg-license` are
+/// described in `docs/analysers.md`.
+///
 /// History: apk 2 and dpkg 3 — a database without installed packages is recorded (empty)
 /// so that it replaces an earlier layer's; dpkg 3 also counts stanzas without `Status`
 /// (distroless `status.d/*`) and held packages. os-release 2 — single-quoted values are
 /// literal (os-release(5)).
-pub const ANALYSERS: [(&str, u32); 4] =
-    [("apk", 2), ("apk-repo", 1), ("dpkg", 3), ("os-release", 2)];
+pub const ANALYSERS: [(&str, u32); 14] = [
+    ("apk", 2),
+    ("apk-repo", 1),
+    lang::VERSIONS[0],
+    lang::VERSIONS[1],
+    lang::VERSIONS[2],
+    ("dpkg", 3),
+    ("dpkg-license", 1),
+    lang::VERSIONS[3],
+    lang::VERSIONS[4],
+    lang::VERSIONS[5],
+    lang::VERSIONS[6],
+    ("os-release", 2),
+    lang::VERSIONS[7],
+    lang::VERSIONS[8],
+];
 
 /// Largest OS-release or repositories file read; larger ones are ignored with a warning.
 pub(crate) const MAX_SMALL_FILE: u64 = 64 << 10;
@@ -37,11 +58,23 @@ pub(crate) enum Target {
     ApkRepositories,
     Dpkg,
     Apk,
+    /// `usr/share/doc/PACKAGE/copyright`.
+    DpkgCopyright,
+    /// A file of a language analyser.
+    Lang(lang::Kind),
 }
 
 impl Target {
-    /// The target for a cleaned path inside a layer, if any analyser wants it.
-    pub(crate) fn of(path: &str) -> Option<Target> {
+    /// The target for a cleaned path inside a layer with permission bits `mode`, if any
+    /// analyser wants it.
+    pub(crate) fn of(path: &str, mode: u32) -> Option<Target> {
+        Self::of_os(path)
+            .or_else(|| dpkg_license::package_of(path).map(|_| Target::DpkgCopyright))
+            .or_else(|| lang::Kind::of(path, mode).map(Target::Lang))
+    }
+
+    /// The target of an OS analyser for `path`.
+    fn of_os(path: &str) -> Option<Target> {
         Some(match path {
             "etc/os-release" => Target::EtcOsRelease,
             "usr/lib/os-release" => Target::UsrOsRelease,
@@ -65,6 +98,15 @@ impl Target {
     pub(crate) fn is_package_db(self) -> bool {
         matches!(self, Target::Dpkg | Target::Apk)
     }
+
+    /// The largest file of this target that is read; larger ones are ignored with a
+    /// warning (package databases and language files have their own rules).
+    pub(crate) fn small_file_cap(self) -> u64 {
+        match self {
+            Target::DpkgCopyright => dpkg_license::MAX_COPYRIGHT,
+            _ => MAX_SMALL_FILE,
+        }
+    }
 }
 
 /// Gathers what the analysers find in one layer.
@@ -74,9 +116,34 @@ pub(crate) struct Collector {
     repositories: Option<String>,
     dpkg: BTreeMap<String, Vec<Parsed>>,
     apk: BTreeMap<String, Vec<Parsed>>,
+    licenses: Vec<LicenseFile>,
+    lang: lang::Collector,
 }
 
 impl Collector {
+    /// A collector for the layer with diffID `layer` (named in warnings).
+    pub(crate) fn for_layer(layer: String) -> Self {
+        Collector {
+            lang: lang::Collector {
+                layer,
+                ..lang::Collector::default()
+            },
+            ..Collector::default()
+        }
+    }
+
+    /// Takes in one file of a language analyser, read from the layer stream `data`;
+    /// an error only when reading the stream failed (see [`lang`]).
+    pub(crate) fn add_lang<R: Read>(
+        &mut self,
+        kind: lang::Kind,
+        path: &str,
+        size: u64,
+        data: R,
+    ) -> std::io::Result<()> {
+        self.lang.take(kind, path, size, data)
+    }
+
     /// Takes in one wanted file's content.
     pub(crate) fn add(&mut self, target: Target, path: &str, data: &[u8]) {
         let text = String::from_utf8_lossy(data).into_owned();
@@ -92,13 +159,22 @@ impl Collector {
             Target::Apk => {
                 self.apk.insert(path.to_owned(), apk::parse(&text));
             }
+            Target::DpkgCopyright => self.licenses.extend(dpkg_license::parse(path, &text)),
+            Target::Lang(kind) => {
+                // Read from the stream through `add_lang`; a caller that hands over the
+                // bytes gets the same result.
+                let _ = self.lang.take(kind, path, data.len() as u64, data);
+            }
         }
     }
 
     /// Writes the findings into `blob`: OS, repository and one [`PackageInfo`] per
     /// database file, sorted by path, packages sorted by name and ID.
-    pub(crate) fn finish(self, blob: &mut BlobInfo) {
+    pub(crate) fn finish(mut self, blob: &mut BlobInfo) {
         blob.os = self.os.detect();
+        blob.applications = self.lang.finish();
+        self.licenses.sort_by(|a, b| a.file_path.cmp(&b.file_path));
+        blob.licenses = self.licenses;
         blob.repository = self.repositories.as_deref().and_then(os::apk_repository);
         let mut infos = Vec::new();
         // dpkg dependencies resolve across every dpkg database of the layer
@@ -148,7 +224,7 @@ mod tests {
             ("usr/lib/os-release", Some(Target::UsrOsRelease)),
             ("etc/passwd", None),
         ] {
-            assert_eq!(Target::of(path), want, "{path}");
+            assert_eq!(Target::of(path, 0o644), want, "{path}");
         }
     }
 
