@@ -69,8 +69,9 @@ mod scan;
 mod tarfmt;
 
 pub use analyser::ANALYSERS;
+pub use apply::{AGGREGATED_TYPES, Applied, LayerView, apply};
 pub use error::{Result, ScanError};
 pub use options::{DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, LayerWork, Progress, ScanOptions};
 pub use purl::purl;
-pub use report::{LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportPackage};
+pub use report::{LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportApplication, ReportPackage};
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};

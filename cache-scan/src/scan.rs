@@ -164,6 +164,7 @@ fn assemble(input: &Path, image: &Image, blobs: &[BlobInfo], counts: LayerCounts
         os: applied.os,
         repository: applied.repository,
         packages: applied.packages,
+        applications: applied.applications,
         layers: counts,
     }
 }
