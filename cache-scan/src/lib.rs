@@ -65,6 +65,7 @@ mod plan;
 mod purl;
 mod report;
 mod run;
+pub mod sbom;
 mod scan;
 mod tarfmt;
 

@@ -13,6 +13,7 @@ use std::{collections::BTreeMap, io::Read};
 
 use cache_core::{BlobInfo, LicenseFile, Package, PackageInfo};
 
+pub(crate) use license::spdx_id as license_id;
 pub(crate) use os::OsFiles;
 use parsed::{Parsed, resolve_depends};
 
