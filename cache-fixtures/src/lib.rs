@@ -20,6 +20,7 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod binaries;
 pub mod data;
 mod image;
 mod layout;
@@ -35,7 +36,9 @@ pub use layout::{
     docker_save, docker_save_entries, docker_save_oci, oci_archive, oci_entries, write_entries,
     write_oci_dir,
 };
-pub use samples::{SAMPLE_FILES, alpine_image, debian_image, pair_images, write_samples};
+pub use samples::{
+    SAMPLE_FILES, alpine_image, debian_image, lang_image, pair_images, write_samples,
+};
 pub use tar::{TarWriter, tar_of};
 
 /// The modification time of every generated entry (2024-01-01T00:00:00Z).

@@ -12,6 +12,7 @@ use crate::MTIME;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum EntryKind {
     File,
+    Executable,
     Dir,
     Symlink,
     Hardlink,
@@ -50,6 +51,11 @@ impl<W: Write> TarWriter<W> {
     /// Appends a regular file (mode 0644).
     pub fn file(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
         self.entry(name, EntryKind::File, data.len() as u64, data, "")
+    }
+
+    /// Appends an executable regular file (mode 0755).
+    pub fn executable(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.entry(name, EntryKind::Executable, data.len() as u64, data, "")
     }
 
     /// Appends a regular file of `size` bytes read from `data`, which must hold that many.
@@ -112,6 +118,7 @@ impl<W: Write> TarWriter<W> {
         }
         let (typeflag, mode) = match kind {
             EntryKind::File => (b'0', 0o644),
+            EntryKind::Executable => (b'0', 0o755),
             EntryKind::Dir => (b'5', 0o755),
             EntryKind::Symlink => (b'2', 0o777),
             EntryKind::Hardlink => (b'1', 0o644),

@@ -73,7 +73,10 @@ fn sbom_meta(report: &cache_scan::Report) -> Result<cache_scan::sbom::SbomMeta> 
         None => {
             let now = chrono::Utc::now();
             let nanos = now.timestamp_nanos_opt().unwrap_or_default();
-            (now, format!("{}\0{nanos}\0{}", report.image_id, std::process::id()))
+            (
+                now,
+                format!("{}\0{nanos}\0{}", report.image_id, std::process::id()),
+            )
         }
     };
     let mut b: [u8; 16] = Sha256::digest(seed.as_bytes())[..16]
@@ -84,7 +87,14 @@ fn sbom_meta(report: &cache_scan::Report) -> Result<cache_scan::sbom::SbomMeta> 
     let h = hex::encode(b);
     Ok(cache_scan::sbom::SbomMeta {
         timestamp: time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        uuid: format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]),
+        uuid: format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        ),
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
     })
 }

@@ -57,8 +57,18 @@ pub fn cyclonedx(report: &Report, meta: &SbomMeta) -> Value {
     root_deps.sort();
     dependencies.insert(0, json!({"ref": root_ref, "dependsOn": root_deps}));
     let mut image_props = vec![json!({"name": format!("{NS}ImageID"), "value": report.image_id})];
-    image_props.extend(report.diff_ids.iter().map(|d| json!({"name": format!("{NS}DiffID"), "value": d})));
-    image_props.extend(report.repo_tags.iter().map(|t| json!({"name": format!("{NS}RepoTag"), "value": t})));
+    image_props.extend(
+        report
+            .diff_ids
+            .iter()
+            .map(|d| json!({"name": format!("{NS}DiffID"), "value": d})),
+    );
+    image_props.extend(
+        report
+            .repo_tags
+            .iter()
+            .map(|t| json!({"name": format!("{NS}RepoTag"), "value": t})),
+    );
     image_props.push(json!({"name": format!("{NS}SchemaVersion"), "value": "2"}));
     json!({
         "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
@@ -99,7 +109,12 @@ fn component(node: &Node<'_>) -> Value {
             .map(|(k, v)| json!({"name": format!("{NS}{k}"), "value": v}))
             .collect::<Vec<_>>(),
     });
-    if let Some(purl) = p.identifier.as_ref().map(|i| &i.purl).filter(|p| !p.is_empty()) {
+    if let Some(purl) = p
+        .identifier
+        .as_ref()
+        .map(|i| &i.purl)
+        .filter(|p| !p.is_empty())
+    {
         c["purl"] = json!(purl);
     }
     if !p.licenses.is_empty() {

@@ -52,7 +52,13 @@ impl<'a> Tree<'a> {
         let mut node = |pkg: &'a ReportPackage, kind: &'a str| {
             let id = pkg.package.identifier.as_ref();
             let base = id
-                .map(|i| if i.purl.is_empty() { i.uid.clone() } else { i.purl.clone() })
+                .map(|i| {
+                    if i.purl.is_empty() {
+                        i.uid.clone()
+                    } else {
+                        i.purl.clone()
+                    }
+                })
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| format!("{}@{}", pkg.package.name, pkg.package.version));
             let mut reference = base.clone();
@@ -61,7 +67,11 @@ impl<'a> Tree<'a> {
                 n += 1;
                 reference = format!("{base}#{n}");
             }
-            Node { pkg, kind, reference }
+            Node {
+                pkg,
+                kind,
+                reference,
+            }
         };
         let family = report.os.as_ref().map_or("unknown", |o| o.family.as_str());
         let os = report.packages.iter().map(|p| node(p, family)).collect();
@@ -69,14 +79,24 @@ impl<'a> Tree<'a> {
         apps.sort_by_key(|a| (a.target(), a.app_type.clone()));
         let apps = apps
             .into_iter()
-            .map(|a| (a, a.packages.iter().map(|p| node(p, a.app_type.as_str())).collect()))
+            .map(|a| {
+                (
+                    a,
+                    a.packages
+                        .iter()
+                        .map(|p| node(p, a.app_type.as_str()))
+                        .collect(),
+                )
+            })
             .collect();
         Tree { os, apps }
     }
 
     /// Every package node.
     pub(crate) fn all(&self) -> impl Iterator<Item = &Node<'a>> {
-        self.os.iter().chain(self.apps.iter().flat_map(|(_, n)| n.iter()))
+        self.os
+            .iter()
+            .chain(self.apps.iter().flat_map(|(_, n)| n.iter()))
     }
 
     /// For one group of nodes, each node's dependencies as references within the group.
@@ -89,7 +109,12 @@ impl<'a> Tree<'a> {
                     .package
                     .depends_on
                     .iter()
-                    .filter_map(|id| nodes.iter().find(|m| m.pkg.package.id == *id).map(|m| m.reference.clone()))
+                    .filter_map(|id| {
+                        nodes
+                            .iter()
+                            .find(|m| m.pkg.package.id == *id)
+                            .map(|m| m.reference.clone())
+                    })
                     .collect();
                 refs.sort();
                 refs.dedup();
@@ -110,7 +135,10 @@ pub(crate) fn properties(node: &Node<'_>) -> Vec<(&'static str, String)> {
     };
     add("FilePath", &p.file_path);
     add("LayerDiffID", &node.pkg.layer_diff_id);
-    add("LayerDigest", node.pkg.layer_digest.as_deref().unwrap_or_default());
+    add(
+        "LayerDigest",
+        node.pkg.layer_digest.as_deref().unwrap_or_default(),
+    );
     add("PkgID", &p.id);
     add("PkgType", node.kind);
     add("SrcName", &p.src_name);

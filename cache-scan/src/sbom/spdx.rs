@@ -29,7 +29,10 @@ pub fn spdx(report: &Report, meta: &SbomMeta) -> Value {
         "relatedSpdxElement": root,
     })];
     let mut extracted: Vec<(String, String)> = Vec::new();
-    let mut contain = |parent: &str, nodes: &[Node<'_>], packages: &mut Vec<Value>, relationships: &mut Vec<Value>| {
+    let mut contain = |parent: &str,
+                       nodes: &[Node<'_>],
+                       packages: &mut Vec<Value>,
+                       relationships: &mut Vec<Value>| {
         let ids: Vec<String> = nodes.iter().map(|n| package_id(&n.reference)).collect();
         for (node, id) in nodes.iter().zip(&ids) {
             packages.push(package(node, id, meta, &mut extracted));
@@ -46,7 +49,10 @@ pub fn spdx(report: &Report, meta: &SbomMeta) -> Value {
         }
     };
     if let Some(os) = &report.os {
-        let id = format!("SPDXRef-OperatingSystem-{}", short(&format!("{}:{}", os.family, os.name)));
+        let id = format!(
+            "SPDXRef-OperatingSystem-{}",
+            short(&format!("{}:{}", os.family, os.name))
+        );
         packages.push(json!({
             "SPDXID": id,
             "name": os.family,
@@ -60,7 +66,10 @@ pub fn spdx(report: &Report, meta: &SbomMeta) -> Value {
         contain(&id, &tree.os, &mut packages, &mut relationships);
     }
     for (app, nodes) in &tree.apps {
-        let id = format!("SPDXRef-Application-{}", short(&format!("{}:{}", app.app_type, app.target())));
+        let id = format!(
+            "SPDXRef-Application-{}",
+            short(&format!("{}:{}", app.app_type, app.target()))
+        );
         packages.push(json!({
             "SPDXID": id,
             "name": app.target(),
@@ -121,7 +130,12 @@ fn annotations(meta: &SbomMeta, props: &[(&str, String)]) -> Vec<Value> {
         .collect()
 }
 
-fn package(node: &Node<'_>, id: &str, meta: &SbomMeta, extracted: &mut Vec<(String, String)>) -> Value {
+fn package(
+    node: &Node<'_>,
+    id: &str,
+    meta: &SbomMeta,
+    extracted: &mut Vec<(String, String)>,
+) -> Value {
     let p = &node.pkg.package;
     let declared = if p.licenses.is_empty() {
         "NONE".to_owned()
@@ -151,11 +165,19 @@ fn package(node: &Node<'_>, id: &str, meta: &SbomMeta, extracted: &mut Vec<(Stri
         "primaryPackagePurpose": "LIBRARY",
         "annotations": annotations(meta, &props),
     });
-    if let Some(purl) = p.identifier.as_ref().map(|i| &i.purl).filter(|p| !p.is_empty()) {
+    if let Some(purl) = p
+        .identifier
+        .as_ref()
+        .map(|i| &i.purl)
+        .filter(|p| !p.is_empty())
+    {
         v["externalRefs"] = json!([{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": purl}]);
     }
     if !p.src_name.is_empty() {
-        v["sourceInfo"] = json!(format!("built package from: {} {}", p.src_name, p.src_version));
+        v["sourceInfo"] = json!(format!(
+            "built package from: {} {}",
+            p.src_name, p.src_version
+        ));
     }
     v
 }

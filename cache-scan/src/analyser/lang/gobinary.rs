@@ -93,7 +93,7 @@ fn raw_build_info<R: Read + Seek>(
         let fields = header
             .get(16..16 + 2 * ptr_size)
             .ok_or("build information cut short")?;
-        let read_string = |r: &mut R, p: u64| -> Result<String, String> {
+        let read_string = |r: &mut R, p: u64| -> Result<Vec<u8>, String> {
             let hdr = elf.read_vaddr(r, p, 2 * ptr_size as u64)?;
             if hdr.len() < 2 * ptr_size {
                 return Err("string header cut short".into());
@@ -103,7 +103,7 @@ fn raw_build_info<R: Read + Seek>(
                 return Err(format!("a {len}-byte string"));
             }
             let bytes = elf.read_vaddr(r, data, len)?;
-            Ok(String::from_utf8_lossy(&bytes).into_owned())
+            Ok(bytes)
         };
         let version = read_string(r, ptr(&fields[..ptr_size]))?;
         let modinfo = read_string(r, ptr(&fields[ptr_size..]))?;
@@ -112,8 +112,9 @@ fn raw_build_info<R: Read + Seek>(
     if version.is_empty() {
         return Ok(None);
     }
+    let version = String::from_utf8_lossy(&version).into_owned();
     // The module list sits between two 16-byte sentinels.
-    let b = modinfo.as_bytes();
+    let b = modinfo.as_slice();
     let modinfo = if b.len() >= 33 && b.get(b.len() - 17) == Some(&b'\n') {
         String::from_utf8_lossy(&b[16..b.len() - 16]).into_owned()
     } else {
@@ -123,7 +124,7 @@ fn raw_build_info<R: Read + Seek>(
 }
 
 /// A length-prefixed (unsigned varint) string and the bytes it used.
-fn varint_string(b: &[u8]) -> Result<(String, usize), String> {
+fn varint_string(b: &[u8]) -> Result<(Vec<u8>, usize), String> {
     let (mut len, mut shift, mut i) = (0u64, 0u32, 0usize);
     loop {
         let byte = *b.get(i).ok_or("string length cut short")?;
@@ -141,7 +142,7 @@ fn varint_string(b: &[u8]) -> Result<(String, usize), String> {
     let s = b
         .get(i..i.checked_add(len).ok_or("string too long")?)
         .ok_or("string cut short")?;
-    Ok((String::from_utf8_lossy(s).into_owned(), i + len))
+    Ok((s.to_vec(), i + len))
 }
 
 #[derive(Default)]
