@@ -6,5 +6,6 @@
 mod bad_input;
 mod flow;
 mod formats;
+mod lang;
 mod samples;
 mod util;

@@ -59,7 +59,7 @@ pub fn spdx(report: &Report, meta: &SbomMeta) -> Value {
             "versionInfo": os.name,
             "downloadLocation": "NONE",
             "filesAnalyzed": false,
-            "primaryPackagePurpose": "OPERATING-SYSTEM",
+            "primaryPackagePurpose": "OPERATING_SYSTEM",
             "annotations": annotations(meta, &[("Class", "os-pkgs".into()), ("Type", os.family.clone())]),
         }));
         relationships.push(json!({"spdxElementId": root, "relationshipType": "CONTAINS", "relatedSpdxElement": id}));
