@@ -56,6 +56,25 @@ fn packages(report: &Value) -> BTreeSet<Vec<String>> {
 
 fn reference_report(trivy: &Path, input: &Path) -> Value {
     let cache = tempfile::tempdir().unwrap();
+    // The reference reads an OCI layout only as a directory: unpack one given as a tar.
+    let unpacked = tempfile::tempdir().unwrap();
+    let is_oci_tar = std::fs::read(input)
+        .unwrap()
+        .windows(11)
+        .any(|w| w == b"oci-layout\0");
+    let input = if is_oci_tar {
+        let tar = Command::new("tar")
+            .arg("-xf")
+            .arg(input)
+            .arg("-C")
+            .arg(unpacked.path())
+            .output()
+            .unwrap();
+        assert!(tar.status.success(), "tar -xf {}: {tar:?}", input.display());
+        unpacked.path()
+    } else {
+        input
+    };
     let out = command(trivy, cache.path())
         .args(["image", "--input"])
         .arg(input)
@@ -95,12 +114,29 @@ async fn packages_and_purls_match_the_reference_on_every_sample() {
             ours.difference(&theirs).collect::<Vec<_>>(),
             theirs.difference(&ours).collect::<Vec<_>>()
         );
-        if name == "lang.tar" {
-            assert!(
-                ours.iter().filter(|p| p[0] == "lang-pkgs").count() >= 25,
-                "{ours:#?}"
-            );
+        // Equal sets prove nothing if both are empty: each sample's packages, per
+        // type, as its generator wrote them (jars are not compared, see `packages`).
+        let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+        for p in &theirs {
+            *counts.entry(p[1].as_str()).or_default() += 1;
         }
+        let want: &[(&str, usize)] = match name {
+            "lang.tar" => &[
+                ("composer-vendor", 2),
+                ("conda-pkg", 1),
+                ("debian", 19),
+                ("dotnet-core", 3),
+                ("gemspec", 1),
+                ("gobinary", 4),
+                ("node-pkg", 3),
+                ("python-pkg", 4),
+                ("rustbinary", 3),
+            ],
+            "debian.tar" => &[("debian", 26)],
+            "alpine.tar" => &[("alpine", 23)],
+            _ => &[("ubuntu", 14)],
+        };
+        assert_eq!(counts.into_iter().collect::<Vec<_>>(), want, "{name}");
     }
 }
 
@@ -164,18 +200,25 @@ fn meta() -> SbomMeta {
     }
 }
 
-fn python_validate(kind: &str, files: &[PathBuf]) {
+/// Runs `validate.py` on `files`: `None` when skipped, else whether all were valid and
+/// what the validator said.
+fn python_validate(kind: &str, files: &[PathBuf]) -> Option<(bool, String)> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/schemas/validate.py");
     let probe = Command::new("python3")
         .args(["-c", "import jsonschema, referencing"])
         .output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        if std::env::var_os("SCANCACHE_SKIP_SBOM_SCHEMA_TESTS").is_some() {
-            eprintln!("SKIPPED: SBOM schema validation (SCANCACHE_SKIP_SBOM_SCHEMA_TESTS is set)");
-            return;
+        if std::env::var("SCANCACHE_SKIP_SBOM_SCHEMA_TESTS").as_deref() == Ok("1") {
+            eprintln!(
+                "SKIPPED: SBOM schema validation: python3 cannot import jsonschema and \
+                 SCANCACHE_SKIP_SBOM_SCHEMA_TESTS=1 is set"
+            );
+            return None;
         }
         panic!(
-            "python3 with the jsonschema package is needed: python3 -m pip install jsonschema (or set SCANCACHE_SKIP_SBOM_SCHEMA_TESTS=1)"
+            "SBOM schema validation needs python3 with the jsonschema package (4.18 or \
+             newer): install it with `python3 -m pip install 'jsonschema>=4.18'` (.ci/run \
+             does this), or set SCANCACHE_SKIP_SBOM_SCHEMA_TESTS=1 to skip it visibly"
         );
     }
     let out = Command::new("python3")
@@ -184,12 +227,12 @@ fn python_validate(kind: &str, files: &[PathBuf]) {
         .args(files)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "invalid {kind}:\n{}{}",
+    let said = format!(
+        "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    Some((out.status.success(), said))
 }
 
 #[tokio::test]
@@ -245,8 +288,24 @@ async fn sboms_are_valid_deterministic_and_read_back_by_the_reference() {
             assert_eq!(ours, theirs, "{name}.{ext} read back differently");
         }
     }
-    python_validate("cyclonedx", &cdx);
-    python_validate("spdx", &spdx);
+    for (kind, files) in [("cyclonedx", &cdx), ("spdx", &spdx)] {
+        let Some((valid, said)) = python_validate(kind, files) else {
+            return;
+        };
+        assert!(valid, "invalid {kind}:\n{said}");
+        // The validator is not a no-op: a document missing a required member fails.
+        let mut broken: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+        let required = if kind == "cyclonedx" {
+            "bomFormat"
+        } else {
+            "SPDXID"
+        };
+        broken.as_object_mut().unwrap().remove(required);
+        let path = dir.path().join(format!("broken.{kind}.json"));
+        std::fs::write(&path, broken.to_string()).unwrap();
+        let (valid, said) = python_validate(kind, &[path]).unwrap();
+        assert!(!valid && said.contains(required), "{kind}: {said}");
+    }
 }
 
 #[tokio::test]
