@@ -13,7 +13,7 @@ pub fn elf(sections: &[(&str, bool, Vec<u8>)]) -> Vec<u8> {
     let mut out = vec![0u8; 0x100];
     let mut placed = Vec::new();
     for (name, writable, data) in sections {
-        while out.len() % 16 != 0 {
+        while !out.len().is_multiple_of(16) {
             out.push(0);
         }
         placed.push((*name, *writable, out.len() as u64, data.len() as u64));
@@ -31,7 +31,7 @@ pub fn elf(sections: &[(&str, bool, Vec<u8>)]) -> Vec<u8> {
     names.extend_from_slice(b".shstrtab\0");
     let shstr_off = out.len() as u64;
     out.extend_from_slice(&names);
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     let shoff = out.len() as u64;
