@@ -66,6 +66,20 @@ impl<W: Write> TarWriter<W> {
     /// Appends a regular file after each of its parent directories not written this way
     /// before (empty and `..` components get none).
     pub fn file_in_dirs(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.parents(name)?;
+        self.file(name, data)
+    }
+
+    /// Appends an executable regular file (mode 0755) after each of its parent
+    /// directories not written this way before, as [`TarWriter::file_in_dirs`] does.
+    pub fn executable_in_dirs(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.parents(name)?;
+        self.executable(name, data)
+    }
+
+    /// Writes the parent directories of `name` not written by the `*_in_dirs` methods
+    /// before.
+    fn parents(&mut self, name: &str) -> io::Result<()> {
         let mut parent = String::new();
         let parts: Vec<&str> = name.split('/').collect();
         for part in parts.iter().take(parts.len().saturating_sub(1)) {
@@ -75,7 +89,7 @@ impl<W: Write> TarWriter<W> {
                 self.dir(&parent)?;
             }
         }
-        self.file(name, data)
+        Ok(())
     }
 
     /// Appends a directory (mode 0755); `name` should end in `/`.

@@ -104,7 +104,14 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut build = cargo();
     // The scan benchmark also times the scancache binary itself. Naming targets
     // (`--example`) selects only those, so the binary is named too.
-    build.args(["build", "--release", "-p", "cache-cli", "--bin", "scancache"]);
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "cache-cli",
+        "--bin",
+        "scancache",
+    ]);
     for p in &selected {
         build.args(["-p", p.package, "--example", p.example]);
         if !p.features.is_empty() {

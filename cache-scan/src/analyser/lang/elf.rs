@@ -11,6 +11,8 @@ use std::io::{Read, Seek, SeekFrom};
 const MAX_HEADERS: u64 = 1 << 16;
 /// Largest section-name table read.
 const MAX_NAMES: u64 = 1 << 20;
+/// Largest program or section header table read (65,536 headers of 64 bytes).
+const MAX_TABLE: u64 = 4 << 20;
 
 /// `PT_LOAD`.
 pub(crate) const PT_LOAD: u32 = 1;
@@ -67,6 +69,17 @@ pub(crate) fn read_at<R: Read + Seek>(
     Ok(buf)
 }
 
+/// The size of a table of `n` entries of `size` bytes, at most [`MAX_TABLE`].
+fn table_size(n: u64, size: u64) -> Result<u64, String> {
+    let bytes = n.saturating_mul(size);
+    if bytes > MAX_TABLE {
+        return Err(format!(
+            "a header table of {n} entries of {size} bytes is over the {MAX_TABLE}-byte limit"
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Reads integers of one width and byte order from a header.
 struct Fields<'a> {
     b: &'a [u8],
@@ -75,17 +88,16 @@ struct Fields<'a> {
 
 impl Fields<'_> {
     fn uint(&self, at: usize, width: usize) -> Result<u64, String> {
-        let bytes = self.b.get(at..at + width).ok_or("header too short")?;
-        let mut v: u64 = 0;
-        for i in 0..width {
-            let byte = if self.big {
-                bytes[i]
-            } else {
-                bytes[width - 1 - i]
-            };
-            v = (v << 8) | u64::from(byte);
-        }
-        Ok(v)
+        let bytes = at
+            .checked_add(width)
+            .and_then(|end| self.b.get(at..end))
+            .ok_or("header too short")?;
+        let fold = |v: u64, byte: &u8| (v << 8) | u64::from(*byte);
+        Ok(if self.big {
+            bytes.iter().fold(0, fold)
+        } else {
+            bytes.iter().rev().fold(0, fold)
+        })
     }
 }
 
@@ -108,12 +120,12 @@ impl Elf {
             _ => return Err("unknown ELF byte order".into()),
         };
         let f = Fields { b: &ident, big };
-        // Offsets of e_phoff, e_shoff, e_phentsize, e_phnum, e_shentsize, e_shnum,
-        // e_shstrndx, and the address width.
-        let (phoff, shoff, rest, w) = if wide {
-            (f.uint(32, 8)?, f.uint(40, 8)?, 54, 8)
+        // Offsets of e_phoff, e_shoff, and of e_phentsize, which e_phnum, e_shentsize,
+        // e_shnum and e_shstrndx follow.
+        let (phoff, shoff, rest) = if wide {
+            (f.uint(32, 8)?, f.uint(40, 8)?, 54)
         } else {
-            (f.uint(28, 4)?, f.uint(32, 4)?, 42, 4)
+            (f.uint(28, 4)?, f.uint(32, 4)?, 42)
         };
         let phentsize = f.uint(rest, 2)?;
         let phnum = f.uint(rest + 2, 2)?;
@@ -127,7 +139,7 @@ impl Elf {
         };
         let need_ph = if wide { 56 } else { 32 };
         if phnum > 0 && phentsize >= need_ph && phnum <= MAX_HEADERS {
-            let table = read_at(r, len, phoff, phnum * phentsize)?;
+            let table = read_at(r, len, phoff, table_size(phnum, phentsize)?)?;
             for i in 0..phnum {
                 let at = usize::try_from(i * phentsize).map_err(|_| "too large")?;
                 let h = Fields {
@@ -157,7 +169,7 @@ impl Elf {
         }
         let need_sh = if wide { 64 } else { 40 };
         if shnum > 0 && shentsize >= need_sh && shnum <= MAX_HEADERS && shoff > 0 {
-            let table = read_at(r, len, shoff, shnum * shentsize)?;
+            let table = read_at(r, len, shoff, table_size(shnum, shentsize)?)?;
             let mut raw = Vec::new();
             for i in 0..shnum {
                 let at = usize::try_from(i * shentsize).map_err(|_| "too large")?;
@@ -197,7 +209,6 @@ impl Elf {
                 });
             }
         }
-        let _ = w;
         Ok(elf)
     }
 

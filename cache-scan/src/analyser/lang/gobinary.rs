@@ -63,7 +63,10 @@ fn raw_build_info<R: Read + Seek>(
         return Ok(None);
     };
     let header = data.get(at..at + 32).ok_or("build information cut short")?;
-    let (ptr_size, flags) = (usize::from(header[14]), header[15]);
+    let (ptr_size, flags) = match header.get(14..16) {
+        Some(&[size, flags]) => (usize::from(size), flags),
+        _ => return Err("build information cut short".into()),
+    };
     let big = flags & 1 != 0;
     let (version, modinfo) = if flags & 2 != 0 {
         // Inline strings follow the 32-byte header; read past the searched window when
@@ -82,13 +85,15 @@ fn raw_build_info<R: Read + Seek>(
         if ptr_size != 4 && ptr_size != 8 {
             return Err(format!("pointer size {ptr_size}"));
         }
+        // A pointer of `ptr_size` bytes at the start of `b` (callers check the length).
         let ptr = |b: &[u8]| -> u64 {
-            let mut v = 0u64;
-            for i in 0..ptr_size {
-                let byte = if big { b[i] } else { b[ptr_size - 1 - i] };
-                v = (v << 8) | u64::from(byte);
+            let bytes = b.get(..ptr_size).unwrap_or_default();
+            let fold = |v: u64, byte: &u8| (v << 8) | u64::from(*byte);
+            if big {
+                bytes.iter().fold(0, fold)
+            } else {
+                bytes.iter().rev().fold(0, fold)
             }
-            v
         };
         let fields = header
             .get(16..16 + 2 * ptr_size)
@@ -98,15 +103,15 @@ fn raw_build_info<R: Read + Seek>(
             if hdr.len() < 2 * ptr_size {
                 return Err("string header cut short".into());
             }
-            let (data, len) = (ptr(&hdr[..ptr_size]), ptr(&hdr[ptr_size..]));
+            let (data, len) = (ptr(&hdr), ptr(hdr.get(ptr_size..).unwrap_or_default()));
             if len > MAX_STRING {
                 return Err(format!("a {len}-byte string"));
             }
             let bytes = elf.read_vaddr(r, data, len)?;
             Ok(bytes)
         };
-        let version = read_string(r, ptr(&fields[..ptr_size]))?;
-        let modinfo = read_string(r, ptr(&fields[ptr_size..]))?;
+        let version = read_string(r, ptr(fields))?;
+        let modinfo = read_string(r, ptr(fields.get(ptr_size..).unwrap_or_default()))?;
         (version, modinfo)
     };
     if version.is_empty() {
