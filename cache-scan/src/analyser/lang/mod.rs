@@ -4,8 +4,9 @@
 //!
 //! Every analyser here reads one file of the layer's tar stream at a time, from the
 //! stream: small text and JSON files are read into memory up to their cap; files that
-//! need random access (ELF executables, Java archives) are copied to an unnamed
-//! temporary file (deleted when closed) up to their cap, then read with seeks. A file
+//! need random access (ELF executables, Java archives) are read into memory up to 8 MiB
+//! and copied to an unnamed temporary file (deleted when closed) up to their cap when
+//! larger, then read with seeks. A file
 //! over its cap, one that does not parse, or an archive that inflates past its limits is
 //! skipped with a warning naming it and the reason; the rest of the layer is analysed.
 //! Only a failure of the layer stream itself is an error. Nothing is executed.
@@ -290,7 +291,7 @@ impl Collector {
                 if size > MAX_JAR {
                     return Err(format!("{size} bytes is over the {MAX_JAR}-byte limit"));
                 }
-                let mut file = spool::to_temp(data, MAX_JAR)?;
+                let mut file = spool::random_access(data, size, MAX_JAR)?;
                 let mut pkgs = jar::parse(&mut file, size, path)?;
                 for p in &mut pkgs {
                     p.analyzed_by = "jar".into();
