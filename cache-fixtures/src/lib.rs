@@ -22,6 +22,7 @@
 
 pub mod binaries;
 pub mod data;
+mod hostile;
 mod image;
 mod layout;
 mod samples;
@@ -31,6 +32,7 @@ use std::io::{self, Write};
 
 use sha2::{Digest as _, Sha256};
 
+pub use hostile::{HOSTILE_FILES, HOSTILE_SURVIVORS, Hostile, hostile_layer};
 pub use image::{BuiltLayer, ImageBuilder, LayerBuilder};
 pub use layout::{
     docker_save, docker_save_entries, docker_save_oci, oci_archive, oci_entries, write_entries,
