@@ -25,7 +25,8 @@ use parsed::{Parsed, resolve_depends};
 /// `gobinary`, `jar`, `node-pkg`, `python-pkg`, `rustbinary`) and `dpkg-license` are
 /// described in `docs/analysers.md`.
 ///
-/// History: apk 2 and dpkg 3 — a database without installed packages is recorded (empty)
+/// History: every language analyser and dpkg-license — version 1, new (their files and
+/// caps: `docs/analysers.md`). apk 2 and dpkg 3 — a database without installed packages is recorded (empty)
 /// so that it replaces an earlier layer's; dpkg 3 also counts stanzas without `Status`
 /// (distroless `status.d/*`) and held packages. os-release 2 — single-quoted values are
 /// literal (os-release(5)).

@@ -1,5 +1,5 @@
-//! SBOM documents of a scanned image: CycloneDX 1.6 JSON ([`cyclonedx`]) and SPDX 2.3
-//! JSON ([`spdx`]), built from a [`Report`].
+//! SBOM documents of a scanned image: CycloneDX 1.6 JSON ([`cyclonedx()`]) and SPDX 2.3
+//! JSON ([`spdx()`]), built from a [`Report`].
 //!
 //! Both describe the same tree: the image (a container), its OS, each language
 //! application, and every package with its PURL, licenses, the layer it came from and
