@@ -65,8 +65,11 @@ mod apply;
 mod archive;
 mod codec;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod image;
 mod layer;
+mod limits;
 mod options;
 mod plan;
 mod purl;
@@ -77,9 +80,15 @@ mod scan;
 mod tarfmt;
 
 pub use analyser::ANALYSERS;
-pub use apply::{AGGREGATED_TYPES, Applied, LayerView, apply};
+pub use apply::{
+    AGGREGATED_TYPES, Applied, AppliedEntry, AppliedSecret, EntryKind, LayerView, apply,
+};
 pub use error::{Result, ScanError};
-pub use options::{DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, LayerWork, Progress, ScanOptions};
+pub use limits::{Limit, ScanCounters};
+pub use options::{
+    DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, DEFAULT_MAX_LAYERS,
+    DEFAULT_MAX_PACKAGES_PER_LAYER, LayerWork, Progress, ScanOptions,
+};
 pub use purl::purl;
 pub use report::{LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportApplication, ReportPackage};
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};

@@ -7,5 +7,6 @@ mod bad_input;
 mod flow;
 mod formats;
 mod lang;
+mod limits;
 mod samples;
 mod util;
