@@ -157,7 +157,9 @@ fn comparable(report: &Value) -> Value {
         for pkg in result["Packages"].as_array_mut().into_iter().flatten() {
             let id = pkg["Identifier"].as_object_mut().unwrap();
             assert!(
-                id.get("PURL").and_then(Value::as_str).is_some_and(|p| p.starts_with("pkg:")),
+                id.get("PURL")
+                    .and_then(Value::as_str)
+                    .is_some_and(|p| p.starts_with("pkg:")),
                 "no PURL: {pkg}"
             );
             id.remove("UID");

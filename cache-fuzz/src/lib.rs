@@ -27,8 +27,8 @@ use std::{
 };
 
 use cache_fixtures::{
-    Compression, ImageBuilder, LayerBuilder, alpine_image, binaries, compress, data,
-    debian_image, docker_save, docker_save_oci, extreme, oci_archive,
+    Compression, ImageBuilder, LayerBuilder, alpine_image, binaries, compress, data, debian_image,
+    docker_save, docker_save_oci, extreme, oci_archive,
 };
 
 /// An input that runs longer than this is saved as slow (a hang stops the run).
@@ -245,18 +245,20 @@ fn elf_seeds() -> Vec<Vec<u8>> {
         binaries::go_binary("go1.22.5", data::LANG_GO_MODINFO),
         binaries::go_binary("go1.21.0", "path\tcommand-line-arguments\n"),
         binaries::rust_binary(data::LANG_RUST_AUDIT),
-        binaries::elf(&[(".text", true, vec![0x90; 64]), (".comment", false, b"GCC".to_vec())]),
+        binaries::elf(&[
+            (".text", true, vec![0x90; 64]),
+            (".comment", false, b"GCC".to_vec()),
+        ]),
     ]
 }
 
 fn jar_seeds() -> Vec<Vec<u8>> {
-    let manifest = |extra: &str| {
-        format!("Manifest-Version: 1.0\r\n{extra}\r\n")
-            .into_bytes()
-    };
+    let manifest = |extra: &str| format!("Manifest-Version: 1.0\r\n{extra}\r\n").into_bytes();
     let inner = binaries::zip(&[(
         "META-INF/MANIFEST.MF",
-        manifest("Implementation-Title: commons-text\r\nImplementation-Version: 1.10.0\r\nImplementation-Vendor-Id: org.apache.commons\r\n"),
+        manifest(
+            "Implementation-Title: commons-text\r\nImplementation-Version: 1.10.0\r\nImplementation-Vendor-Id: org.apache.commons\r\n",
+        ),
     )]);
     vec![
         binaries::zip(&[

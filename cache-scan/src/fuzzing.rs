@@ -171,7 +171,11 @@ pub fn jar(data: &[u8]) -> Option<usize> {
 
 /// Reads `data` as a `package.json`.
 pub fn package_json(data: &[u8]) -> Option<usize> {
-    lang_file(Kind::NodePackage, "srv/app/node_modules/fuzz/package.json", data)
+    lang_file(
+        Kind::NodePackage,
+        "srv/app/node_modules/fuzz/package.json",
+        data,
+    )
 }
 
 /// Reads `data` as Python core metadata (`METADATA`, `PKG-INFO`).
@@ -189,7 +193,10 @@ pub fn python_metadata(data: &[u8]) -> Option<usize> {
 pub fn manifests(data: &[u8]) -> usize {
     let mut found = 0;
     for (kind, path) in [
-        (Kind::ComposerInstalled, "app/vendor/composer/installed.json"),
+        (
+            Kind::ComposerInstalled,
+            "app/vendor/composer/installed.json",
+        ),
         (
             Kind::CondaMeta,
             "opt/conda/envs/e/conda-meta/fuzz-1.0-h0_0.json",
@@ -204,6 +211,5 @@ pub fn manifests(data: &[u8]) -> usize {
     }
     let text = String::from_utf8_lossy(data);
     found
-        + dpkg_license::parse("usr/share/doc/fuzz/copyright", &text)
-            .map_or(0, |l| l.findings.len())
+        + dpkg_license::parse("usr/share/doc/fuzz/copyright", &text).map_or(0, |l| l.findings.len())
 }

@@ -45,7 +45,6 @@ impl GoObj {
         }
     }
 
-
     /// A boolean field without `omitempty`.
     pub(crate) fn bool(mut self, key: &str, value: bool) -> Self {
         self.0.insert(key.into(), Value::Bool(value));
@@ -190,7 +189,6 @@ impl<'a> GoRead<'a> {
         let n = self.i64(key)?;
         i32::try_from(n).map_err(|_| ConvertError::new(format!("{key}: {n} is out of range")))
     }
-
 
     pub(crate) fn bool(&self, key: &str) -> Result<bool, ConvertError> {
         match self.get(key) {
