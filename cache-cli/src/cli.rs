@@ -203,6 +203,8 @@ pub enum Command {
     /// tar); layers may be uncompressed, gzip or zstd.
     ///
     /// Example: scancache image --input samples/debian.tar --format json -o report.json
+    ///
+    /// Example: scancache image --input samples/lang.tar --format spdx-json -o sbom.spdx.json
     Image(ImageArgs),
     /// Remove caches from the cache directory (and the scan cache of the selected backend).
     ///
@@ -240,9 +242,10 @@ pub struct ImageArgs {
     #[arg(short, long, env = "SCANCACHE_INPUT", value_name = "ARCHIVE")]
     pub input: PathBuf,
 
-    /// Report format.
+    /// Report format: a table, the JSON report, or an SBOM (CycloneDX 1.6 JSON, SPDX 2.3
+    /// JSON). An SBOM's creation time is now, or SOURCE_DATE_EPOCH when set.
     ///
-    /// Example: --format json
+    /// Example: --format cyclonedx -o sbom.cdx.json
     #[arg(
         short,
         long,
@@ -429,6 +432,11 @@ pub enum ReportFormat {
     Table,
     /// A JSON report shaped like the reference scanner's.
     Json,
+    /// A CycloneDX 1.6 JSON SBOM.
+    Cyclonedx,
+    /// An SPDX 2.3 JSON SBOM.
+    #[value(name = "spdx-json")]
+    SpdxJson,
 }
 
 /// What `clean` removes.

@@ -988,6 +988,99 @@ fn image_report_goes_to_a_file_and_bad_archives_fail_cleanly() {
     assert_eq!(stats["artifacts"].as_u64(), Some(2));
 }
 
+/// Runs `scancache image` on the memory backend with `SOURCE_DATE_EPOCH` as given.
+fn image_run(w: &World, args: &[&str], epoch: Option<&str>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scancache"));
+    cmd.args(["--cache-backend", "memory", "image"]).args(args);
+    match epoch {
+        Some(e) => cmd.env("SOURCE_DATE_EPOCH", e),
+        None => cmd.env_remove("SOURCE_DATE_EPOCH"),
+    };
+    run_cmd(cmd, w.dir.path(), None)
+}
+
+#[test]
+fn sboms_are_reproducible_with_source_date_epoch() {
+    let w = World::new(vec![]);
+    let lang = sample("lang.tar");
+    for (format, time, serial) in [
+        ("cyclonedx", "/metadata/timestamp", "/serialNumber"),
+        ("spdx-json", "/creationInfo/created", "/documentNamespace"),
+    ] {
+        let args = ["--input", lang.as_str(), "--format", format];
+        let a = image_run(&w, &args, Some("1700000000")).ok();
+        let b = image_run(&w, &args, Some("1700000000")).ok();
+        assert_eq!(a.stdout(), b.stdout(), "{format}: not reproducible");
+        let doc = a.json();
+        assert_eq!(
+            doc.pointer(time).unwrap(),
+            "2023-11-14T22:13:20Z",
+            "{format}"
+        );
+        // Without it: now, and a fresh serial number; nothing else changes.
+        let c = image_run(&w, &args, None).ok();
+        let field = |d: &Value, at: &str| d.pointer(at).unwrap().as_str().unwrap().to_owned();
+        let later = c.json();
+        assert_ne!(field(&doc, serial), field(&later, serial), "{format}");
+        let same = c
+            .stdout()
+            .replace(&field(&later, time), &field(&doc, time))
+            .replace(&field(&later, serial), &field(&doc, serial));
+        assert!(
+            same == a.stdout(),
+            "{format}: documents differ beyond time and serial number"
+        );
+        let purls = a.stdout().matches("pkg:pypi/").count();
+        assert!(purls >= 3, "{format}: {purls} PyPI PURLs");
+    }
+    image_run(&w, &["--input", &lang, "-f", "cyclonedx"], Some("soon"))
+        .code(1)
+        .one_line_error()
+        .err_has("SOURCE_DATE_EPOCH");
+}
+
+#[test]
+fn bad_package_files_are_skipped_with_a_warning_naming_file_and_reason() {
+    use cache_fixtures::{Compression, HOSTILE_FILES, ImageBuilder, docker_save, hostile_layer};
+    let w = World::new(vec![]);
+    let image = ImageBuilder::new(&["bad:1"]).layer(&hostile_layer(), Compression::Gzip, "bad");
+    let input = w.dir.path().join("bad.tar");
+    fs::write(&input, docker_save(&[&image])).unwrap();
+    let run = image_run(
+        &w,
+        &["--input", input.to_str().unwrap(), "-f", "json"],
+        None,
+    )
+    .ok();
+    let err = run.stderr();
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("\tWARN\t")).collect();
+    for bad in HOSTILE_FILES {
+        assert!(
+            warnings
+                .iter()
+                .any(|l| l.contains(bad.path) && l.contains(bad.reason)),
+            "no warning naming {} and {:?}\n{}",
+            bad.path,
+            bad.reason,
+            run.explain()
+        );
+    }
+    assert_eq!(warnings.len(), HOSTILE_FILES.len(), "{}", run.explain());
+    for bad in ["panicked", "backtrace", "ERROR"] {
+        assert!(!err.contains(bad), "{}", run.explain());
+    }
+    let names: Vec<String> = run.json()["Results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["Packages"].as_array().cloned().unwrap_or_default())
+        .map(|p| p["Name"].as_str().unwrap().to_owned())
+        .collect();
+    for good in ["example.com/good", "ok", "fine", "org.example:fine"] {
+        assert!(names.iter().any(|n| n == good), "{good} missing: {names:?}");
+    }
+}
+
 /// Caps name the option that raises them; `gc --unused-for` and the unread counts of
 /// `stats` on the fs backend; an import skips an entry over the document size cap.
 #[test]

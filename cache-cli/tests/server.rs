@@ -73,9 +73,16 @@ fn oci_dir(dir: &Path) -> PathBuf {
 }
 
 /// The inputs every backend is checked with: a classic docker-save tar, language
-/// packages with a whiteout (docker-save), an OCI layout directory.
+/// packages with a whiteout (docker-save), an OCI layout directory, and the sample with
+/// packages of every language analyser (Go and Rust binaries, .NET, Composer, conda,
+/// gems, Python, Node.js, Debian copyright files; a later layer uninstalling one).
 fn archives(dir: &Path) -> Vec<PathBuf> {
-    vec![sample("debian.tar"), lang_archive(dir), oci_dir(dir)]
+    vec![
+        sample("debian.tar"),
+        lang_archive(dir),
+        oci_dir(dir),
+        sample("lang.tar"),
+    ]
 }
 
 /// A trivy run and what to show when it fails.
@@ -141,14 +148,21 @@ fn client_scan(trivy: &Path, dir: &Path, url: &str, archive: &Path, extra: &[&st
     run_trivy(trivy, dir, &args, &[])
 }
 
-/// What both ways of scanning must agree on: the OS and every result, packages without
-/// their identifiers (PURL and the reference's package hash, which this server does not
-/// compute).
+/// What both ways of scanning must agree on: the OS and every result, packages with
+/// their PURLs but without their UIDs (the reference's package hash; this server's are
+/// its own). Every package must have a PURL.
 fn comparable(report: &Value) -> Value {
     let mut results = report["Results"].clone();
     for result in results.as_array_mut().into_iter().flatten() {
         for pkg in result["Packages"].as_array_mut().into_iter().flatten() {
-            pkg.as_object_mut().unwrap().remove("Identifier");
+            let id = pkg["Identifier"].as_object_mut().unwrap();
+            assert!(
+                id.get("PURL")
+                    .and_then(Value::as_str)
+                    .is_some_and(|p| p.starts_with("pkg:")),
+                "no PURL: {pkg}"
+            );
+            id.remove("UID");
         }
     }
     json!({"OS": report["Metadata"]["OS"], "Results": results})
@@ -218,6 +232,22 @@ fn check_backend(global: &[&str]) {
         "{lang}"
     );
     assert!(!lang.contains("is-odd"), "{lang}");
+    // Every language analyser's packages, with their PURLs, passed through too.
+    let sample = want[3]["Results"].to_string();
+    for purl in [
+        "pkg:golang/github.com/google/uuid@",
+        "pkg:cargo/",
+        "pkg:nuget/",
+        "pkg:composer/psr/log@1.1.4",
+        "pkg:conda/zlib@1.2.13",
+        "pkg:gem/rake@13.0.6",
+        "pkg:pypi/requests@2.31.0",
+        "pkg:npm/left-pad@1.3.0",
+        "pkg:deb/debian/bash@",
+    ] {
+        assert!(sample.contains(purl), "no {purl} in {sample}");
+    }
+    assert!(!sample.contains("pkg:pypi/six@"), "{sample}");
 }
 
 #[test]

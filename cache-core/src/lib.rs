@@ -65,8 +65,8 @@ pub use config::{
 pub use error::{Error, Result, Setting};
 pub use key::{ArtifactId, BlobId, Digest, EntryKey, EntryKind};
 pub use model::{
-    ArtifactInfo, BlobInfo, Document, Extra, Os, Package, PackageInfo, Repository,
-    schema_version_of,
+    Application, ArtifactInfo, BlobInfo, Document, Extra, LicenseFile, LicenseFinding, Os, Package,
+    PackageInfo, PkgIdentifier, Repository, schema_version_of,
 };
 pub use rules::GcOptions;
 pub use topology::{ClusterSpec, RedisTopology, SENTINEL_PORT, SentinelSpec};

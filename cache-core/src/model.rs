@@ -78,13 +78,18 @@ macro_rules! nullable_via_option {
 
 nullable_via_option!(
     i64,
+    f64,
     bool,
     Vec<String>,
     Vec<Package>,
     Vec<PackageInfo>,
+    Vec<Application>,
+    Vec<LicenseFile>,
+    Vec<LicenseFinding>,
     Option<Value>,
     Option<Os>,
-    Option<Repository>
+    Option<Repository>,
+    Option<PkgIdentifier>
 );
 
 /// Strings, the most common fields, are read in one step rather than through `Option`
@@ -159,6 +164,16 @@ fn is_zero(n: &i64) -> bool {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// Writes a float as Go's `encoding/json` does for the values documents hold: a whole
+/// number without a fraction, so a document read and written back compares equal.
+fn go_float<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        #[allow(clippy::cast_possible_truncation)]
+        return s.serialize_i64(*v as i64);
+    }
+    s.serialize_f64(*v)
 }
 
 /// Reads the `SchemaVersion` of a stored document without decoding the rest of it.
@@ -272,18 +287,19 @@ pub struct BlobInfo {
     /// Package databases found in this layer.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub package_infos: Vec<PackageInfo>,
-    /// Language-specific applications, as stored by the reference tool.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub applications: Option<Value>,
+    /// Language packages found in this layer: one entry per package file (or per
+    /// lock file), as the reference tool stores them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub applications: Vec<Application>,
     /// Misconfiguration findings, as stored by the reference tool.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub misconfigurations: Option<Value>,
     /// Secret findings, as stored by the reference tool.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Value>,
-    /// License files, as stored by the reference tool.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub licenses: Option<Value>,
+    /// Licenses found in files of this layer, e.g. Debian copyright files.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub licenses: Vec<LicenseFile>,
     /// Cryptographic assets, as stored by the reference tool.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub crypto_assets: Option<Value>,
@@ -366,6 +382,10 @@ pub struct Package {
     /// Package name.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
+    /// The package's identifiers (PURL, UID, BOM reference). Analysers leave it empty:
+    /// identifiers are computed when layers are applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<PkgIdentifier>,
     /// Upstream version.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub version: String,
@@ -378,6 +398,9 @@ pub struct Package {
     /// CPU architecture.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub arch: String,
+    /// True for a development dependency (e.g. `packages-dev` of Composer).
+    #[serde(skip_serializing_if = "is_false")]
+    pub dev: bool,
     /// Source package name.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub src_name: String,
@@ -396,9 +419,21 @@ pub struct Package {
     /// Maintainer, e.g. `Name <mail>`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub maintainer: String,
+    /// True for an indirect dependency (kept beside `Relationship` as the reference tool
+    /// writes it).
+    #[serde(skip_serializing_if = "is_false")]
+    pub indirect: bool,
+    /// How the package relates to its application: `root`, `workspace`, `direct` or
+    /// `indirect`; empty when unknown.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub relationship: String,
     /// IDs of the installed packages this one depends on.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
+    /// The file the package was found in (language packages), e.g.
+    /// `usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub file_path: String,
     /// Checksum of the package, e.g. `sha1:…`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub digest: String,
@@ -408,7 +443,91 @@ pub struct Package {
     /// The analyser that found the package, e.g. `dpkg`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub analyzed_by: String,
-    /// Fields this version does not model (e.g. `Identifier`, `Layer`).
+    /// Fields this version does not model (e.g. `Layer`, `Locations`).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The identifiers of a package.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PkgIdentifier {
+    /// Package URL, e.g. `pkg:npm/%40scope/pkg@1.0.0`.
+    #[serde(rename = "PURL", skip_serializing_if = "String::is_empty")]
+    pub purl: String,
+    /// An ID unique within one scan result.
+    #[serde(rename = "UID", skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// The `bom-ref` of a CycloneDX document the package was read from.
+    #[serde(rename = "BOMRef", skip_serializing_if = "String::is_empty")]
+    pub bom_ref: String,
+    /// Fields this version does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl PkgIdentifier {
+    /// True when no identifier is set (and nothing unknown is kept).
+    pub fn is_empty(&self) -> bool {
+        self.purl.is_empty()
+            && self.uid.is_empty()
+            && self.bom_ref.is_empty()
+            && self.extra.is_empty()
+    }
+}
+
+/// The language packages of one package file, or of one lock file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Application {
+    /// The kind of application, e.g. `python-pkg`, `node-pkg`, `gobinary`, `jar`.
+    #[serde(rename = "Type")]
+    pub app_type: String,
+    /// The file the packages were read from.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub file_path: String,
+    /// The packages.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<Package>,
+    /// Fields this version does not model.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The licenses found in one file, e.g. `usr/share/doc/bash/copyright`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LicenseFile {
+    /// Where the licenses come from: `dpkg` (a Debian copyright file), `header`,
+    /// `license-file`.
+    #[serde(rename = "Type")]
+    pub license_type: String,
+    /// The file read.
+    pub file_path: String,
+    /// The package the file belongs to (`dpkg`: the directory name under
+    /// `usr/share/doc/`).
+    pub pkg_name: String,
+    /// The licenses found.
+    pub findings: Vec<LicenseFinding>,
+    /// Fields this version does not model (e.g. `Layer`).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One license found in a file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LicenseFinding {
+    /// Its category (e.g. `notice`); empty when not classified.
+    pub category: String,
+    /// The license's name, an SPDX ID where one is known.
+    pub name: String,
+    /// How sure the finding is, 0 to 1; 0 when read from a declaration. A whole number
+    /// is written without a fraction (`0`, `1`), as Go's encoder writes it.
+    #[serde(serialize_with = "go_float")]
+    pub confidence: f64,
+    /// A link to the license text; may be empty.
+    pub link: String,
+    /// Fields this version does not model.
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -463,20 +582,51 @@ deserialize_document!(PackageInfo, "a PackageInfos entry (a JSON object)", {
 deserialize_document!(Package, "a package (a JSON object)", {
     "ID" => id,
     "Name" => name,
+    "Identifier" => identifier,
     "Version" => version,
     "Release" => release,
     "Epoch" => epoch,
     "Arch" => arch,
+    "Dev" => dev,
     "SrcName" => src_name,
     "SrcVersion" => src_version,
     "SrcRelease" => src_release,
     "SrcEpoch" => src_epoch,
     "Licenses" => licenses,
     "Maintainer" => maintainer,
+    "Indirect" => indirect,
+    "Relationship" => relationship,
     "DependsOn" => depends_on,
+    "FilePath" => file_path,
     "Digest" => digest,
     "InstalledFiles" => installed_files,
     "AnalyzedBy" => analyzed_by,
+});
+
+deserialize_document!(PkgIdentifier, "a package identifier (a JSON object)", {
+    "PURL" => purl,
+    "UID" => uid,
+    "BOMRef" => bom_ref,
+});
+
+deserialize_document!(Application, "an application (a JSON object)", {
+    "Type" => app_type,
+    "FilePath" => file_path,
+    "Packages" => packages,
+});
+
+deserialize_document!(LicenseFile, "a license file (a JSON object)", {
+    "Type" => license_type,
+    "FilePath" => file_path,
+    "PkgName" => pkg_name,
+    "Findings" => findings,
+});
+
+deserialize_document!(LicenseFinding, "a license finding (a JSON object)", {
+    "Category" => category,
+    "Name" => name,
+    "Confidence" => confidence,
+    "Link" => link,
 });
 
 #[cfg(test)]
@@ -527,6 +677,51 @@ mod tests {
         assert_eq!(pkgs[0].depends_on, ["musl@1.1.22-r3"]);
     }
 
+    /// A layer blob the reference scanner (v0.76) wrote for a hand-built Debian layer
+    /// with language packages and copyright files: its applications and license files
+    /// decode into the typed fields and survive a read and a write.
+    #[test]
+    fn reference_tool_language_blob_round_trips() {
+        let blob = include_str!("testdata/reference-blob-lang.json");
+        check_round_trip::<BlobInfo>(blob);
+        let doc: BlobInfo = serde_json::from_str(blob).unwrap();
+        assert!(doc.extra.is_empty());
+        let types: Vec<&str> = doc
+            .applications
+            .iter()
+            .map(|a| a.app_type.as_str())
+            .collect();
+        assert!(
+            types.contains(&"python-pkg") && types.contains(&"dotnet-core"),
+            "{types:?}"
+        );
+        let node = doc
+            .applications
+            .iter()
+            .find(|a| a.file_path == "opt/app/package.json")
+            .unwrap();
+        let pkg = &node.packages[0];
+        assert_eq!(
+            (pkg.id.as_str(), pkg.file_path.as_str()),
+            ("myapp@1.0.0", "opt/app/package.json")
+        );
+        assert!(pkg.extra.is_empty(), "{:?}", pkg.extra);
+        let dotnet = doc
+            .applications
+            .iter()
+            .find(|a| a.app_type == "dotnet-core")
+            .unwrap();
+        assert!(dotnet.packages.iter().any(|p| p.relationship == "root"));
+        let adduser = doc
+            .licenses
+            .iter()
+            .find(|l| l.pkg_name == "adduser")
+            .unwrap();
+        assert_eq!(adduser.license_type, "dpkg");
+        let names: Vec<&str> = adduser.findings.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["GPL-2.0-or-later", "BSD-3-Clause"]);
+    }
+
     /// Every modelled field, written by the derived serializer, is read back into the
     /// same field by the hand-written deserializer (none lands in `extra`).
     #[test]
@@ -550,6 +745,16 @@ mod tests {
             digest: s("sha1:00"),
             installed_files: vec![s("bin/bash")],
             analyzed_by: s("dpkg"),
+            identifier: Some(PkgIdentifier {
+                purl: s("pkg:deb/debian/bash@5.2-2"),
+                uid: s("u"),
+                bom_ref: s("b"),
+                extra: Extra::new(),
+            }),
+            dev: true,
+            indirect: true,
+            relationship: s("direct"),
+            file_path: s("usr/bin/bash"),
             extra: Extra::new(),
         };
         let blob = BlobInfo {
@@ -576,10 +781,27 @@ mod tests {
                 packages: vec![package.clone()],
                 extra: Extra::new(),
             }],
-            applications: value("a"),
+            applications: vec![Application {
+                app_type: s("python-pkg"),
+                file_path: s("a/METADATA"),
+                packages: vec![package.clone()],
+                extra: Extra::new(),
+            }],
             misconfigurations: value("m"),
             secrets: value("s"),
-            licenses: value("l"),
+            licenses: vec![LicenseFile {
+                license_type: s("dpkg"),
+                file_path: s("usr/share/doc/bash/copyright"),
+                pkg_name: s("bash"),
+                findings: vec![LicenseFinding {
+                    category: s("c"),
+                    name: s("GPL-3.0-or-later"),
+                    confidence: 0.5,
+                    link: s("l"),
+                    extra: Extra::new(),
+                }],
+                extra: Extra::new(),
+            }],
             crypto_assets: value("c"),
             build_info: value("b"),
             custom_resources: value("r"),

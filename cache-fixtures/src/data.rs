@@ -41,6 +41,17 @@ pub fn dpkg_status(parts: &[&str]) -> String {
     stanzas.concat()
 }
 
+/// A machine-readable Debian copyright file (the language sample's `bash`).
+pub const LANG_COPYRIGHT_BASH: &str = include_str!("../data/lang/copyright-bash");
+/// A wheel's `METADATA` (`requests`), with a body that is never read.
+pub const LANG_METADATA_REQUESTS: &str = include_str!("../data/lang/METADATA-requests");
+/// A .NET `*.deps.json` with a project and two packages.
+pub const LANG_DEPS_JSON: &str = include_str!("../data/lang/web.deps.json");
+/// The module list of the sample Go executable.
+pub const LANG_GO_MODINFO: &str = include_str!("../data/lang/go-modinfo");
+/// The `cargo auditable` dependency list of the sample Rust executable.
+pub const LANG_RUST_AUDIT: &str = include_str!("../data/lang/rust-audit.json");
+
 /// The `Package` a stanza names (its first line).
 fn package_name(stanza: &str) -> &str {
     stanza

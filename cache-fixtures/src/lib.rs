@@ -20,9 +20,11 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod binaries;
 mod bulk;
 pub mod data;
 pub mod extreme;
+mod hostile;
 mod image;
 mod layout;
 mod samples;
@@ -33,12 +35,15 @@ use std::io::{self, Write};
 use sha2::{Digest as _, Sha256};
 
 pub use bulk::bulk_images;
+pub use hostile::{HOSTILE_FILES, HOSTILE_SURVIVORS, Hostile, hostile_layer};
 pub use image::{BuiltLayer, ImageBuilder, LayerBuilder};
 pub use layout::{
     docker_save, docker_save_entries, docker_save_oci, oci_archive, oci_entries, write_entries,
     write_oci_dir,
 };
-pub use samples::{SAMPLE_FILES, alpine_image, debian_image, pair_images, write_samples};
+pub use samples::{
+    SAMPLE_FILES, alpine_image, debian_image, lang_image, pair_images, write_samples,
+};
 pub use tar::{TarWriter, tar_of};
 
 /// The modification time of every generated entry (2024-01-01T00:00:00Z).

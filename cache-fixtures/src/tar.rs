@@ -12,6 +12,7 @@ use crate::MTIME;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum EntryKind {
     File,
+    Executable,
     Dir,
     Symlink,
     Hardlink,
@@ -52,6 +53,11 @@ impl<W: Write> TarWriter<W> {
         self.entry(name, EntryKind::File, data.len() as u64, data, "")
     }
 
+    /// Appends an executable regular file (mode 0755).
+    pub fn executable(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.entry(name, EntryKind::Executable, data.len() as u64, data, "")
+    }
+
     /// Appends a regular file of `size` bytes read from `data`, which must hold that many.
     pub fn file_from(&mut self, name: &str, size: u64, data: impl Read) -> io::Result<()> {
         self.entry(name, EntryKind::File, size, data, "")
@@ -60,6 +66,20 @@ impl<W: Write> TarWriter<W> {
     /// Appends a regular file after each of its parent directories not written this way
     /// before (empty and `..` components get none).
     pub fn file_in_dirs(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.parents(name)?;
+        self.file(name, data)
+    }
+
+    /// Appends an executable regular file (mode 0755) after each of its parent
+    /// directories not written this way before, as [`TarWriter::file_in_dirs`] does.
+    pub fn executable_in_dirs(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.parents(name)?;
+        self.executable(name, data)
+    }
+
+    /// Writes the parent directories of `name` not written by the `*_in_dirs` methods
+    /// before.
+    fn parents(&mut self, name: &str) -> io::Result<()> {
         let mut parent = String::new();
         let parts: Vec<&str> = name.split('/').collect();
         for part in parts.iter().take(parts.len().saturating_sub(1)) {
@@ -69,7 +89,7 @@ impl<W: Write> TarWriter<W> {
                 self.dir(&parent)?;
             }
         }
-        self.file(name, data)
+        Ok(())
     }
 
     /// Appends a directory (mode 0755); `name` should end in `/`.
@@ -112,6 +132,7 @@ impl<W: Write> TarWriter<W> {
         }
         let (typeflag, mode) = match kind {
             EntryKind::File => (b'0', 0o644),
+            EntryKind::Executable => (b'0', 0o755),
             EntryKind::Dir => (b'5', 0o755),
             EntryKind::Symlink => (b'2', 0o777),
             EntryKind::Hardlink => (b'1', 0o644),

@@ -9,8 +9,10 @@
 //! ```
 //!
 //! For each size an image of 12 layers (many files of text-like and binary-like content,
-//! a dpkg status and os-release in the base layer, dpkg status rewrites in later layers)
-//! is generated into a temp dir, streaming to disk, in three variants with the same
+//! a dpkg status and os-release in the base layer, dpkg status rewrites in later layers;
+//! every big binary and one small binary in ten is an ELF executable, about 40 % of the
+//! bytes, which the Go and Rust binary analysers read; a `package.json` or `METADATA` for
+//! every 25th file of the Node.js and Python layers) is generated into a temp dir, streaming to disk, in three variants with the same
 //! layers and therefore the same diffIDs: an OCI layout tar with gzip layers, one with
 //! zstd (level 3) layers, and a classic docker-save tar with uncompressed layers.
 //! Reported, each against a baseline from the same run:
@@ -49,8 +51,8 @@ use std::{
 
 use cache_core::CacheOptions;
 use cache_fixtures::{
-    BuiltLayer, Compression, ImageBuilder, TarWriter, data::DEBIAN_OS_RELEASE, gzip_writer,
-    sha256_digest, zstd_writer,
+    BuiltLayer, Compression, ImageBuilder, TarWriter, binaries, data::DEBIAN_OS_RELEASE,
+    gzip_writer, sha256_digest, zstd_writer,
 };
 use cache_mem::MemCache;
 use cache_scan::{Report, ScanOptions};
@@ -559,6 +561,11 @@ struct Layer {
     gz_len: u64,
     zst_len: u64,
     files: usize,
+    /// ELF executables among the files, and their bytes.
+    executables: usize,
+    executable_bytes: u64,
+    /// Language packages (`package.json`, `METADATA`) among the files.
+    lang_packages: usize,
     created_by: String,
 }
 
@@ -585,6 +592,7 @@ struct Image {
     plain_archive: PathBuf,
     plain_len: u64,
     packages: usize,
+    lang_packages: usize,
 }
 
 impl Image {
@@ -654,6 +662,7 @@ impl Image {
             gzip_archive,
             zstd_archive,
             plain_archive,
+            lang_packages: layers.iter().map(|l| l.lang_packages).sum(),
             layers,
             packages,
         };
@@ -661,11 +670,15 @@ impl Image {
         let gz_len: u64 = image.layers.iter().map(|l| l.gz_len).sum();
         let zst_len: u64 = image.layers.iter().map(|l| l.zst_len).sum();
         println!(
-            "{label}: {} layers, {} files, {packages} dpkg packages; layer tars {:.1} MB, \
+            "{label}: {} layers, {} files ({} ELF executables, {:.1} MB), {packages} dpkg \
+             packages, {} language packages; layer tars {:.1} MB, \
              gzip {:.1} MB (ratio {:.2}), zstd {:.1} MB (ratio {:.2}); archives: OCI gzip \
              {:.1} MB, OCI zstd {:.1} MB, docker-save {:.1} MB; generated in {:.1} s",
             image.layers.len(),
             image.layers.iter().map(|l| l.files).sum::<usize>(),
+            image.layers.iter().map(|l| l.executables).sum::<usize>(),
+            image.layers.iter().map(|l| l.executable_bytes).sum::<u64>() as f64 / 1e6,
+            image.lang_packages,
             tar_len as f64 / 1e6,
             gz_len as f64 / 1e6,
             tar_len as f64 / gz_len as f64,
@@ -689,6 +702,8 @@ impl Image {
             assert_eq!(report.layers.analysed, n, "cold scan used cached layers");
         }
         assert_eq!(report.packages.len(), self.packages, "packages found");
+        let lang: usize = report.applications.iter().map(|a| a.packages.len()).sum();
+        assert_eq!(lang, self.lang_packages, "language packages found");
         assert!(report.os.is_some(), "no OS detected");
     }
 }
@@ -719,6 +734,9 @@ fn write_layer(
         tar: TarWriter::new(tee),
         content: 0,
         files: 0,
+        executables: 0,
+        executable_bytes: 0,
+        lang_packages: 0,
     };
     let mut rng = Rng::new(seed.wrapping_mul(1000).wrapping_add(index as u64));
     let created_by;
@@ -760,11 +778,23 @@ fn write_layer(
         let d1 = vocab.word((rng.below(16)) as usize);
         let d2 = vocab.word((rng.below(64)) as usize);
         let name = vocab.skewed(&mut rng);
-        let path = format!("{theme}/{d1}/{d2}/{name}{n}.{ext}");
-        w.file(&path, &buf)?;
+        // Every big binary, and one small binary in ten, is an ELF executable.
+        if binary && (size >= 512 << 10 || rng.below(10) == 0) {
+            w.executable(
+                &format!("{theme}/{d1}/{d2}/{name}{n}"),
+                std::mem::take(&mut buf),
+            )?;
+        } else {
+            let path = format!("{theme}/{d1}/{d2}/{name}{n}.{ext}");
+            w.file(&path, &buf)?;
+        }
+        if n % 25 == 0 {
+            w.lang_package(theme, vocab, &format!("pkg{index}x{n}"))?;
+        }
         n += 1;
     }
-    let files = w.files;
+    let (files, executables, executable_bytes, lang_packages) =
+        (w.files, w.executables, w.executable_bytes, w.lang_packages);
     let tee = w.tar.finish()?;
     let (diff_id, tar_len) = tee.tar.finish()?;
     let (gz_digest, gz_len) = tee.gz.finish()?.finish()?;
@@ -780,6 +810,9 @@ fn write_layer(
         gz_len,
         zst_len,
         files,
+        executables,
+        executable_bytes,
+        lang_packages,
         created_by,
     })
 }
@@ -841,6 +874,9 @@ struct LayerWriter {
     tar: TarWriter<Tee>,
     content: u64,
     files: usize,
+    executables: usize,
+    executable_bytes: u64,
+    lang_packages: usize,
 }
 
 impl LayerWriter {
@@ -848,6 +884,46 @@ impl LayerWriter {
         self.tar.file_in_dirs(path, data)?;
         self.content += data.len() as u64;
         self.files += 1;
+        Ok(())
+    }
+
+    /// An ELF executable (mode 0755) whose `.text` is `text`: the Go and Rust binary
+    /// analysers read it (and find neither).
+    fn executable(&mut self, path: &str, text: Vec<u8>) -> io::Result<()> {
+        let elf = binaries::elf(&[(".text", false, text)]);
+        self.tar.executable_in_dirs(path, &elf)?;
+        self.content += elf.len() as u64;
+        self.files += 1;
+        self.executables += 1;
+        self.executable_bytes += elf.len() as u64;
+        Ok(())
+    }
+
+    /// A language package's metadata file, when the layer's theme is a package tree.
+    fn lang_package(&mut self, theme: &str, vocab: &Vocab, id: &str) -> io::Result<()> {
+        let words: Vec<&str> = (0..40).map(|i| vocab.word(i)).collect();
+        let description = words.join(" ");
+        let (path, text) = match theme {
+            "app/node_modules" => (
+                format!("{theme}/{id}/package.json"),
+                format!(
+                    "{{\n  \"name\": \"{id}\",\n  \"version\": \"1.2.3\",\n  \"license\": \"MIT\",\n  \
+                     \"description\": \"{description}\",\n  \"main\": \"index.js\",\n  \
+                     \"dependencies\": {{ \"left-pad\": \"^1.3.0\" }}\n}}\n"
+                ),
+            ),
+            "usr/local/lib/python3.11/site-packages" => (
+                format!("{theme}/{id}-1.2.3.dist-info/METADATA"),
+                format!(
+                    "Metadata-Version: 2.1\nName: {id}\nVersion: 1.2.3\nSummary: {description}\n\
+                     License: MIT\nClassifier: License :: OSI Approved :: MIT License\n\
+                     Requires-Python: >=3.8\n\n{description}\n"
+                ),
+            ),
+            _ => return Ok(()),
+        };
+        self.file(&path, text.as_bytes())?;
+        self.lang_packages += 1;
         Ok(())
     }
 }

@@ -1,18 +1,21 @@
-//! Applying layers in order: whiteouts, opaque directories and package databases that
-//! later layers replace, down to the image's final OS and package list.
+//! Applying layers in order: whiteouts, opaque directories, package databases and
+//! package files that later layers replace, down to the image's final OS, packages and
+//! applications, each package with its PURL.
 //!
-//! The same code serves `scan` (whose layers hold only OS package databases) and
-//! `scancache server`, whose clients also store language packages, misconfigurations,
-//! license files, custom resources and secrets in their layers: [`apply_layers`] applies
-//! those by the same rules, each keyed by the file it came from.
+//! The same code serves `scan` and `scancache server`, whose clients also store
+//! misconfigurations, license files, custom resources and secrets in their layers:
+//! [`apply`] applies those by the same rules, each keyed by the file it came from.
 
 use std::collections::{BTreeMap, HashMap};
 
-use cache_core::{BlobInfo, Os, Package, Repository};
-use serde::Deserialize;
+use cache_core::{Application, BlobInfo, LicenseFile, Os, Package, PkgIdentifier, Repository};
 use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 
-use crate::report::ReportPackage;
+use crate::{
+    purl::purl,
+    report::{ReportApplication, ReportPackage},
+};
 
 /// One layer as the applier sees it.
 #[derive(Clone, Copy, Debug)]
@@ -21,47 +24,42 @@ pub struct LayerView<'a> {
     pub diff_id: &'a str,
     /// The stored digest in this image's archive, when the format names one.
     pub digest: Option<&'a str>,
-    /// The layer's analysis result.
+    /// The layer's analysis.
     pub blob: &'a BlobInfo,
 }
 
 /// The image as its top layer shows it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Applied {
-    /// The OS of the highest layer that found one.
+    /// The image's OS, from the highest layer that had one.
     pub os: Option<Os>,
-    /// The package repository of the highest layer that found one.
+    /// The image's package repository (Alpine).
     pub repository: Option<Repository>,
-    /// OS packages, sorted by name, ID, architecture and database path, each with the
-    /// layer that installed it.
+    /// The installed OS packages, sorted by name, ID, architecture and database path,
+    /// each with the layer that installed it (and the files that layer listed), its PURL
+    /// (when an OS was detected) and the licenses of its Debian copyright file.
     pub packages: Vec<ReportPackage>,
-    /// Language packages per file (lock file or package directory) and type, sorted by
-    /// path and type; packages keep their order within a file.
-    pub applications: Vec<AppliedApplication>,
-    /// Misconfigurations, license files and custom resources still in the image, as the
-    /// layers stored them (JSON), sorted by path and kind.
+    /// The language applications: one per package file or lock file, except that the
+    /// packages of `python-pkg`, `conda-pkg`, `gemspec`, `node-pkg` and `jar` are each
+    /// gathered into one application without a file path, as the reference does.
+    pub applications: Vec<ReportApplication>,
+    /// Misconfigurations, license files (but Debian copyright files, which became OS
+    /// package licenses) and custom resources still in the image, as JSON in the
+    /// reference's shape, sorted by path and kind.
     pub entries: Vec<AppliedEntry>,
     /// Secrets per file path, sorted by path.
     pub secrets: Vec<AppliedSecret>,
 }
 
-/// The language packages of one file of the final image.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AppliedApplication {
-    /// Application type, e.g. `npm`, `node-pkg`.
-    pub app_type: String,
-    /// The file, e.g. `app/package-lock.json` (`file_path` of each package is this too).
-    pub file_path: String,
-    /// Its packages, each with the layer that first had it in this file.
-    pub packages: Vec<ReportPackage>,
-}
+/// Application types whose packages are reported together, one application per type.
+pub const AGGREGATED_TYPES: [&str; 5] = ["python-pkg", "conda-pkg", "gemspec", "node-pkg", "jar"];
 
 /// What an [`AppliedEntry`] holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EntryKind {
     /// A `Misconfigurations` item.
     Misconfiguration,
-    /// A `Licenses` item (a license file, header or dpkg copyright file).
+    /// A `Licenses` item (a license file or header).
     LicenseFile,
     /// A `CustomResources` item.
     CustomResource,
@@ -74,7 +72,7 @@ pub struct AppliedEntry {
     pub kind: EntryKind,
     /// The index (in the applied layers) of the layer that provided it.
     pub layer: usize,
-    /// The item as stored.
+    /// The item as stored (JSON in the reference's shape).
     pub value: Value,
 }
 
@@ -101,29 +99,9 @@ enum Slot<'a> {
 /// What a slot holds.
 enum Held<'a> {
     Packages(&'a [Package]),
-    Application(&'a ParsedApp),
+    Application(&'a Application),
+    License(&'a LicenseFile),
     Entry(&'a Value),
-}
-
-/// An application as stored (`{Type, FilePath, Packages}`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-struct ParsedApp {
-    #[serde(rename = "Type", deserialize_with = "nullable")]
-    app_type: String,
-    #[serde(deserialize_with = "nullable")]
-    file_path: String,
-    #[serde(deserialize_with = "nullable")]
-    packages: Vec<Package>,
-}
-
-/// `null` reads as the default (Go writes `null` for an empty list).
-fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// The string field `key` of a stored item (`""` when absent or not a string).
@@ -144,7 +122,7 @@ fn lib_key(p: &Package) -> String {
     format!("{}\0{}\0{}", p.name, p.version, p.release)
 }
 
-/// Applies layers bottom first (what `scan` reports).
+/// Applies layers bottom first.
 ///
 /// Each layer first removes what it hides in the layers below (opaque directories, then
 /// whiteouts), then adds its own package databases, replacing any database at the same
@@ -153,38 +131,25 @@ fn lib_key(p: &Package) -> String {
 /// package a later layer merely rewrote in place still shows the layer that installed it
 /// (and the installed files that layer listed).
 ///
-/// Applications, misconfigurations, license files and custom resources follow the same
-/// rules, each keyed by its file path (and type); a language package is attributed to the
-/// first layer that had a package of the same name, version and release in a file at the
-/// same path. Secrets are merged per file across layers (whiteouts do not remove them, as
-/// in the reference). Items that do not have the stored shape are left out.
-pub fn apply_layers(layers: &[LayerView<'_>]) -> Applied {
-    // Applications are parsed up front so the map below can hold references to them.
-    let parsed: Vec<Vec<ParsedApp>> = layers
-        .iter()
-        .map(|l| {
-            items(&l.blob.applications)
-                .iter()
-                .filter_map(|v| match ParsedApp::deserialize(v) {
-                    Ok(app) => Some(app),
-                    Err(e) => {
-                        tracing::warn!(
-                            diff_id = l.diff_id,
-                            "an application of the layer does not decode: {e}"
-                        );
-                        None
-                    }
-                })
-                .collect()
-        })
-        .collect();
+/// Applications follow the same rules, keyed by file path and type: a later layer's
+/// application at the same path replaces the earlier one, and a whiteout removes it (so
+/// `pip uninstall` in a later layer removes the package). Each language package is
+/// attributed to the first layer whose application at that path had a package of the
+/// same name, version and release. Debian copyright licenses (`dpkg` license files) that
+/// survive become the licenses of the OS package of that name. Misconfigurations, other
+/// license files and custom resources are applied by the same rules, each keyed by its
+/// file path (and type); secrets are merged per file across layers (whiteouts do not
+/// remove them, as in the reference).
+///
+/// This is the function a server answering scans calls with the blobs of an image.
+pub fn apply(layers: &[LayerView<'_>]) -> Applied {
     let mut held: BTreeMap<(&str, Slot<'_>), (usize, Held<'_>)> = BTreeMap::new();
     let mut first_seen: HashMap<(&str, &str), (usize, &Package)> = HashMap::new();
     let mut first_lib: HashMap<(&str, String), usize> = HashMap::new();
     let mut secrets: BTreeMap<String, Vec<(usize, Value)>> = BTreeMap::new();
     let mut os: Option<Os> = None;
     let mut repository = None;
-    for (i, (layer, apps)) in layers.iter().zip(&parsed).enumerate() {
+    for (i, layer) in layers.iter().enumerate() {
         for dir in &layer.blob.opaque_dirs {
             let dir = dir.trim_end_matches('/');
             held.retain(|(path, _), _| !is_under(path, dir));
@@ -204,7 +169,7 @@ pub fn apply_layers(layers: &[LayerView<'_>]) -> Applied {
                     .or_insert((i, p));
             }
         }
-        for app in apps {
+        for app in &layer.blob.applications {
             held.insert(
                 (
                     app.file_path.as_str(),
@@ -218,13 +183,21 @@ pub fn apply_layers(layers: &[LayerView<'_>]) -> Applied {
                     .or_insert(i);
             }
         }
+        for license in &layer.blob.licenses {
+            held.insert(
+                (
+                    license.file_path.as_str(),
+                    Slot::Entry(EntryKind::LicenseFile, license.license_type.as_str()),
+                ),
+                (i, Held::License(license)),
+            );
+        }
         for (kind, list, sub_key) in [
             (
                 EntryKind::Misconfiguration,
                 &layer.blob.misconfigurations,
                 None,
             ),
-            (EntryKind::LicenseFile, &layer.blob.licenses, Some("Type")),
             (
                 EntryKind::CustomResource,
                 &layer.blob.custom_resources,
@@ -263,6 +236,17 @@ pub fn apply_layers(layers: &[LayerView<'_>]) -> Applied {
             repository = Some(repo.clone());
         }
     }
+    // Debian copyright files' licenses by package name; a later path wins, as in the
+    // reference's walk.
+    let mut licenses_of: HashMap<&str, Vec<String>> = HashMap::new();
+    for ((_, slot), (_, value)) in &held {
+        if let (Slot::Entry(EntryKind::LicenseFile, "dpkg"), Held::License(l)) = (slot, value) {
+            licenses_of.insert(
+                l.pkg_name.as_str(),
+                l.findings.iter().map(|f| f.name.clone()).collect(),
+            );
+        }
+    }
     let report_package = |p: &Package, path: &str, origin: usize| {
         layers.get(origin).map(|layer| ReportPackage {
             package: p.clone(),
@@ -272,7 +256,7 @@ pub fn apply_layers(layers: &[LayerView<'_>]) -> Applied {
         })
     };
     let mut packages = Vec::new();
-    let mut applications = Vec::new();
+    let mut apps: Vec<(&str, &str, usize, &Application)> = Vec::new();
     let mut entries = Vec::new();
     for ((path, slot), (provider, value)) in held {
         match (slot, value) {
@@ -283,34 +267,32 @@ pub fn apply_layers(layers: &[LayerView<'_>]) -> Applied {
                         .copied()
                         .filter(|(o, _)| *o <= provider);
                     let origin = first.map_or(provider, |(o, _)| o);
-                    let mut reported = report_package(p, path, origin);
+                    let Some(mut reported) = report_package(p, path, origin) else {
+                        continue;
+                    };
                     // The files are those the installing layer listed (a later layer that
                     // rewrote the database may list none for packages it did not install).
-                    if let (Some(r), Some((_, installed))) = (&mut reported, first) {
-                        r.package.installed_files = installed.installed_files.clone();
+                    if let Some((_, installed)) = first {
+                        reported.package.installed_files = installed.installed_files.clone();
                     }
-                    packages.extend(reported);
+                    if let Some(names) = licenses_of.get(p.name.as_str()) {
+                        reported.package.licenses.clone_from(names);
+                    }
+                    if let Some(os) = os.as_ref() {
+                        identify(&mut reported.package, &os.family, Some(os), "");
+                    }
+                    packages.push(reported);
                 }
             }
             (Slot::Application(app_type), Held::Application(app)) => {
-                let pkgs = app
-                    .packages
-                    .iter()
-                    .filter_map(|p| {
-                        let origin = first_lib
-                            .get(&(path, lib_key(p)))
-                            .copied()
-                            .filter(|o| *o <= provider)
-                            .unwrap_or(provider);
-                        report_package(p, path, origin)
-                    })
-                    .collect();
-                applications.push(AppliedApplication {
-                    app_type: app_type.to_owned(),
-                    file_path: path.to_owned(),
-                    packages: pkgs,
-                });
+                apps.push((path, app_type, provider, app));
             }
+            (Slot::Entry(EntryKind::LicenseFile, "dpkg"), Held::License(_)) => {}
+            (Slot::Entry(kind, _), Held::License(l)) => entries.push(AppliedEntry {
+                kind,
+                layer: provider,
+                value: serde_json::to_value(l).unwrap_or(Value::Null),
+            }),
             (Slot::Entry(kind, _), Held::Entry(v)) => entries.push(AppliedEntry {
                 kind,
                 layer: provider,
@@ -319,6 +301,7 @@ pub fn apply_layers(layers: &[LayerView<'_>]) -> Applied {
             _ => {}
         }
     }
+    let applications = applications(layers, &apps, &first_lib);
     packages.sort_by(|a, b| {
         let key = |p: &ReportPackage| {
             (
@@ -344,6 +327,108 @@ pub fn apply_layers(layers: &[LayerView<'_>]) -> Applied {
             })
             .collect(),
     }
+}
+
+/// The surviving applications (`(path, type, providing layer, application)`, sorted by
+/// path and type) with each package's layer and PURL, aggregated types merged, sorted by
+/// type and path.
+fn applications(
+    layers: &[LayerView<'_>],
+    apps: &[(&str, &str, usize, &Application)],
+    first_lib: &HashMap<(&str, String), usize>,
+) -> Vec<ReportApplication> {
+    let mut out: Vec<ReportApplication> = Vec::new();
+    let mut aggregated: BTreeMap<&str, Vec<ReportPackage>> = BTreeMap::new();
+    for &(path, app_type, provider, app) in apps {
+        let mut pkgs = Vec::new();
+        for p in &app.packages {
+            let origin = first_lib
+                .get(&(path, lib_key(p)))
+                .copied()
+                .filter(|o| *o <= provider)
+                .unwrap_or(provider);
+            let Some(layer) = layers.get(origin) else {
+                continue;
+            };
+            let mut package = p.clone();
+            identify(&mut package, app_type, None, path);
+            pkgs.push(ReportPackage {
+                package,
+                file_path: path.to_owned(),
+                layer_diff_id: layer.diff_id.to_owned(),
+                layer_digest: layer.digest.map(str::to_owned),
+            });
+        }
+        if AGGREGATED_TYPES.contains(&app_type) {
+            aggregated.entry(app_type).or_default().extend(pkgs);
+        } else if !pkgs.is_empty() {
+            out.push(ReportApplication {
+                app_type: app_type.to_owned(),
+                file_path: path.to_owned(),
+                packages: pkgs,
+            });
+        }
+    }
+    for (app_type, pkgs) in aggregated {
+        if !pkgs.is_empty() {
+            out.push(ReportApplication {
+                app_type: app_type.to_owned(),
+                file_path: String::new(),
+                packages: pkgs,
+            });
+        }
+    }
+    for app in &mut out {
+        let rank = |r: &str| match r {
+            "root" => 1,
+            "workspace" => 2,
+            "direct" => 3,
+            "indirect" => 4,
+            _ => 5,
+        };
+        app.packages.sort_by(|a, b| {
+            let key = |p: &ReportPackage| {
+                (
+                    rank(&p.package.relationship),
+                    p.package.name.clone(),
+                    p.package.version.clone(),
+                    p.package.id.clone(),
+                    p.package.file_path.clone(),
+                    p.file_path.clone(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+    }
+    out.sort_by(|a, b| (&a.app_type, &a.file_path).cmp(&(&b.app_type, &b.file_path)));
+    out
+}
+
+/// Sets the package's PURL (unless it has one) and a UID: the first 16 hex digits of a
+/// SHA-256 over the application's path and the package's ID, name, version, release,
+/// arch and file path — scancache's own, stable for the same package in the same place.
+fn identify(package: &mut Package, result_type: &str, os: Option<&Os>, app_path: &str) {
+    let mut id = package.identifier.take().unwrap_or_default();
+    if id.purl.is_empty() {
+        id.purl = purl(result_type, os, package).unwrap_or_default();
+    }
+    if id.uid.is_empty() {
+        let mut h = Sha256::new();
+        for part in [
+            app_path,
+            &package.id,
+            &package.name,
+            &package.version,
+            &package.release,
+            &package.arch,
+            &package.file_path,
+        ] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        id.uid = hex::encode(h.finalize().get(..8).unwrap_or_default());
+    }
+    package.identifier = (!PkgIdentifier::is_empty(&id)).then_some(id);
 }
 
 /// True when `path` lies inside directory `dir` (`""` is the root).
@@ -396,7 +481,7 @@ mod tests {
                 blob,
             })
             .collect();
-        let got: Vec<String> = apply_layers(&views)
+        let got: Vec<String> = apply(&views)
             .packages
             .iter()
             .map(|p| format!("{}<-{}", p.package.id, p.layer_diff_id))
@@ -484,7 +569,7 @@ mod tests {
                 blob,
             })
             .collect();
-        assert_eq!(apply_layers(&views).os.unwrap().name, "12.11");
+        assert_eq!(apply(&views).os.unwrap().name, "12.11");
     }
 
     fn views(blobs: &[BlobInfo]) -> Vec<LayerView<'_>> {
@@ -502,7 +587,7 @@ mod tests {
 
     fn apps(list: serde_json::Value) -> BlobInfo {
         BlobInfo {
-            applications: Some(list),
+            applications: serde_json::from_value(list).unwrap(),
             ..BlobInfo::default()
         }
     }
@@ -541,47 +626,54 @@ mod tests {
         let upgrade = apps(json!([
             {"Type": "npm", "FilePath": lock, "Packages": [{"Name": "a", "Version": "1"}, {"Name": "b", "Version": "2"}]},
         ]));
-        let applied = apply_layers(&views(&[base.clone(), upgrade]));
+        let applied = apply(&views(&[base.clone(), upgrade]));
+        // Package files of node-pkg are gathered into one application; a lock file
+        // without packages gives none.
         assert_eq!(
             app_lines(&applied),
             [
-                "node-pkg@app/node_modules/x/package.json: x@1<-l0",
+                "node-pkg@: x@1<-l0",
                 "npm@app/package-lock.json: a@1<-l0 b@2<-l1",
-                "pip@srv/requirements.txt: ",
             ]
         );
         assert_eq!(applied.applications[1].packages[0].file_path, lock);
+        let purls: Vec<&str> = applied.applications[1]
+            .packages
+            .iter()
+            .filter_map(|p| p.package.identifier.as_ref())
+            .map(|i| i.purl.as_str())
+            .collect();
+        assert_eq!(purls, ["pkg:npm/a@1", "pkg:npm/b@2"]);
         // Whiteouts and opaque directories remove them.
         let wh = BlobInfo {
             whiteout_files: vec!["app/node_modules".into()],
             opaque_dirs: vec!["srv/".into()],
             ..BlobInfo::default()
         };
-        let applied = apply_layers(&views(&[base.clone(), wh]));
+        let applied = apply(&views(&[base.clone(), wh]));
         assert_eq!(
             app_lines(&applied),
             ["npm@app/package-lock.json: a@1<-l0 b@1<-l0"]
         );
-        // An item of the wrong shape is left out, the rest kept.
-        let bad = apps(json!([{"Type": 7}, {"Type": "gemspec", "FilePath": "g", "Packages": []}]));
-        assert_eq!(app_lines(&apply_layers(&views(&[bad]))), ["gemspec@g: "]);
         // OS packages are untouched by applications at the same path.
         let mut both = blob(&[(lock, &[pkg("os", "1")])]);
         both.applications = base.applications.clone();
-        let applied = apply_layers(&views(&[both]));
+        let applied = apply(&views(&[both]));
         assert_eq!(applied.packages.len(), 1);
-        assert_eq!(applied.applications.len(), 3);
+        assert_eq!(applied.applications.len(), 2);
     }
 
     #[test]
     fn other_path_keyed_results_and_secrets() {
         use serde_json::json;
-        let l0 = BlobInfo {
+        let mut l0 = BlobInfo {
             misconfigurations: Some(json!([{"FileType": "dockerfile", "FilePath": "Dockerfile"}])),
-            licenses: Some(json!([
+            licenses: serde_json::from_value(json!([
                 {"Type": "license-file", "FilePath": "app/LICENSE", "Findings": [{"Name": "MIT"}]},
-                {"Type": "dpkg", "FilePath": "usr/share/doc/bash/copyright", "PkgName": "bash"},
-            ])),
+                {"Type": "dpkg", "FilePath": "usr/share/doc/bash/copyright", "PkgName": "bash",
+                 "Findings": [{"Name": "GPL-3.0-or-later"}]},
+            ]))
+            .unwrap(),
             custom_resources: Some(json!([{"Type": "c", "FilePath": "etc/c.conf", "Data": 1}])),
             secrets: Some(
                 json!([{"FilePath": "/app/.env", "Findings": [{"RuleID": "a", "StartLine": 1}, {"RuleID": "b"}]}]),
@@ -590,16 +682,20 @@ mod tests {
         };
         let l1 = BlobInfo {
             whiteout_files: vec!["app/LICENSE".into(), "app/.env".into()],
-            licenses: Some(
-                json!([{"Type": "license-file", "FilePath": "Dockerfile", "Findings": []}]),
-            ),
+            licenses: serde_json::from_value(json!([
+                {"Type": "license-file", "FilePath": "Dockerfile", "Findings": []}
+            ]))
+            .unwrap(),
             custom_resources: Some(json!([{"Type": "c", "FilePath": "etc/c.conf", "Data": 2}])),
             secrets: Some(
                 json!([{"FilePath": "/app/.env", "Findings": [{"RuleID": "a", "StartLine": 9}]}]),
             ),
             ..BlobInfo::default()
         };
-        let applied = apply_layers(&views(&[l0, l1]));
+        l0.package_infos = blob(&[(DPKG, &[pkg("bash", "5.2")])]).package_infos;
+        let applied = apply(&views(&[l0, l1]));
+        // The Debian copyright file became the licenses of the package of that name.
+        assert_eq!(applied.packages[0].package.licenses, ["GPL-3.0-or-later"]);
         let entries: Vec<(EntryKind, usize, &str)> = applied
             .entries
             .iter()
@@ -611,7 +707,6 @@ mod tests {
                 (EntryKind::Misconfiguration, 0, "Dockerfile"),
                 (EntryKind::LicenseFile, 1, "Dockerfile"),
                 (EntryKind::CustomResource, 1, "etc/c.conf"),
-                (EntryKind::LicenseFile, 0, "usr/share/doc/bash/copyright"),
             ]
         );
         assert_eq!(applied.entries[2].value["Data"], 2);

@@ -18,7 +18,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::{
     LayerWork, Progress,
-    analyser::{Collector, MAX_SMALL_FILE, Target},
+    analyser::{Collector, Target},
     codec::{self, Capped, Decoder, Format},
     error::{Result, ScanError},
     image::LayerRef,
@@ -443,7 +443,7 @@ impl<'s> LayerReader<'s> {
     /// analysers.
     fn walk<R: tarfmt::Skip>(&self, tar: &mut TarReader<R>, format: Format) -> Result<Walked> {
         let analyse = self.task.work == LayerWork::Analyse;
-        let mut collector = Collector::default();
+        let mut collector = Collector::for_layer(self.task.layer.diff_id.to_string());
         let mut tally = Tally::new(self.shared.limits);
         let mut whiteouts = BTreeSet::new();
         let mut opaque = BTreeSet::new();
@@ -485,11 +485,19 @@ impl<'s> LayerReader<'s> {
             if !analyse {
                 continue;
             }
-            let Some(target) = Target::of(&path) else {
+            let Some(target) = Target::of(&path, entry.mode) else {
                 continue;
             };
             if entry.kind != Kind::File {
                 tracing::debug!(layer = %self.task.layer.diff_id, path, kind = ?entry.kind, "not following a link or non-file in place of an analysed file");
+                continue;
+            }
+            if let Target::Lang(kind) = target {
+                match collector.add_lang(kind, &path, entry.size, tar.data(), &mut tally) {
+                    Ok(()) => {}
+                    Err(Stop::Crossed(c)) => return Err(self.crossed(c)),
+                    Err(Stop::Io(e)) => return Err(self.error(e, format)),
+                }
                 continue;
             }
             if target.is_package_db() {
@@ -512,7 +520,7 @@ impl<'s> LayerReader<'s> {
                     Err(Stop::Io(e)) => return Err(self.error(e, format)),
                 }
                 continue;
-            } else if entry.size > MAX_SMALL_FILE {
+            } else if entry.size > target.small_file_cap() {
                 tracing::warn!(layer = %self.task.layer.diff_id, path, size = entry.size, "ignoring an oversized OS file");
                 tally.counters.files_skipped += 1;
                 continue;

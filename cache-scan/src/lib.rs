@@ -25,8 +25,9 @@
 //!
 //! [`scan()`] reads an image archive — a docker-save tar (classic, or Docker ≥ 25's
 //! OCI-style save; plain, gzip- or zstd-compressed as a whole), an OCI image layout as a
-//! tar or a directory — and returns a [`Report`]: the image's OS and installed packages,
-//! each with the layer that provided it. Every layer's analysis is cached in any
+//! tar or a directory — and returns a [`Report`]: the image's OS, installed OS packages
+//! and language applications, each package with its PURL, its licenses and the layer
+//! that provided it. Every layer's analysis is cached in any
 //! [`cache_core::Cache`] as a [`cache_core::BlobInfo`] under a key from
 //! [`cache_core::calc_key`] (the layer's diffID, every analyser's name and version, and
 //! the options that change results; see `docs/keys.md`), so a layer is analysed once and
@@ -45,7 +46,13 @@
 //!
 //! Analysers: OS release files (`os-release`, `alpine-release`, `debian_version`), the
 //! Alpine repository (`etc/apk/repositories`), dpkg (`var/lib/dpkg/status`,
-//! `status.d/*`) and apk (`lib/apk/db/installed`); their versions are [`ANALYSERS`].
+//! `status.d/*`), apk (`lib/apk/db/installed`), Debian copyright files, and language
+//! packages — Python metadata, `package.json`, Go and Rust ELF executables, Java
+//! archives, gemspecs, Composer, conda and .NET files — taken by the reference scanner's
+//! rules, each file within a cap, a bad one skipped with a warning; their versions are
+//! [`ANALYSERS`] (`docs/analysers.md`). [`apply()`] combines the layers' results as the
+//! image shows them (a server answering scans calls it too), [`purl()`] names each
+//! package, and [`sbom`] turns a report into CycloneDX or SPDX.
 //!
 //! This crate does not print (progress goes to a [`Progress`] hook, logs to `tracing`),
 //! parse command lines, pick a cache backend or find vulnerabilities.
@@ -65,14 +72,16 @@ mod layer;
 mod limits;
 mod options;
 mod plan;
+mod purl;
 mod report;
 mod run;
+pub mod sbom;
 mod scan;
 mod tarfmt;
 
 pub use analyser::ANALYSERS;
 pub use apply::{
-    Applied, AppliedApplication, AppliedEntry, AppliedSecret, EntryKind, LayerView, apply_layers,
+    AGGREGATED_TYPES, Applied, AppliedEntry, AppliedSecret, EntryKind, LayerView, apply,
 };
 pub use error::{Result, ScanError};
 pub use limits::{Limit, ScanCounters};
@@ -80,5 +89,6 @@ pub use options::{
     DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, DEFAULT_MAX_LAYERS,
     DEFAULT_MAX_PACKAGES_PER_LAYER, LayerWork, Progress, ScanOptions,
 };
-pub use report::{LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportPackage};
+pub use purl::purl;
+pub use report::{LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportApplication, ReportPackage};
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};

@@ -213,6 +213,12 @@ pub(crate) fn weight(pkg: &Package, depends: &[String], provides: &[String]) -> 
             .sum::<u64>()
 }
 
+/// The weight of a language package: [`weight`] with its `DependsOn`, file path and
+/// relationship.
+pub(crate) fn lang_weight(pkg: &Package) -> u64 {
+    weight(pkg, &pkg.depends_on, &[]) + pkg.file_path.len() as u64 + pkg.relationship.len() as u64
+}
+
 #[cfg(test)]
 mod tests {
     use cache_core::{Package, codec};

@@ -29,8 +29,38 @@ pub struct Report {
     pub repository: Option<Repository>,
     /// Installed OS packages, sorted by name, each with the layer that provided it.
     pub packages: Vec<ReportPackage>,
+    /// Language applications (see [`crate::Applied::applications`]).
+    pub applications: Vec<ReportApplication>,
     /// How the layers' results were obtained.
     pub layers: LayerCounts,
+}
+
+/// The language packages of one application.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReportApplication {
+    /// The application type, e.g. `python-pkg`, `gobinary`.
+    pub app_type: String,
+    /// The package file or lock file; empty for the types reported together
+    /// ([`crate::AGGREGATED_TYPES`]).
+    pub file_path: String,
+    /// Its packages, each with the layer that provided it.
+    pub packages: Vec<ReportPackage>,
+}
+
+impl ReportApplication {
+    /// The `Target` of its result: the file path, or the reference's name for the types
+    /// reported together (`Python`, `Node.js`, `Ruby`, `Conda`, `Java`).
+    pub fn target(&self) -> String {
+        match self.app_type.as_str() {
+            _ if !self.file_path.is_empty() => self.file_path.clone(),
+            "python-pkg" => "Python".into(),
+            "node-pkg" => "Node.js".into(),
+            "gemspec" => "Ruby".into(),
+            "conda-pkg" => "Conda".into(),
+            "jar" => "Java".into(),
+            other => other.to_owned(),
+        }
+    }
 }
 
 /// One installed package and where it came from.
@@ -38,7 +68,8 @@ pub struct Report {
 pub struct ReportPackage {
     /// The package as the analyser recorded it.
     pub package: Package,
-    /// The package database it is listed in, e.g. `var/lib/dpkg/status`.
+    /// The package database it is listed in, e.g. `var/lib/dpkg/status`, or the file of
+    /// its application.
     pub file_path: String,
     /// DiffID of the layer that provided it.
     pub layer_diff_id: String,
@@ -117,6 +148,16 @@ impl Report {
                 packages: self.packages.iter().map(JsonPackage::from).collect(),
             });
         }
+        let mut apps: Vec<&ReportApplication> = self.applications.iter().collect();
+        apps.sort_by_key(|a| (a.target(), a.app_type.clone()));
+        for app in apps {
+            results.push(JsonResult {
+                target: app.target(),
+                class: "lang-pkgs",
+                kind: &app.app_type,
+                packages: app.packages.iter().map(JsonPackage::from).collect(),
+            });
+        }
         JsonReport {
             schema_version: REPORT_SCHEMA_VERSION,
             artifact_name: &self.artifact_name,
@@ -159,27 +200,59 @@ impl Report {
         }
         counts.push(')');
         let _ = writeln!(out, "Layers    {counts}");
-        let _ = writeln!(out, "Packages  {}", self.packages.len());
-        if self.packages.is_empty() {
-            return out;
+        let lang: usize = self.applications.iter().map(|a| a.packages.len()).sum();
+        if lang == 0 {
+            let _ = writeln!(out, "Packages  {}", self.packages.len());
+        } else {
+            let _ = writeln!(
+                out,
+                "Packages  {} ({} OS, {lang} language)",
+                self.packages.len() + lang,
+                self.packages.len()
+            );
         }
+        let mut groups: Vec<(String, &[ReportPackage])> = Vec::new();
+        if !self.packages.is_empty() {
+            let os = self.os.as_ref().map_or_else(
+                || "OS packages".to_owned(),
+                |os| format!("OS packages ({} {})", os.family, os.name),
+            );
+            groups.push((os, &self.packages));
+        }
+        let mut apps: Vec<&ReportApplication> = self.applications.iter().collect();
+        apps.sort_by_key(|a| (a.target(), a.app_type.clone()));
+        for app in apps {
+            groups.push((
+                format!("{} ({})", app.target(), app.app_type),
+                &app.packages,
+            ));
+        }
+        for (title, packages) in groups {
+            out.push('\n');
+            let _ = writeln!(out, "{}", fit(&printable(&title), 80));
+            package_table(&mut out, packages);
+        }
+        out
+    }
+}
+
+/// One table of packages: a header line, then name, version and layer per package.
+fn package_table(out: &mut String, packages: &[ReportPackage]) {
+    {
         // Names and versions come from the archive: escaped, so they cannot move the
         // cursor, recolour or rewrite the terminal.
-        let names: Vec<String> = self
-            .packages
+        let names: Vec<String> = packages
             .iter()
             .map(|p| printable(&p.package.name))
             .collect();
-        let versions: Vec<String> = self
-            .packages
+        let versions: Vec<String> = packages
             .iter()
             .map(|p| printable(&p.full_version()))
             .collect();
         let name_w = column_width(names.iter().map(String::as_str), 29);
         let version_w = column_width(versions.iter().map(String::as_str), 28);
-        out.push('\n');
         let _ = writeln!(out, "{:name_w$}  {:version_w$}  LAYER", "NAME", "VERSION");
-        for ((p, name), version) in self.packages.iter().zip(&names).zip(&versions) {
+        for ((p, name), version) in packages.iter().zip(&names).zip(&versions) {
             let _ = writeln!(
                 out,
                 "{}  {}  {}",
@@ -188,7 +261,6 @@ impl Report {
                 printable(&short_digest(&p.layer_diff_id)),
             );
         }
-        out
     }
 }
 
@@ -346,6 +418,7 @@ mod tests {
                 pkg(&"averyveryverylongpackagename".repeat(3), "1.0", "1", 0),
                 pkg("passwd", "4.13+dfsg1", &"1+b1".repeat(10), 1),
             ],
+            applications: Vec::new(),
             layers: LayerCounts {
                 total: 1,
                 analysed: 1,

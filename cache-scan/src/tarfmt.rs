@@ -115,6 +115,8 @@ pub(crate) struct Entry {
     pub(crate) kind: Kind,
     /// Size of its data in bytes.
     pub(crate) size: u64,
+    /// Permission bits (`0o755` for an executable); 0 when the field is unreadable.
+    pub(crate) mode: u32,
     /// Link target for links, empty otherwise.
     pub(crate) link: String,
     /// Offset of its data from the start of the stream.
@@ -282,10 +284,14 @@ impl<R: Skip> TarReader<R> {
         self.remaining = size;
         self.padding = padded(size)? - size;
         self.current.clone_from(&path);
+        let mode = parse_number(&block[100..108])
+            .and_then(|m| u32::try_from(m & 0o7777).ok())
+            .unwrap_or(0);
         Ok(Entry {
             path,
             kind,
             size,
+            mode,
             link,
             offset: self.pos,
         })

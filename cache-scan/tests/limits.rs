@@ -92,6 +92,39 @@ async fn packages_past_the_cap_fail_the_layer_and_store_nothing() {
     assert_eq!(report.packages.len(), 50);
 }
 
+/// Language packages count toward the same cap as OS packages: 30 in a status file and
+/// 20 `package.json` files are 50 packages of one layer.
+#[tokio::test]
+async fn language_packages_count_toward_the_packages_cap() {
+    let status: String = (0..30)
+        .map(|i| format!("Package: p{i}\nVersion: 1\nStatus: install ok installed\n\n"))
+        .collect();
+    let mut layer = LayerBuilder::new().file("var/lib/dpkg/status", status);
+    for i in 0..20 {
+        layer = layer.file(
+            &format!("app/node_modules/m{i}/package.json"),
+            format!(r#"{{"name": "m{i}", "version": "1.0.0"}}"#),
+        );
+    }
+    let image = ImageBuilder::new(&["mixed:1"]).layer(&layer, Compression::Gzip, "mixed");
+    let archive = docker_save(&[&image]);
+    let cache = mem();
+    let options = ScanOptions {
+        max_packages_per_layer: 49,
+        ..ScanOptions::default()
+    };
+    let err = scan_bytes(&archive, &cache, &options).await.unwrap_err();
+    assert_limit(&err, Limit::PackagesPerLayer, &image.layers[0].diff_id);
+    assert_eq!(entries(&cache).await, (0, 0));
+    let options = ScanOptions {
+        max_packages_per_layer: 50,
+        ..options
+    };
+    let report = scan_bytes(&archive, &cache, &options).await.unwrap();
+    let lang: usize = report.applications.iter().map(|a| a.packages.len()).sum();
+    assert_eq!((report.packages.len(), lang), (30, 20));
+}
+
 #[tokio::test]
 async fn documents_past_the_cache_s_cap_fail_the_layer_and_store_nothing() {
     // A few big packages (found while parsing) and many small ones (found only when

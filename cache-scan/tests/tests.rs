@@ -6,6 +6,7 @@
 mod bad_input;
 mod flow;
 mod formats;
+mod lang;
 mod limits;
 mod samples;
 mod util;

@@ -12,7 +12,7 @@
 //! each with its proto3 JSON form.
 //!
 //! The service has no vulnerability database: `Scan` applies the layers with
-//! `cache_scan::apply_layers` (the code `scancache image` uses) and reports packages,
+//! `cache_scan::apply` (the code `scancache image` uses) and reports packages,
 //! configuration checks, secrets and licenses, and refuses the `vuln` scanner with
 //! [`NO_VULN_DB`]. It does not pick a backend, parse command lines or install a log
 //! subscriber. The contract is `docs/server.md`.

@@ -1,20 +1,23 @@
 //! The `Scan` RPC: the image's layers, read from the cache and applied by the same code
-//! as `scancache image` ([`cache_scan::apply_layers`]), turned into the results the
+//! as `scancache image` ([`cache_scan::apply`]), turned into the results the
 //! reference's scan service gives — without vulnerabilities, which need a database this
 //! server does not have.
 //!
 //! Results, in the reference's order: OS packages (`os-pkgs`) and language packages
 //! (`lang-pkgs`, one result per file, individual package files of one type gathered
-//! under the type's name such as `Node.js`) when the `sbom` scanner is on; configuration
+//! under the type's name such as `Node.js`), every package with its PURL, when the
+//! `sbom` scanner is on; configuration
 //! checks (`config`) with `misconfig`; the secrets the client found (`secret`) with
 //! `secret`; licenses (`license`, and `license-file` with `license_full`) with `license`,
 //! classified by the categories the client sends; custom resources (`custom`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use axum::{extract::State, response::Response};
 use cache_core::BlobInfo;
-use cache_scan::{Applied, AppliedApplication, EntryKind, LayerView, ReportPackage, apply_layers};
+use cache_scan::{
+    AGGREGATED_TYPES, Applied, EntryKind, LayerView, ReportApplication, ReportPackage, apply,
+};
 use serde_json::Value;
 
 use crate::{
@@ -126,7 +129,7 @@ impl<'a> Scan<'a> {
                 blob: b,
             })
             .collect();
-        let applied = apply_layers(&views);
+        let applied = apply(&views);
         Scan {
             target,
             options,
@@ -158,7 +161,7 @@ impl<'a> Scan<'a> {
         })
     }
 
-    fn answer(mut self, image: &pc::ArtifactInfo) -> Result<ScanResponse> {
+    fn answer(self, image: &pc::ArtifactInfo) -> Result<ScanResponse> {
         let os = self.os();
         let os_packages = self.os_packages()?;
         let apps = self.applications()?;
@@ -313,38 +316,13 @@ impl<'a> Scan<'a> {
         Ok(msg)
     }
 
-    /// OS packages, with the licenses dpkg copyright files give them, filtered by
-    /// relationship.
-    fn os_packages(&mut self) -> Result<Vec<pb::Package>> {
-        let mut dpkg: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        self.applied.entries.retain(|e| {
-            if e.kind == EntryKind::LicenseFile
-                && e.value.get("Type").and_then(Value::as_str) == Some("dpkg")
-            {
-                let name = e
-                    .value
-                    .get("PkgName")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let names = match e.value.get("Findings") {
-                    Some(Value::Array(f)) => f
-                        .iter()
-                        .filter_map(|f| f.get("Name").and_then(Value::as_str).map(str::to_owned))
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                dpkg.insert(name.to_owned(), names);
-                return false;
-            }
-            true
-        });
+    /// OS packages (with their PURLs and the licenses dpkg copyright files give them, as
+    /// applied), filtered by relationship.
+    fn os_packages(&self) -> Result<Vec<pb::Package>> {
         let keep = self.relationships();
         let mut out = Vec::with_capacity(self.applied.packages.len());
         for p in &self.applied.packages {
-            let mut msg = Scan::package(p)?;
-            if let Some(licenses) = dpkg.get(&msg.name) {
-                msg.licenses = licenses.clone();
-            }
+            let msg = Scan::package(p)?;
             if keep.as_ref().is_none_or(|k| k.contains(&msg.relationship)) {
                 out.push(msg);
             }
@@ -352,26 +330,26 @@ impl<'a> Scan<'a> {
         Ok(out)
     }
 
-    /// Applications as `(type, file path, packages)`, individual package files gathered
-    /// per type, development dependencies left out unless asked for, filtered by
-    /// relationship.
+    /// Applications as `(type, file path, packages)` (individual package files gathered
+    /// per type, as applied; packages in the reference's order, each with its PURL),
+    /// development dependencies left out unless asked for, filtered by relationship.
     fn applications(&self) -> Result<Vec<(String, String, Vec<pb::Package>)>> {
         let keep = self.relationships();
-        let mut gathered: BTreeMap<&str, Vec<pb::Package>> = BTreeMap::new();
         let mut out = Vec::new();
-        for AppliedApplication {
+        for ReportApplication {
             app_type,
             file_path,
             packages,
         } in &self.applied.applications
         {
+            let aggregated = AGGREGATED_TYPES.contains(&app_type.as_str());
             let mut pkgs = Vec::with_capacity(packages.len());
             for p in packages {
                 let mut msg = Scan::package(p)?;
                 // An individual package file's packages name their file (lock-file
                 // packages carry it only through their application).
-                if msg.file_path.is_empty() && AGGREGATED.iter().any(|(t, _)| t == app_type) {
-                    msg.file_path = file_path.clone();
+                if msg.file_path.is_empty() && aggregated {
+                    msg.file_path.clone_from(&p.file_path);
                 }
                 if keep.as_ref().is_none_or(|k| k.contains(&msg.relationship)) {
                     pkgs.push(msg);
@@ -390,18 +368,7 @@ impl<'a> Scan<'a> {
                     }
                 }
             }
-            match AGGREGATED.iter().find(|(t, _)| t == app_type) {
-                Some((t, _)) => gathered.entry(t).or_default().extend(pkgs),
-                None => out.push((app_type.clone(), file_path.clone(), pkgs)),
-            }
-        }
-        for (app_type, pkgs) in gathered {
-            out.push((app_type.to_owned(), String::new(), pkgs));
-        }
-        for (_, _, pkgs) in &mut out {
-            pkgs.sort_by(|a, b| {
-                (&a.name, &a.version, &a.file_path).cmp(&(&b.name, &b.version, &b.file_path))
-            });
+            out.push((app_type.clone(), file_path.clone(), pkgs));
         }
         Ok(out)
     }

@@ -2,8 +2,8 @@
 //! stored for an image (`data/reference-*.json`), the scan request its v0.76 client sent
 //! (`data/client-scan.pb`) and the reference server's response (`data/reference-scan-
 //! response.pb`), all captured from one run. The answers must agree on everything but
-//! package identifiers (PURL and the reference's own package hash), which this server
-//! does not compute.
+//! the package UIDs (the reference's own package hash; scancache's is its own): PURLs
+//! included.
 
 use std::sync::Arc;
 
@@ -18,13 +18,15 @@ fn data(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-/// The response's JSON form without package identifiers (and empty sub-messages as
-/// absent ones, see `canonical`).
+/// The response's JSON form without package UIDs (and empty sub-messages as absent
+/// ones, see `canonical`); every package has a PURL.
 fn comparable(resp: &ScanResponse) -> Value {
     let mut resp = resp.clone();
     for result in &mut resp.results {
         for p in &mut result.packages {
-            p.identifier = None;
+            let id = p.identifier.as_mut().expect("a package without identifier");
+            assert!(id.purl.starts_with("pkg:"), "{}: no PURL", p.name);
+            id.uid.clear();
         }
     }
     crate::canonical(&resp)
@@ -53,7 +55,7 @@ fn reference_cache(req: &ScanRequest) -> Arc<dyn Cache> {
 }
 
 #[test]
-fn the_answer_is_the_reference_servers_but_for_identifiers() {
+fn the_answer_is_the_reference_servers_purls_included() {
     let req = ScanRequest::decode(&data("client-scan.pb")[..]).unwrap();
     let want = ScanResponse::decode(&data("reference-scan-response.pb")[..]).unwrap();
     let s = Served::start(reference_cache(&req), Default::default());

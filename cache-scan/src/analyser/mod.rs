@@ -3,13 +3,20 @@
 
 pub(crate) mod apk;
 pub(crate) mod dpkg;
+pub(crate) mod dpkg_license;
+pub(crate) mod lang;
+mod license;
 pub(crate) mod os;
 pub(crate) mod parsed;
 
-use std::{collections::BTreeMap, io::BufRead};
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, Read},
+};
 
-use cache_core::{BlobInfo, Package, PackageInfo};
+use cache_core::{BlobInfo, LicenseFile, Package, PackageInfo};
 
+pub(crate) use license::spdx_id as license_id;
 pub(crate) use os::OsFiles;
 use parsed::{Parsed, resolve_depends_within};
 
@@ -19,14 +26,33 @@ use crate::limits::{Crossed, Stop, Tally};
 /// input changes: the versions feed `calc_key` (see `docs/keys.md`), so old cached
 /// results are not reused.
 ///
-/// History: apk 2 and dpkg 3 — a database without installed packages is recorded (empty)
+/// The language analysers (`composer-vendor`, `conda-pkg`, `dotnet-core`, `gemspec`,
+/// `gobinary`, `jar`, `node-pkg`, `python-pkg`, `rustbinary`) and `dpkg-license` are
+/// described in `docs/analysers.md`.
+///
+/// History: every language analyser and dpkg-license — version 1, new (their files and
+/// caps: `docs/analysers.md`). apk 2 and dpkg 3 — a database without installed packages is recorded (empty)
 /// so that it replaces an earlier layer's; dpkg 3 also counts stanzas without `Status`
 /// (distroless `status.d/*`) and held packages. os-release 2 — single-quoted values are
 /// literal (os-release(5)). apk 3 and dpkg 4 — entries of one database with the same
 /// identity (apk: name; dpkg: name and architecture) collapse into one, the last entry
 /// winning.
-pub const ANALYSERS: [(&str, u32); 4] =
-    [("apk", 3), ("apk-repo", 1), ("dpkg", 4), ("os-release", 2)];
+pub const ANALYSERS: [(&str, u32); 14] = [
+    ("apk", 3),
+    ("apk-repo", 1),
+    lang::VERSIONS[0],
+    lang::VERSIONS[1],
+    lang::VERSIONS[2],
+    ("dpkg", 4),
+    ("dpkg-license", 1),
+    lang::VERSIONS[3],
+    lang::VERSIONS[4],
+    lang::VERSIONS[5],
+    lang::VERSIONS[6],
+    ("os-release", 2),
+    lang::VERSIONS[7],
+    lang::VERSIONS[8],
+];
 
 /// Largest OS-release or repositories file read; larger ones are ignored with a warning.
 pub(crate) const MAX_SMALL_FILE: u64 = 64 << 10;
@@ -41,11 +67,23 @@ pub(crate) enum Target {
     ApkRepositories,
     Dpkg,
     Apk,
+    /// `usr/share/doc/PACKAGE/copyright`.
+    DpkgCopyright,
+    /// A file of a language analyser.
+    Lang(lang::Kind),
 }
 
 impl Target {
-    /// The target for a cleaned path inside a layer, if any analyser wants it.
-    pub(crate) fn of(path: &str) -> Option<Target> {
+    /// The target for a cleaned path inside a layer with permission bits `mode`, if any
+    /// analyser wants it.
+    pub(crate) fn of(path: &str, mode: u32) -> Option<Target> {
+        Self::of_os(path)
+            .or_else(|| dpkg_license::package_of(path).map(|_| Target::DpkgCopyright))
+            .or_else(|| lang::Kind::of(path, mode).map(Target::Lang))
+    }
+
+    /// The target of an OS analyser for `path`.
+    fn of_os(path: &str) -> Option<Target> {
         Some(match path {
             "etc/os-release" => Target::EtcOsRelease,
             "usr/lib/os-release" => Target::UsrOsRelease,
@@ -69,6 +107,15 @@ impl Target {
     pub(crate) fn is_package_db(self) -> bool {
         matches!(self, Target::Dpkg | Target::Apk)
     }
+
+    /// The largest file of this target that is read; larger ones are ignored with a
+    /// warning (package databases and language files have their own rules).
+    pub(crate) fn small_file_cap(self) -> u64 {
+        match self {
+            Target::DpkgCopyright => dpkg_license::MAX_COPYRIGHT,
+            _ => MAX_SMALL_FILE,
+        }
+    }
 }
 
 /// Gathers what the analysers find in one layer.
@@ -78,16 +125,60 @@ pub(crate) struct Collector {
     repositories: Option<String>,
     dpkg: BTreeMap<String, Vec<Parsed>>,
     apk: BTreeMap<String, Vec<Parsed>>,
+    licenses: Vec<LicenseFile>,
+    lang: lang::Collector,
 }
 
 impl Collector {
-    /// Takes in one wanted file's content. A package database read this way is not
-    /// bounded by caps; a scan streams them through [`Collector::add_db`].
+    /// A collector for the layer with diffID `layer` (named in warnings).
+    pub(crate) fn for_layer(layer: String) -> Self {
+        Collector {
+            lang: lang::Collector {
+                layer,
+                ..lang::Collector::default()
+            },
+            ..Collector::default()
+        }
+    }
+
+    /// Takes in one file of a language analyser, read from the layer stream `data`,
+    /// counting the packages it gives in the layer's `tally` (and a skipped file in its
+    /// counters); stops at the first cap crossed or read error (anything wrong with the
+    /// file itself is a warning, see [`lang`]).
+    pub(crate) fn add_lang<R: Read>(
+        &mut self,
+        kind: lang::Kind,
+        path: &str,
+        size: u64,
+        data: R,
+        tally: &mut Tally,
+    ) -> Result<(), Stop> {
+        let before = self.lang.apps.len();
+        if !self.lang.take(kind, path, size, data)? {
+            tally.counters.files_skipped += 1;
+        }
+        for app in self.lang.apps.get(before..).unwrap_or_default() {
+            for p in &app.packages {
+                tally.add_package(crate::limits::lang_weight(p))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes in one wanted file's content. A package database or language file read
+    /// this way is not bounded by caps; a scan streams them through
+    /// [`Collector::add_db`] and [`Collector::add_lang`].
     pub(crate) fn add(&mut self, target: Target, path: &str, data: &[u8]) {
         if target.is_package_db() {
             let mut unbounded = Tally::new(crate::limits::LayerLimits::UNBOUNDED);
             // Reading a slice fails in no way, and no cap is set.
             let _ = self.add_db(target, path, &mut &data[..], &mut unbounded);
+            return;
+        }
+        if let Target::Lang(kind) = target {
+            let mut unbounded = Tally::new(crate::limits::LayerLimits::UNBOUNDED);
+            // Reading a slice fails in no way, and no cap is set.
+            let _ = self.add_lang(kind, path, data.len() as u64, data, &mut unbounded);
             return;
         }
         let text = String::from_utf8_lossy(data).into_owned();
@@ -97,7 +188,8 @@ impl Collector {
             Target::AlpineRelease => self.os.alpine_release = Some(text),
             Target::DebianVersion => self.os.debian_version = Some(text),
             Target::ApkRepositories => self.repositories = Some(text),
-            Target::Dpkg | Target::Apk => {}
+            Target::DpkgCopyright => self.licenses.extend(dpkg_license::parse(path, &text)),
+            Target::Dpkg | Target::Apk | Target::Lang(_) => {}
         }
     }
 
@@ -124,23 +216,25 @@ impl Collector {
         Ok(())
     }
 
-    /// Writes the findings into `blob`: OS, repository and one [`PackageInfo`] per
-    /// database file, sorted by path, packages sorted by name and ID.
+    /// Writes the findings into `blob` without caps (see [`Collector::finish_within`]).
     #[cfg(test)]
     pub(crate) fn finish(self, blob: &mut BlobInfo) {
         let mut unbounded = Tally::new(crate::limits::LayerLimits::UNBOUNDED);
         let _ = self.finish_within(blob, &mut unbounded);
     }
 
-    /// Writes the findings into `blob` (OS, repository and one [`PackageInfo`] per database
-    /// file, sorted by path, packages sorted by name and ID), counting the resolved
-    /// dependencies in `tally`.
+    /// Writes the findings into `blob` (OS, repository, applications, license files and
+    /// one [`PackageInfo`] per database file, sorted by path, packages sorted by name and
+    /// ID), counting the resolved dependencies in `tally`.
     pub(crate) fn finish_within(
-        self,
+        mut self,
         blob: &mut BlobInfo,
         tally: &mut Tally,
     ) -> Result<(), Crossed> {
         blob.os = self.os.detect();
+        blob.applications = self.lang.finish();
+        self.licenses.sort_by(|a, b| a.file_path.cmp(&b.file_path));
+        blob.licenses = self.licenses;
         blob.repository = self.repositories.as_deref().and_then(os::apk_repository);
         let mut infos = Vec::new();
         // dpkg dependencies resolve across every dpkg database of the layer
@@ -200,7 +294,7 @@ mod tests {
             ("usr/lib/os-release", Some(Target::UsrOsRelease)),
             ("etc/passwd", None),
         ] {
-            assert_eq!(Target::of(path), want, "{path}");
+            assert_eq!(Target::of(path, 0o644), want, "{path}");
         }
     }
 

@@ -2,7 +2,7 @@
 //! reference's types: PascalCase keys, fields with `omitempty` left out when zero, the
 //! others always written (`null` for an empty list).
 
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use super::ConvertError;
 
@@ -43,13 +43,6 @@ impl GoObj {
         } else {
             self.int(key, value)
         }
-    }
-
-    /// A float field without `omitempty`, as the reference widens a float32.
-    pub(crate) fn f32(mut self, key: &str, value: f32) -> Self {
-        let n = Number::from_f64(f64::from(value)).map_or(Value::Null, Value::Number);
-        self.0.insert(key.into(), n);
-        self
     }
 
     /// A boolean field without `omitempty`.
@@ -195,14 +188,6 @@ impl<'a> GoRead<'a> {
     pub(crate) fn i32(&self, key: &str) -> Result<i32, ConvertError> {
         let n = self.i64(key)?;
         i32::try_from(n).map_err(|_| ConvertError::new(format!("{key}: {n} is out of range")))
-    }
-
-    pub(crate) fn f32(&self, key: &str) -> Result<f32, ConvertError> {
-        match self.get(key) {
-            None => Ok(0.0),
-            Some(Value::Number(n)) => Ok(n.as_f64().unwrap_or(0.0) as f32),
-            Some(other) => Err(ConvertError::field(key, "a number", other)),
-        }
     }
 
     pub(crate) fn bool(&self, key: &str) -> Result<bool, ConvertError> {

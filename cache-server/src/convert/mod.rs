@@ -2,12 +2,14 @@
 //!
 //! - message → document ([`From`]): what a client sends becomes the document the
 //!   reference's own server would have stored. Fields the document models are set
-//!   directly; the others go where the reference's JSON has them, in its shape: package
-//!   fields such as `Identifier`, `Layer`, `FilePath`, `Relationship` into the package's
-//!   `extra`, and `Applications`, `Misconfigurations`, `Secrets`, `Licenses`,
-//!   `CustomResources`, `BuildInfo` and `CryptoAssets` as JSON values shaped like Go's
-//!   `encoding/json` output of the reference's types (PascalCase keys, `omitempty`
-//!   fields left out when zero, enums as their lower-case names).
+//!   directly (among them a package's `Identifier`, `Dev`, `Indirect`, `Relationship`,
+//!   `FilePath` and `DependsOn`, a blob's `Applications` and `Licenses`); the others go
+//!   where the reference's JSON has them, in its shape: package fields such as `Layer`,
+//!   `Locations`, `BuildInfo` into the package's `extra` (a license file's `Layer` into
+//!   its `extra`), and `Misconfigurations`, `Secrets`, `CustomResources`, `BuildInfo` and
+//!   `CryptoAssets` as JSON values shaped like Go's `encoding/json` output of the
+//!   reference's types (PascalCase keys, `omitempty` fields left out when zero, enums as
+//!   their lower-case names).
 //! - document → message ([`TryFrom`]): the reverse, reading documents written by either
 //!   tool; a stored value of the wrong shape is a [`ConvertError`] naming the field.
 //!
@@ -17,7 +19,10 @@
 
 mod gojson;
 
-use cache_core::{Extra, Os, Package, PackageInfo, Repository};
+use cache_core::{
+    Application, Extra, LicenseFile, LicenseFinding, Os, Package, PackageInfo, PkgIdentifier,
+    Repository,
+};
 use serde_json::Value;
 
 use crate::{
@@ -247,34 +252,16 @@ fn build_info_read(r: GoRead<'_>) -> Result<pb::BuildInfo> {
 
 impl From<pb::Package> for Package {
     fn from(p: pb::Package) -> Package {
-        let mut extra = GoObj::new();
-        if let Some(id) = &p.identifier {
-            extra = extra.obj_nz(
-                "Identifier",
-                GoObj::new()
-                    .str_nz("PURL", &id.purl)
-                    .str_nz("UID", &id.uid)
-                    .str_nz("BOMRef", &id.bom_ref)
-                    .build(),
-            );
-        }
-        extra = extra
-            .bool_nz("Dev", p.dev)
-            .str_nz("Modularitylabel", &p.modularitylabel);
+        let mut extra = GoObj::new().str_nz("Modularitylabel", &p.modularitylabel);
         if let Some(b) = &p.build_info {
             extra = extra.value("BuildInfo", build_info_json(b));
         }
         if let Some(r) = &p.repository {
             extra = extra.obj_nz("Repository", GoObj::new().str_nz("Class", &r.class).build());
         }
-        extra = extra.bool_nz("Indirect", p.indirect);
-        if p.relationship != 0 {
-            extra = extra.str("Relationship", relationship_name(p.relationship));
-        }
         if let Some(l) = &p.layer {
             extra = extra.obj_nz("Layer", layer_json(l));
         }
-        extra = extra.str_nz("FilePath", &p.file_path);
         let locations: Vec<Value> = p
             .locations
             .iter()
@@ -286,9 +273,28 @@ impl From<pb::Package> for Package {
             })
             .collect();
         extra = extra.list_nz("Locations", locations);
+        // The reference writes an identifier with nothing in it as none (`omitzero`).
+        let identifier = p
+            .identifier
+            .map(|id| PkgIdentifier {
+                purl: id.purl,
+                uid: id.uid,
+                bom_ref: id.bom_ref,
+                extra: Extra::new(),
+            })
+            .filter(|id| !id.is_empty());
         Package {
             id: p.id,
             name: p.name,
+            identifier,
+            dev: p.dev,
+            indirect: p.indirect,
+            relationship: if p.relationship == 0 {
+                String::new()
+            } else {
+                relationship_name(p.relationship).to_owned()
+            },
+            file_path: p.file_path,
             version: p.version,
             release: p.release,
             epoch: i64::from(p.epoch),
@@ -317,26 +323,20 @@ impl TryFrom<&Package> for pb::Package {
             i32::try_from(n)
                 .map_err(|_| ConvertError::new(format!("{n} is out of range")).within(field))
         };
-        let identifier = x
-            .obj("Identifier")?
-            .map(|r| -> Result<pb::PkgIdentifier> {
-                Ok(pb::PkgIdentifier {
-                    purl: r.str("PURL")?,
-                    bom_ref: r.str("BOMRef")?,
-                    uid: r.str("UID")?,
-                })
+        let identifier = p
+            .identifier
+            .as_ref()
+            .map(|id| pb::PkgIdentifier {
+                purl: id.purl.clone(),
+                bom_ref: id.bom_ref.clone(),
+                uid: id.uid.clone(),
             })
-            .transpose()
-            .map_err(|e| e.within("Identifier"))?
             .filter(|i| *i != pb::PkgIdentifier::default());
-        let relationship = match x.get("Relationship") {
-            None => 0,
-            Some(Value::String(s)) => relationship_number(s).ok_or_else(|| {
+        let relationship = match p.relationship.as_str() {
+            "" => 0,
+            s => relationship_number(s).ok_or_else(|| {
                 ConvertError::new(format!("unknown relationship {s:?}")).within("Relationship")
             })?,
-            Some(_) => {
-                return Err(ConvertError::new("expected a string").within("Relationship"));
-            }
         };
         let repository = x
             .obj("Repository")?
@@ -370,11 +370,11 @@ impl TryFrom<&Package> for pb::Package {
             licenses: p.licenses.clone(),
             locations,
             layer: opt_layer_read(x, "Layer")?,
-            file_path: x.str("FilePath")?,
+            file_path: p.file_path.clone(),
             depends_on: p.depends_on.clone(),
             digest: p.digest.clone(),
-            dev: x.bool("Dev")?,
-            indirect: x.bool("Indirect")?,
+            dev: p.dev,
+            indirect: p.indirect,
             maintainer: p.maintainer.clone(),
             relationship,
             analyzed_by: p.analyzed_by.clone(),
@@ -384,20 +384,6 @@ impl TryFrom<&Package> for pb::Package {
             installed_files: p.installed_files.clone(),
         })
     }
-}
-
-/// A package as a JSON value in the reference's shape (the document model's
-/// serialization, `extra` included).
-fn package_json(p: pb::Package) -> Value {
-    serde_json::to_value(Package::from(p)).unwrap_or(Value::Null)
-}
-
-/// Reads a package from a JSON value in the reference's shape.
-fn package_read(r: GoRead<'_>) -> Result<pb::Package> {
-    let value = Value::Object(r.raw().clone());
-    let doc: Package =
-        serde_json::from_value(value).map_err(|e| ConvertError::new(e.to_string()))?;
-    pb::Package::try_from(&doc)
 }
 
 fn packages_read(list: &[Package], field: &str) -> Result<Vec<pb::Package>> {
@@ -411,25 +397,27 @@ fn packages_read(list: &[Package], field: &str) -> Result<Vec<pb::Package>> {
 
 // ---- Applications, secrets, licenses, misconfigurations, custom resources ---------------
 
-/// `Application` as the reference writes it.
-pub(crate) fn application_json(a: pb::Application) -> Value {
-    GoObj::new()
-        .str("Type", &a.r#type)
-        .str_nz("FilePath", &a.file_path)
-        .list(
-            "Packages",
-            a.packages.into_iter().map(package_json).collect(),
-        )
-        .build()
+impl From<pb::Application> for Application {
+    fn from(a: pb::Application) -> Application {
+        Application {
+            app_type: a.r#type,
+            file_path: a.file_path,
+            packages: a.packages.into_iter().map(Package::from).collect(),
+            extra: Extra::new(),
+        }
+    }
 }
 
-/// Reads an `Application` in the reference's shape.
-pub(crate) fn application_read(r: GoRead<'_>) -> Result<pb::Application> {
-    Ok(pb::Application {
-        r#type: r.str("Type")?,
-        file_path: r.str("FilePath")?,
-        packages: r.list("Packages", package_read)?,
-    })
+impl TryFrom<&Application> for pb::Application {
+    type Error = ConvertError;
+
+    fn try_from(a: &Application) -> Result<pb::Application> {
+        Ok(pb::Application {
+            r#type: a.app_type.clone(),
+            file_path: a.file_path.clone(),
+            packages: packages_read(&a.packages, "Packages")?,
+        })
+    }
 }
 
 fn secret_finding_json(f: &pb::SecretFinding) -> Value {
@@ -481,45 +469,61 @@ pub(crate) fn secret_read(r: GoRead<'_>) -> Result<pb::Secret> {
     })
 }
 
-/// `LicenseFile` as the reference writes it.
-pub(crate) fn license_file_json(l: &pb::LicenseFile) -> Value {
-    let findings = l
-        .fingings
-        .iter()
-        .map(|f| {
-            GoObj::new()
-                .str("Category", category_name(f.category))
-                .str("Name", &f.name)
-                .f32("Confidence", f.confidence)
-                .str("Link", &f.link)
-                .build()
+impl From<&pb::LicenseFile> for LicenseFile {
+    fn from(l: &pb::LicenseFile) -> LicenseFile {
+        LicenseFile {
+            license_type: license_type_name(l.license_type).to_owned(),
+            file_path: l.file_path.clone(),
+            pkg_name: l.pkg_name.clone(),
+            findings: l
+                .fingings
+                .iter()
+                .map(|f| LicenseFinding {
+                    category: category_name(f.category).to_owned(),
+                    name: f.name.clone(),
+                    // As the reference converts it: the float32 widened.
+                    confidence: f64::from(f.confidence),
+                    link: f.link.clone(),
+                    extra: Extra::new(),
+                })
+                .collect(),
+            extra: GoObj::new()
+                .obj_nz("Layer", opt_layer_json(&l.layer))
+                .into_map(),
+        }
+    }
+}
+
+impl TryFrom<&LicenseFile> for pb::LicenseFile {
+    type Error = ConvertError;
+
+    fn try_from(l: &LicenseFile) -> Result<pb::LicenseFile> {
+        Ok(pb::LicenseFile {
+            license_type: license_type_number(&l.license_type),
+            file_path: l.file_path.clone(),
+            pkg_name: l.pkg_name.clone(),
+            fingings: l
+                .findings
+                .iter()
+                .map(|f| pb::LicenseFinding {
+                    category: category_number(&f.category),
+                    name: f.name.clone(),
+                    #[allow(clippy::cast_possible_truncation)]
+                    confidence: f.confidence as f32,
+                    link: f.link.clone(),
+                })
+                .collect(),
+            layer: opt_layer_read(GoRead::map(&l.extra), "Layer")?,
         })
-        .collect();
-    GoObj::new()
-        .str("Type", license_type_name(l.license_type))
-        .str("FilePath", &l.file_path)
-        .str("PkgName", &l.pkg_name)
-        .list("Findings", findings)
-        .obj_nz("Layer", opt_layer_json(&l.layer))
-        .build()
+    }
 }
 
 /// Reads a `LicenseFile` in the reference's shape.
 pub(crate) fn license_file_read(r: GoRead<'_>) -> Result<pb::LicenseFile> {
-    Ok(pb::LicenseFile {
-        license_type: license_type_number(&r.str("Type")?),
-        file_path: r.str("FilePath")?,
-        pkg_name: r.str("PkgName")?,
-        fingings: r.list("Findings", |f| {
-            Ok(pb::LicenseFinding {
-                category: category_number(&f.str("Category")?),
-                name: f.str("Name")?,
-                confidence: f.f32("Confidence")?,
-                link: f.str("Link")?,
-            })
-        })?,
-        layer: opt_layer_read(r, "Layer")?,
-    })
+    let value = Value::Object(r.raw().clone());
+    let doc: LicenseFile =
+        serde_json::from_value(value).map_err(|e| ConvertError::new(e.to_string()))?;
+    pb::LicenseFile::try_from(&doc)
 }
 
 fn policy_json(p: &Option<pb::PolicyMetadata>) -> Value {
@@ -856,7 +860,7 @@ impl From<pc::BlobInfo> for cache_core::BlobInfo {
                     extra: Extra::new(),
                 })
                 .collect(),
-            applications: nonempty(b.applications.into_iter().map(application_json).collect()),
+            applications: b.applications.into_iter().map(Application::from).collect(),
             misconfigurations: nonempty(
                 b.misconfigurations
                     .iter()
@@ -864,7 +868,7 @@ impl From<pc::BlobInfo> for cache_core::BlobInfo {
                     .collect(),
             ),
             secrets: nonempty(b.secrets.iter().map(secret_json).collect()),
-            licenses: nonempty(b.licenses.iter().map(license_file_json).collect()),
+            licenses: b.licenses.iter().map(LicenseFile::from).collect(),
             crypto_assets: nonempty(b.crypto_assets.iter().map(crypto_asset_json).collect()),
             build_info: b.build_info.as_ref().map(build_info_json),
             custom_resources: nonempty(
@@ -924,7 +928,15 @@ impl TryFrom<&cache_core::BlobInfo> for pc::BlobInfo {
                 release: r.release.clone(),
             }),
             package_infos,
-            applications: read_list(&b.applications, "Applications", application_read)?,
+            applications: b
+                .applications
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    pb::Application::try_from(a)
+                        .map_err(|e| e.within(&format!("[{i}]")).within("Applications"))
+                })
+                .collect::<Result<_>>()?,
             misconfigurations: read_list(
                 &b.misconfigurations,
                 "Misconfigurations",
@@ -940,7 +952,15 @@ impl TryFrom<&cache_core::BlobInfo> for pc::BlobInfo {
                 custom_resource_read,
             )?,
             secrets: read_list(&b.secrets, "Secrets", secret_read)?,
-            licenses: read_list(&b.licenses, "Licenses", license_file_read)?,
+            licenses: b
+                .licenses
+                .iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    pb::LicenseFile::try_from(l)
+                        .map_err(|e| e.within(&format!("[{i}]")).within("Licenses"))
+                })
+                .collect::<Result<_>>()?,
             size: b.size,
             created_by: b.created_by.clone(),
             build_info,
