@@ -1,6 +1,8 @@
 //! Where command output goes: standard output, or a file written atomically (a temp file
 //! in the same directory, renamed into place when complete), so a failure never leaves a
-//! half-written file under the requested name.
+//! half-written file under the requested name. A path that names something other than a
+//! regular file — `/dev/null`, a FIFO, a terminal — is written in place: renaming over it
+//! would replace the device with a file.
 
 use std::{
     io::{self, BufWriter, Write},
@@ -12,6 +14,7 @@ use anyhow::{Context, Result};
 /// An output destination; call [`Output::finish`] to complete it.
 pub struct Output {
     writer: Box<dyn Write + Send>,
+    name: String,
     target: Option<(tempfile::NamedTempFile, PathBuf)>,
 }
 
@@ -21,9 +24,25 @@ impl Output {
         let Some(file) = path.filter(|p| *p != Path::new("-")) else {
             return Ok(Output {
                 writer: Box::new(BufWriter::new(io::stdout())),
+                name: "standard output".into(),
                 target: None,
             });
         };
+        let name = file.display().to_string();
+        if let Ok(meta) = std::fs::metadata(file)
+            && !meta.is_file()
+            && !meta.is_dir()
+        {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(file)
+                .with_context(|| format!("cannot write {name}"))?;
+            return Ok(Output {
+                writer: Box::new(BufWriter::new(f)),
+                name,
+                target: None,
+            });
+        }
         let dir = match file.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -35,16 +54,14 @@ impl Output {
             .with_context(|| format!("cannot write in {}", dir.display()))?;
         Ok(Output {
             writer: Box::new(BufWriter::new(f)),
+            name,
             target: Some((tmp, file.to_path_buf())),
         })
     }
 
     /// The destination, for messages.
     pub fn name(&self) -> String {
-        self.target.as_ref().map_or_else(
-            || "standard output".into(),
-            |(_, p)| p.display().to_string(),
-        )
+        self.name.clone()
     }
 
     /// The writer to write to.

@@ -943,6 +943,42 @@ fn image_scans_are_cached_and_identical_on_every_backend() {
 }
 
 #[test]
+fn output_to_a_fifo_is_written_in_place_not_replaced_by_a_file() {
+    // What `-o /dev/null` relies on: a path that is not a regular file is written to,
+    // never renamed over (that replaced the machine's /dev/null with a file).
+    use std::{io::Read, os::unix::fs::FileTypeExt};
+    let w = World::new(vec![]);
+    let fifo = w.dir.path().join("report.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            fs::File::open(&fifo)
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        })
+    };
+    w.run(&[
+        "image",
+        "--input",
+        &sample("debian.tar"),
+        "-f",
+        "json",
+        "-o",
+        fifo.to_str().unwrap(),
+    ])
+    .ok();
+    let report: Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
+    assert_eq!(report["ArtifactType"], "container_image");
+    let kind = fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced: {kind:?}");
+}
+
+#[test]
 fn image_report_goes_to_a_file_and_bad_archives_fail_cleanly() {
     let w = World::new(vec![]);
     let out = w.dir.path().join("report.json");
