@@ -58,6 +58,7 @@ mod apply;
 mod archive;
 mod codec;
 mod error;
+mod flight;
 #[doc(hidden)]
 pub mod fuzzing;
 mod image;
@@ -80,5 +81,5 @@ pub use options::{
     DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, DEFAULT_MAX_LAYERS,
     DEFAULT_MAX_PACKAGES_PER_LAYER, LayerWork, Progress, ScanOptions,
 };
-pub use report::{LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportPackage};
+pub use report::{LayerCounts, LayerSource, REPORT_SCHEMA_VERSION, Report, ReportPackage};
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};
