@@ -199,7 +199,7 @@ async fn a_waiting_scan_uses_the_stored_result_or_takes_over_a_released_claim() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_scan_releases_its_claims_at_once() {
     let image = app(0);
-    let (_dir, paths) = archives(&[image.clone()]);
+    let (_dir, paths) = archives(std::slice::from_ref(&image));
     let key = base_key(&paths[0]).await;
     // The same image with the base layer's bytes damaged: its analysis fails.
     let mut archive = docker_save(&[&image]);
