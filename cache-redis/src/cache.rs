@@ -296,7 +296,7 @@ impl Cache for RedisCache {
             }
             let answers = self.topology.run("GETEX", batch).await?;
             self.check("GETEX", &answers)?;
-            let values: Vec<Option<Vec<u8>>> = answers.into_iter().map(bytes_of).collect();
+            let values: Vec<Option<Vec<u8>>> = answers.into_iter().map(into_bytes).collect();
             tracing::debug!(
                 keys = keys.len(),
                 hits = values.iter().flatten().count(),
@@ -324,7 +324,7 @@ impl Cache for RedisCache {
                     .backend_error(format!("MGET: unexpected answer {answer:?}")));
             };
             for (&i, item) in group.iter().zip(items) {
-                values[i] = bytes_of(item);
+                values[i] = into_bytes(item);
             }
         }
         tracing::debug!(
@@ -651,9 +651,8 @@ fn expiry(pttl: &Value, now: SystemTime) -> Option<Option<SystemTime>> {
     }
 }
 
-/// A duration in whole milliseconds for `PX`, at least 1 (`PX 0` is an error).
-/// The bytes of a string answer; `None` for a nil (a missing key).
-fn bytes_of(value: Value) -> Option<Vec<u8>> {
+/// The bytes of a string answer, owned; `None` for a nil (a missing key).
+fn into_bytes(value: Value) -> Option<Vec<u8>> {
     match value {
         Value::BulkString(b) => Some(b),
         Value::SimpleString(s) => Some(s.into_bytes()),
@@ -661,6 +660,7 @@ fn bytes_of(value: Value) -> Option<Vec<u8>> {
     }
 }
 
+/// A duration in whole milliseconds for `PX`, at least 1 (`PX 0` is an error).
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2).max(1)
 }
