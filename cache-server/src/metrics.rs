@@ -4,6 +4,7 @@
 use std::{
     fmt::Write as _,
     sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
 };
 
 use prometheus_client::{
@@ -49,6 +50,11 @@ pub struct Metrics {
     sent: Counter,
     in_flight: Gauge,
     backend_errors: Counter,
+    claims: Counter,
+    waits: Counter,
+    wait_seconds: Counter<f64, AtomicU64>,
+    takeovers: Counter,
+    expired_leases: Counter,
     failed: AtomicU64,
     total: AtomicU64,
 }
@@ -124,8 +130,43 @@ impl Metrics {
             "Cache backend operations that failed",
             backend_errors.clone(),
         );
+        let claims = Counter::default();
+        let waits = Counter::default();
+        let wait_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        let takeovers = Counter::default();
+        let expired_leases = Counter::default();
+        registry.register(
+            "claims",
+            "Layer claims MissingBlobs took for its caller (the caller uploads the layer)",
+            claims.clone(),
+        );
+        registry.register(
+            "claim_waits",
+            "Layers MissingBlobs waited for because another caller's claim was live",
+            waits.clone(),
+        );
+        registry.register(
+            "claim_wait_seconds",
+            "Time MissingBlobs requests spent waiting for other callers' layers",
+            wait_seconds.clone(),
+        );
+        registry.register(
+            "claim_takeovers",
+            "Claims taken over after they ended without a PutBlob",
+            takeovers.clone(),
+        );
+        registry.register(
+            "claim_expired_leases",
+            "Claims whose lease ran out without a PutBlob, and waits that reached the lease",
+            expired_leases.clone(),
+        );
         Metrics {
             registry,
+            claims,
+            waits,
+            wait_seconds,
+            takeovers,
+            expired_leases,
             requests,
             latency,
             missing_hits,
@@ -212,6 +253,31 @@ impl Metrics {
     /// Counts a failed backend operation.
     pub fn backend_error(&self) {
         self.backend_errors.inc();
+    }
+
+    /// Counts a claim taken for a caller.
+    pub fn claimed(&self) {
+        self.claims.inc();
+    }
+
+    /// Counts a layer waited for.
+    pub fn waited(&self) {
+        self.waits.inc();
+    }
+
+    /// Adds the time one request waited.
+    pub fn wait_time(&self, waited: Duration) {
+        self.wait_seconds.inc_by(waited.as_secs_f64());
+    }
+
+    /// Counts a claim taken over.
+    pub fn taken_over(&self) {
+        self.takeovers.inc();
+    }
+
+    /// Counts a lease that ran out.
+    pub fn expired(&self) {
+        self.expired_leases.inc();
     }
 
     /// The number of stored blobs so far.
