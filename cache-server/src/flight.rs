@@ -39,7 +39,10 @@ impl ClientClaims {
     /// Splits `missing` into the layers this caller is to upload and those another caller
     /// uploads: claims them, waits for the busy ones (after `on_wait`, which takes the
     /// request out of the server's bounds), and returns what to report missing.
-    #[allow(clippy::too_many_arguments, reason = "one call site, each argument distinct")]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site, each argument distinct"
+    )]
     pub(crate) async fn missing(
         &self,
         cache: &dyn Cache,
@@ -84,9 +87,11 @@ impl ClientClaims {
             return Ok(report);
         }
         on_wait();
+        // The claim waited for ends within one lease from now; the margin lets the wait
+        // see that end (and take over) rather than time out at the same moment.
         let options = ClaimOptions {
             lease,
-            max_wait: lease,
+            max_wait: lease + (lease / 4).max(Duration::from_millis(250)),
         };
         let started = Instant::now();
         for id in busy {
