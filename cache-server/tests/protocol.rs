@@ -900,12 +900,12 @@ fn a_held_missing_blobs_frees_its_slot_and_outlives_the_timeout() {
     let id = blob_id(2).to_string();
     assert_eq!(
         missing_json(s.port, std::slice::from_ref(&id)).1,
-        [id.clone()]
+        vec![id.clone()]
     );
     let started = Instant::now();
     assert_eq!(
         missing_json(s.port, std::slice::from_ref(&id)).1,
-        [id.clone()]
+        vec![id.clone()]
     );
     let took = started.elapsed();
     assert!(
