@@ -274,7 +274,9 @@ pub trait Cache: Send + Sync + fmt::Debug {
     /// Waits until no live claim on `id` exists (released, run out, or its owner died),
     /// at most `timeout`: `Ok(true)` when the claim ended (or there was none),
     /// `Ok(false)` when the time ran out first. Wakes up promptly when the claim ends,
-    /// without fixed long polls. The default returns `Ok(true)` at once.
+    /// without fixed long polls; a backend may also return `Ok(true)` as soon as a result
+    /// for `id` is stored (the caller checks the cache next). The default returns
+    /// `Ok(true)` at once.
     async fn await_release(&self, id: &BlobId, timeout: Duration) -> Result<bool> {
         let _ = (id, timeout);
         Ok(true)
