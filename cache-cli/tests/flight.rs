@@ -264,3 +264,29 @@ fn a_killed_owner_hands_the_layer_to_a_waiter_and_every_scan_finishes() {
         assert_eq!(r["Metadata"]["RepoTags"][0], format!("app:{}", i + 1));
     }
 }
+
+/// `--lease-timeout` is in the help with its variable, and a bad value is a usage error
+/// naming it, from the command line or the environment.
+#[test]
+fn lease_timeout_is_documented_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = scancache(dir.path(), &[], &["--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    assert!(
+        help.contains("--lease-timeout") && help.contains("SCANCACHE_LEASE_TIMEOUT"),
+        "{help}"
+    );
+    for (args, env) in [
+        (vec!["--lease-timeout", "soon", "cache", "stats"], None),
+        (vec!["cache", "stats"], Some("-5s")),
+    ] {
+        let mut cmd = scancache(dir.path(), &["--cache-backend", "memory"], &args);
+        if let Some(v) = env {
+            cmd.env("SCANCACHE_LEASE_TIMEOUT", v);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("--lease-timeout"), "{err}");
+    }
+}
