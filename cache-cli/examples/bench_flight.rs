@@ -13,10 +13,12 @@
 //!   layer each: wall time until the last finishes, vs one cold scan of one of those
 //!   images alone. Also the layer bytes the eight analysed (from their reports'
 //!   `Metadata.Layers`) vs one base plus the eight uppers.
+//!   The same eight without claims (`--lease-timeout 0`), for comparison.
 //! - **Eight at once, Redis**: the same on a `redis-server` started here (skipped with a
 //!   note without one).
-//! - **Claim overhead**: a cold scan of one image of 200 one-file layers on fs, with
-//!   claims vs `--lease-timeout 0` (no claims), alternating.
+//! - **Claim overhead**: a cold scan of one of the eight images alone on fs, with claims
+//!   vs `--lease-timeout 0` (no claims), alternating; and the same for an image of 201
+//!   one-file layers (the worst case: a lock file per layer).
 
 #![allow(clippy::unwrap_used)]
 
@@ -51,9 +53,10 @@ fn main() {
     let mut db = 0;
     for (name, url) in &backends {
         let (mut one, mut eight, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
+        let mut unclaimed = Vec::new();
         for rep in 0..=reps {
             // Rep 0 warms the page cache and is not counted.
-            let mut backend = |db: &mut u32| -> (tempfile::TempDir, Vec<String>) {
+            let backend = |db: &mut u32| -> (tempfile::TempDir, Vec<String>) {
                 let dir = tempfile::tempdir().unwrap();
                 *db += 1;
                 let args = match url {
@@ -96,6 +99,20 @@ fn main() {
                         .sum::<u64>()
                 })
                 .sum();
+            if *name == "fs" {
+                // The same without claims: what eight scans cost before single-flight.
+                let (dir, args) = backend(&mut db);
+                let started = Instant::now();
+                let children: Vec<Child> = (0..8)
+                    .map(|i| scan(&scancache, dir.path(), &args, &layout, i, "0"))
+                    .collect();
+                for c in children {
+                    check(&c.wait_with_output().unwrap());
+                }
+                if rep > 0 {
+                    unclaimed.push(started.elapsed().as_secs_f64());
+                }
+            }
             if rep > 0 {
                 one.push(alone);
                 eight.push(together);
@@ -110,11 +127,29 @@ fn main() {
             name: &title,
             unit: "s",
             spread: Spread::of(eight),
-            baseline: Some(("one cold scan of one of the images alone", Spread::of(one))),
+            baseline: Some((
+                "one cold scan of one of the images alone",
+                Spread::of(one.clone()),
+            )),
             target: Some("ratio <= 1.5"),
             note: Some(&note),
         }
         .report();
+        if !unclaimed.is_empty() {
+            let title = format!("8 concurrent cold scans, no claims, {base_mib} MiB base ({name})");
+            Figure {
+                name: &title,
+                unit: "s",
+                spread: Spread::of(unclaimed),
+                baseline: Some((
+                    "one cold scan of one of the images alone",
+                    Spread::of(one.clone()),
+                )),
+                target: None,
+                note: Some("--lease-timeout 0: every scan analyses the base (the old behaviour)"),
+            }
+            .report();
+        }
         let ideal = (base_mib + 8) as f64;
         let title = format!("layer MiB analysed by the 8 scans ({name})");
         Figure {

@@ -13,10 +13,10 @@
 //! passes: the next claimer removes the lock file (the hung owner keeps a lock on a file
 //! nobody can find any more) and creates a new one.
 //!
-//! Creating and removing lock files happens under the guard, and a claimer that got a
-//! `flock` checks that its file is still the one at the path (same inode), so two callers
-//! never own one key: a release or a takeover that removed the file in between shows as
-//! an inode mismatch, and the claimer tries again.
+//! Creating and removing lock files happens under the guard, so the file a claimer
+//! locked is the one at the path and two callers never own one key. A release only
+//! unlocks: the file stays for the next claim of the key (creating and removing one per
+//! claim was the cost of claiming on ext4); `gc` and `clear` remove those nobody holds.
 //!
 //! Waiters block in `flock` on the owner's file in a thread of their own, so they wake up
 //! the moment the owner releases or dies, with no polling; they also wake when the
@@ -26,7 +26,6 @@ use std::{
     collections::HashMap,
     fs::{File, OpenOptions},
     io::{self, Read as _, Seek as _, Write as _},
-    os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
     sync::{
         Mutex,
@@ -124,26 +123,20 @@ impl Claims {
         Ok(())
     }
 
-    /// Ends claims this process holds: removes each file if it is still the one at its
-    /// path (a taken-over claim's path names the new owner's file), then unlocks it.
+    /// Ends claims this process holds: unlocks each file (closing it). The file stays,
+    /// for the next claim of the key to reuse: creating and removing a file per claim
+    /// cost about 3 ms per layer on ext4 (the inode freed at the last close), a third of
+    /// a second for a cold scan of 200 small layers; `gc` and `clear` remove the files
+    /// nobody holds.
     pub(crate) fn release(&self, claims: &[Claim]) -> Result<()> {
-        let files: Vec<(PathBuf, File)> = {
+        let files: Vec<File> = {
             let mut held = self.held_map();
             claims
                 .iter()
-                .filter_map(|c| held.remove(c.token()).map(|f| (self.path(c.id()), f)))
+                .filter_map(|c| held.remove(c.token()))
                 .collect()
         };
-        if files.is_empty() {
-            return Ok(());
-        }
-        let _guard = self.guard()?;
-        for (path, file) in files {
-            if same_file(&file, &path) {
-                remove(&path).map_err(|e| Error::io("cannot release a claim in", &path, e))?;
-            }
-            drop(file);
-        }
+        drop(files);
         Ok(())
     }
 
@@ -288,14 +281,6 @@ fn read_lease(path: &Path) -> Option<SystemTime> {
     File::open(path).ok()?.read_to_string(&mut text).ok()?;
     let ms: u64 = text.split_whitespace().next()?.parse().ok()?;
     Some(UNIX_EPOCH + Duration::from_millis(ms))
-}
-
-/// True when `file` is the file at `path` (same device and inode).
-fn same_file(file: &File, path: &Path) -> bool {
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
 }
 
 /// Removes a file; one already gone is fine.
