@@ -174,6 +174,24 @@ pub struct GlobalOpts {
     )]
     pub token_header: String,
 
+    /// Lease of a layer claim (s, m, h; 0 = no claims): concurrent scans of one cache
+    /// analyse a shared layer once — the first claims it, the others wait for its result.
+    /// An owner renews its claims while it works; a claim whose owner died ends at once
+    /// (fs) or when the lease runs out (Redis, server clients), and a waiter takes over. A
+    /// waiter waits at most four leases in all, then analyses the layer itself. The
+    /// server holds claims for its clients with this lease.
+    ///
+    /// Example: --lease-timeout 2m
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_LEASE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = parse_lease
+    )]
+    pub lease_timeout: Lease,
+
     /// Print only errors.
     ///
     /// Example: scancache -q cache gc
@@ -635,6 +653,19 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
             |(_, r)| r.replace(", or 0 for no expiry", ""),
         )),
     }
+}
+
+/// A `--lease-timeout`: `None` for 0 (no claims).
+#[derive(Clone, Copy, Debug)]
+pub struct Lease(pub Option<Duration>);
+
+fn parse_lease(s: &str) -> Result<Lease, String> {
+    cache_core::parse_ttl(s).map(Lease).map_err(|e| {
+        e.config_parts().map_or_else(
+            || e.to_string(),
+            |(_, r)| r.replace(", or 0 for no expiry", ", or 0 for no claims"),
+        )
+    })
 }
 
 fn parse_header_name(s: &str) -> Result<String, String> {

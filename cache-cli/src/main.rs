@@ -110,7 +110,9 @@ async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
     }
     let cache = backend::open(&settings, g).await?;
     let result = match &cli.command {
-        Command::Image(args) => commands::image::run(args, cache.as_ref(), g.quiet).await,
+        Command::Image(args) => {
+            commands::image::run(args, cache.as_ref(), g.quiet, g.lease_timeout).await
+        }
         Command::Cache(cmd) => commands::cache::run(cmd, cache.as_ref()).await,
         Command::Server(args) => commands::server::run(args, cache.clone(), g).await,
         Command::Completion { .. } | Command::Clean(_) => Ok(()),

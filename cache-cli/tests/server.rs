@@ -543,3 +543,73 @@ fn the_server_logs_its_start_each_request_with_debug_and_a_summary_at_stop() {
     );
     assert!(has("INFO", "stopped: 1 requests (1 failed)"), "{log}");
 }
+
+/// Eight images sharing one base layer (with some bulk, so its analysis takes a moment),
+/// each with an upper layer of its own.
+fn shared_base_archives(dir: &Path) -> Vec<PathBuf> {
+    let base = alpine_image().layers.remove(0);
+    (0..8)
+        .map(|i| {
+            let mut image = alpine_image();
+            image.layers = vec![base.clone()];
+            let image = image.layer(
+                &LayerBuilder::new()
+                    .file(&format!("opt/app-{i}/bulk.bin"), vec![i as u8; 1 << 20])
+                    .file(
+                        &format!("app/node_modules/pkg-{i}/package.json"),
+                        json!({"name": format!("pkg-{i}"), "version": "1.0.0", "license": "MIT"})
+                            .to_string(),
+                    ),
+                Compression::Gzip,
+                "COPY app /app",
+            );
+            let path = dir.join(format!("shared-{i}.tar"));
+            std::fs::write(&path, docker_save(&[&image])).unwrap();
+            path
+        })
+        .collect()
+}
+
+/// Eight unmodified reference clients scanning images that share a base layer, started
+/// together against one server: the server hands the base to one client, the others'
+/// `MissingBlobs` wait for its `PutBlob` — one `PutBlob` for the base, nine in all — and
+/// every report equals the client's standalone one.
+#[test]
+fn eight_clients_sharing_a_base_upload_it_once() {
+    let Some(trivy) = require_trivy() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let archives = shared_base_archives(dir.path());
+    let want = standalone(&trivy, dir.path(), &archives);
+    let cache_dir = dir.path().join("server-cache").display().to_string();
+    let server = ScancacheServer::start(BIN, &["--cache-dir", &cache_dir], &[], &[]);
+    let children: Vec<_> = archives
+        .iter()
+        .enumerate()
+        .map(|(i, archive)| {
+            let cache = dir.path().join(format!("client-{i}"));
+            std::fs::create_dir_all(&cache).unwrap();
+            let mut cmd = trivy::command(&trivy, &cache);
+            cmd.args(["image", "--server", &server.url(), "--input"])
+                .arg(archive)
+                .args(["--format", "json", "--list-all-pkgs"])
+                .args(SCANNERS)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for ((child, archive), want) in children.into_iter().zip(&archives).zip(&want) {
+        let run = TrivyRun {
+            args: vec![archive.display().to_string()],
+            out: child.wait_with_output().unwrap(),
+        };
+        assert_eq!(&comparable(&run.report()), want, "{}", archive.display());
+    }
+    assert_eq!(
+        metric(&server, "scancache_server_put_blobs_total"),
+        9,
+        "the base was uploaded more than once\nserver log:\n{}",
+        server.log()
+    );
+    assert_eq!(metric(&server, "scancache_server_claims_total"), 9);
+}

@@ -13,14 +13,14 @@
 use std::{
     fmt,
     ops::ControlFlow,
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use async_trait::async_trait;
 
 use crate::{
-    ArtifactId, ArtifactInfo, BlobId, BlobInfo, CacheOptions, Digest, Document, EntryKey,
-    EntryKind, Result, codec,
+    ArtifactId, ArtifactInfo, BlobId, BlobInfo, CacheOptions, Claim, ClaimOptions, Claimed, Digest,
+    Document, EntryKey, EntryKind, Result, Waited, codec,
     rules::{self, GcCandidate, GcOptions, Verdict},
 };
 
@@ -235,6 +235,80 @@ pub trait Cache: Send + Sync + fmt::Debug {
     /// The size of the backend's files on disk; `None` (the default) where it has none.
     async fn disk_bytes(&self) -> Result<Option<u64>> {
         Ok(None)
+    }
+
+    // ---- Claims (optional capabilities: the defaults never wait) ---------------------
+
+    /// Claims the blob keys `ids` for `lease` (single-flight, [`crate::claim`]): per key,
+    /// in input order, [`Claimed::Owned`] when no live claim of another caller exists
+    /// (this one is recorded), or [`Claimed::Busy`] when one does. Claims are per key
+    /// and visible to every user of the same cache (other tasks, processes, machines as
+    /// far as the backend reaches); one call costs one round trip or one pass.
+    ///
+    /// The default grants every key at once with a claim that holds nothing
+    /// ([`Claim::unheld`]), so a backend without claims never makes a caller wait.
+    async fn claim(&self, ids: &[BlobId], lease: Duration) -> Result<Vec<Claimed>> {
+        let _ = lease;
+        Ok(ids
+            .iter()
+            .map(|id| Claimed::Owned(Claim::unheld(id.clone())))
+            .collect())
+    }
+
+    /// Extends the caller's live claims by `lease` from now. A claim that is no longer
+    /// the caller's (it ran out and was taken over) is left alone. The default does
+    /// nothing.
+    async fn renew(&self, claims: &[Claim], lease: Duration) -> Result<()> {
+        let _ = (claims, lease);
+        Ok(())
+    }
+
+    /// Ends the caller's claims at once (after storing their results, or after failing
+    /// to), waking their waiters. A claim that is no longer the caller's is left alone.
+    /// The default does nothing.
+    async fn release(&self, claims: &[Claim]) -> Result<()> {
+        let _ = claims;
+        Ok(())
+    }
+
+    /// Waits until no live claim on `id` exists (released, run out, or its owner died),
+    /// at most `timeout`: `Ok(true)` when the claim ended (or there was none),
+    /// `Ok(false)` when the time ran out first. Wakes up promptly when the claim ends,
+    /// without fixed long polls; a backend may also return `Ok(true)` as soon as a result
+    /// for `id` is stored (the caller checks the cache next). The default returns
+    /// `Ok(true)` at once.
+    async fn await_release(&self, id: &BlobId, timeout: Duration) -> Result<bool> {
+        let _ = (id, timeout);
+        Ok(true)
+    }
+
+    // ---- Single-flight (provided) -----------------------------------------------------
+
+    /// Waits for another caller's claim on `id` ([`Claimed::Busy`]): until its result is
+    /// stored ([`Waited::Stored`]), or the claim ends without one and this caller takes
+    /// it over ([`Waited::TakenOver`], the caller analyses the layer), or
+    /// `options.max_wait` has passed in total ([`Waited::TimedOut`], the caller analyses
+    /// the layer without a claim). Never waits longer than `max_wait` plus one round trip.
+    async fn wait_for(&self, id: &BlobId, options: &ClaimOptions) -> Result<Waited> {
+        let deadline = Instant::now() + options.max_wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !self.await_release(id, left).await? {
+                return Ok(Waited::TimedOut);
+            }
+            let stored = self.read(EntryKind::Blob, &[id.digest()]).await?;
+            if stored
+                .into_iter()
+                .flatten()
+                .any(|v| codec::is_current(EntryKind::Blob, &v))
+            {
+                return Ok(Waited::Stored);
+            }
+            let claimed = self.claim(std::slice::from_ref(id), options.lease).await?;
+            if let Some(Claimed::Owned(claim)) = claimed.into_iter().next() {
+                return Ok(Waited::TakenOver(claim));
+            }
+        }
     }
 
     // ---- Scan surface (provided) ----------------------------------------------------

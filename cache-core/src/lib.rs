@@ -45,6 +45,7 @@
 
 mod cache;
 mod calc;
+pub mod claim;
 pub mod codec;
 mod config;
 mod error;
@@ -58,6 +59,7 @@ pub use cache::{
     kind_matches,
 };
 pub use calc::calc_key;
+pub use claim::{Claim, ClaimOptions, Claimed, DEFAULT_LEASE, Waited};
 pub use config::{
     BackendSpec, CacheOptions, DEFAULT_MAX_DOCUMENT_SIZE, default_cache_dir,
     default_cache_dir_from, mask_url, parse_size, parse_ttl,

@@ -4,18 +4,19 @@
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
 use async_trait::async_trait;
 use cache_core::{
-    ArtifactId, BlobId, Cache, CacheOptions, Digest, EntryKey, EntryKind, EntryMeta, Error,
-    Missing, RawEntry, Result, Visitor, Walk, Walked, kind_matches,
+    ArtifactId, BlobId, Cache, CacheOptions, Claim, Claimed, Digest, EntryKey, EntryKind,
+    EntryMeta, Error, Missing, RawEntry, Result, Visitor, Walk, Walked, kind_matches,
     rules::{self, GcCandidate, Verdict},
 };
 use heed::RoTxn;
 
 use crate::{
+    claims::Claims,
     config::FsConfig,
     entry::{self, Dbs},
     store::{Fail, Store},
@@ -41,6 +42,7 @@ pub struct FsCache {
     dir: PathBuf,
     options: CacheOptions,
     granularity_s: u32,
+    claims: Arc<Claims>,
 }
 
 impl std::fmt::Debug for FsCache {
@@ -74,6 +76,7 @@ impl FsCache {
         let store = Store::open(&fanal, config)?;
         Ok(FsCache {
             store: RwLock::new(Some(store)),
+            claims: Arc::new(Claims::new(&fanal)),
             dir: fanal,
             options: options.clone(),
             granularity_s: u32::try_from(config.access_granularity.as_secs()).unwrap_or(u32::MAX),
@@ -83,6 +86,27 @@ impl FsCache {
     /// The directory holding the LMDB files (`<cache-dir>/fanal`, canonicalized).
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// The lock file of a claim on `id` (`fanal/claims-v1/sha256-<hex>.lock`), for tests
+    /// and diagnostics.
+    pub fn claim_path(&self, id: &BlobId) -> PathBuf {
+        self.claims.path(id)
+    }
+
+    /// Runs `f` on this cache's claims on the blocking pool (claims take a `flock`).
+    async fn on_claims<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Claims) -> Result<R> + Send + 'static,
+    {
+        let claims = Arc::clone(&self.claims);
+        tokio::task::spawn_blocking(move || f(&claims))
+            .await
+            .map_err(|e| Error::Backend {
+                backend: self.location(),
+                message: format!("cache worker thread failed: {e}"),
+            })?
     }
 
     fn store(&self) -> Result<Arc<Store>> {
@@ -479,7 +503,8 @@ impl Cache for FsCache {
             }
             Ok(())
         })
-        .await
+        .await?;
+        self.sweep_claims().await
     }
 
     async fn close(&self) -> Result<()> {
@@ -543,11 +568,49 @@ impl Cache for FsCache {
     }
 
     async fn compact(&self) -> Result<()> {
-        self.blocking(Store::compact).await
+        self.blocking(Store::compact).await?;
+        self.sweep_claims().await
+    }
+
+    async fn claim(&self, ids: &[BlobId], lease: Duration) -> Result<Vec<Claimed>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = ids.to_vec();
+        self.on_claims(move |c| c.claim(&ids, lease)).await
+    }
+
+    async fn renew(&self, claims: &[Claim], lease: Duration) -> Result<()> {
+        let claims = claims.to_vec();
+        self.on_claims(move |c| c.renew(&claims, lease)).await
+    }
+
+    async fn release(&self, claims: &[Claim]) -> Result<()> {
+        if claims.is_empty() {
+            return Ok(());
+        }
+        let claims = claims.to_vec();
+        self.on_claims(move |c| c.release(&claims)).await
+    }
+
+    async fn await_release(&self, id: &BlobId, timeout: Duration) -> Result<bool> {
+        self.claims.await_release(id, timeout).await
     }
 
     async fn disk_bytes(&self) -> Result<Option<u64>> {
         Ok(Some(self.store()?.disk_bytes()?))
+    }
+}
+
+impl FsCache {
+    /// Removes the files of claims whose owner died or whose lease ran out (`gc` and
+    /// `clear`); live claims stay.
+    async fn sweep_claims(&self) -> Result<()> {
+        let removed = self.on_claims(Claims::sweep).await?;
+        if removed > 0 {
+            tracing::debug!(removed, "removed stale claims");
+        }
+        Ok(())
     }
 }
 

@@ -49,7 +49,9 @@
 //!   the stored value format;
 //! - `touch`: reads never write; access stamps are written with the next write;
 //! - `store::compact`: gc and clear swap in a compacted copy of the file, guarded by the
-//!   swap gate (`gate`).
+//!   swap gate (`gate`);
+//! - `claims`: the single-flight's claims, as `flock`ed lock files under
+//!   `fanal/claims-v1/` (outside LMDB: a claim must end when its owner dies).
 //!
 //! The cache semantics (TTL, size bound, gc) are specified in `docs/semantics.md`, and
 //! the files under `fanal/` in `docs/cache-dir.md`.
@@ -58,6 +60,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod cache;
+mod claims;
 mod config;
 mod entry;
 mod gate;

@@ -10,10 +10,12 @@ use std::{
 
 use async_trait::async_trait;
 use cache_core::{
-    ArtifactId, BlobId, Cache, CacheOptions, Digest, EntryKey, EntryKind, EntryMeta, Missing,
-    RawEntry, Result, Visitor, Walk, Walked, codec, kind_matches, rules,
+    ArtifactId, BlobId, Cache, CacheOptions, Claim, Claimed, Digest, EntryKey, EntryKind,
+    EntryMeta, Missing, RawEntry, Result, Visitor, Walk, Walked, codec, kind_matches, rules,
 };
 use moka::{Expiry, future::Cache as Moka, policy::EvictionPolicy};
+
+use crate::claims::Claims;
 
 /// One stored value and its expiry.
 #[derive(Debug)]
@@ -97,6 +99,7 @@ impl Expiry<EntryKey, Arc<Stored>> for PerEntryExpiry {
 pub struct MemCache {
     entries: Moka<EntryKey, Arc<Stored>>,
     options: CacheOptions,
+    claims: Arc<Claims>,
 }
 
 impl std::fmt::Debug for MemCache {
@@ -125,6 +128,7 @@ impl MemCache {
         MemCache {
             entries: builder.build(),
             options: options.clone(),
+            claims: Arc::default(),
         }
     }
 
@@ -246,6 +250,24 @@ impl Cache for MemCache {
         self.entries.invalidate_all();
         self.entries.run_pending_tasks().await;
         Ok(())
+    }
+
+    async fn claim(&self, ids: &[BlobId], lease: Duration) -> Result<Vec<Claimed>> {
+        Ok(self.claims.claim(ids, lease))
+    }
+
+    async fn renew(&self, claims: &[Claim], lease: Duration) -> Result<()> {
+        self.claims.renew(claims, lease);
+        Ok(())
+    }
+
+    async fn release(&self, claims: &[Claim]) -> Result<()> {
+        self.claims.release(claims);
+        Ok(())
+    }
+
+    async fn await_release(&self, id: &BlobId, timeout: Duration) -> Result<bool> {
+        Ok(self.claims.await_release(id, timeout).await)
     }
 
     async fn close(&self) -> Result<()> {

@@ -3,7 +3,8 @@
 //! in a concurrent [`moka`] cache; each entry keeps its own expiry (so the TTL and
 //! imported expiries are honoured), and an optional size bound charges each entry its
 //! bytes plus a fixed overhead and evicts the least recently used. It knows nothing about
-//! disks, networks or images, and shares nothing between processes.
+//! disks, networks or images, and shares nothing between processes; its claims (the
+//! single-flight of `cache_core::claim`) are among the tasks of the process.
 //!
 //! ```
 //! use std::time::Duration;
@@ -46,5 +47,6 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod cache;
+mod claims;
 
 pub use cache::MemCache;

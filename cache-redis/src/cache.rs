@@ -9,13 +9,14 @@ use std::{
 
 use async_trait::async_trait;
 use cache_core::{
-    ArtifactId, BlobId, Cache, CacheOptions, Digest, EntryKey, EntryKind, EntryMeta, Missing,
-    RawEntry, Result, Visitor, Walk, Walked, codec, rules::GcCandidate,
+    ArtifactId, BlobId, Cache, CacheOptions, Claim, Claimed, Digest, EntryKey, EntryKind,
+    EntryMeta, Missing, RawEntry, Result, Visitor, Walk, Walked, codec, rules::GcCandidate,
 };
 use futures_util::future::join;
 use redis::{Cmd, Value};
 
 use crate::{
+    claims::ClaimState,
     config::{Layout, LayoutKind, RedisConfig},
     node::{CHECK_AFTER_IDLE, Node, Settings},
     tls,
@@ -39,6 +40,7 @@ pub struct RedisCache {
     topology: Topology,
     location: String,
     options: CacheOptions,
+    claims: ClaimState,
 }
 
 impl fmt::Debug for RedisCache {
@@ -89,6 +91,7 @@ impl RedisCache {
             topology,
             location,
             options: options.clone(),
+            claims: ClaimState::default(),
         })
     }
 
@@ -151,6 +154,19 @@ impl RedisCache {
     }
 
     /// The first failed command among `answers`, as an error.
+    pub(crate) fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub(crate) fn claims(&self) -> &ClaimState {
+        &self.claims
+    }
+
+    /// [`RedisCache::check`] for the claims module.
+    pub(crate) fn check_answers(&self, what: &str, answers: &[Value]) -> Result<()> {
+        self.check(what, answers)
+    }
+
     fn check(&self, what: &str, answers: &[Value]) -> Result<()> {
         match self.topology.report().failure(what, answers) {
             Some(e) => Err(e),
@@ -424,6 +440,22 @@ impl Cache for RedisCache {
         Ok(())
     }
 
+    async fn claim(&self, ids: &[BlobId], lease: Duration) -> Result<Vec<Claimed>> {
+        self.claim_keys(ids, lease).await
+    }
+
+    async fn renew(&self, claims: &[Claim], lease: Duration) -> Result<()> {
+        self.renew_claims(claims, lease).await
+    }
+
+    async fn release(&self, claims: &[Claim]) -> Result<()> {
+        self.release_claims(claims).await
+    }
+
+    async fn await_release(&self, id: &BlobId, timeout: Duration) -> Result<bool> {
+        self.await_claim(id, timeout).await
+    }
+
     /// A script per candidate, in batches of `BATCH` (1000), that unlinks the key only if
     /// its value still has the SHA-1 gc judged, so an entry a scanner rewrites meanwhile
     /// stays. Where scripts are refused, removes them without that check (a rewrite then
@@ -584,7 +616,7 @@ fn parse_scan(answer: Option<Value>) -> Option<(u64, Vec<Vec<u8>>)> {
 
 /// The code of the first answer that refuses a script for lack of permission or of the
 /// command (`NOPERM`, or `ERR unknown command`), if the first failed answer is one.
-fn first_refusal(answers: &[Value]) -> Option<String> {
+pub(crate) fn first_refusal(answers: &[Value]) -> Option<String> {
     let e = answers.iter().find_map(|v| match v {
         Value::ServerError(e) => Some(e),
         _ => None,
@@ -598,7 +630,7 @@ fn first_refusal(answers: &[Value]) -> Option<String> {
 
 /// The Redis key of an entry: `fanal::artifact::<id>` or `fanal::blob::<id>`, as the
 /// reference tool writes them.
-fn key(kind: EntryKind, id: &str) -> String {
+pub(crate) fn key(kind: EntryKind, id: &str) -> String {
     format!("fanal::{}::{id}", kind.as_str())
 }
 
@@ -651,7 +683,6 @@ fn expiry(pttl: &Value, now: SystemTime) -> Option<Option<SystemTime>> {
     }
 }
 
-/// A duration in whole milliseconds for `PX`, at least 1 (`PX 0` is an error).
 /// The bytes of a string answer, owned; `None` for a nil (a missing key).
 fn into_bytes(value: Value) -> Option<Vec<u8>> {
     match value {
@@ -661,7 +692,8 @@ fn into_bytes(value: Value) -> Option<Vec<u8>> {
     }
 }
 
-fn millis(d: Duration) -> u64 {
+/// A duration in whole milliseconds for `PX`, at least 1 (`PX 0` is an error).
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2).max(1)
 }
 

@@ -54,6 +54,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod cache;
+mod claims;
 mod cluster;
 mod config;
 mod node;

@@ -322,7 +322,7 @@ async fn a_user_with_the_documented_acl_can_do_everything() {
     let lease = lease!();
     let cluster = lease.cluster();
     let acl = "on >scanner-pw ~fanal::* -@all +get +set +mget +getrange +strlen +pttl +scan \
-               +unlink +ping +eval +cluster|slots +cluster|info +asking +role";
+               +unlink +ping +eval +pexpire +cluster|slots +cluster|info +asking +role";
     let mut args = vec!["ACL", "SETUSER", "scanner"];
     args.extend(acl.split_whitespace());
     for node in cluster.nodes() {
@@ -335,6 +335,26 @@ async fn a_user_with_the_documented_acl_can_do_everything() {
         .await
         .unwrap();
     let ids: Vec<BlobId> = (0..60).map(blob_id).collect();
+    // Claims on keys of every master: one batch, routed by key; renewed and released
+    // with the scripts.
+    let lease = std::time::Duration::from_secs(30);
+    let claims = cache.claim(&ids, lease).await.unwrap();
+    let owned: Vec<cache_core::Claim> = claims
+        .into_iter()
+        .filter_map(cache_core::Claimed::owned)
+        .collect();
+    assert_eq!(owned.len(), ids.len());
+    let again = cache.claim(&ids, lease).await.unwrap();
+    assert!(again.iter().all(|c| *c == cache_core::Claimed::Busy));
+    cache.renew(&owned, lease).await.unwrap();
+    cache.release(&owned).await.unwrap();
+    let freed = cache.claim(&ids, lease).await.unwrap();
+    let freed: Vec<cache_core::Claim> = freed
+        .into_iter()
+        .filter_map(cache_core::Claimed::owned)
+        .collect();
+    assert_eq!(freed.len(), ids.len(), "a release missed a master");
+    cache.release(&freed).await.unwrap();
     for id in &ids {
         cache.put_blob(id, &sample_blob(1, 1)).await.unwrap();
     }

@@ -12,7 +12,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use cache_core::{Cache, CacheOptions, EntryKey, Error, RawEntry, codec};
+use cache_core::{
+    Cache, CacheOptions, Claim, ClaimOptions, Claimed, EntryKey, Error, RawEntry, Waited, codec,
+};
 use cache_redis::{RedisCache, RedisConfig};
 use cache_testkit::conformance::{artifact_id, blob_id, sample_artifact, sample_blob};
 use cache_testkit::redis::{self as support, RedisServer, ServerOptions, Tls};
@@ -1039,7 +1041,7 @@ async fn closed_cache_refuses_work() {
 async fn a_user_with_the_documented_acl_can_do_everything() {
     let server = server!();
     let acl = "on >scanner-pw ~fanal::* -@all +get +set +mget +getrange +strlen +pttl +scan \
-               +unlink +ping +select +eval";
+               +unlink +ping +select +eval +pexpire";
     let mut args = vec!["ACL", "SETUSER", "scanner"];
     args.extend(acl.split_whitespace());
     assert_eq!(server.cli(&args), "OK");
@@ -1085,8 +1087,106 @@ async fn exercise_every_operation(cache: &RedisCache) {
     assert_eq!(stats.blobs, 21);
     assert_eq!(cache.gc().await.unwrap().stale, 1);
     cache.delete_blobs(&ids[..2]).await.unwrap();
+    // Claims: granted, busy, renewed, waited for, released, and removed by `clear`.
+    let lease = Duration::from_secs(30);
+    let claims = cache
+        .claim(&[blob_id(50), blob_id(51)], lease)
+        .await
+        .unwrap();
+    let owned: Vec<Claim> = claims.into_iter().filter_map(Claimed::owned).collect();
+    assert_eq!(owned.len(), 2);
+    assert_eq!(
+        cache.claim(&[blob_id(50)], lease).await.unwrap(),
+        [Claimed::Busy]
+    );
+    cache.renew(&owned, lease).await.unwrap();
+    assert!(
+        !cache
+            .await_release(&blob_id(50), Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
+    cache.release(&owned[..1]).await.unwrap();
+    assert!(
+        cache
+            .await_release(&blob_id(50), Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
     cache.clear().await.unwrap();
     assert_eq!(cache.stats().await.unwrap(), Default::default());
+    assert!(
+        matches!(
+            cache.claim(&[blob_id(51)], lease).await.unwrap()[..],
+            [Claimed::Owned(_)]
+        ),
+        "clear left a claim"
+    );
+    cache.clear().await.unwrap();
+}
+
+/// Without `EVAL`, claims still work: renewing and releasing let the lease run out
+/// instead (one warning), and a waiter wakes as soon as the result is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_scripts_claims_run_out_after_their_lease() {
+    let server = server!();
+    let acl = "on >scanner-pw ~fanal::* -@all +get +set +mget +getrange +strlen +pttl +scan \
+               +unlink +ping +select";
+    let mut args = vec!["ACL", "SETUSER", "scanner"];
+    args.extend(acl.split_whitespace());
+    assert_eq!(server.cli(&args), "OK");
+    let cache = connect(quick(server.url_with_auth("scanner", "scanner-pw", 2)))
+        .await
+        .unwrap();
+    let lease = Duration::from_millis(600);
+    let Some(Claimed::Owned(claim)) = cache.claim(&[blob_id(1)], lease).await.unwrap().pop() else {
+        panic!("not granted");
+    };
+    let keys = server.cli(&["-n", "2", "KEYS", "fanal::claim::*"]);
+    assert_eq!(keys.trim(), format!("fanal::claim::{}", blob_id(1)));
+    cache
+        .renew(std::slice::from_ref(&claim), lease)
+        .await
+        .unwrap();
+    cache.release(std::slice::from_ref(&claim)).await.unwrap();
+    assert_eq!(
+        cache.claim(&[blob_id(1)], lease).await.unwrap(),
+        [Claimed::Busy]
+    );
+    let started = Instant::now();
+    let options = ClaimOptions::with_lease(Duration::from_secs(10));
+    let waited = cache.wait_for(&blob_id(1), &options).await.unwrap();
+    assert!(matches!(waited, Waited::TakenOver(_)), "{waited:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A stored result wakes a waiter although the claim is still live.
+    let Some(Claimed::Owned(_held)) = cache
+        .claim(&[blob_id(2)], Duration::from_secs(60))
+        .await
+        .unwrap()
+        .pop()
+    else {
+        panic!("not granted");
+    };
+    let wait = {
+        let cache = Arc::new(cache);
+        let waiter = Arc::clone(&cache);
+        let task =
+            tokio::spawn(async move { waiter.wait_for(&blob_id(2), &options).await.unwrap() });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cache
+            .put_blob(&blob_id(2), &sample_blob(2, 1))
+            .await
+            .unwrap();
+        task
+    };
+    let started = Instant::now();
+    assert_eq!(wait.await.unwrap(), Waited::Stored);
+    assert!(started.elapsed() < Duration::from_secs(1));
 }
 
 /// `?protocol=resp3` works, with a password and a database: the client library's `HELLO`

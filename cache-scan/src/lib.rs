@@ -65,6 +65,7 @@ mod apply;
 mod archive;
 mod codec;
 mod error;
+mod flight;
 #[doc(hidden)]
 pub mod fuzzing;
 mod image;
@@ -90,5 +91,7 @@ pub use options::{
     DEFAULT_MAX_PACKAGES_PER_LAYER, LayerWork, Progress, ScanOptions,
 };
 pub use purl::purl;
-pub use report::{LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportApplication, ReportPackage};
+pub use report::{
+    LayerCounts, LayerSource, REPORT_SCHEMA_VERSION, Report, ReportApplication, ReportPackage,
+};
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};

@@ -2,6 +2,8 @@
 
 use std::{fmt, num::NonZeroUsize, sync::Arc};
 
+use cache_core::ClaimOptions;
+
 /// Default cap on one package database file: 256 MiB.
 pub const DEFAULT_MAX_DB_SIZE: u64 = 256 << 20;
 
@@ -53,6 +55,10 @@ pub struct ScanOptions {
     pub parallelism: Option<NonZeroUsize>,
     /// Receives progress while layers are read; `None` for none.
     pub progress: Option<Arc<dyn Progress>>,
+    /// The single-flight: layers to analyse are claimed first, and those another scan
+    /// of the same cache is analysing are waited for instead (`cache_core::claim`).
+    /// `None` claims nothing and never waits.
+    pub claims: Option<ClaimOptions>,
 }
 
 impl Default for ScanOptions {
@@ -66,6 +72,7 @@ impl Default for ScanOptions {
             max_layers: DEFAULT_MAX_LAYERS,
             parallelism: None,
             progress: None,
+            claims: Some(ClaimOptions::default()),
         }
     }
 }
@@ -81,6 +88,7 @@ impl fmt::Debug for ScanOptions {
             .field("max_layers", &self.max_layers)
             .field("parallelism", &self.parallelism)
             .field("progress", &self.progress.is_some())
+            .field("claims", &self.claims)
             .finish()
     }
 }

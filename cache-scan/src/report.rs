@@ -33,6 +33,31 @@ pub struct Report {
     pub applications: Vec<ReportApplication>,
     /// How the layers' results were obtained.
     pub layers: LayerCounts,
+    /// Where each layer's result came from, bottom first (one per entry of `diff_ids`).
+    pub layer_sources: Vec<LayerSource>,
+}
+
+/// Where one layer's result came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerSource {
+    /// This scan read and analysed the layer.
+    Analysed,
+    /// The result was in the cache.
+    Cached,
+    /// Another scan was analysing the layer; this one waited for its result.
+    Waited,
+}
+
+impl LayerSource {
+    /// `analysed`, `cached` or `waited`: the name in logs and in the JSON report.
+    pub fn name(self) -> &'static str {
+        match self {
+            LayerSource::Analysed => "analysed",
+            LayerSource::Cached => "cached",
+            LayerSource::Waited => "waited",
+        }
+    }
 }
 
 /// The language packages of one application.
@@ -94,8 +119,8 @@ impl ReportPackage {
     }
 }
 
-/// Layer counts of one scan. `analysed + cached == total`; layers appearing twice in an
-/// image are counted at each position.
+/// Layer counts of one scan. `analysed + cached + waited == total`; layers appearing
+/// twice in an image are counted at each position.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LayerCounts {
     /// Layers in the image.
@@ -104,10 +129,23 @@ pub struct LayerCounts {
     pub analysed: usize,
     /// Layers whose result came from the cache without reading them.
     pub cached: usize,
+    /// Layers another scan was analysing at the same time: this one waited for their
+    /// results instead of reading them (single-flight).
+    pub waited: usize,
     /// Cached layers that were hashed anyway (`verify_layers`).
     pub verified: usize,
     /// What the analysed layers collapsed and skipped (zero for cached layers).
     pub counters: crate::ScanCounters,
+}
+
+impl LayerCounts {
+    /// Sets `analysed`, `cached` and `waited` from each layer's source.
+    pub(crate) fn set_sources(&mut self, sources: &[LayerSource]) {
+        let count = |s: LayerSource| sources.iter().filter(|x| **x == s).count();
+        self.analysed = count(LayerSource::Analysed);
+        self.cached = count(LayerSource::Cached);
+        self.waited = count(LayerSource::Waited);
+    }
 }
 
 impl Report {
@@ -167,6 +205,15 @@ impl Report {
                 image_id: &self.image_id,
                 diff_ids: &self.diff_ids,
                 repo_tags: &self.repo_tags,
+                layers: self
+                    .diff_ids
+                    .iter()
+                    .zip(&self.layer_sources)
+                    .map(|(diff_id, source)| JsonLayerSource {
+                        diff_id,
+                        source: *source,
+                    })
+                    .collect(),
             },
             results,
         }
@@ -195,6 +242,9 @@ impl Report {
             "{} ({} analysed, {} from cache",
             c.total, c.analysed, c.cached
         );
+        if c.waited > 0 {
+            let _ = write!(counts, ", {} from another scan", c.waited);
+        }
         if c.verified > 0 {
             let _ = write!(counts, ", {} verified", c.verified);
         }
@@ -285,6 +335,16 @@ struct JsonMetadata<'a> {
     diff_ids: &'a [String],
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     repo_tags: &'a [String],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    layers: Vec<JsonLayerSource<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonLayerSource<'a> {
+    #[serde(rename = "DiffID")]
+    diff_id: &'a str,
+    source: LayerSource,
 }
 
 #[derive(Serialize)]
@@ -426,6 +486,7 @@ mod tests {
                 verified: 0,
                 ..LayerCounts::default()
             },
+            layer_sources: vec![LayerSource::Analysed],
         }
     }
 
@@ -447,6 +508,10 @@ mod tests {
             format!("sha256:{}", "ab".repeat(32))
         );
         assert!(first.get("InstalledFiles").is_none());
+        assert_eq!(
+            v["Metadata"]["Layers"],
+            serde_json::json!([{"DiffID": format!("sha256:{}", "ab".repeat(32)), "Source": "analysed"}])
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::{
     Progress,
     archive::Archive,
     error::{Result, ScanError},
+    flight::Held,
     layer::{Shared, read_layer},
     plan::Planned,
 };
@@ -70,6 +71,8 @@ pub(crate) struct Runner<'a> {
     pub(crate) cache: &'a dyn Cache,
     /// Layers read at once at most.
     pub(crate) parallelism: usize,
+    /// The scan's claims, released as their results are stored.
+    pub(crate) held: &'a Held<'a>,
 }
 
 impl Runner<'_> {
@@ -151,6 +154,8 @@ impl Runner<'_> {
             return Err(refused(e, &results));
         }
         tracing::debug!(layers = results.len(), "stored layer results");
+        let keys: Vec<&BlobId> = results.iter().map(|(id, _)| id).collect();
+        self.held.release_stored(&keys).await;
         for (id, blob) in results {
             tracing::debug!(blob = %id, diff_id = blob.diff_id, "stored layer result");
             out.insert(id, blob);

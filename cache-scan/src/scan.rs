@@ -1,6 +1,11 @@
 //! [`scan()`]: the flow from archive to report through the cache.
 
-use std::{collections::HashMap, path::Path, sync::Arc, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+    sync::Arc,
+    time::Instant,
+};
 
 use cache_core::{ArtifactId, ArtifactInfo, BlobId, BlobInfo, Cache, calc_key};
 
@@ -10,11 +15,12 @@ use crate::{
     apply::{LayerView, apply},
     archive::Archive,
     error::{Result, ScanError},
+    flight::Held,
     image::{Image, read_image},
     layer::Shared,
     limits::{LayerLimits, Limit},
     plan::Planner,
-    report::{LayerCounts, Report},
+    report::{LayerCounts, LayerSource, Report},
     run::{Runner, blocking},
 };
 
@@ -82,6 +88,7 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
 
     let mut planner = Planner::new(&image.layers, &keys.blobs);
     let (tasks, mut counts) = planner.plan(&missing.blobs, options.verify_layers);
+    let held = Held::new(cache, options.claims);
     let runner = Runner {
         archive: Arc::new(archive),
         shared: Arc::new(Shared {
@@ -99,12 +106,35 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
         }),
         cache,
         parallelism: options.effective_parallelism(),
+        held: &held,
     };
-    let analysed = runner
-        .run_reported(tasks, options.progress.as_deref())
-        .await?;
-    let blobs = read_back(&mut planner, &runner, analysed, &mut counts).await?;
+    let work = async {
+        let split = held.claim(&keys.artifact, tasks).await?;
+        let (analysed, waited) = tokio::join!(
+            runner.run_reported(split.now, options.progress.as_deref()),
+            held.wait(split.waiting)
+        );
+        let (mut analysed, waited) = (analysed?, waited?);
+        analysed.extend(runner.run(waited.analyse).await?);
+        let read = read_back(&mut planner, &runner, analysed, &mut counts).await?;
+        let mut stored = waited.stored;
+        stored.extend(split.stored);
+        Ok::<_, ScanError>((read, stored))
+    };
+    let outcome = tokio::select! {
+        outcome = work => outcome,
+        () = held.renew_forever() => unreachable!("renewing never ends"),
+    };
+    // Stored results released their claims already; after an error the others go at
+    // once, so a waiting scan takes over without waiting for the lease.
+    held.release_all().await;
+    let ((blobs, analysed_keys), waited_keys) = outcome?;
+    let sources = layer_sources(planner.keys(), &analysed_keys, &waited_keys);
+    counts.set_sources(&sources);
     counts.counters = runner.shared.counters();
+    for ((layer, key), source) in image.layers.iter().zip(&keys.blobs).zip(&sources) {
+        tracing::debug!(diff_id = %layer.diff_id, blob = %key, source = source.name(), "layer result");
+    }
 
     // Only now, with every layer's result in hand: on any error above no artifact entry
     // is written.
@@ -113,12 +143,13 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
             .put_artifact(&keys.artifact, &artifact_info(&image))
             .await?;
     }
-    let report = assemble(input, &image, &blobs, counts);
+    let report = assemble(input, &image, &blobs, counts, sources);
     tracing::info!(
         image_id = %report.image_id,
         layers = counts.total,
         analysed = counts.analysed,
         cached = counts.cached,
+        waited = counts.waited,
         verified = counts.verified,
         packages = report.packages.len(),
         lang_packages = report
@@ -155,7 +186,7 @@ async fn read_back(
     runner: &Runner<'_>,
     mut analysed: HashMap<BlobId, BlobInfo>,
     counts: &mut LayerCounts,
-) -> Result<Vec<BlobInfo>> {
+) -> Result<(Vec<BlobInfo>, HashSet<BlobId>)> {
     let keys = planner.keys();
     let mut wanted: Vec<BlobId> = keys
         .iter()
@@ -176,13 +207,15 @@ async fn read_back(
         .collect();
     let lost = planner.recover(&present, &analysed, counts);
     analysed.extend(runner.run(lost).await?);
+    let analysed_keys: HashSet<BlobId> = analysed.keys().cloned().collect();
     // Each result is moved out at its last position and cloned only for a layer that
     // repeats an earlier one's key.
     let mut last: HashMap<&BlobId, usize> = HashMap::new();
     for (i, id) in keys.iter().enumerate() {
         last.insert(id, i);
     }
-    keys.iter()
+    let blobs = keys
+        .iter()
         .enumerate()
         .map(|(i, id)| {
             let take = last.get(id) == Some(&i);
@@ -198,11 +231,38 @@ async fn read_back(
             };
             blob.ok_or_else(|| ScanError::Internal(format!("no result for blob {id}")))
         })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((blobs, analysed_keys))
+}
+
+/// Where each layer's result came from: analysed by this scan, stored by another scan
+/// this one waited for, or found in the cache.
+fn layer_sources(
+    keys: &[BlobId],
+    analysed: &HashSet<BlobId>,
+    waited: &HashSet<BlobId>,
+) -> Vec<LayerSource> {
+    keys.iter()
+        .map(|k| {
+            if analysed.contains(k) {
+                LayerSource::Analysed
+            } else if waited.contains(k) {
+                LayerSource::Waited
+            } else {
+                LayerSource::Cached
+            }
+        })
         .collect()
 }
 
 /// The report: the layers' results applied in order.
-fn assemble(input: &Path, image: &Image, blobs: &[BlobInfo], counts: LayerCounts) -> Report {
+fn assemble(
+    input: &Path,
+    image: &Image,
+    blobs: &[BlobInfo],
+    counts: LayerCounts,
+    sources: Vec<LayerSource>,
+) -> Report {
     let views: Vec<LayerView<'_>> = image
         .layers
         .iter()
@@ -225,6 +285,7 @@ fn assemble(input: &Path, image: &Image, blobs: &[BlobInfo], counts: LayerCounts
         packages: applied.packages,
         applications: applied.applications,
         layers: counts,
+        layer_sources: sources,
     }
 }
 

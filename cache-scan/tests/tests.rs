@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod bad_input;
+mod flight;
 mod flow;
 mod formats;
 mod lang;

@@ -70,6 +70,7 @@ pub fn packages(report: &Report) -> Vec<String> {
 pub fn without_counts(report: &Report) -> Report {
     let mut r = report.clone();
     r.layers = Default::default();
+    r.layer_sources.clear();
     r
 }
 

@@ -42,6 +42,9 @@ pub struct Config {
     /// Serve `GET /metrics` on the service's own router (off when the metrics have
     /// their own listener).
     pub serve_metrics: bool,
+    /// The fixed lease of the claims `MissingBlobs` takes for its callers, which cannot
+    /// renew (docs/single-flight.md); `None` takes no claims.
+    pub lease: Option<Duration>,
 }
 
 impl Default for Config {
@@ -54,6 +57,7 @@ impl Default for Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             serve_metrics: true,
+            lease: Some(cache_core::DEFAULT_LEASE),
         }
     }
 }

@@ -127,19 +127,50 @@ pub async fn limit_body(State(limit): State<usize>, req: Request, next: Next) ->
     next.run(req).await
 }
 
-/// Fails a request that takes longer than `timeout` with `deadline_exceeded`.
-pub async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(timeout, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => TwirpError::new(
-            Code::DeadlineExceeded,
-            format!(
-                "the request took longer than {:.1} s (--request-timeout)",
-                timeout.as_secs_f64()
-            ),
-        )
-        .into_response(),
+/// Lets a handler step out of the concurrency bound and the request timeout while it
+/// waits for another client ([`crate::flight`]): its wait has a bound of its own, and the
+/// request that ends it (the owner's `PutBlob`) must get a slot. Put in the request's
+/// extensions by [`deadline`], filled by [`bound_concurrency`].
+#[derive(Clone, Debug, Default)]
+pub struct Hold {
+    permit: Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>,
+    lifted: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Hold {
+    /// Gives the request's slot back and lifts its timeout.
+    pub fn step_out(&self) {
+        self.lifted.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
+
+    fn is_lifted(&self) -> bool {
+        self.lifted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Fails a request that takes longer than `timeout` with `deadline_exceeded`, unless its
+/// handler lifted the timeout ([`Hold::step_out`]) before it passed.
+pub async fn deadline(State(timeout): State<Duration>, mut req: Request, next: Next) -> Response {
+    let hold = Hold::default();
+    req.extensions_mut().insert(hold.clone());
+    let run = next.run(req);
+    tokio::pin!(run);
+    tokio::select! {
+        resp = &mut run => return resp,
+        () = tokio::time::sleep(timeout) => {}
+    }
+    if hold.is_lifted() {
+        return run.await;
+    }
+    TwirpError::new(
+        Code::DeadlineExceeded,
+        format!(
+            "the request took longer than {:.1} s (--request-timeout)",
+            timeout.as_secs_f64()
+        ),
+    )
+    .into_response()
 }
 
 /// Serves at most as many requests at once as `slots` has permits; the others wait
@@ -154,8 +185,25 @@ pub async fn bound_concurrency(
     req: Request,
     next: Next,
 ) -> Response {
-    match slots.acquire().await {
-        Ok(_permit) => next.run(req).await,
+    match slots.acquire_owned().await {
+        Ok(permit) => {
+            // The handler may give the slot back early (Hold::step_out); else it is held
+            // until the response, as the extension's last clone drops with the request.
+            let held = req.extensions().get::<Hold>().cloned();
+            match held {
+                Some(hold) => {
+                    *hold.permit.lock().unwrap_or_else(|e| e.into_inner()) = Some(permit);
+                    let resp = next.run(req).await;
+                    hold.permit.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    resp
+                }
+                None => {
+                    let resp = next.run(req).await;
+                    drop(permit);
+                    resp
+                }
+            }
+        }
         Err(_) => TwirpError::new(Code::Unavailable, "the server is shutting down").into_response(),
     }
 }

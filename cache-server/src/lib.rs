@@ -36,6 +36,7 @@ mod batch;
 mod config;
 pub mod convert;
 mod error;
+mod flight;
 mod layers;
 mod license;
 pub mod metrics;

@@ -4,6 +4,7 @@
 use std::{
     fmt::Write as _,
     sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
 };
 
 use prometheus_client::{
@@ -50,6 +51,11 @@ pub struct Metrics {
     in_flight: Gauge,
     backend_errors: Counter,
     over_cap: Counter,
+    claims: Counter,
+    waits: Counter,
+    wait_seconds: Counter<f64, AtomicU64>,
+    takeovers: Counter,
+    expired_leases: Counter,
     failed: AtomicU64,
     total: AtomicU64,
 }
@@ -131,8 +137,43 @@ impl Metrics {
             "Documents refused because they are over the document size cap (--max-document-size)",
             over_cap.clone(),
         );
+        let claims = Counter::default();
+        let waits = Counter::default();
+        let wait_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        let takeovers = Counter::default();
+        let expired_leases = Counter::default();
+        registry.register(
+            "claims",
+            "Layer claims MissingBlobs took for its caller (the caller uploads the layer)",
+            claims.clone(),
+        );
+        registry.register(
+            "claim_waits",
+            "Layers MissingBlobs waited for because another caller's claim was live",
+            waits.clone(),
+        );
+        registry.register(
+            "claim_wait_seconds",
+            "Time MissingBlobs requests spent waiting for other callers' layers",
+            wait_seconds.clone(),
+        );
+        registry.register(
+            "claim_takeovers",
+            "Claims taken over after they ended without a PutBlob",
+            takeovers.clone(),
+        );
+        registry.register(
+            "claim_expired_leases",
+            "Claims whose lease ran out without a PutBlob, and waits that reached the lease",
+            expired_leases.clone(),
+        );
         Metrics {
             registry,
+            claims,
+            waits,
+            wait_seconds,
+            takeovers,
+            expired_leases,
             requests,
             latency,
             missing_hits,
@@ -225,6 +266,31 @@ impl Metrics {
     /// Counts a document refused for being over the document size cap.
     pub fn document_over_cap(&self) {
         self.over_cap.inc();
+    }
+
+    /// Counts a claim taken for a caller.
+    pub fn claimed(&self) {
+        self.claims.inc();
+    }
+
+    /// Counts a layer waited for.
+    pub fn waited(&self) {
+        self.waits.inc();
+    }
+
+    /// Adds the time one request waited.
+    pub fn wait_time(&self, waited: Duration) {
+        self.wait_seconds.inc_by(waited.as_secs_f64());
+    }
+
+    /// Counts a claim taken over.
+    pub fn taken_over(&self) {
+        self.takeovers.inc();
+    }
+
+    /// Counts a lease that ran out.
+    pub fn expired(&self) {
+        self.expired_leases.inc();
     }
 
     /// The number of stored blobs so far.

@@ -7,7 +7,7 @@ use std::{
 };
 
 use axum::{
-    Router,
+    Extension, Router,
     extract::State,
     http::{StatusCode, header},
     middleware,
@@ -20,7 +20,8 @@ use tower::ServiceBuilder;
 use crate::{
     Config,
     batch::{Batcher, WriteError},
-    layers,
+    flight::ClientClaims,
+    layers::{self, Hold},
     metrics::Metrics,
     proto::cache::{
         DeleteBlobsRequest, Empty, MissingBlobsRequest, MissingBlobsResponse, PutArtifactRequest,
@@ -53,6 +54,8 @@ struct Inner {
     batcher: Batcher,
     /// The last readiness answer and when it was found.
     ready: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    /// The claims held for clients.
+    claims: ClientClaims,
 }
 
 impl ServerState {
@@ -67,6 +70,7 @@ impl ServerState {
                 metrics: Metrics::new(),
                 batcher: Batcher::default(),
                 ready: tokio::sync::Mutex::new(None),
+                claims: ClientClaims::default(),
             }),
         }
     }
@@ -286,21 +290,43 @@ async fn put_blob(
         .ok_or_else(|| TwirpError::new(Code::InvalidArgument, "blob_info is required"))?;
     let doc = cache_core::BlobInfo::from(info);
     s.store(EntryKey::blob(&id), codec::encode(&doc)).await?;
+    s.inner.claims.stored(s.cache().as_ref(), &id).await;
     s.metrics().put_blob(req.body_bytes);
     Ok(reply(req.codec, &Empty {}))
 }
 
 async fn missing_blobs(
     State(s): State<ServerState>,
+    hold: Option<Extension<Hold>>,
     req: TwirpRequest<MissingBlobsRequest>,
 ) -> Result<Response, TwirpError> {
     let artifact = artifact_id(&req.message.artifact_id, "artifact_id")?;
     let blobs = blob_ids(&req.message.blob_ids, "blob_ids")?;
-    let missing = s
+    let mut missing = s
         .cache()
         .missing_blobs(&artifact, &blobs)
         .await
         .map_err(|e| s.backend_error(e))?;
+    if let Some(lease) = s.config().lease {
+        let step_out = || {
+            if let Some(Extension(hold)) = &hold {
+                hold.step_out();
+            }
+        };
+        missing.blobs = s
+            .inner
+            .claims
+            .missing(
+                s.cache().as_ref(),
+                &artifact,
+                lease,
+                missing.blobs,
+                s.metrics(),
+                step_out,
+            )
+            .await
+            .map_err(|e| s.backend_error(e))?;
+    }
     s.metrics().missing_blobs(blobs.len(), missing.blobs.len());
     let answer = MissingBlobsResponse {
         missing_artifact: missing.artifact,

@@ -882,3 +882,88 @@ fn a_document_over_the_cap_fails_its_own_request_only() {
         "{metrics}"
     );
 }
+
+/// `MissingBlobs` as JSON for `ids`, answered with the IDs reported missing.
+fn missing_json(port: u16, ids: &[String]) -> (u16, Vec<String>) {
+    let body = json!({"artifact_id": artifact_id(1).to_string(), "blob_ids": ids}).to_string();
+    let resp = http::post(
+        port,
+        &format!("{CACHE}/MissingBlobs"),
+        JSON,
+        &[],
+        body.as_bytes(),
+    )
+    .unwrap();
+    let missing = resp.json()["missing_blob_ids"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default();
+    (resp.status, missing)
+}
+
+/// A client that asks for a layer another client is uploading waits for its `PutBlob`
+/// without holding a slot (the upload gets through with one slot) and past the request
+/// timeout, then is answered without the layer; when the uploader never comes, the lease
+/// runs out and the waiter gets the layer.
+#[test]
+fn a_held_missing_blobs_frees_its_slot_and_outlives_the_timeout() {
+    let config = Config {
+        max_concurrent_requests: 1,
+        request_timeout: Duration::from_millis(300),
+        lease: Some(Duration::from_secs(10)),
+        ..Config::default()
+    };
+    let s = Served::start(memory(), config);
+    let id = blob_id(1).to_string();
+    assert_eq!(
+        missing_json(s.port, std::slice::from_ref(&id)),
+        (200, vec![id.clone()])
+    );
+    let port = s.port;
+    let ids = vec![id.clone()];
+    let started = Instant::now();
+    let waiter = std::thread::spawn(move || missing_json(port, &ids));
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(!waiter.is_finished(), "the second caller was not held");
+    let put = s.post("PutBlob", JSON, &put_blob_json(&id));
+    assert_eq!(put.status, 200, "{}", put.text());
+    assert_eq!(waiter.join().unwrap(), (200, vec![]));
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    let metrics = http::get(s.port, "/metrics").unwrap().text();
+    assert!(
+        metrics.contains("scancache_server_claim_waits_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("scancache_server_claims_total 1"),
+        "{metrics}"
+    );
+
+    // An uploader that never comes: the waiter is answered with the layer at the lease's
+    // end, and owns it.
+    let config = Config {
+        lease: Some(Duration::from_millis(600)),
+        ..Config::default()
+    };
+    let s = Served::start(memory(), config);
+    let id = blob_id(2).to_string();
+    assert_eq!(
+        missing_json(s.port, std::slice::from_ref(&id)).1,
+        vec![id.clone()]
+    );
+    let started = Instant::now();
+    assert_eq!(
+        missing_json(s.port, std::slice::from_ref(&id)).1,
+        vec![id.clone()]
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    let metrics = http::get(s.port, "/metrics").unwrap().text();
+    assert!(
+        metrics.contains("scancache_server_claim_takeovers_total 1"),
+        "{metrics}"
+    );
+}

@@ -26,13 +26,13 @@
 use std::{
     ops::ControlFlow,
     sync::Arc,
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use async_trait::async_trait;
 use cache_core::{
-    ArtifactId, ArtifactInfo, BlobId, BlobInfo, Cache, CacheOptions, Digest, EntryKey, EntryKind,
-    GcOptions, Os, Package, PackageInfo, RawEntry, codec,
+    ArtifactId, ArtifactInfo, BlobId, BlobInfo, Cache, CacheOptions, Claim, ClaimOptions, Claimed,
+    Digest, EntryKey, EntryKind, GcOptions, Os, Package, PackageInfo, RawEntry, Waited, codec,
 };
 use serde_json::json;
 
@@ -140,6 +140,52 @@ fn raw(key: EntryKey, value: &[u8]) -> RawEntry {
 
 async fn fresh(f: &dyn Factory) -> Arc<dyn Cache> {
     f.create(CacheOptions::default()).await
+}
+
+/// Claims one key, which must be granted.
+async fn owned(c: &dyn Cache, n: u64, lease: Duration) -> Claim {
+    match c.claim(&[blob_id(n)], lease).await.unwrap().pop() {
+        Some(Claimed::Owned(claim)) => {
+            assert!(
+                !claim.is_unheld(),
+                "{} grants claims that hold nothing",
+                c.backend_name()
+            );
+            claim
+        }
+        other => panic!("claim of blob {n} not granted: {other:?}"),
+    }
+}
+
+/// Whether claiming one key now is refused as busy (a granted claim is released again).
+async fn busy(c: &dyn Cache, n: u64) -> bool {
+    match c
+        .claim(&[blob_id(n)], Duration::from_secs(30))
+        .await
+        .unwrap()
+        .pop()
+    {
+        Some(Claimed::Busy) => true,
+        Some(Claimed::Owned(claim)) => {
+            c.release(&[claim]).await.unwrap();
+            false
+        }
+        None => panic!("claim answered nothing"),
+    }
+}
+
+/// Waits for blob `n` in a task of its own; the handle yields the outcome and when it
+/// came.
+fn waiter(
+    c: &Arc<dyn Cache>,
+    n: u64,
+    options: ClaimOptions,
+) -> tokio::task::JoinHandle<(Waited, Instant)> {
+    let c = Arc::clone(c);
+    tokio::spawn(async move {
+        let waited = c.wait_for(&blob_id(n), &options).await.unwrap();
+        (waited, Instant::now())
+    })
 }
 
 suite! {
@@ -785,5 +831,116 @@ suite! {
         assert_eq!(left, want);
         let again = c.gc().await.unwrap();
         assert_eq!((again.stale, again.expired), (0, 0));
+    }
+
+    /// Claims are per key: a second claim on a live one is busy, other keys are granted,
+    /// and a released key can be claimed again.
+    async fn claims_are_per_key_and_a_live_claim_is_busy(f) {
+        let c = fresh(f).await;
+        let lease = Duration::from_secs(30);
+        let first = c.claim(&[blob_id(1), blob_id(2)], lease).await.unwrap();
+        assert!(first.iter().all(|c| matches!(c, Claimed::Owned(_))), "{first:?}");
+        let second = c.claim(&[blob_id(2), blob_id(3)], lease).await.unwrap();
+        assert_eq!(second[0], Claimed::Busy);
+        assert!(matches!(&second[1], Claimed::Owned(claim) if claim.id() == &blob_id(3)));
+        let held: Vec<Claim> = first.into_iter().filter_map(Claimed::owned).collect();
+        c.release(&held).await.unwrap();
+        assert!(!busy(&*c, 2).await, "a released key stays claimed");
+        assert!(busy(&*c, 3).await);
+        assert!(c.await_release(&blob_id(4), Duration::from_secs(5)).await.unwrap());
+    }
+
+    /// A waiter wakes up promptly when the owner stores the result and releases, and
+    /// then uses the result.
+    async fn a_waiter_wakes_when_the_owner_stores_and_releases(f) {
+        let c = fresh(f).await;
+        let claim = owned(&*c, 1, Duration::from_secs(30)).await;
+        let wait = waiter(&c, 1, ClaimOptions::with_lease(Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!wait.is_finished(), "the waiter did not wait");
+        c.put_blob(&blob_id(1), &sample_blob(1, 2)).await.unwrap();
+        let released = Instant::now();
+        c.release(&[claim]).await.unwrap();
+        let (waited, at) = wait.await.unwrap();
+        assert_eq!(waited, Waited::Stored);
+        let late = at.saturating_duration_since(released);
+        assert!(late < Duration::from_millis(700), "woke {late:?} after the release");
+        assert!(!busy(&*c, 1).await);
+    }
+
+    /// An owner that gives up (releases without a result) hands the key to a waiter at
+    /// once: the waiter takes the claim over and owns it.
+    async fn a_claim_released_without_a_result_is_taken_over(f) {
+        let c = fresh(f).await;
+        let claim = owned(&*c, 1, Duration::from_secs(30)).await;
+        let wait = waiter(&c, 1, ClaimOptions::with_lease(Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let released = Instant::now();
+        c.release(&[claim]).await.unwrap();
+        let (waited, at) = wait.await.unwrap();
+        let Waited::TakenOver(taken) = waited else {
+            panic!("not taken over: {waited:?}");
+        };
+        assert_eq!(taken.id(), &blob_id(1));
+        assert!(at.saturating_duration_since(released) < Duration::from_millis(700));
+        assert!(busy(&*c, 1).await, "the taker does not own the key");
+        c.release(&[taken]).await.unwrap();
+        assert!(!busy(&*c, 1).await);
+    }
+
+    /// A claim nobody renews runs out after its lease and a waiter takes it over; a
+    /// renewed claim stays live past its first lease.
+    async fn an_unrenewed_claim_runs_out_and_a_renewed_one_stays(f) {
+        let c = fresh(f).await;
+        let lease = Duration::from_millis(400);
+        let _forgotten = owned(&*c, 1, lease).await;
+        let started = Instant::now();
+        let (waited, at) = waiter(&c, 1, ClaimOptions::with_lease(Duration::from_secs(10)))
+            .await
+            .unwrap();
+        assert!(matches!(waited, Waited::TakenOver(_)), "{waited:?}");
+        let after = at - started;
+        assert!(
+            after >= Duration::from_millis(250) && after < Duration::from_secs(3),
+            "taken over after {after:?} with a lease of {lease:?}"
+        );
+
+        let kept = owned(&*c, 2, lease).await;
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            c.renew(std::slice::from_ref(&kept), lease).await.unwrap();
+        }
+        assert!(busy(&*c, 2).await, "a renewed claim ran out");
+    }
+
+    /// Renewing or releasing a claim that ran out and was taken over leaves the new
+    /// owner's claim alone.
+    async fn a_lost_claim_cannot_end_the_new_owners(f) {
+        let c = fresh(f).await;
+        let old = owned(&*c, 1, Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let new = owned(&*c, 1, Duration::from_secs(30)).await;
+        assert_ne!(old.token(), new.token());
+        c.renew(std::slice::from_ref(&old), Duration::from_secs(30)).await.unwrap();
+        c.release(&[old]).await.unwrap();
+        assert!(busy(&*c, 1).await, "the old owner ended the new owner's claim");
+        c.release(&[new]).await.unwrap();
+        assert!(!busy(&*c, 1).await);
+    }
+
+    /// A waiter never waits past its bound: with the claim still live it times out and
+    /// analyses itself.
+    async fn a_wait_past_its_bound_times_out(f) {
+        let c = fresh(f).await;
+        let _held = owned(&*c, 1, Duration::from_secs(60)).await;
+        let options = ClaimOptions {
+            lease: Duration::from_secs(60),
+            max_wait: Duration::from_millis(300),
+        };
+        let started = Instant::now();
+        let (waited, at) = waiter(&c, 1, options).await.unwrap();
+        assert_eq!(waited, Waited::TimedOut);
+        let took = at - started;
+        assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(2), "{took:?}");
     }
 }

@@ -1,17 +1,18 @@
 //! [`Delegate`]: a cache that forwards every call to a real backend, except the ones a
 //! test replaces, for tests of code that uses a cache (a cache that fails, or forgets).
 
-use std::fmt;
+use std::{fmt, time::Duration};
 
 use async_trait::async_trait;
 use cache_core::{
-    ArtifactId, BlobId, Cache, CacheOptions, Digest, EntryKey, EntryKind, Missing, RawEntry,
-    Result, Visitor, Walk, Walked, rules::GcCandidate,
+    ArtifactId, BlobId, Cache, CacheOptions, Claim, Claimed, Digest, EntryKey, EntryKind, Missing,
+    RawEntry, Result, Visitor, Walk, Walked, rules::GcCandidate,
 };
 
 type MissingHook = Box<dyn Fn(&ArtifactId, &[BlobId]) -> Result<Missing> + Send + Sync>;
 type ReadHook = Box<dyn Fn(EntryKind, &[&Digest]) -> Result<Vec<Option<Vec<u8>>>> + Send + Sync>;
 type WriteHook = Box<dyn Fn(&[RawEntry]) + Send + Sync>;
+type ClaimHook = Box<dyn Fn(&[BlobId]) + Send + Sync>;
 
 /// Wraps a cache and forwards every storage primitive and capability to it, so the
 /// provided scan and admin methods behave exactly as on `inner` — except
@@ -32,6 +33,7 @@ pub struct Delegate<C> {
     missing_blobs: Option<MissingHook>,
     read: Option<ReadHook>,
     write: Option<WriteHook>,
+    claim: Option<ClaimHook>,
 }
 
 impl<C: Cache> Delegate<C> {
@@ -42,7 +44,15 @@ impl<C: Cache> Delegate<C> {
             missing_blobs: None,
             read: None,
             write: None,
+            claim: None,
         }
+    }
+
+    /// Calls `hook` with the keys of every [`Cache::claim`] before forwarding it, e.g. to
+    /// count claim round trips.
+    pub fn on_claim(mut self, hook: impl Fn(&[BlobId]) + Send + Sync + 'static) -> Self {
+        self.claim = Some(Box::new(hook));
+        self
     }
 
     /// Calls `hook` with the entries of every [`Cache::write`] before forwarding it, e.g.
@@ -166,5 +176,24 @@ impl<C: Cache> Cache for Delegate<C> {
 
     async fn disk_bytes(&self) -> Result<Option<u64>> {
         self.inner.disk_bytes().await
+    }
+
+    async fn claim(&self, ids: &[BlobId], lease: Duration) -> Result<Vec<Claimed>> {
+        if let Some(hook) = &self.claim {
+            hook(ids);
+        }
+        self.inner.claim(ids, lease).await
+    }
+
+    async fn renew(&self, claims: &[Claim], lease: Duration) -> Result<()> {
+        self.inner.renew(claims, lease).await
+    }
+
+    async fn release(&self, claims: &[Claim]) -> Result<()> {
+        self.inner.release(claims).await
+    }
+
+    async fn await_release(&self, id: &BlobId, timeout: Duration) -> Result<bool> {
+        self.inner.await_release(id, timeout).await
     }
 }

@@ -71,6 +71,12 @@ const PROGRAMS: &[Program] = &[
         example: "bench_extreme",
         features: "",
     },
+    Program {
+        name: "flight",
+        package: "cache-cli",
+        example: "bench_flight",
+        features: "",
+    },
 ];
 
 /// Options of `cargo xtask bench`.

@@ -9,17 +9,17 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use cache_core::Cache;
+use cache_core::{Cache, ClaimOptions};
 use cache_scan::{LayerWork, Limit, Progress, ScanOptions};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{
-    cli::{ImageArgs, ReportFormat},
+    cli::{ImageArgs, Lease, ReportFormat},
     output::Output,
 };
 
 /// Runs `image` against an open backend.
-pub async fn run(args: &ImageArgs, cache: &dyn Cache, quiet: bool) -> Result<()> {
+pub async fn run(args: &ImageArgs, cache: &dyn Cache, quiet: bool, lease: Lease) -> Result<()> {
     let bar = (!quiet && io::stderr().is_terminal()).then(|| Arc::new(Bar::new()));
     let options = ScanOptions {
         image: args.image.clone(),
@@ -28,6 +28,7 @@ pub async fn run(args: &ImageArgs, cache: &dyn Cache, quiet: bool) -> Result<()>
         max_packages_per_layer: args.max_packages_per_layer,
         max_layers: args.max_layers,
         progress: bar.clone().map(|b| b as Arc<dyn Progress>),
+        claims: lease.0.map(ClaimOptions::with_lease),
         ..ScanOptions::default()
     };
     let report = cache_scan::scan(&args.input, cache, &options).await;

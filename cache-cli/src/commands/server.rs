@@ -19,6 +19,7 @@ pub async fn run(args: &ServerArgs, cache: Arc<dyn Cache>, g: &GlobalOpts) -> Re
         request_timeout: args.request_timeout,
         max_concurrent_requests: args.max_concurrent_requests as usize,
         serve_metrics: args.metrics_listen.is_none(),
+        lease: g.lease_timeout.0,
     };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(cache_server::load_tls(cert, key)?),

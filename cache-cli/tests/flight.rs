@@ -1,0 +1,325 @@
+//! The single-flight across processes: `scancache image` processes started together on
+//! one cache analyse a shared base layer once, the others wait for its result; a killed
+//! owner hands the layer to a waiter.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use cache_fixtures::{
+    Compression, ImageBuilder, LayerBuilder, data::DEBIAN_OS_RELEASE, docker_save,
+};
+use cache_testkit::redis::RedisServer;
+use serde_json::Value;
+
+fn stanza(name: &str, version: &str) -> String {
+    format!(
+        "Package: {name}\nStatus: install ok installed\nPriority: optional\nSection: libs\nInstalled-Size: 100\nMaintainer: Test <test@example.org>\nArchitecture: amd64\nVersion: {version}\nDescription: the {name} package\n\n"
+    )
+}
+
+/// Eight images: one base layer of `bulk` bytes shared by all, and an upper layer each.
+fn images(dir: &Path, bulk: usize) -> Vec<PathBuf> {
+    let base = LayerBuilder::new()
+        .file("etc/os-release", DEBIAN_OS_RELEASE)
+        .file("var/lib/dpkg/status", stanza("base", "1-1"))
+        .file("opt/bulk.bin", vec![0x5a; bulk]);
+    (0..8)
+        .map(|i| {
+            let status = format!(
+                "{}{}",
+                stanza("base", "1-1"),
+                stanza(&format!("pkg-{i}"), "2-1")
+            );
+            let image = ImageBuilder::new(&[&format!("app:{i}")])
+                .layer(&base, Compression::None, "ADD base")
+                .layer(
+                    &LayerBuilder::new().file("var/lib/dpkg/status", status),
+                    Compression::None,
+                    "RUN install",
+                );
+            let path = dir.join(format!("app-{i}.tar"));
+            std::fs::write(&path, docker_save(&[&image])).unwrap();
+            path
+        })
+        .collect()
+}
+
+fn scancache(cache_dir: &Path, backend: &[&str], args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scancache"));
+    cmd.arg("--cache-dir")
+        .arg(cache_dir)
+        .args(backend)
+        .args(args)
+        .env_remove("SCANCACHE_CACHE_BACKEND")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// A JSON scan of `input` started in the background.
+fn start_scan(cache_dir: &Path, backend: &[&str], input: &Path, lease: &str) -> Child {
+    let input = input.display().to_string();
+    scancache(
+        cache_dir,
+        backend,
+        &[
+            "--lease-timeout",
+            lease,
+            "image",
+            "--input",
+            &input,
+            "--format",
+            "json",
+        ],
+    )
+    .spawn()
+    .unwrap()
+}
+
+/// The JSON report of a finished scan, which must have succeeded.
+fn report(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "scan failed: {}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Where each layer's result came from, as the report says.
+fn sources(report: &Value) -> Vec<String> {
+    report["Metadata"]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["Source"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The report without the layer sources, which differ between a cold and a shared scan.
+fn without_sources(mut report: Value) -> Value {
+    report["Metadata"].as_object_mut().unwrap().remove("Layers");
+    report
+}
+
+/// Each image scanned alone by a process of its own on an empty cache.
+fn cold_reports(inputs: &[PathBuf]) -> Vec<Value> {
+    inputs
+        .iter()
+        .map(|input| {
+            let dir = tempfile::tempdir().unwrap();
+            let out = start_scan(dir.path(), &["--cache-backend", "memory"], input, "30s")
+                .wait_with_output()
+                .unwrap();
+            let r = report(&out);
+            assert_eq!(sources(&r), ["analysed", "analysed"]);
+            without_sources(r)
+        })
+        .collect()
+}
+
+/// Eight processes on one cache, started together: the base is analysed once in all,
+/// and every report equals the image's cold single-process report.
+fn eight_processes_analyse_the_base_once(cache_dir: &Path, backend: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = images(dir.path(), 6 << 20);
+    let cold = cold_reports(&inputs);
+    let children: Vec<Child> = inputs
+        .iter()
+        .map(|input| start_scan(cache_dir, backend, input, "30s"))
+        .collect();
+    let outs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let reports: Vec<Value> = outs.iter().map(report).collect();
+    let base: Vec<String> = reports.iter().map(|r| sources(r)[0].clone()).collect();
+    let analysed = base.iter().filter(|s| *s == "analysed").count();
+    assert_eq!(
+        analysed, 1,
+        "the base was analysed {analysed} times: {base:?}"
+    );
+    assert!(
+        base.iter().any(|s| s == "waited"),
+        "no process waited: {base:?}"
+    );
+    for (i, (r, c)) in reports.into_iter().zip(&cold).enumerate() {
+        assert_eq!(sources(&r)[1], "analysed");
+        assert_eq!(
+            &without_sources(r),
+            c,
+            "report {i} differs from its cold report"
+        );
+    }
+    // The INFO summary counts waited layers.
+    let waited: u64 = outs
+        .iter()
+        .map(|o| {
+            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+            err.lines()
+                .find(|l| l.contains("scanned image"))
+                .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("waited=")))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no waited= in the summary:\n{err}"))
+        })
+        .sum();
+    assert_eq!(
+        waited as usize,
+        base.iter().filter(|s| *s == "waited").count()
+    );
+}
+
+#[test]
+fn eight_processes_on_one_fs_cache_analyse_a_shared_base_once() {
+    let cache = tempfile::tempdir().unwrap();
+    eight_processes_analyse_the_base_once(cache.path(), &[]);
+}
+
+#[test]
+fn eight_processes_on_one_redis_analyse_a_shared_base_once() {
+    let Some(server) =
+        cache_testkit::redis::require_redis().then(|| RedisServer::start(Default::default()))
+    else {
+        return;
+    };
+    let url = server.url(5);
+    let cache = tempfile::tempdir().unwrap();
+    eight_processes_analyse_the_base_once(cache.path(), &["--cache-backend", &url]);
+}
+
+/// The claim file of the base layer of `input`, in the fs cache at `cache_dir`.
+fn base_claim_file(cache_dir: &Path, input: &Path) -> PathBuf {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let keys = rt
+        .block_on(cache_scan::image_keys_of(
+            input,
+            &cache_scan::ScanOptions::default(),
+        ))
+        .unwrap();
+    cache_dir
+        .join("fanal/claims-v1")
+        .join(format!("{}.lock", keys.blobs[0].as_str().replace(':', "-")))
+}
+
+/// Kills the owner of the base mid-analysis (SIGKILL) with three scans waiting: one takes
+/// the base over, the other two wait for it, and all finish within `bound` of the kill.
+fn killed_owner(
+    cache: &Path,
+    backend: &[&str],
+    lease: &str,
+    claimed: &dyn Fn(&Path) -> bool,
+    bound: Duration,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    // A base large enough that its owner is still analysing when it is killed.
+    let inputs = images(dir.path(), 12 << 20);
+    let mut owner = start_scan(cache, backend, &inputs[0], lease);
+    let started = Instant::now();
+    while !claimed(&inputs[0]) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the owner never claimed the base"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let waiters: Vec<Child> = inputs[1..4]
+        .iter()
+        .map(|input| start_scan(cache, backend, input, lease))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        owner.try_wait().unwrap().is_none(),
+        "the owner finished before it was killed"
+    );
+    owner.kill().unwrap();
+    let killed = Instant::now();
+    let _ = owner.wait();
+    let reports: Vec<Value> = waiters
+        .into_iter()
+        .map(|c| report(&c.wait_with_output().unwrap()))
+        .collect();
+    let took = killed.elapsed();
+    let base: Vec<String> = reports.iter().map(|r| sources(r)[0].clone()).collect();
+    assert_eq!(
+        base.iter().filter(|s| *s == "analysed").count(),
+        1,
+        "{base:?}"
+    );
+    assert_eq!(
+        base.iter().filter(|s| *s == "waited").count(),
+        2,
+        "{base:?}"
+    );
+    assert!(took < bound, "the scans took {took:?} after the kill");
+    for (i, r) in reports.iter().enumerate() {
+        assert_eq!(r["Metadata"]["RepoTags"][0], format!("app:{}", i + 1));
+    }
+}
+
+#[test]
+fn a_killed_owner_hands_the_layer_to_a_waiter_and_every_scan_finishes() {
+    // The kernel ends a dead owner's flock at once: the takeover does not wait for the
+    // (long) lease; the time is the taker's analysis of the base.
+    let cache = tempfile::tempdir().unwrap();
+    let claimed = |input: &Path| base_claim_file(cache.path(), input).exists();
+    killed_owner(cache.path(), &[], "10m", &claimed, Duration::from_secs(60));
+}
+
+#[test]
+fn a_killed_owner_on_redis_is_taken_over_when_its_lease_runs_out() {
+    let Some(server) =
+        cache_testkit::redis::require_redis().then(|| RedisServer::start(Default::default()))
+    else {
+        return;
+    };
+    let url = server.url(6);
+    let cache = tempfile::tempdir().unwrap();
+    let claimed = |_: &Path| {
+        server
+            .cli(&["-n", "6", "KEYS", "fanal::claim::*"])
+            .contains("fanal::claim::")
+    };
+    // Lease 2 s: the takeover comes within it; the rest is the taker's analysis.
+    killed_owner(
+        cache.path(),
+        &["--cache-backend", &url],
+        "2s",
+        &claimed,
+        Duration::from_secs(60),
+    );
+}
+
+/// `--lease-timeout` is in the help with its variable, and a bad value is a usage error
+/// naming it, from the command line or the environment.
+#[test]
+fn lease_timeout_is_documented_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = scancache(dir.path(), &[], &["--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    assert!(
+        help.contains("--lease-timeout") && help.contains("SCANCACHE_LEASE_TIMEOUT"),
+        "{help}"
+    );
+    for (args, env) in [
+        (vec!["--lease-timeout", "soon", "cache", "stats"], None),
+        (vec!["cache", "stats"], Some("-5s")),
+    ] {
+        let mut cmd = scancache(dir.path(), &["--cache-backend", "memory"], &args);
+        if let Some(v) = env {
+            cmd.env("SCANCACHE_LEASE_TIMEOUT", v);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("--lease-timeout"), "{err}");
+    }
+}
