@@ -65,6 +65,7 @@ mod apply;
 mod archive;
 mod codec;
 mod error;
+mod glob;
 mod image;
 mod layer;
 mod options;
@@ -75,11 +76,17 @@ mod run;
 pub mod sbom;
 mod scan;
 mod tarfmt;
+mod tree;
+mod walk;
 
-pub use analyser::ANALYSERS;
+pub use analyser::{ANALYSERS, FS_ANALYSERS, lockfile::MAX_LOCKFILE};
 pub use apply::{AGGREGATED_TYPES, Applied, LayerView, apply};
 pub use error::{Result, ScanError};
+pub use glob::Glob;
 pub use options::{DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, LayerWork, Progress, ScanOptions};
 pub use purl::purl;
-pub use report::{LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportApplication, ReportPackage};
+pub use report::{
+    ArtifactType, LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportApplication, ReportPackage,
+};
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};
+pub use tree::{TreeKind, TreeOptions, scan_tree, tree_key_of};

@@ -162,6 +162,7 @@ fn assemble(input: &Path, image: &Image, blobs: &[BlobInfo], counts: LayerCounts
     let applied = apply(&views);
     Report {
         artifact_name: input.display().to_string(),
+        artifact_type: crate::ArtifactType::ContainerImage,
         image_id: image.image_id.to_string(),
         repo_tags: image.repo_tags.clone(),
         diff_ids: image.layers.iter().map(|l| l.diff_id.to_string()).collect(),

@@ -6,6 +6,7 @@ mod dpkg;
 mod dpkg_license;
 mod lang;
 mod license;
+pub(crate) mod lockfile;
 mod os;
 mod parsed;
 
@@ -13,6 +14,7 @@ use std::{collections::BTreeMap, io::Read};
 
 use cache_core::{BlobInfo, LicenseFile, Package, PackageInfo};
 
+pub(crate) use lang::Kind as LangKind;
 pub(crate) use license::spdx_id as license_id;
 pub(crate) use os::OsFiles;
 use parsed::{Parsed, resolve_depends};
@@ -47,6 +49,28 @@ pub const ANALYSERS: [(&str, u32); 14] = [
     lang::VERSIONS[8],
 ];
 
+/// The analysers of `fs` scans (`TreeKind::Fs`): the OS analysers, the lockfile
+/// analysers and `dotnet-core` (which the reference runs on every target) (`docs/analysers.md`, "Directory scans"), sorted by name.
+pub const FS_ANALYSERS: [(&str, u32); 17] = [
+    ("apk", 2),
+    ("apk-repo", 1),
+    lockfile::VERSIONS[0],
+    lockfile::VERSIONS[1],
+    lockfile::VERSIONS[2],
+    lang::VERSIONS[2],
+    ("dpkg", 3),
+    lockfile::VERSIONS[3],
+    lockfile::VERSIONS[4],
+    lockfile::VERSIONS[5],
+    ("os-release", 2),
+    lockfile::VERSIONS[6],
+    lockfile::VERSIONS[7],
+    lockfile::VERSIONS[8],
+    lockfile::VERSIONS[9],
+    lockfile::VERSIONS[10],
+    lockfile::VERSIONS[11],
+];
+
 /// Largest OS-release or repositories file read; larger ones are ignored with a warning.
 pub(crate) const MAX_SMALL_FILE: u64 = 64 << 10;
 
@@ -76,7 +100,7 @@ impl Target {
     }
 
     /// The target of an OS analyser for `path`.
-    fn of_os(path: &str) -> Option<Target> {
+    pub(crate) fn of_os(path: &str) -> Option<Target> {
         Some(match path {
             "etc/os-release" => Target::EtcOsRelease,
             "usr/lib/os-release" => Target::UsrOsRelease,
@@ -254,10 +278,12 @@ mod tests {
 
     #[test]
     fn analyser_names_are_unique_and_sorted() {
-        let names: Vec<&str> = ANALYSERS.iter().map(|(n, _)| *n).collect();
-        let mut sorted = names.clone();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(names, sorted);
+        for list in [&ANALYSERS[..], &FS_ANALYSERS[..]] {
+            let names: Vec<&str> = list.iter().map(|(n, _)| *n).collect();
+            let mut sorted = names.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(names, sorted);
+        }
     }
 }
