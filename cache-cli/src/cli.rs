@@ -315,7 +315,7 @@ pub struct TreeArgs {
 /// Arguments of `sbom`.
 #[derive(Debug, Args)]
 pub struct SbomArgs {
-    /// The SBOM: CycloneDX 1.2-1.6 JSON or SPDX 2.2/2.3 JSON.
+    /// The SBOM: CycloneDX 1.2-1.7 JSON or SPDX 2.2/2.3 JSON.
     pub file: PathBuf,
 
     /// Report format.

@@ -8,4 +8,5 @@ mod flow;
 mod formats;
 mod lang;
 mod samples;
+mod tree;
 mod util;

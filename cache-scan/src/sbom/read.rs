@@ -1,4 +1,4 @@
-//! Reading SBOMs back: a CycloneDX (JSON, spec 1.2–1.6) or SPDX (JSON, 2.2 or 2.3)
+//! Reading SBOMs back: a CycloneDX (JSON, spec 1.2–1.7) or SPDX (JSON, 2.2 or 2.3)
 //! document → the OS, OS packages and applications of a [`BlobInfo`], and
 //! [`scan_sbom()`], which caches that result by the document's digest and applies it
 //! into a [`Report`].
@@ -54,9 +54,9 @@ pub fn read(bytes: &[u8]) -> std::result::Result<ReadSbom, String> {
             return Err(format!("unknown bomFormat {format}"));
         }
         let version = doc["specVersion"].as_str().unwrap_or_default();
-        if !matches!(version, "1.2" | "1.3" | "1.4" | "1.5" | "1.6") {
+        if !matches!(version, "1.2" | "1.3" | "1.4" | "1.5" | "1.6" | "1.7") {
             return Err(format!(
-                "unsupported CycloneDX spec version {:?} (supported: 1.2 to 1.6)",
+                "unsupported CycloneDX spec version {:?} (supported: 1.2 to 1.7)",
                 version
             ));
         }
@@ -219,7 +219,9 @@ fn split_os_version(full: &str, purl_type: &str) -> (i64, String, String) {
         }
         _ => (0, full),
     };
-    if purl_type == "apk" {
+    // As the reference reads one back, only an RPM version is split into version and
+    // release; a Debian or Alpine version stays whole.
+    if purl_type != "rpm" {
         return (epoch, rest.to_owned(), String::new());
     }
     match rest.rsplit_once('-') {
@@ -542,7 +544,7 @@ mod tests {
         let deb = &blob.package_infos[0].packages[0];
         assert_eq!(
             (deb.epoch, deb.version.as_str(), deb.release.as_str()),
-            (1, "7.88.1", "10")
+            (1, "7.88.1-10", "")
         );
         assert_eq!(blob.applications[0].app_type, "node-pkg");
     }

@@ -45,7 +45,10 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Package>, Skip> {
             "module" => module = fields.first().cloned(),
             "go" => go = fields.first().cloned(),
             "require" => match fields.as_slice() {
-                [path, version] => requires.push((path.clone(), version.clone(), indirect)),
+                [path, version] => {
+                    check_major(path, version).map_err(|e| format!("line {}: {e}", n + 1))?;
+                    requires.push((path.clone(), version.clone(), indirect))
+                }
                 _ => return Err(format!("line {}: malformed require", n + 1)),
             },
             "replace" => {
@@ -106,6 +109,27 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Package>, Skip> {
     Ok(pkgs.into_values().collect())
 }
 
+/// A version of major 2 or more must be named by the module path (`…/v2`, or
+/// `gopkg.in/…​.v2`), as Go's own parser requires.
+fn check_major(path: &str, version: &str) -> Result<(), String> {
+    let major: u64 = version
+        .strip_prefix('v')
+        .and_then(|v| v.split(['.', '-', '+']).next())
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| format!("require {path}: invalid version {version:?}"))?;
+    if major < 2 || version.ends_with("+incompatible") {
+        return Ok(());
+    }
+    let suffix_ok = path.ends_with(&format!("/v{major}")) || path.ends_with(&format!(".v{major}"));
+    if suffix_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "require {path}: version {version:?} invalid: should be v0 or v1, not v{major}"
+        ))
+    }
+}
+
 fn unquote(s: &str) -> String {
     s.trim_matches(|c| c == '"' || c == '`').to_owned()
 }
@@ -145,5 +169,7 @@ mod tests {
         let old = "module m\ngo 1.16\nrequire a.b/c v1.0.0 // indirect\n";
         assert_eq!(parse(old).unwrap().len(), 1);
         assert!(parse("module m\nrequire (\n").is_err());
+        assert!(parse("module m\nrequire a.b/c v2.0.0\n").is_err());
+        assert!(parse("module m\nrequire a.b/c/v2 v2.0.0\n").is_ok());
     }
 }
