@@ -129,6 +129,8 @@ pub enum Command {
     /// Example: scancache image --input samples/debian.tar --format json -o report.json
     ///
     /// Example: scancache image --input samples/lang.tar --format spdx-json -o sbom.spdx.json
+    ///
+    /// Cache backend default: fs (an explicit --cache-backend wins).
     Image(ImageArgs),
     /// Scan a project directory: the packages its lockfiles and manifests declare.
     ///
