@@ -50,7 +50,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<Package>, Skip> {
                 })
                 .collect();
             let entry = pkgs.entry(p.id.clone()).or_insert(p);
-            on.extend(entry.depends_on.drain(..));
+            on.append(&mut entry.depends_on);
             on.sort();
             on.dedup();
             entry.depends_on = on;
