@@ -26,17 +26,20 @@ impl Settings {
     /// when neither `--cache-backend` nor its variable names one.
     pub fn from_opts(g: &GlobalOpts, default_backend: &str) -> Result<Self> {
         let backend = g.cache_backend.as_deref().unwrap_or(default_backend);
-        let spec = BackendSpec::parse(backend).map_err(flagged)?;
+        let spec =
+            BackendSpec::parse_with(backend, g.redis_master_name.as_deref()).map_err(flagged)?;
         if let BackendSpec::Redis { url } = &spec {
-            cache_redis::RedisConfig::new(url.clone())
-                .validate()
-                .map_err(flagged)?;
+            redis_config(url, g).validate().map_err(flagged)?;
         }
         let max_size =
             parse_size(&g.cache_max_size).map_err(|e| with_flag(e, "--cache-max-size"))?;
+        let max_document_size =
+            parse_size(&g.max_document_size).map_err(|e| with_flag(e, "--max-document-size"))?;
         let options = CacheOptions {
             ttl: parse_ttl(&g.cache_ttl).map_err(flagged)?,
             max_size: Some(max_size).filter(|&n| n > 0),
+            max_document_size: Some(max_document_size).filter(|&n| n > 0),
+            ttl_refresh: g.cache_ttl_refresh,
         };
         let cache_dir = g.cache_dir.clone().unwrap_or_else(default_cache_dir);
         Ok(Settings {
@@ -47,30 +50,45 @@ impl Settings {
     }
 }
 
+/// The Redis configuration the global options give for `url`.
+fn redis_config(url: &str, g: &GlobalOpts) -> cache_redis::RedisConfig {
+    cache_redis::RedisConfig {
+        master_name: g.redis_master_name.clone(),
+        sentinel_password: g.redis_sentinel_password.clone(),
+        tls: g.redis_tls,
+        ca: g.redis_ca.clone(),
+        cert: g.redis_cert.clone(),
+        key: g.redis_key.clone(),
+        ..cache_redis::RedisConfig::new(url)
+    }
+}
+
 /// Opens the selected backend.
 pub async fn open(settings: &Settings, g: &GlobalOpts) -> Result<Arc<dyn Cache>> {
-    let tls_opts =
-        g.redis_tls || g.redis_ca.is_some() || g.redis_cert.is_some() || g.redis_key.is_some();
+    let redis_opts = g.redis_tls
+        || g.redis_ca.is_some()
+        || g.redis_cert.is_some()
+        || g.redis_key.is_some()
+        || g.redis_master_name.is_some()
+        || g.redis_sentinel_password.is_some();
     let cache: Result<Arc<dyn Cache>> = match &settings.spec {
         BackendSpec::Memory => {
-            warn_unused_tls(tls_opts);
+            warn_unused_redis_options(redis_opts);
+            warn_unused_refresh(settings);
             Ok(Arc::new(cache_mem::MemCache::new(&settings.options)) as Arc<dyn Cache>)
         }
         BackendSpec::Fs => {
-            warn_unused_tls(tls_opts);
+            warn_unused_redis_options(redis_opts);
+            warn_unused_refresh(settings);
             cache_fs::FsCache::open(&settings.cache_dir, &settings.options)
                 .map(|c| Arc::new(c) as Arc<dyn Cache>)
                 .map_err(Into::into)
         }
         BackendSpec::Redis { url } => {
-            let config = cache_redis::RedisConfig {
-                tls: g.redis_tls,
-                ca: g.redis_ca.clone(),
-                cert: g.redis_cert.clone(),
-                key: g.redis_key.clone(),
-                ..cache_redis::RedisConfig::new(url.clone())
-            };
-            match cache_redis::RedisCache::connect(config, &settings.options).await {
+            if settings.options.ttl_refresh && settings.options.ttl.is_none() {
+                tracing::warn!("--cache-ttl-refresh does nothing without --cache-ttl");
+            }
+            match cache_redis::RedisCache::connect(redis_config(url, g), &settings.options).await {
                 Ok(c) => Ok(Arc::new(c) as Arc<dyn Cache>),
                 Err(e) => Err(flagged(e)),
             }
@@ -79,10 +97,20 @@ pub async fn open(settings: &Settings, g: &GlobalOpts) -> Result<Arc<dyn Cache>>
     cache.with_context(|| format!("cannot open the {} cache", settings.spec))
 }
 
-fn warn_unused_tls(given: bool) {
+fn warn_unused_refresh(settings: &Settings) {
+    if settings.options.ttl_refresh {
+        tracing::warn!(
+            "--cache-ttl-refresh is ignored: only Redis refreshes expiries on reads; fs and \
+             memory record reads for cache gc --unused-for"
+        );
+    }
+}
+
+fn warn_unused_redis_options(given: bool) {
     if given {
         tracing::warn!(
-            "--redis-tls/--redis-ca/--redis-cert/--redis-key are ignored: the backend is not Redis"
+            "--redis-tls/--redis-ca/--redis-cert/--redis-key/--redis-master-name/\
+             --redis-sentinel-password are ignored: the backend is not Redis"
         );
     }
 }
@@ -95,6 +123,7 @@ fn flag_of(setting: Setting) -> Option<&'static str> {
         Setting::TlsCa => "--redis-ca",
         Setting::TlsCert => "--redis-cert",
         Setting::TlsKey => "--redis-key",
+        Setting::MasterName => "--redis-master-name",
         _ => return None,
     })
 }

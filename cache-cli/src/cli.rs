@@ -6,7 +6,7 @@
 
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use cache_core::{Digest, EntryKind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -37,9 +37,14 @@ pub struct GlobalOpts {
     pub cache_dir: Option<PathBuf>,
 
     /// Scan cache backend: fs, memory, redis://[user:pass@]host[:port][/db] or rediss://…
+    /// (one server), redis://h1:7000,redis://h2:7001,… (Redis Cluster: any reachable nodes;
+    /// database 0 only), or redis+sentinel://[user:pass@]s1:26379,s2:26379/MASTER[/db]
+    /// (Redis Sentinel; rediss+sentinel:// for TLS to the sentinels).
     /// [default: memory for fs, rootfs and sbom; fs for every other command].
     ///
-    /// Example: --cache-backend redis://:secret@cache.internal:6379/0
+    /// Examples: --cache-backend redis://:secret@cache.internal:6379/0,
+    /// --cache-backend redis://:secret@r1:7000,redis://r2:7000,redis://r3:7000,
+    /// --cache-backend redis+sentinel://:secret@s1:26379,s2:26379/cache/0
     #[arg(
         long,
         global = true,
@@ -74,6 +79,27 @@ pub struct GlobalOpts {
     )]
     pub cache_max_size: String,
 
+    /// Largest document (one layer's result, one image record) any command may store; a
+    /// scan whose layer would store more fails, an import skips the entry.
+    ///
+    /// Example: --max-document-size 64MiB
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_MAX_DOCUMENT_SIZE",
+        value_name = "SIZE",
+        default_value = "32MiB"
+    )]
+    pub max_document_size: String,
+
+    /// With --cache-ttl, every read of an entry pushes its expiry to now + TTL, so
+    /// entries expire once unread for the TTL (Redis; fs and memory use cache gc
+    /// --unused-for).
+    ///
+    /// Example: --cache-backend redis://cache:6379 --cache-ttl 30d --cache-ttl-refresh
+    #[arg(long, global = true, env = "SCANCACHE_CACHE_TTL_REFRESH")]
+    pub cache_ttl_refresh: bool,
+
     /// Use TLS to Redis, verifying the server against the system roots (same as rediss://).
     ///
     /// Example: --cache-backend redis://cache:6380 --redis-tls
@@ -97,6 +123,56 @@ pub struct GlobalOpts {
     /// Example: --redis-key /etc/ssl/scanner-key.pem
     #[arg(long, global = true, env = "SCANCACHE_REDIS_KEY", value_name = "FILE")]
     pub redis_key: Option<PathBuf>,
+
+    /// Name of the master to ask Redis Sentinel for: makes the --cache-backend URLs
+    /// sentinels (a name in a redis+sentinel:// URL must agree).
+    ///
+    /// Example: --cache-backend redis://s1:26379,redis://s2:26379 --redis-master-name cache
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_REDIS_MASTER_NAME",
+        value_name = "NAME"
+    )]
+    pub redis_master_name: Option<String>,
+
+    /// Password of the Redis sentinels, where it differs from the data nodes' (which the
+    /// URL gives).
+    ///
+    /// Example: SCANCACHE_REDIS_SENTINEL_PASSWORD=s3cret scancache cache stats
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_REDIS_SENTINEL_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_sentinel_password: Option<String>,
+    /// Shared secret of a scancache server: the server requires it on every RPC, and
+    /// clients send it (as the reference scanner's --token does on both sides).
+    ///
+    /// Example: SCANCACHE_TOKEN=$(cat /run/secrets/scancache) scancache server
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_TOKEN",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
+    /// HTTP header that carries --token.
+    ///
+    /// Example: --token-header X-Scan-Token
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_TOKEN_HEADER",
+        value_name = "NAME",
+        default_value = "Trivy-Token",
+        value_parser = parse_header_name
+    )]
+    pub token_header: String,
 
     /// Print only errors.
     ///
@@ -172,6 +248,16 @@ pub enum Command {
     /// Inspect and manage the scan cache.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Serve the scan cache to scanners over the reference scanner's client/server
+    /// protocol (Twirp), so `trivy image --server URL` clients share this cache.
+    ///
+    /// The backend is the one the global options select (fs, memory, Redis); any number
+    /// of servers over one Redis serve one cache. The server has no vulnerability
+    /// database: clients must scan with --scanners that do not include vuln, e.g.
+    /// `trivy image --server http://HOST:4954 --scanners license --input app.tar`.
+    ///
+    /// Example: scancache --cache-backend redis://cache:6379 --token "$TOKEN" server --listen 0.0.0.0:4954
+    Server(ServerArgs),
     /// Print a shell completion script.
     ///
     /// Example: scancache completion bash > /etc/bash_completion.d/scancache
@@ -246,6 +332,131 @@ pub struct ImageArgs {
         value_parser = parse_db_size
     )]
     pub max_db_size: u64,
+
+    /// Most packages one layer may hold, after duplicate entries collapse; a layer with
+    /// more fails the scan.
+    ///
+    /// Example: --max-packages-per-layer 500000
+    #[arg(
+        long,
+        env = "SCANCACHE_MAX_PACKAGES_PER_LAYER",
+        value_name = "N",
+        default_value_t = cache_scan::DEFAULT_MAX_PACKAGES_PER_LAYER
+    )]
+    pub max_packages_per_layer: u64,
+
+    /// Most layers an image may have; an image with more fails before any layer is read.
+    ///
+    /// Example: --max-layers 8192
+    #[arg(
+        long,
+        env = "SCANCACHE_MAX_LAYERS",
+        value_name = "N",
+        default_value_t = cache_scan::DEFAULT_MAX_LAYERS
+    )]
+    pub max_layers: usize,
+}
+
+/// Arguments of `server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    ///
+    /// Example: --listen 0.0.0.0:4954
+    #[arg(
+        long,
+        env = "SCANCACHE_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:4954"
+    )]
+    pub listen: SocketAddr,
+
+    /// Prefix of the Twirp routes (the reference client's --path-prefix).
+    ///
+    /// Example: --path-prefix /scan/twirp
+    #[arg(
+        long,
+        env = "SCANCACHE_PATH_PREFIX",
+        value_name = "PREFIX",
+        default_value = "/twirp"
+    )]
+    pub path_prefix: String,
+
+    /// Serve HTTPS with this PEM certificate chain; needs --tls-key.
+    ///
+    /// Example: --tls-cert /etc/scancache/server.pem
+    #[arg(
+        long,
+        env = "SCANCACHE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    ///
+    /// Example: --tls-key /etc/scancache/server-key.pem
+    #[arg(
+        long,
+        env = "SCANCACHE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Largest request body, as sent (compressed) and decompressed.
+    ///
+    /// Example: --max-request-size 16MiB
+    #[arg(
+        long,
+        env = "SCANCACHE_MAX_REQUEST_SIZE",
+        value_name = "SIZE",
+        default_value = "64MiB",
+        value_parser = parse_request_size
+    )]
+    pub max_request_size: usize,
+
+    /// Longest time one request may take, waiting for a slot included (s, m, h).
+    ///
+    /// Example: --request-timeout 2m
+    #[arg(
+        long,
+        env = "SCANCACHE_REQUEST_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "60s",
+        value_parser = parse_duration
+    )]
+    pub request_timeout: Duration,
+
+    /// Requests served at once; more wait for a slot.
+    ///
+    /// Example: --max-concurrent-requests 128
+    #[arg(
+        long,
+        env = "SCANCACHE_MAX_CONCURRENT_REQUESTS",
+        value_name = "N",
+        default_value = "512",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_concurrent_requests: u32,
+
+    /// Serve GET /metrics on this separate address instead of the main one.
+    ///
+    /// Example: --metrics-listen 127.0.0.1:9154
+    #[arg(long, env = "SCANCACHE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// How long to let requests in flight finish after SIGINT/SIGTERM.
+    ///
+    /// Example: --shutdown-grace 30s
+    #[arg(
+        long,
+        env = "SCANCACHE_SHUTDOWN_GRACE",
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse_duration
+    )]
+    pub shutdown_grace: Duration,
 }
 
 /// Arguments of `fs` and `rootfs`.
@@ -465,10 +676,18 @@ pub enum CacheCommand {
         #[arg(required = true, value_parser = parse_id)]
         ids: Vec<Digest>,
     },
-    /// Remove expired and stale-schema entries; the fs backend also returns disk space.
+    /// Remove expired and stale-schema entries, and with --unused-for those nobody read
+    /// for that long; the fs backend also returns disk space.
     ///
-    /// Example: scancache cache gc
-    Gc,
+    /// Example: scancache cache gc --unused-for 30d
+    Gc {
+        /// Also remove entries not read (nor written) for this long (s, m, h, d). fs and
+        /// memory record reads; Redis does not (use --cache-ttl with --cache-ttl-refresh).
+        ///
+        /// Example: --unused-for 30d
+        #[arg(long, value_name = "DURATION", value_parser = parse_unused_for)]
+        unused_for: Option<std::time::Duration>,
+    },
     /// Write every entry as NDJSON (kind, id, document, expires_at) to FILE or stdout (-).
     ///
     /// Example: scancache cache export backup.ndjson
@@ -476,19 +695,55 @@ pub enum CacheCommand {
         /// Destination file, or - for standard output.
         file: PathBuf,
     },
-    /// Read entries written by `cache export` from FILE or stdin (-).
+    /// Read entries into the selected backend: an export (`cache export`) from FILE or
+    /// stdin (-), or Trivy's fs cache with --from-trivy.
     ///
-    /// Example: scancache --cache-backend redis://cache:6379 cache import backup.ndjson
+    /// --from-trivy PATH imports the reference scanner's (Trivy's) fs cache, its
+    /// fanal/fanal.db: every image record and layer result, unchanged (the same IDs and
+    /// JSON), without expiry. Trivy derives its IDs from its own analysers, so `scancache
+    /// image` never looks these entries up: they serve Trivy clients that use this backend,
+    /// through `scancache server` or a Redis both tools share. The whole file is checked
+    /// before anything is written, so a damaged file imports nothing.
+    ///
+    /// Examples:
+    ///   scancache --cache-backend redis://cache:6379 cache import backup.ndjson
+    ///   scancache --cache-backend redis://cache:6379 cache import --from-trivy ~/.cache/trivy
+    ///   scancache cache import --from-trivy ~/.cache/trivy/fanal/fanal.db --dry-run
+    #[command(verbatim_doc_comment)]
     Import {
         /// Source file, or - for standard input.
-        file: PathBuf,
+        #[arg(required_unless_present = "from_trivy", conflicts_with = "from_trivy")]
+        file: Option<PathBuf>,
+        /// Import Trivy's fs cache instead: its fanal/fanal.db, or the cache directory
+        /// holding it (Trivy's --cache-dir, e.g. ~/.cache/trivy).
+        ///
+        /// Example: scancache cache import --from-trivy ~/.cache/trivy
+        #[arg(long, value_name = "PATH")]
+        from_trivy: Option<PathBuf>,
+        /// Read and check every entry and count them, but write nothing (with --from-trivy,
+        /// without opening the backend at all).
+        ///
+        /// Example: scancache cache import --from-trivy ~/.cache/trivy --dry-run
+        #[arg(long)]
+        dry_run: bool,
         /// Stop at the first bad line instead of skipping it (lines read before it in the
-        /// same batch of 1000 are not imported).
+        /// same batch of 1000 are not imported); with --from-trivy, import nothing if any
+        /// entry is bad.
         ///
         /// Example: scancache cache import --strict backup.ndjson
         #[arg(long)]
         strict: bool,
     },
+}
+
+fn parse_unused_for(s: &str) -> Result<std::time::Duration, String> {
+    match cache_core::parse_ttl(s) {
+        Ok(Some(d)) => Ok(d),
+        Ok(None) => Err("must be longer than 0; use e.g. 7d or 30d".to_owned()),
+        Err(e) => Err(e
+            .config_parts()
+            .map_or_else(|| e.to_string(), |(_, reason)| reason.to_owned())),
+    }
 }
 
 fn parse_db_size(s: &str) -> Result<u64, String> {
@@ -497,4 +752,35 @@ fn parse_db_size(s: &str) -> Result<u64, String> {
 
 fn parse_id(s: &str) -> Result<Digest, String> {
     Digest::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_request_size(s: &str) -> Result<usize, String> {
+    let n = cache_core::parse_size(s).map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Err("must be more than 0".into());
+    }
+    usize::try_from(n).map_err(|_| format!("{n} is too large"))
+}
+
+/// A duration such as `30s`, `2m`, `1h` (more than zero).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    match cache_core::parse_ttl(s) {
+        Ok(Some(d)) => Ok(d),
+        Ok(None) => Err("must be more than 0".into()),
+        Err(e) => Err(e.config_parts().map_or_else(
+            || e.to_string(),
+            |(_, r)| r.replace(", or 0 for no expiry", ""),
+        )),
+    }
+}
+
+fn parse_header_name(s: &str) -> Result<String, String> {
+    let valid = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if valid {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not an HTTP header name"))
+    }
 }

@@ -16,7 +16,7 @@ mod log;
 mod ndjson;
 mod output;
 
-use cli::{Cli, Command};
+use cli::{CacheCommand, Cli, Command};
 
 /// mimalloc rather than the system allocator: decoding a cached layer allocates hundreds
 /// of small strings, and glibc's malloc made that a third slower (BENCHMARKS.md).
@@ -92,8 +92,23 @@ async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Clean(args) => return commands::clean::run(args, &settings, g).await,
+        // Checks the whole file before it opens the backend (or, for a dry run, never).
+        Command::Cache(CacheCommand::Import {
+            from_trivy: Some(path),
+            dry_run,
+            strict,
+            ..
+        }) => {
+            let opts = commands::import_trivy::Options {
+                dry_run: *dry_run,
+                strict: *strict,
+                quiet: g.quiet,
+            };
+            return commands::import_trivy::run(path, opts, &settings, g).await;
+        }
         Command::Image(_)
         | Command::Cache(_)
+        | Command::Server(_)
         | Command::Fs(_)
         | Command::Rootfs(_)
         | Command::Sbom(_) => {}
@@ -102,6 +117,7 @@ async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
     let result = match &cli.command {
         Command::Image(args) => commands::image::run(args, cache.as_ref(), g.quiet).await,
         Command::Cache(cmd) => commands::cache::run(cmd, cache.as_ref()).await,
+        Command::Server(args) => commands::server::run(args, cache.clone(), g).await,
         Command::Fs(args) => {
             commands::tree::run(args, cache_scan::TreeKind::Fs, cache.as_ref()).await
         }

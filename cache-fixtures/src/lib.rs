@@ -21,7 +21,9 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod binaries;
+mod bulk;
 pub mod data;
+pub mod extreme;
 mod hostile;
 mod image;
 mod layout;
@@ -33,6 +35,7 @@ use std::io::{self, Write};
 
 use sha2::{Digest as _, Sha256};
 
+pub use bulk::bulk_images;
 pub use hostile::{HOSTILE_FILES, HOSTILE_SURVIVORS, Hostile, hostile_layer};
 pub use image::{BuiltLayer, ImageBuilder, LayerBuilder};
 pub use layout::{

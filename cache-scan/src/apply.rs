@@ -1,10 +1,15 @@
 //! Applying layers in order: whiteouts, opaque directories, package databases and
 //! package files that later layers replace, down to the image's final OS, packages and
 //! applications, each package with its PURL.
+//!
+//! The same code serves `scan` and `scancache server`, whose clients also store
+//! misconfigurations, license files, custom resources and secrets in their layers:
+//! [`apply`] applies those by the same rules, each keyed by the file it came from.
 
 use std::collections::{BTreeMap, HashMap};
 
-use cache_core::{Application, BlobInfo, Os, Package, PkgIdentifier, Repository};
+use cache_core::{Application, BlobInfo, LicenseFile, Os, Package, PkgIdentifier, Repository};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use crate::{
@@ -30,16 +35,92 @@ pub struct Applied {
     pub os: Option<Os>,
     /// The image's package repository (Alpine).
     pub repository: Option<Repository>,
-    /// The installed OS packages, each with its PURL (when an OS was detected).
+    /// The installed OS packages, sorted by name, ID, architecture and database path,
+    /// each with the layer that installed it (and the files that layer listed), its PURL
+    /// (when an OS was detected) and the licenses of its Debian copyright file.
     pub packages: Vec<ReportPackage>,
     /// The language applications: one per package file or lock file, except that the
     /// packages of `python-pkg`, `conda-pkg`, `gemspec`, `node-pkg` and `jar` are each
     /// gathered into one application without a file path, as the reference does.
     pub applications: Vec<ReportApplication>,
+    /// Misconfigurations, license files (but Debian copyright files, which became OS
+    /// package licenses) and custom resources still in the image, as JSON in the
+    /// reference's shape, sorted by path and kind.
+    pub entries: Vec<AppliedEntry>,
+    /// Secrets per file path, sorted by path.
+    pub secrets: Vec<AppliedSecret>,
 }
 
 /// Application types whose packages are reported together, one application per type.
 pub const AGGREGATED_TYPES: [&str; 5] = ["python-pkg", "conda-pkg", "gemspec", "node-pkg", "jar"];
+
+/// What an [`AppliedEntry`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EntryKind {
+    /// A `Misconfigurations` item.
+    Misconfiguration,
+    /// A `Licenses` item (a license file or header).
+    LicenseFile,
+    /// A `CustomResources` item.
+    CustomResource,
+}
+
+/// A path-keyed result of a layer that is still in the final image.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppliedEntry {
+    /// Which list it came from.
+    pub kind: EntryKind,
+    /// The index (in the applied layers) of the layer that provided it.
+    pub layer: usize,
+    /// The item as stored (JSON in the reference's shape).
+    pub value: Value,
+}
+
+/// The secrets found in one file, over all layers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppliedSecret {
+    /// The file.
+    pub file_path: String,
+    /// The findings as stored, each with the index of the layer it was found in; a
+    /// later layer's finding replaces an earlier one with the same rule.
+    pub findings: Vec<(usize, Value)>,
+}
+
+/// What holds a path in the applier's map: a package database, an application, or one
+/// of the other path-keyed results, each with its sub-kind where the reference keys by
+/// one (an application's or license file's type, a custom resource's type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Slot<'a> {
+    Packages,
+    Application(&'a str),
+    Entry(EntryKind, &'a str),
+}
+
+/// What a slot holds.
+enum Held<'a> {
+    Packages(&'a [Package]),
+    Application(&'a Application),
+    License(&'a LicenseFile),
+    Entry(&'a Value),
+}
+
+/// The string field `key` of a stored item (`""` when absent or not a string).
+fn str_field<'a>(value: &'a Value, key: &str) -> &'a str {
+    value.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// The items of a stored list (`None`, `null` and non-lists are empty).
+fn items(list: &Option<Value>) -> &[Value] {
+    match list {
+        Some(Value::Array(items)) => items,
+        _ => &[],
+    }
+}
+
+/// A language package's identity within its file, as the reference matches it.
+fn lib_key(p: &Package) -> String {
+    format!("{}\0{}\0{}", p.name, p.version, p.release)
+}
 
 /// Applies layers bottom first.
 ///
@@ -47,52 +128,106 @@ pub const AGGREGATED_TYPES: [&str; 5] = ["python-pkg", "conda-pkg", "gemspec", "
 /// whiteouts), then adds its own package databases, replacing any database at the same
 /// path. A layer's OS replaces the one below. Each remaining package is attributed to the
 /// first layer that had the same package (same ID) in a database at the same path, so a
-/// package a later layer merely rewrote in place still shows the layer that installed it.
+/// package a later layer merely rewrote in place still shows the layer that installed it
+/// (and the installed files that layer listed).
 ///
 /// Applications follow the same rules, keyed by file path and type: a later layer's
 /// application at the same path replaces the earlier one, and a whiteout removes it (so
 /// `pip uninstall` in a later layer removes the package). Each language package is
 /// attributed to the first layer whose application at that path had a package of the
 /// same name, version and release. Debian copyright licenses (`dpkg` license files) that
-/// survive become the licenses of the OS package of that name.
+/// survive become the licenses of the OS package of that name. Misconfigurations, other
+/// license files and custom resources are applied by the same rules, each keyed by its
+/// file path (and type); secrets are merged per file across layers (whiteouts do not
+/// remove them, as in the reference).
 ///
 /// This is the function a server answering scans calls with the blobs of an image.
 pub fn apply(layers: &[LayerView<'_>]) -> Applied {
-    let mut dbs: BTreeMap<&str, (usize, &[Package])> = BTreeMap::new();
-    let mut apps: BTreeMap<(&str, &str), (usize, &Application)> = BTreeMap::new();
-    let mut dpkg_licenses: BTreeMap<&str, &cache_core::LicenseFile> = BTreeMap::new();
-    let mut first_seen: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut held: BTreeMap<(&str, Slot<'_>), (usize, Held<'_>)> = BTreeMap::new();
+    let mut first_seen: HashMap<(&str, &str), (usize, &Package)> = HashMap::new();
+    let mut first_lib: HashMap<(&str, String), usize> = HashMap::new();
+    let mut secrets: BTreeMap<String, Vec<(usize, Value)>> = BTreeMap::new();
     let mut os: Option<Os> = None;
     let mut repository = None;
     for (i, layer) in layers.iter().enumerate() {
         for dir in &layer.blob.opaque_dirs {
             let dir = dir.trim_end_matches('/');
-            dbs.retain(|path, _| !is_under(path, dir));
-            apps.retain(|(path, _), _| !is_under(path, dir));
-            dpkg_licenses.retain(|path, _| !is_under(path, dir));
+            held.retain(|(path, _), _| !is_under(path, dir));
         }
         for deleted in &layer.blob.whiteout_files {
             let deleted = deleted.trim_end_matches('/');
-            let gone = |path: &str| path == deleted || is_under(path, deleted);
-            dbs.retain(|path, _| !gone(path));
-            apps.retain(|(path, _), _| !gone(path));
-            dpkg_licenses.retain(|path, _| !gone(path));
-        }
-        for app in &layer.blob.applications {
-            apps.insert((app.file_path.as_str(), app.app_type.as_str()), (i, app));
-        }
-        for license in &layer.blob.licenses {
-            if license.license_type == "dpkg" {
-                dpkg_licenses.insert(license.file_path.as_str(), license);
-            }
+            held.retain(|(path, _), _| *path != deleted && !is_under(path, deleted));
         }
         for info in &layer.blob.package_infos {
-            dbs.insert(info.file_path.as_str(), (i, info.packages.as_slice()));
+            held.insert(
+                (info.file_path.as_str(), Slot::Packages),
+                (i, Held::Packages(info.packages.as_slice())),
+            );
             for p in &info.packages {
                 first_seen
                     .entry((info.file_path.as_str(), p.id.as_str()))
+                    .or_insert((i, p));
+            }
+        }
+        for app in &layer.blob.applications {
+            held.insert(
+                (
+                    app.file_path.as_str(),
+                    Slot::Application(app.app_type.as_str()),
+                ),
+                (i, Held::Application(app)),
+            );
+            for p in &app.packages {
+                first_lib
+                    .entry((app.file_path.as_str(), lib_key(p)))
                     .or_insert(i);
             }
+        }
+        for license in &layer.blob.licenses {
+            held.insert(
+                (
+                    license.file_path.as_str(),
+                    Slot::Entry(EntryKind::LicenseFile, license.license_type.as_str()),
+                ),
+                (i, Held::License(license)),
+            );
+        }
+        for (kind, list, sub_key) in [
+            (
+                EntryKind::Misconfiguration,
+                &layer.blob.misconfigurations,
+                None,
+            ),
+            (
+                EntryKind::CustomResource,
+                &layer.blob.custom_resources,
+                Some("Type"),
+            ),
+        ] {
+            for item in items(list) {
+                let sub = sub_key.map_or("", |k| str_field(item, k));
+                held.insert(
+                    (str_field(item, "FilePath"), Slot::Entry(kind, sub)),
+                    (i, Held::Entry(item)),
+                );
+            }
+        }
+        for secret in items(&layer.blob.secrets) {
+            let findings: Vec<(usize, Value)> = match secret.get("Findings") {
+                Some(Value::Array(f)) => f.iter().map(|f| (i, f.clone())).collect(),
+                _ => Vec::new(),
+            };
+            let merged = secrets
+                .entry(str_field(secret, "FilePath").to_owned())
+                .or_default();
+            let rule = |f: &Value| str_field(f, "RuleID").to_owned();
+            let newer: Vec<String> = findings.iter().map(|(_, f)| rule(f)).collect();
+            let older: Vec<(usize, Value)> = std::mem::take(merged)
+                .into_iter()
+                .filter(|(_, f)| !newer.contains(&rule(f)))
+                .collect();
+            *merged = findings;
+            merged.extend(older);
         }
         if let Some(layer_os) = layer.blob.os.as_ref().filter(|o| !o.family.is_empty()) {
             os = Some(layer_os.clone());
@@ -101,45 +236,72 @@ pub fn apply(layers: &[LayerView<'_>]) -> Applied {
             repository = Some(repo.clone());
         }
     }
-    // By package name; a later path wins, as in the reference's walk.
-    let licenses_of: HashMap<&str, Vec<String>> = dpkg_licenses
-        .values()
-        .map(|l| {
-            (
+    // Debian copyright files' licenses by package name; a later path wins, as in the
+    // reference's walk.
+    let mut licenses_of: HashMap<&str, Vec<String>> = HashMap::new();
+    for ((_, slot), (_, value)) in &held {
+        if let (Slot::Entry(EntryKind::LicenseFile, "dpkg"), Held::License(l)) = (slot, value) {
+            licenses_of.insert(
                 l.pkg_name.as_str(),
                 l.findings.iter().map(|f| f.name.clone()).collect(),
-            )
-        })
-        .collect();
-    let mut packages = Vec::new();
-    for (path, (provider, pkgs)) in dbs {
-        for p in pkgs {
-            let origin = first_seen
-                .get(&(path, p.id.as_str()))
-                .copied()
-                .filter(|o| *o <= provider)
-                .unwrap_or(provider);
-            let Some(layer) = layers.get(origin) else {
-                continue;
-            };
-            let mut package = p.clone();
-            if let Some(names) = licenses_of.get(p.name.as_str())
-                && p.analyzed_by == "dpkg"
-            {
-                package.licenses.clone_from(names);
-            }
-            if let Some(os) = os.as_ref() {
-                identify(&mut package, &os.family, Some(os), "");
-            }
-            packages.push(ReportPackage {
-                package,
-                file_path: path.to_owned(),
-                layer_diff_id: layer.diff_id.to_owned(),
-                layer_digest: layer.digest.map(str::to_owned),
-            });
+            );
         }
     }
-    let applications = applications(layers, &apps);
+    let report_package = |p: &Package, path: &str, origin: usize| {
+        layers.get(origin).map(|layer| ReportPackage {
+            package: p.clone(),
+            file_path: path.to_owned(),
+            layer_diff_id: layer.diff_id.to_owned(),
+            layer_digest: layer.digest.map(str::to_owned),
+        })
+    };
+    let mut packages = Vec::new();
+    let mut apps: Vec<(&str, &str, usize, &Application)> = Vec::new();
+    let mut entries = Vec::new();
+    for ((path, slot), (provider, value)) in held {
+        match (slot, value) {
+            (Slot::Packages, Held::Packages(pkgs)) => {
+                for p in pkgs {
+                    let first = first_seen
+                        .get(&(path, p.id.as_str()))
+                        .copied()
+                        .filter(|(o, _)| *o <= provider);
+                    let origin = first.map_or(provider, |(o, _)| o);
+                    let Some(mut reported) = report_package(p, path, origin) else {
+                        continue;
+                    };
+                    // The files are those the installing layer listed (a later layer that
+                    // rewrote the database may list none for packages it did not install).
+                    if let Some((_, installed)) = first {
+                        reported.package.installed_files = installed.installed_files.clone();
+                    }
+                    if let Some(names) = licenses_of.get(p.name.as_str()) {
+                        reported.package.licenses.clone_from(names);
+                    }
+                    if let Some(os) = os.as_ref() {
+                        identify(&mut reported.package, &os.family, Some(os), "");
+                    }
+                    packages.push(reported);
+                }
+            }
+            (Slot::Application(app_type), Held::Application(app)) => {
+                apps.push((path, app_type, provider, app));
+            }
+            (Slot::Entry(EntryKind::LicenseFile, "dpkg"), Held::License(_)) => {}
+            (Slot::Entry(kind, _), Held::License(l)) => entries.push(AppliedEntry {
+                kind,
+                layer: provider,
+                value: serde_json::to_value(l).unwrap_or(Value::Null),
+            }),
+            (Slot::Entry(kind, _), Held::Entry(v)) => entries.push(AppliedEntry {
+                kind,
+                layer: provider,
+                value: v.clone(),
+            }),
+            _ => {}
+        }
+    }
+    let applications = applications(layers, &apps, &first_lib);
     packages.sort_by(|a, b| {
         let key = |p: &ReportPackage| {
             (
@@ -156,31 +318,34 @@ pub fn apply(layers: &[LayerView<'_>]) -> Applied {
         repository,
         packages,
         applications,
+        entries,
+        secrets: secrets
+            .into_iter()
+            .map(|(file_path, findings)| AppliedSecret {
+                file_path,
+                findings,
+            })
+            .collect(),
     }
 }
 
-/// The surviving applications with each package's layer and PURL, aggregated types
-/// merged, sorted by type and path.
+/// The surviving applications (`(path, type, providing layer, application)`, sorted by
+/// path and type) with each package's layer and PURL, aggregated types merged, sorted by
+/// type and path.
 fn applications(
     layers: &[LayerView<'_>],
-    apps: &BTreeMap<(&str, &str), (usize, &Application)>,
+    apps: &[(&str, &str, usize, &Application)],
+    first_lib: &HashMap<(&str, String), usize>,
 ) -> Vec<ReportApplication> {
     let mut out: Vec<ReportApplication> = Vec::new();
     let mut aggregated: BTreeMap<&str, Vec<ReportPackage>> = BTreeMap::new();
-    for (&(path, app_type), &(provider, app)) in apps {
+    for &(path, app_type, provider, app) in apps {
         let mut pkgs = Vec::new();
         for p in &app.packages {
-            let origin = layers
-                .iter()
-                .take(provider + 1)
-                .position(|l| {
-                    l.blob.applications.iter().any(|a| {
-                        a.file_path == path
-                            && a.packages.iter().any(|q| {
-                                q.name == p.name && q.version == p.version && q.release == p.release
-                            })
-                    })
-                })
+            let origin = first_lib
+                .get(&(path, lib_key(p)))
+                .copied()
+                .filter(|o| *o <= provider)
                 .unwrap_or(provider);
             let Some(layer) = layers.get(origin) else {
                 continue;
@@ -405,5 +570,161 @@ mod tests {
             })
             .collect();
         assert_eq!(apply(&views).os.unwrap().name, "12.11");
+    }
+
+    fn views(blobs: &[BlobInfo]) -> Vec<LayerView<'_>> {
+        const IDS: [&str; 4] = ["l0", "l1", "l2", "l3"];
+        blobs
+            .iter()
+            .zip(IDS)
+            .map(|(blob, diff_id)| LayerView {
+                diff_id,
+                digest: None,
+                blob,
+            })
+            .collect()
+    }
+
+    fn apps(list: serde_json::Value) -> BlobInfo {
+        BlobInfo {
+            applications: serde_json::from_value(list).unwrap(),
+            ..BlobInfo::default()
+        }
+    }
+
+    /// `type@path: name@version<-layer` per application.
+    fn app_lines(applied: &Applied) -> Vec<String> {
+        applied
+            .applications
+            .iter()
+            .map(|a| {
+                let pkgs: Vec<String> = a
+                    .packages
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}@{}<-{}",
+                            p.package.name, p.package.version, p.layer_diff_id
+                        )
+                    })
+                    .collect();
+                format!("{}@{}: {}", a.app_type, a.file_path, pkgs.join(" "))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn applications_follow_the_same_rules_as_package_databases() {
+        use serde_json::json;
+        let lock = "app/package-lock.json";
+        let base = apps(json!([
+            {"Type": "npm", "FilePath": lock, "Packages": [{"Name": "a", "Version": "1"}, {"Name": "b", "Version": "1"}]},
+            {"Type": "node-pkg", "FilePath": "app/node_modules/x/package.json", "Packages": [{"Name": "x", "Version": "1"}]},
+            {"Type": "pip", "FilePath": "srv/requirements.txt", "Packages": null},
+        ]));
+        // A later lock file at the same path replaces the earlier; a's origin stays l0.
+        let upgrade = apps(json!([
+            {"Type": "npm", "FilePath": lock, "Packages": [{"Name": "a", "Version": "1"}, {"Name": "b", "Version": "2"}]},
+        ]));
+        let applied = apply(&views(&[base.clone(), upgrade]));
+        // Package files of node-pkg are gathered into one application; a lock file
+        // without packages gives none.
+        assert_eq!(
+            app_lines(&applied),
+            [
+                "node-pkg@: x@1<-l0",
+                "npm@app/package-lock.json: a@1<-l0 b@2<-l1",
+            ]
+        );
+        assert_eq!(applied.applications[1].packages[0].file_path, lock);
+        let purls: Vec<&str> = applied.applications[1]
+            .packages
+            .iter()
+            .filter_map(|p| p.package.identifier.as_ref())
+            .map(|i| i.purl.as_str())
+            .collect();
+        assert_eq!(purls, ["pkg:npm/a@1", "pkg:npm/b@2"]);
+        // Whiteouts and opaque directories remove them.
+        let wh = BlobInfo {
+            whiteout_files: vec!["app/node_modules".into()],
+            opaque_dirs: vec!["srv/".into()],
+            ..BlobInfo::default()
+        };
+        let applied = apply(&views(&[base.clone(), wh]));
+        assert_eq!(
+            app_lines(&applied),
+            ["npm@app/package-lock.json: a@1<-l0 b@1<-l0"]
+        );
+        // OS packages are untouched by applications at the same path.
+        let mut both = blob(&[(lock, &[pkg("os", "1")])]);
+        both.applications = base.applications.clone();
+        let applied = apply(&views(&[both]));
+        assert_eq!(applied.packages.len(), 1);
+        assert_eq!(applied.applications.len(), 2);
+    }
+
+    #[test]
+    fn other_path_keyed_results_and_secrets() {
+        use serde_json::json;
+        let mut l0 = BlobInfo {
+            misconfigurations: Some(json!([{"FileType": "dockerfile", "FilePath": "Dockerfile"}])),
+            licenses: serde_json::from_value(json!([
+                {"Type": "license-file", "FilePath": "app/LICENSE", "Findings": [{"Name": "MIT"}]},
+                {"Type": "dpkg", "FilePath": "usr/share/doc/bash/copyright", "PkgName": "bash",
+                 "Findings": [{"Name": "GPL-3.0-or-later"}]},
+            ]))
+            .unwrap(),
+            custom_resources: Some(json!([{"Type": "c", "FilePath": "etc/c.conf", "Data": 1}])),
+            secrets: Some(
+                json!([{"FilePath": "/app/.env", "Findings": [{"RuleID": "a", "StartLine": 1}, {"RuleID": "b"}]}]),
+            ),
+            ..BlobInfo::default()
+        };
+        let l1 = BlobInfo {
+            whiteout_files: vec!["app/LICENSE".into(), "app/.env".into()],
+            licenses: serde_json::from_value(json!([
+                {"Type": "license-file", "FilePath": "Dockerfile", "Findings": []}
+            ]))
+            .unwrap(),
+            custom_resources: Some(json!([{"Type": "c", "FilePath": "etc/c.conf", "Data": 2}])),
+            secrets: Some(
+                json!([{"FilePath": "/app/.env", "Findings": [{"RuleID": "a", "StartLine": 9}]}]),
+            ),
+            ..BlobInfo::default()
+        };
+        l0.package_infos = blob(&[(DPKG, &[pkg("bash", "5.2")])]).package_infos;
+        let applied = apply(&views(&[l0, l1]));
+        // The Debian copyright file became the licenses of the package of that name.
+        assert_eq!(applied.packages[0].package.licenses, ["GPL-3.0-or-later"]);
+        let entries: Vec<(EntryKind, usize, &str)> = applied
+            .entries
+            .iter()
+            .map(|e| (e.kind, e.layer, str_field(&e.value, "FilePath")))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                (EntryKind::Misconfiguration, 0, "Dockerfile"),
+                (EntryKind::LicenseFile, 1, "Dockerfile"),
+                (EntryKind::CustomResource, 1, "etc/c.conf"),
+            ]
+        );
+        assert_eq!(applied.entries[2].value["Data"], 2);
+        // The later layer's finding of rule a replaces the earlier; b stays. Whiteouts do
+        // not remove secrets (the reference keeps them too).
+        let secret = &applied.secrets[0];
+        assert_eq!(secret.file_path, "/app/.env");
+        let found: Vec<(usize, &str, i64)> = secret
+            .findings
+            .iter()
+            .map(|(l, f)| {
+                (
+                    *l,
+                    str_field(f, "RuleID"),
+                    f["StartLine"].as_i64().unwrap_or(0),
+                )
+            })
+            .collect();
+        assert_eq!(found, [(1, "a", 9), (0, "b", 0)]);
     }
 }

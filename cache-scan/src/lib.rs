@@ -65,9 +65,12 @@ mod apply;
 mod archive;
 mod codec;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod glob;
 mod image;
 mod layer;
+mod limits;
 mod options;
 mod plan;
 mod purl;
@@ -80,10 +83,16 @@ mod tree;
 mod walk;
 
 pub use analyser::{ANALYSERS, FS_ANALYSERS, lockfile::MAX_LOCKFILE};
-pub use apply::{AGGREGATED_TYPES, Applied, LayerView, apply};
+pub use apply::{
+    AGGREGATED_TYPES, Applied, AppliedEntry, AppliedSecret, EntryKind, LayerView, apply,
+};
 pub use error::{Result, ScanError};
 pub use glob::Glob;
-pub use options::{DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, LayerWork, Progress, ScanOptions};
+pub use limits::{Limit, ScanCounters};
+pub use options::{
+    DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, DEFAULT_MAX_LAYERS,
+    DEFAULT_MAX_PACKAGES_PER_LAYER, LayerWork, Progress, ScanOptions,
+};
 pub use purl::purl;
 pub use report::{
     ArtifactType, LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportApplication, ReportPackage,

@@ -134,6 +134,8 @@ pub struct LayerCounts {
     pub cached: usize,
     /// Cached layers that were hashed anyway (`verify_layers`).
     pub verified: usize,
+    /// What the analysed layers collapsed and skipped (zero for cached layers).
+    pub counters: crate::ScanCounters,
 }
 
 impl Report {
@@ -456,6 +458,7 @@ mod tests {
                 analysed: 1,
                 cached: 0,
                 verified: 0,
+                ..LayerCounts::default()
             },
         }
     }

@@ -2,6 +2,7 @@
 //! cache, its key derived from the files' metadata before any file is read.
 
 use std::{
+    io::Read,
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -13,6 +14,7 @@ use crate::{
     apply::{LayerView, apply},
     error::{Result, ScanError},
     glob::Glob,
+    limits::{Crossed, LayerLimits, Stop, Tally, lang_weight},
     report::{ArtifactType, LayerCounts, Report},
     run::blocking,
     walk::{self, Found, Skips},
@@ -63,6 +65,9 @@ pub struct TreeOptions {
     /// Largest OS package database read (`rootfs`, and `fs` on a tree that has one); a
     /// larger one is skipped with a warning. Part of the key.
     pub max_db_size: u64,
+    /// Most packages the directory's result may hold (after duplicates collapse); past
+    /// it the scan fails with [`ScanError::LimitExceeded`], as for one image layer.
+    pub max_packages: u64,
 }
 
 impl TreeOptions {
@@ -74,6 +79,7 @@ impl TreeOptions {
             skip_files: Vec::new(),
             include_dev_deps: false,
             max_db_size: crate::DEFAULT_MAX_DB_SIZE,
+            max_packages: crate::DEFAULT_MAX_PACKAGES_PER_LAYER,
         }
     }
 }
@@ -177,9 +183,12 @@ pub async fn scan_tree(root: &Path, cache: &dyn Cache, options: &TreeOptions) ->
             blob
         }
         None => {
-            let kind = options.kind;
             let max_db = options.max_db_size;
-            let blob = blocking(move || Ok(analyse(&dir, &files, kind, max_db))).await?;
+            let limits = LayerLimits {
+                max_packages: options.max_packages,
+                max_document: cache.options().max_document_size,
+            };
+            let blob = blocking(move || analyse(&dir, &files, max_db, limits)).await?;
             cache.put_blob(&blob_id, &blob).await?;
             counts.analysed = 1;
             blob
@@ -199,9 +208,22 @@ pub async fn scan_tree(root: &Path, cache: &dyn Cache, options: &TreeOptions) ->
     Ok(report)
 }
 
-/// Reads and analyses the selected files.
-fn analyse(root: &Path, files: &[Found<Want>], kind: TreeKind, max_db_size: u64) -> BlobInfo {
+/// Reads and analyses the selected files, within the caps of one layer's result
+/// (`limits`: packages, and the document size of the cache scanned through).
+fn analyse(
+    root: &Path,
+    files: &[Found<Want>],
+    max_db_size: u64,
+    limits: LayerLimits,
+) -> Result<BlobInfo> {
     let name = root.display().to_string();
+    let crossed = |c: Crossed| ScanError::LimitExceeded {
+        subject: format!("directory {name}"),
+        limit: c.limit,
+        cap: c.cap,
+        reached: c.reached,
+    };
+    let mut tally = Tally::new(limits);
     let mut collector = Collector::for_layer(name.clone());
     let mut apps = Vec::new();
     for f in files {
@@ -218,6 +240,9 @@ fn analyse(root: &Path, files: &[Found<Want>], kind: TreeKind, max_db_size: u64)
                         } else {
                             pkgs
                         };
+                        for p in &pkgs {
+                            tally.add_package(lang_weight(p)).map_err(crossed)?;
+                        }
                         apps.extend(lockfile::application(k, &f.path, pkgs));
                     }
                     Err(reason) => warn(k.name(), &reason),
@@ -225,38 +250,51 @@ fn analyse(root: &Path, files: &[Found<Want>], kind: TreeKind, max_db_size: u64)
                 Err(e) => warn(k.name(), &e),
             },
             Want::Layer(Target::Lang(lang)) => match walk::open(root, f) {
-                Ok(file) => {
-                    if let Err(e) = collector.add_lang(lang, &f.path, f.size, file) {
-                        warn("file", &e);
-                    }
-                }
+                Ok(file) => match collector.add_lang(lang, &f.path, f.size, file, &mut tally) {
+                    Ok(()) => {}
+                    Err(Stop::Crossed(c)) => return Err(crossed(c)),
+                    Err(Stop::Io(e)) => warn("file", &e),
+                },
                 Err(e) => warn("file", &e),
             },
-            Want::Layer(target) => {
-                let cap = if target.is_package_db() {
-                    max_db_size
+            Want::Layer(target) if target.is_package_db() => {
+                let opened = if f.size > max_db_size {
+                    Err(walk::ReadError::TooLarge {
+                        size: f.size,
+                        cap: max_db_size,
+                    })
                 } else {
-                    target.small_file_cap()
+                    walk::open(root, f)
                 };
-                match walk::read(root, f, cap) {
-                    Ok(bytes) => collector.add(target, &f.path, &bytes),
-                    Err(e) => warn("OS file", &e),
+                match opened {
+                    Ok(file) => {
+                        let mut reader = std::io::BufReader::new(file.take(max_db_size));
+                        match collector.add_db(target, &f.path, &mut reader, &mut tally) {
+                            Ok(()) => {}
+                            Err(Stop::Crossed(c)) => return Err(crossed(c)),
+                            Err(Stop::Io(e)) => warn("package database", &e),
+                        }
+                    }
+                    Err(e) => warn("package database", &e),
                 }
             }
+            Want::Layer(target) => match walk::read(root, f, target.small_file_cap()) {
+                Ok(bytes) => collector.add(target, &f.path, &bytes),
+                Err(e) => warn("OS file", &e),
+            },
         }
     }
     let mut blob = BlobInfo {
         schema_version: BlobInfo::SCHEMA_VERSION,
         ..BlobInfo::default()
     };
-    collector.finish(&mut blob);
+    collector
+        .finish_within(&mut blob, &mut tally)
+        .map_err(crossed)?;
     blob.applications.extend(apps);
     blob.applications
         .sort_by(|a, b| (&a.app_type, &a.file_path).cmp(&(&b.app_type, &b.file_path)));
-    if kind == TreeKind::Fs {
-        blob.size = 0;
-    }
-    blob
+    Ok(blob)
 }
 
 /// The packages of the `Cargo.lock` at `lock` narrowed by the `Cargo.toml` beside it,

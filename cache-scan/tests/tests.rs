@@ -7,6 +7,7 @@ mod bad_input;
 mod flow;
 mod formats;
 mod lang;
+mod limits;
 mod samples;
 mod tree;
 mod util;

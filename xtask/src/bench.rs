@@ -48,9 +48,27 @@ const PROGRAMS: &[Program] = &[
         features: "",
     },
     Program {
+        name: "server",
+        package: "cache-server",
+        example: "bench_server",
+        features: "",
+    },
+    Program {
         name: "scan",
         package: "cache-scan",
         example: "bench_scan",
+        features: "",
+    },
+    Program {
+        name: "import",
+        package: "cache-cli",
+        example: "bench_import",
+        features: "",
+    },
+    Program {
+        name: "extreme",
+        package: "cache-cli",
+        example: "bench_extreme",
         features: "",
     },
 ];
@@ -129,6 +147,7 @@ pub fn run(opts: &Options) -> Result<()> {
         eprintln!("==> xtask bench: {}", p.name);
         let exe = root().join("target/release/examples").join(p.example);
         let mut cmd = Command::new(&exe);
+        cmd.stdin(Stdio::null());
         if opts.quick {
             cmd.arg("--quick");
         }

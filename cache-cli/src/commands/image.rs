@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{Context, Result};
 use cache_core::Cache;
-use cache_scan::{LayerWork, Progress, ScanOptions};
+use cache_scan::{LayerWork, Limit, Progress, ScanOptions};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::ImageArgs;
@@ -22,6 +22,8 @@ pub async fn run(args: &ImageArgs, cache: &dyn Cache, quiet: bool) -> Result<()>
         image: args.image.clone(),
         verify_layers: args.verify_layers,
         max_db_size: args.max_db_size,
+        max_packages_per_layer: args.max_packages_per_layer,
+        max_layers: args.max_layers,
         progress: bar.clone().map(|b| b as Arc<dyn Progress>),
         ..ScanOptions::default()
     };
@@ -29,9 +31,22 @@ pub async fn run(args: &ImageArgs, cache: &dyn Cache, quiet: bool) -> Result<()>
     if let Some(bar) = &bar {
         bar.bar.finish_and_clear();
     }
-    let report = report.with_context(|| format!("cannot scan {}", args.input.display()))?;
+    let report = report
+        .map_err(with_raise_hint)
+        .with_context(|| format!("cannot scan {}", args.input.display()))?;
     // cache-scan logs the per-image summary (layers analysed and reused) itself.
     super::report::write(&report, args.format, args.output.as_deref())
+}
+
+/// A scan error that crossed a cap, with the option that raises it.
+fn with_raise_hint(e: cache_scan::ScanError) -> anyhow::Error {
+    let flag = match e.limit() {
+        Some(Limit::PackagesPerLayer) => "--max-packages-per-layer",
+        Some(Limit::DocumentSize) => "--max-document-size",
+        Some(Limit::Layers) => "--max-layers",
+        _ => return e.into(),
+    };
+    anyhow::anyhow!("{e}; raise it with {flag}")
 }
 
 /// A progress bar over the archive bytes of the layers being read.

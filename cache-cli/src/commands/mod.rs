@@ -3,6 +3,8 @@
 pub mod cache;
 pub mod clean;
 pub mod image;
+pub mod import_trivy;
 pub mod report;
 pub mod sbom;
+pub mod server;
 pub mod tree;

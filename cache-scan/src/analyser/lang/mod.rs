@@ -177,26 +177,29 @@ pub(crate) struct Collector {
 pub(crate) type Skip = String;
 
 impl Collector {
-    /// Reads one file of `kind` at `path`, `size` bytes, from the layer stream `data`.
-    /// Returns an error only when reading the stream failed; anything wrong with the
-    /// file itself is a warning.
+    /// Reads one file of `kind` at `path`, `size` bytes, from the layer stream `data`;
+    /// false when the file was skipped. Returns an error only when reading the stream
+    /// failed; anything wrong with the file itself is a warning.
     pub(crate) fn take<R: Read>(
         &mut self,
         kind: Kind,
         path: &str,
         size: u64,
         data: R,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         let mut data = Tracked::new(data);
         let found = self.analyse(kind, path, size, &mut data);
         data.check()?;
         match found {
-            Ok(apps) => self.apps.extend(apps),
+            Ok(apps) => {
+                self.apps.extend(apps);
+                Ok(true)
+            }
             Err(reason) => {
                 tracing::warn!(layer = %self.layer, path, "skipping {}: {reason}", kind_name(kind));
+                Ok(false)
             }
         }
-        Ok(())
     }
 
     fn analyse<R: Read>(

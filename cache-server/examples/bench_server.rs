@@ -1,0 +1,513 @@
+//! Benchmark of `scancache server` (run by `cargo xtask bench server`).
+//!
+//! 16 concurrent clients send protobuf `MissingBlobs` (100 IDs, all stored) and `PutBlob`
+//! (a 10 KB blob) requests over kept-alive HTTP/1.1 connections, to:
+//! - the real `scancache server` process (target/release/scancache, which xtask builds)
+//!   on the memory, fs and Redis backends, against the same operations called directly
+//!   on the same kind of backend by 16 tasks in this process;
+//! - the reference's own `trivy server --skip-db-update` on its fs backend (bbolt) and on
+//!   Redis, against scancache server on fs (LMDB) and on the same kind of Redis: its
+//!   throughput and its p99 latency.
+//!
+//! It also reads the scancache server's peak RSS (VmHWM) after the load. Throughput is
+//! operations per second (higher is better), latency milliseconds (lower is better).
+//! `--quick` runs one short repetition of each.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::{
+    future::Future,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use cache_core::{ArtifactId, BlobId, BlobInfo, Cache, CacheOptions, Digest};
+use cache_server::proto::{
+    cache::{self as pc, MissingBlobsRequest, PutBlobRequest},
+    common as pb,
+};
+use cache_testkit::{
+    bench::{Figure, Spread},
+    http::ScancacheServer,
+    redis::{RedisServer, ServerOptions},
+    trivy::{TrivyServer, require_trivy},
+};
+use http_body_util::{BodyExt, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use prost::Message;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const CLIENTS: usize = 16;
+const IDS: usize = 100;
+
+/// How long and how often each figure is measured.
+#[derive(Clone, Copy)]
+struct Plan {
+    duration: Duration,
+    reps: usize,
+}
+
+fn id(n: u64) -> Digest {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&n.to_be_bytes());
+    bytes[8] = 0xbe;
+    Digest::from_sha256(bytes)
+}
+
+/// A blob of about 10 KB as protobuf: an OS package database of 40 packages.
+fn blob_message() -> pc::BlobInfo {
+    let packages = (0..40)
+        .map(|i| pb::Package {
+            id: format!("package-{i}@1.{i}.0-r0"),
+            name: format!("package-{i}"),
+            version: format!("1.{i}.0-r0"),
+            arch: "x86_64".into(),
+            src_name: format!("package-{i}"),
+            src_version: format!("1.{i}.0-r0"),
+            licenses: vec!["MIT".into()],
+            maintainer: "Maintainer Name <maintainer@example.org>".into(),
+            depends_on: vec![format!("package-{}@1.0.0-r0", (i + 1) % 40)],
+            digest: format!("sha1:{:040x}", i),
+            installed_files: vec![format!("usr/lib/package-{i}/lib.so")],
+            analyzed_by: "apk".into(),
+            ..pb::Package::default()
+        })
+        .collect();
+    pc::BlobInfo {
+        schema_version: 2,
+        os: Some(pb::Os {
+            family: "alpine".into(),
+            name: "3.20.3".into(),
+            ..pb::Os::default()
+        }),
+        package_infos: vec![pb::PackageInfo {
+            file_path: "lib/apk/db/installed".into(),
+            packages,
+        }],
+        diff_id: format!("sha256:{:064x}", 7),
+        size: 5_000_000,
+        created_by: "ADD file:base in /".into(),
+        ..pc::BlobInfo::default()
+    }
+}
+
+/// The IDs a PutBlob of client `c`, call `n` writes: 64 per client, overwritten in turn,
+/// so the stores (and the memory backend's RSS) do not grow with the number of calls.
+fn put_id(c: usize, n: u64) -> u64 {
+    1_000_000 + (c as u64) * 1000 + n % 64
+}
+
+/// Runs `op(client, n)` from `CLIENTS` tasks for `duration`; returns operations per
+/// second and every operation's latency in milliseconds.
+async fn load<F, Fut>(duration: Duration, op: F) -> (f64, Vec<f64>)
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    op(c, n).await;
+                    latencies.push(t.elapsed().as_secs_f64() * 1e3);
+                    n += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    (all.len() as f64 / elapsed, all)
+}
+
+fn p99(mut latencies: Vec<f64>) -> f64 {
+    latencies.sort_by(f64::total_cmp);
+    latencies
+        .get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// Throughput and p99 over `reps` repetitions (after one short warm-up).
+async fn measure<F, Fut>(plan: Plan, op: F) -> (Spread, Spread)
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    load(plan.duration / 4, op.clone()).await;
+    let mut rates = Vec::new();
+    let mut tails = Vec::new();
+    for _ in 0..plan.reps {
+        let (rate, lat) = load(plan.duration, op.clone()).await;
+        rates.push(rate);
+        tails.push(p99(lat));
+    }
+    (Spread::of(rates), Spread::of(tails))
+}
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// One Twirp endpoint under load.
+#[derive(Clone)]
+struct Endpoint {
+    client: HttpClient,
+    base: String,
+}
+
+impl Endpoint {
+    fn new(base: String) -> Endpoint {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(CLIENTS)
+            .build_http();
+        Endpoint { client, base }
+    }
+
+    async fn call(&self, method: &str, body: Bytes) {
+        let req =
+            hyper::Request::post(format!("{}/twirp/trivy.cache.v1.Cache/{method}", self.base))
+                .header("content-type", "application/protobuf")
+                .body(Full::new(body))
+                .unwrap();
+        let resp = self.client.request(req).await.expect("request failed");
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            status.is_success(),
+            "{method}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+
+    async fn put(&self, id: u64, blob: &pc::BlobInfo) {
+        let body = PutBlobRequest {
+            diff_id: BlobId::from(self::id(id)).to_string(),
+            blob_info: Some(blob.clone()),
+        }
+        .encode_to_vec();
+        self.call("PutBlob", body.into()).await;
+    }
+}
+
+/// The MissingBlobs request every benchmark sends: 100 stored blobs.
+fn missing_request() -> Bytes {
+    MissingBlobsRequest {
+        artifact_id: ArtifactId::from(id(0)).to_string(),
+        blob_ids: (1..=IDS as u64)
+            .map(|n| BlobId::from(id(n)).to_string())
+            .collect(),
+    }
+    .encode_to_vec()
+    .into()
+}
+
+/// Throughput and p99 of both RPCs against one server, and the server process's CPU
+/// time per operation (µs) when its PID is known.
+struct ServerFigures {
+    missing: (Spread, Spread),
+    put: (Spread, Spread),
+    cpu: Option<(f64, f64)>,
+}
+
+/// User + system CPU seconds a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime
+    // the 13th of those.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+async fn bench_endpoint(plan: Plan, ep: &Endpoint, pid: Option<u32>) -> ServerFigures {
+    let blob = Arc::new(blob_message());
+    for n in 1..=IDS as u64 {
+        ep.put(n, &blob).await;
+    }
+    let body = missing_request();
+    let e = ep.clone();
+    let one = move |body: Bytes| {
+        let e = e.clone();
+        async move { e.call("MissingBlobs", body).await }
+    };
+    // Server CPU per call, over a fixed number of calls from all clients.
+    let cpu_per = |pid: u32, seconds_before: f64, calls: f64| {
+        (cpu_seconds(pid) - seconds_before) * 1e6 / calls
+    };
+    let missing_cpu = match pid {
+        Some(pid) => {
+            let before = cpu_seconds(pid);
+            let calls = 2000;
+            for _ in 0..calls / CLIENTS {
+                let batch: Vec<_> = (0..CLIENTS)
+                    .map(|_| tokio::spawn(one(body.clone())))
+                    .collect();
+                for t in batch {
+                    t.await.unwrap();
+                }
+            }
+            Some(cpu_per(pid, before, (calls / CLIENTS * CLIENTS) as f64))
+        }
+        None => None,
+    };
+    let missing = measure(plan, move |_, _| one(body.clone())).await;
+    let put_cpu = match pid {
+        Some(pid) => {
+            let before = cpu_seconds(pid);
+            let calls = 400;
+            for round in 0..calls / CLIENTS {
+                let batch: Vec<_> = (0..CLIENTS)
+                    .map(|c| {
+                        let (e, blob) = (ep.clone(), blob.clone());
+                        tokio::spawn(
+                            async move { e.put(put_id(c, 5000 + round as u64), &blob).await },
+                        )
+                    })
+                    .collect();
+                for t in batch {
+                    t.await.unwrap();
+                }
+            }
+            Some(cpu_per(pid, before, (calls / CLIENTS * CLIENTS) as f64))
+        }
+        None => None,
+    };
+    let e = ep.clone();
+    let put = measure(plan, move |c, n| {
+        let (e, blob) = (e.clone(), blob.clone());
+        async move { e.put(put_id(c, n), &blob).await }
+    })
+    .await;
+    ServerFigures {
+        missing,
+        put,
+        cpu: missing_cpu.zip(put_cpu),
+    }
+}
+
+async fn bench_direct(plan: Plan, cache: Arc<dyn Cache>) -> ServerFigures {
+    let doc = BlobInfo::from(blob_message());
+    for n in 1..=IDS as u64 {
+        cache.put_blob(&BlobId::from(id(n)), &doc).await.unwrap();
+    }
+    let artifact = ArtifactId::from(id(0));
+    let ids: Arc<Vec<BlobId>> = Arc::new((1..=IDS as u64).map(|n| BlobId::from(id(n))).collect());
+    let c = cache.clone();
+    let missing = measure(plan, move |_, _| {
+        let (c, ids, artifact) = (c.clone(), ids.clone(), artifact.clone());
+        async move {
+            let m = c.missing_blobs(&artifact, &ids).await.unwrap();
+            assert!(m.blobs.is_empty());
+        }
+    })
+    .await;
+    let doc = Arc::new(doc);
+    let c = cache.clone();
+    let put = measure(plan, move |client, n| {
+        let (c, doc) = (c.clone(), doc.clone());
+        async move {
+            let doc = BlobInfo::clone(&doc);
+            c.put_blob(&BlobId::from(id(put_id(client, n))), &doc)
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    ServerFigures {
+        missing,
+        put,
+        cpu: None,
+    }
+}
+
+/// The scancache binary xtask built.
+fn scancache_bin() -> PathBuf {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/scancache");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run through `cargo xtask bench server`, which builds it",
+        bin.display()
+    );
+    bin
+}
+
+/// Peak resident set size of a process in MB (VmHWM).
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+fn report_vs_direct(
+    backend: &str,
+    ours: &ServerFigures,
+    direct: &ServerFigures,
+    with_target: bool,
+) {
+    if let Some((missing, put)) = ours.cpu {
+        for (rpc, us) in [("MissingBlobs(100)", missing), ("PutBlob(10KB)", put)] {
+            Figure {
+                name: &format!("{backend}: server CPU per {rpc}"),
+                unit: "us/op",
+                spread: Spread::of(vec![us]),
+                baseline: None,
+                target: None,
+                note: Some("user+system CPU of the server process over a fixed number of calls"),
+            }
+            .report();
+        }
+    }
+    let names = [
+        format!("{backend}: MissingBlobs(100) via server"),
+        format!("{backend}: PutBlob(10KB) via server"),
+    ];
+    let base = format!("direct {backend} calls");
+    for ((name, (ours, _)), ((direct, _), target)) in names
+        .iter()
+        .zip([&ours.missing, &ours.put])
+        .zip([(&direct.missing, ">= 0.3"), (&direct.put, ">= 0.5")])
+    {
+        Figure {
+            name,
+            unit: "ops/s",
+            spread: *ours,
+            baseline: Some((&base, *direct)),
+            target: with_target.then_some(target),
+            note: Some("16 concurrent protobuf clients vs 16 tasks calling the backend; ratio = throughput share"),
+        }
+        .report();
+    }
+}
+
+fn report_vs_trivy(kind: &str, ours: &ServerFigures, trivy: &ServerFigures) {
+    let base = format!("trivy server ({kind})");
+    for (rpc, (o, t)) in [
+        ("MissingBlobs(100)", (&ours.missing, &trivy.missing)),
+        ("PutBlob(10KB)", (&ours.put, &trivy.put)),
+    ] {
+        Figure {
+            name: &format!("{kind}: {rpc} throughput vs reference"),
+            unit: "ops/s",
+            spread: o.0,
+            baseline: Some((&base, t.0)),
+            target: Some(">= 2"),
+            note: None,
+        }
+        .report();
+        Figure {
+            name: &format!("{kind}: {rpc} p99 vs reference"),
+            unit: "ms",
+            spread: o.1,
+            baseline: Some((&base, t.1)),
+            target: Some("< 1"),
+            note: None,
+        }
+        .report();
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let plan = if quick {
+        Plan {
+            duration: Duration::from_millis(500),
+            reps: 1,
+        }
+    } else {
+        Plan {
+            duration: Duration::from_millis(1500),
+            reps: 3,
+        }
+    };
+    let bin = scancache_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(ServerOptions::default());
+    let options = CacheOptions::default();
+    let mut rss = Vec::new();
+
+    // Memory: no target.
+    let server = ScancacheServer::start(&bin, &["-q", "--cache-backend", "memory"], &[], &[]);
+    let ours_mem = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
+    rss.push(("memory", peak_rss_mb(server.pid())));
+    drop(server);
+    let direct = bench_direct(plan, Arc::new(cache_mem::MemCache::new(&options))).await;
+    report_vs_direct("memory", &ours_mem, &direct, false);
+
+    // fs (LMDB).
+    let server_dir = dir.path().join("server-fs");
+    let server = ScancacheServer::start(
+        &bin,
+        &["-q", "--cache-dir", &server_dir.display().to_string()],
+        &[],
+        &[],
+    );
+    let ours_fs = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
+    rss.push(("fs", peak_rss_mb(server.pid())));
+    drop(server);
+    let direct_fs = cache_fs::FsCache::open(&dir.path().join("direct-fs"), &options).unwrap();
+    let direct = bench_direct(plan, Arc::new(direct_fs)).await;
+    report_vs_direct("fs", &ours_fs, &direct, true);
+
+    // Redis: the server on database 1, direct calls on database 2.
+    let server = ScancacheServer::start(&bin, &["-q", "--cache-backend", &redis.url(1)], &[], &[]);
+    let ours_redis = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
+    rss.push(("redis", peak_rss_mb(server.pid())));
+    drop(server);
+    let direct_redis =
+        cache_redis::RedisCache::connect(cache_redis::RedisConfig::new(redis.url(2)), &options)
+            .await
+            .unwrap();
+    let direct = bench_direct(plan, Arc::new(direct_redis)).await;
+    report_vs_direct("redis", &ours_redis, &direct, true);
+
+    for (backend, mb) in &rss {
+        Figure {
+            name: &format!("{backend}: server peak RSS under load"),
+            unit: "MB",
+            spread: Spread::of(vec![*mb]),
+            baseline: None,
+            target: Some("<= 64 MB"),
+            note: Some("VmHWM of the scancache server process after both loads"),
+        }
+        .report();
+    }
+
+    // The reference's own server: bbolt, and the same kind of Redis (database 3).
+    match require_trivy() {
+        Some(trivy) => {
+            let reference = TrivyServer::start(&trivy, &[]);
+            let trivy_fs = bench_endpoint(plan, &Endpoint::new(reference.url()), None).await;
+            drop(reference);
+            report_vs_trivy("fs (LMDB vs bbolt)", &ours_fs, &trivy_fs);
+            let reference = TrivyServer::start(&trivy, &["--cache-backend", &redis.url(3)]);
+            let trivy_redis = bench_endpoint(plan, &Endpoint::new(reference.url()), None).await;
+            drop(reference);
+            report_vs_trivy("redis", &ours_redis, &trivy_redis);
+        }
+        None => println!("trivy is not installed: the reference server figures are skipped"),
+    }
+}

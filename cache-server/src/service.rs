@@ -1,0 +1,357 @@
+//! The service: its state, the [`router`] that tests and the command line both start,
+//! and the handlers (decode → call the cache → encode).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    extract::State,
+    http::{StatusCode, header},
+    middleware,
+    response::{IntoResponse, Response},
+    routing::{any, get},
+};
+use cache_core::{ArtifactId, BlobId, Cache, EntryKey, codec};
+use tower::ServiceBuilder;
+
+use crate::{
+    Config,
+    batch::{Batcher, WriteError},
+    layers,
+    metrics::Metrics,
+    proto::cache::{
+        DeleteBlobsRequest, Empty, MissingBlobsRequest, MissingBlobsResponse, PutArtifactRequest,
+        PutBlobRequest,
+    },
+    scan,
+    twirp::{Code, TwirpError, TwirpRequest, reply},
+};
+
+/// How long a readiness answer is reused.
+const READY_TTL: Duration = Duration::from_secs(1);
+
+/// How long the readiness check waits for the backend.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What every handler and layer shares: the cache, the settings and the counters.
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ServerState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cache: Arc<dyn Cache>,
+    config: Config,
+    prefix: String,
+    metrics: Metrics,
+    /// The group commit of stored documents.
+    batcher: Batcher,
+    /// The last readiness answer and when it was found.
+    ready: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+impl ServerState {
+    /// The state of a service over `cache`.
+    pub fn new(cache: Arc<dyn Cache>, config: Config) -> ServerState {
+        let prefix = config.normalized_prefix();
+        ServerState {
+            inner: Arc::new(Inner {
+                cache,
+                config,
+                prefix,
+                metrics: Metrics::new(),
+                batcher: Batcher::default(),
+                ready: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The cache behind the service.
+    pub fn cache(&self) -> &Arc<dyn Cache> {
+        &self.inner.cache
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The normalized path prefix of the Twirp routes.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// The Twirp error for a failed backend operation, counted. Only an unreachable
+    /// backend is `unavailable` (the code the reference client retries).
+    pub fn backend_error(&self, e: cache_core::Error) -> TwirpError {
+        self.metrics().backend_error();
+        let code = if e.is_unavailable() {
+            Code::Unavailable
+        } else {
+            Code::Internal
+        };
+        TwirpError::new(code, e.to_string())
+    }
+
+    /// Stores a freshly encoded document, in one write with those of other requests
+    /// waiting at the same time (group commit, module `batch`).
+    pub async fn store(&self, key: EntryKey, value: Vec<u8>) -> Result<(), TwirpError> {
+        // The cache's one document size rule, checked before the document joins a batch:
+        // a refused document fails its own request only, never the others committed with it.
+        let limit = self.cache().options().max_document_size;
+        if let Err(e) = cache_core::rules::check_document_size(&key, value.len() as u64, limit) {
+            self.metrics().document_over_cap();
+            return Err(TwirpError::new(Code::InvalidArgument, e.to_string()));
+        }
+        match self.inner.batcher.put(self.cache(), key, value).await {
+            Ok(()) => Ok(()),
+            Err(WriteError::Backend(e)) => {
+                self.metrics().backend_error();
+                Err(e)
+            }
+            Err(WriteError::Stopped) => {
+                Err(TwirpError::new(Code::Unavailable, "the server is stopping"))
+            }
+        }
+    }
+
+    /// Whether the backend answers; checked at most once a second.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let mut last = self.inner.ready.lock().await;
+        if let Some((at, answer)) = &*last
+            && at.elapsed() < READY_TTL
+        {
+            return answer.clone();
+        }
+        let answer =
+            match tokio::time::timeout(READY_TIMEOUT, self.cache().missing_blobs(&probe_id(), &[]))
+                .await
+            {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!(
+                    "the cache backend did not answer within {} s",
+                    READY_TIMEOUT.as_secs()
+                )),
+            };
+        *last = Some((Instant::now(), answer.clone()));
+        answer
+    }
+}
+
+/// The artifact ID the readiness check asks about (it is never stored).
+fn probe_id() -> ArtifactId {
+    ArtifactId::from(cache_core::Digest::from_sha256([0x5c; 32]))
+}
+
+/// The full service: the Twirp routes (token, body cap, timeout and concurrency bound as
+/// layers) and `/healthz`, `/readyz`, `/version` and, unless the metrics have their own
+/// listener, `/metrics`, all observed by the metrics and logging layer.
+pub fn router(state: ServerState) -> Router {
+    let prefix = state.prefix().to_owned();
+    let config = state.config().clone();
+    let twirp = Router::new()
+        .route(
+            &format!("{prefix}/trivy.cache.v1.Cache/PutArtifact"),
+            any(put_artifact),
+        )
+        .route(
+            &format!("{prefix}/trivy.cache.v1.Cache/PutBlob"),
+            any(put_blob),
+        )
+        .route(
+            &format!("{prefix}/trivy.cache.v1.Cache/MissingBlobs"),
+            any(missing_blobs),
+        )
+        .route(
+            &format!("{prefix}/trivy.cache.v1.Cache/DeleteBlobs"),
+            any(delete_blobs),
+        )
+        .route(
+            &format!("{prefix}/trivy.scanner.v1.Scanner/Scan"),
+            any(scan::scan),
+        )
+        .fallback(bad_route)
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    layers::require_token,
+                ))
+                .layer(middleware::from_fn_with_state(
+                    config.max_request_size,
+                    layers::limit_body,
+                ))
+                .layer(middleware::from_fn_with_state(
+                    config.request_timeout,
+                    layers::deadline,
+                ))
+                .layer(middleware::from_fn_with_state(
+                    Arc::new(tokio::sync::Semaphore::new(
+                        config.max_concurrent_requests.max(1),
+                    )),
+                    layers::bound_concurrency,
+                )),
+        );
+    let mut plain = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/version", get(version));
+    if config.serve_metrics {
+        plain = plain.route("/metrics", get(metrics));
+    }
+    plain
+        .merge(twirp)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            layers::observe,
+        ))
+        .with_state(state)
+}
+
+/// `GET /metrics` alone, for a separate metrics listener.
+pub fn metrics_router(state: ServerState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn bad_route(req: axum::extract::Request) -> TwirpError {
+    TwirpError::bad_route(
+        format!("no handler for path {:?}", req.uri().path()),
+        req.method().as_str(),
+        req.uri().path(),
+    )
+}
+
+/// Parses a blob ID; `field` names the request field in the error.
+fn blob_id(s: &str, field: &str) -> Result<BlobId, TwirpError> {
+    s.parse().map_err(|e: cache_core::Error| {
+        TwirpError::new(Code::InvalidArgument, format!("{field}: {e}"))
+    })
+}
+
+/// Parses an artifact ID.
+pub(crate) fn artifact_id(s: &str, field: &str) -> Result<ArtifactId, TwirpError> {
+    s.parse().map_err(|e: cache_core::Error| {
+        TwirpError::new(Code::InvalidArgument, format!("{field}: {e}"))
+    })
+}
+
+/// Parses a list of blob IDs.
+pub(crate) fn blob_ids(ids: &[String], field: &str) -> Result<Vec<BlobId>, TwirpError> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.parse().map_err(|e: cache_core::Error| {
+                TwirpError::new(Code::InvalidArgument, format!("{field}[{i}]: {e}"))
+            })
+        })
+        .collect()
+}
+
+async fn put_artifact(
+    State(s): State<ServerState>,
+    req: TwirpRequest<PutArtifactRequest>,
+) -> Result<Response, TwirpError> {
+    let id = artifact_id(&req.message.artifact_id, "artifact_id")?;
+    let info = req
+        .message
+        .artifact_info
+        .ok_or_else(|| TwirpError::new(Code::InvalidArgument, "artifact_info is required"))?;
+    let doc = cache_core::ArtifactInfo::from(info);
+    s.store(EntryKey::artifact(&id), codec::encode(&doc))
+        .await?;
+    Ok(reply(req.codec, &Empty {}))
+}
+
+async fn put_blob(
+    State(s): State<ServerState>,
+    req: TwirpRequest<PutBlobRequest>,
+) -> Result<Response, TwirpError> {
+    let id = blob_id(&req.message.diff_id, "diff_id")?;
+    let info = req
+        .message
+        .blob_info
+        .ok_or_else(|| TwirpError::new(Code::InvalidArgument, "blob_info is required"))?;
+    let doc = cache_core::BlobInfo::from(info);
+    s.store(EntryKey::blob(&id), codec::encode(&doc)).await?;
+    s.metrics().put_blob(req.body_bytes);
+    Ok(reply(req.codec, &Empty {}))
+}
+
+async fn missing_blobs(
+    State(s): State<ServerState>,
+    req: TwirpRequest<MissingBlobsRequest>,
+) -> Result<Response, TwirpError> {
+    let artifact = artifact_id(&req.message.artifact_id, "artifact_id")?;
+    let blobs = blob_ids(&req.message.blob_ids, "blob_ids")?;
+    let missing = s
+        .cache()
+        .missing_blobs(&artifact, &blobs)
+        .await
+        .map_err(|e| s.backend_error(e))?;
+    s.metrics().missing_blobs(blobs.len(), missing.blobs.len());
+    let answer = MissingBlobsResponse {
+        missing_artifact: missing.artifact,
+        missing_blob_ids: missing.blobs.iter().map(|b| b.to_string()).collect(),
+    };
+    Ok(reply(req.codec, &answer))
+}
+
+async fn delete_blobs(
+    State(s): State<ServerState>,
+    req: TwirpRequest<DeleteBlobsRequest>,
+) -> Result<Response, TwirpError> {
+    let blobs = blob_ids(&req.message.blob_ids, "blob_ids")?;
+    s.cache()
+        .delete_blobs(&blobs)
+        .await
+        .map_err(|e| s.backend_error(e))?;
+    Ok(reply(req.codec, &Empty {}))
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(s): State<ServerState>) -> Response {
+    match s.readiness().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")).into_response(),
+    }
+}
+
+async fn version(State(s): State<ServerState>) -> Response {
+    let doc = serde_json::json!({
+        "Version": env!("CARGO_PKG_VERSION"),
+        "Server": "scancache",
+        "Backend": s.cache().backend_name(),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{doc}\n"),
+    )
+        .into_response()
+}
+
+async fn metrics(State(s): State<ServerState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics().encode(),
+    )
+        .into_response()
+}
