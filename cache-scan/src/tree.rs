@@ -371,3 +371,37 @@ fn assemble(root: &Path, blob: &BlobInfo, counts: LayerCounts, options: &TreeOpt
         layers: counts,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The derivation of `docs/targets.md` ("Keys of directory scans") on a fixed
+    /// listing: changes whenever an analyser version does; update the document with it.
+    #[test]
+    fn documented_tree_key() {
+        let found = |path: &str, size: u64| Found {
+            path: path.to_owned(),
+            size,
+            mode: 0o100644,
+            mtime: 1_704_067_200,
+            mtime_nsec: 5,
+            dev: 1,
+            ino: 2,
+            target: (),
+        };
+        let listing = walk::listing_digest(&[
+            found("Cargo.lock", 1234),
+            found("web/package-lock.json", 99),
+        ]);
+        assert_eq!(
+            listing,
+            "sha256:15812fca779c18334ad8e43fc85e6ab05bff32de61e0d328ceca608745814ae6"
+        );
+        let key = tree_key(&listing, &TreeOptions::new(TreeKind::Fs)).unwrap();
+        assert_eq!(
+            key.as_str(),
+            "sha256:f6aed5356e7f64d828473c34ec6279324774bc87a404e2357f1f7f76e891e749"
+        );
+    }
+}

@@ -71,6 +71,12 @@ const PROGRAMS: &[Program] = &[
         example: "bench_extreme",
         features: "",
     },
+    Program {
+        name: "targets",
+        package: "cache-cli",
+        example: "bench_targets",
+        features: "",
+    },
 ];
 
 /// Options of `cargo xtask bench`.

@@ -56,20 +56,21 @@ pub const ANALYSERS: [(&str, u32); 14] = [
     lang::VERSIONS[8],
 ];
 
-/// The analysers of `fs` scans (`TreeKind::Fs`): the OS analysers, the lockfile
-/// analysers and `dotnet-core` (which the reference runs on every target) (`docs/analysers.md`, "Directory scans"), sorted by name.
+/// The analysers of `fs` scans (`TreeKind::Fs`): the OS analysers (the same versions
+/// as in [`ANALYSERS`], which they are), the lockfile analysers and `dotnet-core` (which
+/// the reference runs on every target), sorted by name (`docs/targets.md`).
 pub const FS_ANALYSERS: [(&str, u32); 17] = [
-    ("apk", 2),
-    ("apk-repo", 1),
+    ANALYSERS[0],
+    ANALYSERS[1],
     lockfile::VERSIONS[0],
     lockfile::VERSIONS[1],
     lockfile::VERSIONS[2],
     lang::VERSIONS[2],
-    ("dpkg", 3),
+    ANALYSERS[5],
     lockfile::VERSIONS[3],
     lockfile::VERSIONS[4],
     lockfile::VERSIONS[5],
-    ("os-release", 2),
+    ANALYSERS[11],
     lockfile::VERSIONS[6],
     lockfile::VERSIONS[7],
     lockfile::VERSIONS[8],
@@ -342,6 +343,18 @@ mod tests {
             paths,
             [("lib/apk/db/installed", 0), ("var/lib/dpkg/status", 0)]
         );
+    }
+
+    #[test]
+    fn fs_analysers_are_the_os_lockfile_and_dotnet_ones() {
+        let names: Vec<&str> = FS_ANALYSERS.iter().map(|(n, _)| *n).collect();
+        for os in ["apk", "apk-repo", "dpkg", "os-release"] {
+            assert!(FS_ANALYSERS.contains(ANALYSERS.iter().find(|(n, _)| *n == os).unwrap()));
+        }
+        assert!(names.contains(&"dotnet-core"));
+        for (lock, _) in lockfile::VERSIONS {
+            assert!(names.contains(&lock), "{lock}");
+        }
     }
 
     #[test]
