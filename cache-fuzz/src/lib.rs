@@ -1,6 +1,8 @@
 //! The fuzzing harness of scancache: byte-mutation fuzzing of the archive, tar, manifest,
-//! compression and package-database readers on the stable toolchain, and the regression
-//! corpus every input that ever crashed, hung or blew a cap is kept in.
+//! compression and package-database readers and of the language analysers (ELF with Go
+//! build information and cargo-auditable data, zip/jar, `package.json`, Python metadata,
+//! the other package manifests) on the stable toolchain, and the regression corpus every
+//! input that ever crashed, hung or blew a cap is kept in.
 //!
 //! Each [`Target`] feeds bytes to one entry point of `cache_scan::fuzzing` (hidden from
 //! cache-scan's public docs). [`Fuzzer`] starts from structure-aware seeds built with
@@ -25,7 +27,7 @@ use std::{
 };
 
 use cache_fixtures::{
-    Compression, ImageBuilder, LayerBuilder, alpine_image, compress, data, debian_image,
+    Compression, ImageBuilder, LayerBuilder, alpine_image, binaries, compress, data, debian_image,
     docker_save, docker_save_oci, extreme, oci_archive,
 };
 
@@ -50,7 +52,7 @@ pub struct Target {
 }
 
 /// Every target, in the order `cargo xtask fuzz` runs them.
-pub const TARGETS: [Target; 21] = [
+pub const TARGETS: [Target; 26] = [
     Target {
         name: "tar",
         run: |d, _| {
@@ -234,6 +236,46 @@ pub const TARGETS: [Target; 21] = [
         seeds: sbom_seeds,
         rewrap: false,
     },
+    Target {
+        name: "elf",
+        run: |d, _| {
+            cache_scan::fuzzing::executable(d);
+        },
+        seeds: elf_seeds,
+        rewrap: false,
+    },
+    Target {
+        name: "jar",
+        run: |d, _| {
+            cache_scan::fuzzing::jar(d);
+        },
+        seeds: jar_seeds,
+        rewrap: false,
+    },
+    Target {
+        name: "package-json",
+        run: |d, _| {
+            cache_scan::fuzzing::package_json(d);
+        },
+        seeds: package_json_seeds,
+        rewrap: false,
+    },
+    Target {
+        name: "python-metadata",
+        run: |d, _| {
+            cache_scan::fuzzing::python_metadata(d);
+        },
+        seeds: python_seeds,
+        rewrap: false,
+    },
+    Target {
+        name: "manifests",
+        run: |d, _| {
+            cache_scan::fuzzing::manifests(d);
+        },
+        seeds: manifest_seeds,
+        rewrap: false,
+    },
 ];
 
 /// The target named `name`.
@@ -308,6 +350,75 @@ fn dpkg_seeds() -> Vec<Vec<u8>> {
         extreme::identical_stanzas(50),
         b"Package: a\nStatus: hold ok installed\nVersion: 1:2-3\nProvides: b (= 1)\nDepends: b | c, a\n\nPackage: a\nArchitecture: i386\nVersion: 2\n".to_vec(),
     ]
+}
+
+fn elf_seeds() -> Vec<Vec<u8>> {
+    vec![
+        binaries::go_binary("go1.22.5", data::LANG_GO_MODINFO),
+        binaries::go_binary("go1.21.0", "path\tcommand-line-arguments\n"),
+        binaries::rust_binary(data::LANG_RUST_AUDIT),
+        binaries::elf(&[
+            (".text", true, vec![0x90; 64]),
+            (".comment", false, b"GCC".to_vec()),
+        ]),
+    ]
+}
+
+fn jar_seeds() -> Vec<Vec<u8>> {
+    let manifest = |extra: &str| format!("Manifest-Version: 1.0\r\n{extra}\r\n").into_bytes();
+    let inner = binaries::zip(&[(
+        "META-INF/MANIFEST.MF",
+        manifest(
+            "Implementation-Title: commons-text\r\nImplementation-Version: 1.10.0\r\nImplementation-Vendor-Id: org.apache.commons\r\n",
+        ),
+    )]);
+    vec![
+        binaries::zip(&[
+            ("META-INF/MANIFEST.MF", manifest("Main-Class: demo.App\r\n")),
+            (
+                "META-INF/maven/com.example/demo-app/pom.properties",
+                b"groupId=com.example\nartifactId=demo-app\nversion=1.0.0\n".to_vec(),
+            ),
+            ("BOOT-INF/lib/commons-text-1.10.0.jar", inner.clone()),
+        ]),
+        inner,
+        binaries::zip(&[("a/b.class", vec![0xca, 0xfe, 0xba, 0xbe])]),
+    ]
+}
+
+fn package_json_seeds() -> Vec<Vec<u8>> {
+    [
+        r#"{"name":"sample-app","version":"1.0.0","license":"MIT","dependencies":{"left-pad":"^1.3.0"}}"#,
+        r#"{"name":"@types/node","version":"20.11.5","license":{"type":"MIT","url":"x"}}"#,
+        r#"{"name":"old","version":"0.1.0","licenses":[{"type":"MIT"},{"type":"Apache-2.0"}]}"#,
+        r#"{"name":"rxjs/ajax","main":"./index.js","nested":{"a":[1,2,{"b":null}]}}"#,
+    ]
+    .map(|s| s.as_bytes().to_vec())
+    .to_vec()
+}
+
+fn python_seeds() -> Vec<Vec<u8>> {
+    [
+        data::LANG_METADATA_REQUESTS,
+        "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\nLicense: MIT\n\nbody\n",
+        "Metadata-Version: 2.4\nName: typing_extensions\nVersion: 4.12.2\nLicense-Expression: PSF-2.0\n\n",
+        "Metadata-Version: 1.1\nName: chardet\nVersion: 5.1.0\nClassifier: License :: OSI Approved :: GNU Library or Lesser General Public License (LGPL)\nLicense: UNKNOWN\n",
+    ]
+    .map(|s| s.as_bytes().to_vec())
+    .to_vec()
+}
+
+fn manifest_seeds() -> Vec<Vec<u8>> {
+    [
+        r#"{"packages":[{"name":"monolog/monolog","version":"2.9.1","license":["MIT"],"require":{"php":">=7.2","psr/log":"^1.0"}},{"name":"psr/log","version":"1.1.4","license":["MIT"]}],"dev":false}"#,
+        r#"{"packages":[{"name":"psr/log","version":"1.1.4","license":["MIT"],"require":{"php":">=5.3.0"}}],"dev":true,"dev-package-names":[]}"#,
+        r#"{"name":"zlib","version":"1.2.13","license":"Zlib","build":"h5eee18b_0"}"#,
+        data::LANG_DEPS_JSON,
+        "Gem::Specification.new do |s|\n  s.name = \"rake\".freeze\n  s.version = \"13.0.6\"\n  s.licenses = [\"MIT\".freeze]\nend\n",
+        data::LANG_COPYRIGHT_BASH,
+    ]
+    .map(|s| s.as_bytes().to_vec())
+    .to_vec()
 }
 
 /// A small, fast pseudo-random generator (xorshift64*), so runs are reproducible from a

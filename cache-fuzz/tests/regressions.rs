@@ -48,3 +48,28 @@ fn mutations_are_reproducible_from_the_seed() {
         assert_eq!(a.next_input(), b.next_input());
     }
 }
+
+/// The first seed of each language target is read as packages, so the fuzzer mutates
+/// inputs that reach the parsers behind the file readers.
+#[test]
+fn language_seeds_reach_the_parsers() {
+    use cache_scan::fuzzing;
+    for (name, run) in [
+        ("elf", fuzzing::executable as fn(&[u8]) -> Option<usize>),
+        ("jar", fuzzing::jar),
+        ("package-json", fuzzing::package_json),
+        ("python-metadata", fuzzing::python_metadata),
+    ] {
+        let seeds = Fuzzer::new(cache_fuzz::target(name).unwrap(), 1)
+            .seeds()
+            .to_vec();
+        let found = run(&seeds[0]);
+        assert!(found.is_some_and(|n| n > 0), "{name}: {found:?}");
+    }
+    let manifests = Fuzzer::new(cache_fuzz::target("manifests").unwrap(), 1)
+        .seeds()
+        .to_vec();
+    for (i, seed) in manifests.iter().enumerate() {
+        assert!(fuzzing::manifests(seed) > 0, "manifests seed {i}");
+    }
+}

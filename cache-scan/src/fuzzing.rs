@@ -16,7 +16,11 @@ use cache_core::{Digest, Package};
 
 use crate::{
     LayerWork,
-    analyser::{OsFiles, apk, dpkg, os},
+    analyser::{
+        OsFiles, apk, dpkg, dpkg_license,
+        lang::{self, Kind},
+        os,
+    },
     archive::Archive,
     codec::{Capped, Decoder, Format},
     image::{LayerRef, read_image},
@@ -184,4 +188,69 @@ pub fn sbom(data: &[u8]) -> Option<usize> {
         .map(|a| a.packages.len())
         .sum();
     Some(os + lang)
+}
+
+/// Reads `data` as the file at `path` of the language analyser for `kind`, as a scan
+/// does (within the same caps); returns the packages found, or `None` when the file was
+/// skipped (a warning in a scan).
+fn lang_file(kind: Kind, path: &str, data: &[u8]) -> Option<usize> {
+    let mut collector = lang::Collector::default();
+    let analysed = collector.take(kind, path, data.len() as u64, data).ok()?;
+    analysed.then(|| collector.apps.iter().map(|a| a.packages.len()).sum())
+}
+
+/// Reads `data` as an executable file: the ELF reader, Go build information and
+/// cargo-auditable data.
+pub fn executable(data: &[u8]) -> Option<usize> {
+    lang_file(Kind::Executable, "usr/local/bin/fuzz", data)
+}
+
+/// Reads `data` as a Java archive (nested archives included).
+pub fn jar(data: &[u8]) -> Option<usize> {
+    lang_file(Kind::Jar, "opt/app/fuzz.jar", data)
+}
+
+/// Reads `data` as a `package.json`.
+pub fn package_json(data: &[u8]) -> Option<usize> {
+    lang_file(
+        Kind::NodePackage,
+        "srv/app/node_modules/fuzz/package.json",
+        data,
+    )
+}
+
+/// Reads `data` as Python core metadata (`METADATA`, `PKG-INFO`).
+pub fn python_metadata(data: &[u8]) -> Option<usize> {
+    lang_file(
+        Kind::PythonMetadata,
+        "usr/lib/python3/site-packages/fuzz-1.0.dist-info/METADATA",
+        data,
+    )
+}
+
+/// Reads `data` as each of the other package files: Composer's `installed.json`, a conda
+/// package's metadata, a .NET `*.deps.json`, a gemspec, and a Debian copyright file;
+/// returns the packages (and license findings) found over all of them.
+pub fn manifests(data: &[u8]) -> usize {
+    let mut found = 0;
+    for (kind, path) in [
+        (
+            Kind::ComposerInstalled,
+            "app/vendor/composer/installed.json",
+        ),
+        (
+            Kind::CondaMeta,
+            "opt/conda/envs/e/conda-meta/fuzz-1.0-h0_0.json",
+        ),
+        (Kind::DotnetDeps, "app/fuzz.deps.json"),
+        (
+            Kind::Gemspec,
+            "usr/lib/ruby/gems/3.2.0/specifications/fuzz-1.0.gemspec",
+        ),
+    ] {
+        found += lang_file(kind, path, data).unwrap_or(0);
+    }
+    let text = String::from_utf8_lossy(data);
+    found
+        + dpkg_license::parse("usr/share/doc/fuzz/copyright", &text).map_or(0, |l| l.findings.len())
 }

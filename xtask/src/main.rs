@@ -33,7 +33,8 @@ tasks:
            figure with its ratio to a baseline measured in the same run
   fuzz [TARGET...] [--seconds N] [--seed S]
            fuzz the readers and parsers (tar, compression, layer, archive, dpkg, apk,
-           os-release; all by default) for N seconds each (60), saving every input that
+           os-release, elf, jar, package-json, python-metadata, manifests; all by
+           default) for N seconds each (60), saving every input that
            panics, hangs or blows a cap under cache-fuzz/regressions/
   gen-samples
            rewrite the sample image archives in samples/";

@@ -3,7 +3,7 @@
 
 pub(crate) mod apk;
 pub(crate) mod dpkg;
-mod dpkg_license;
+pub(crate) mod dpkg_license;
 pub(crate) mod lang;
 mod license;
 pub(crate) mod lockfile;
