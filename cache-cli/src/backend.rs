@@ -1,4 +1,5 @@
-//! Turns the global options into a cache backend (`Arc<dyn Cache>`), fs by default.
+//! Turns the global options into a cache backend (`Arc<dyn Cache>`): memory by default
+//! for `fs`, `rootfs` and `sbom`, fs for every other command.
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -21,10 +22,12 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Parses and checks the global options.
-    pub fn from_opts(g: &GlobalOpts) -> Result<Self> {
-        let spec = BackendSpec::parse_with(&g.cache_backend, g.redis_master_name.as_deref())
-            .map_err(flagged)?;
+    /// Parses and checks the global options; `default_backend` is the command's backend
+    /// when neither `--cache-backend` nor its variable names one.
+    pub fn from_opts(g: &GlobalOpts, default_backend: &str) -> Result<Self> {
+        let backend = g.cache_backend.as_deref().unwrap_or(default_backend);
+        let spec =
+            BackendSpec::parse_with(backend, g.redis_master_name.as_deref()).map_err(flagged)?;
         if let BackendSpec::Redis { url } = &spec {
             redis_config(url, g).validate().map_err(flagged)?;
         }

@@ -40,6 +40,7 @@ pub struct GlobalOpts {
     /// (one server), redis://h1:7000,redis://h2:7001,… (Redis Cluster: any reachable nodes;
     /// database 0 only), or redis+sentinel://[user:pass@]s1:26379,s2:26379/MASTER[/db]
     /// (Redis Sentinel; rediss+sentinel:// for TLS to the sentinels).
+    /// [default: memory for fs, rootfs and sbom; fs for every other command].
     ///
     /// Examples: --cache-backend redis://:secret@cache.internal:6379/0,
     /// --cache-backend redis://:secret@r1:7000,redis://r2:7000,redis://r3:7000,
@@ -49,10 +50,9 @@ pub struct GlobalOpts {
         global = true,
         env = "SCANCACHE_CACHE_BACKEND",
         value_name = "BACKEND",
-        default_value = "fs",
         hide_env_values = true
     )]
-    pub cache_backend: String,
+    pub cache_backend: Option<String>,
 
     /// Time to live of new cache entries (s, m, h, d; 0 = never expire).
     ///
@@ -223,7 +223,42 @@ pub enum Command {
     /// Example: scancache image --input samples/debian.tar --format json -o report.json
     ///
     /// Example: scancache image --input samples/lang.tar --format spdx-json -o sbom.spdx.json
+    ///
+    /// Cache backend default: fs (an explicit --cache-backend wins).
     Image(ImageArgs),
+    /// Scan a project directory: the packages its lockfiles and manifests declare.
+    ///
+    /// Reads Cargo.lock, package-lock.json (v1-v3), yarn.lock, pnpm-lock.yaml, go.mod,
+    /// poetry.lock, Pipfile.lock, requirements.txt (pinned lines), Gemfile.lock,
+    /// composer.lock, packages.lock.json and pom.xml (declared coordinates only), plus
+    /// OS release and package database files; not installed packages (that is rootfs).
+    /// Skips .git, never follows symbolic links. The cache key comes from the selected
+    /// files' paths, sizes and modification times, so an unchanged tree is a cache hit
+    /// on a persistent backend.
+    ///
+    /// Cache backend default: memory (an explicit --cache-backend wins).
+    ///
+    /// Example: scancache fs . --format json -o report.json
+    ///
+    /// Example: scancache --cache-backend fs fs ~/src/app --skip-dirs '**/testdata'
+    Fs(TreeArgs),
+    /// Scan an unpacked root file system (a mounted image or VM disk, a chroot): its OS
+    /// and installed packages, with the analysers of image layers, as one layer.
+    ///
+    /// Skips proc, sys and dev at the top and .git anywhere; never follows symbolic
+    /// links.
+    ///
+    /// Cache backend default: memory (an explicit --cache-backend wins).
+    ///
+    /// Example: scancache rootfs /mnt/image --format cyclonedx -o sbom.cdx.json
+    Rootfs(TreeArgs),
+    /// Read a CycloneDX (JSON) or SPDX (JSON) SBOM back into a report: its OS and
+    /// packages, printed in any format.
+    ///
+    /// Cache backend default: memory (an explicit --cache-backend wins).
+    ///
+    /// Example: scancache sbom sbom.cdx.json --format table
+    Sbom(SbomArgs),
     /// Remove caches from the cache directory (and the scan cache of the selected backend).
     ///
     /// Example: scancache clean --scan-cache
@@ -248,6 +283,17 @@ pub enum Command {
         /// The shell to print the script for.
         shell: clap_complete::Shell,
     },
+}
+
+impl Command {
+    /// The backend this command uses when `--cache-backend` is not given: memory for
+    /// the scans of directories and SBOMs, fs for images and the cache commands.
+    pub fn default_backend(&self) -> &'static str {
+        match self {
+            Command::Fs(_) | Command::Rootfs(_) | Command::Sbom(_) => "memory",
+            _ => "fs",
+        }
+    }
 }
 
 /// Arguments of `image`.
@@ -429,6 +475,97 @@ pub struct ServerArgs {
         value_parser = parse_duration
     )]
     pub shutdown_grace: Duration,
+}
+
+/// Arguments of `fs` and `rootfs`.
+#[derive(Debug, Args)]
+pub struct TreeArgs {
+    /// The directory to scan.
+    pub path: PathBuf,
+
+    /// Report format.
+    ///
+    /// Example: --format json
+    #[arg(
+        short,
+        long,
+        value_enum,
+        default_value = "table",
+        env = "SCANCACHE_FORMAT"
+    )]
+    pub format: ReportFormat,
+
+    /// Write the report to FILE (atomically) instead of standard output.
+    ///
+    /// Example: -o report.json
+    #[arg(short, long, env = "SCANCACHE_OUTPUT", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Directories not to enter, as globs relative to PATH (*, **, ?, [..]); repeat or
+    /// separate with commas.
+    ///
+    /// Example: --skip-dirs '**/node_modules,vendor'
+    #[arg(
+        long,
+        env = "SCANCACHE_SKIP_DIRS",
+        value_name = "GLOB",
+        value_delimiter = ','
+    )]
+    pub skip_dirs: Vec<String>,
+
+    /// Files not to read, as globs relative to PATH; repeat or separate with commas.
+    ///
+    /// Example: --skip-files '**/testdata/*.lock'
+    #[arg(
+        long,
+        env = "SCANCACHE_SKIP_FILES",
+        value_name = "GLOB",
+        value_delimiter = ','
+    )]
+    pub skip_files: Vec<String>,
+
+    /// Report development dependencies too (npm, pnpm, poetry, composer).
+    ///
+    /// Example: scancache fs . --include-dev-deps
+    #[arg(long, env = "SCANCACHE_INCLUDE_DEV_DEPS")]
+    pub include_dev_deps: bool,
+
+    /// Largest OS package database file read; a larger one is skipped with a warning.
+    ///
+    /// Example: --max-db-size 512MiB
+    #[arg(
+        long,
+        env = "SCANCACHE_MAX_DB_SIZE",
+        value_name = "SIZE",
+        default_value = "256MiB",
+        value_parser = parse_db_size
+    )]
+    pub max_db_size: u64,
+}
+
+/// Arguments of `sbom`.
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// The SBOM: CycloneDX 1.2-1.7 JSON or SPDX 2.2/2.3 JSON.
+    pub file: PathBuf,
+
+    /// Report format.
+    ///
+    /// Example: --format json
+    #[arg(
+        short,
+        long,
+        value_enum,
+        default_value = "table",
+        env = "SCANCACHE_FORMAT"
+    )]
+    pub format: ReportFormat,
+
+    /// Write the report to FILE (atomically) instead of standard output.
+    ///
+    /// Example: -o report.json
+    #[arg(short, long, env = "SCANCACHE_OUTPUT", value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 impl CleanArgs {

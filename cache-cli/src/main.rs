@@ -51,7 +51,7 @@ fn main() -> ExitCode {
     }
     // A bad option value is a usage error (exit 2). The message masks any password,
     // which is why the backend is not parsed by clap, which would echo the raw value.
-    let settings = match backend::Settings::from_opts(&cli.global) {
+    let settings = match backend::Settings::from_opts(&cli.global, cli.command.default_backend()) {
         Ok(s) => s,
         Err(e) => Cli::command()
             .error(ErrorKind::ValueValidation, format!("{e:#}"))
@@ -106,7 +106,12 @@ async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
             };
             return commands::import_trivy::run(path, opts, &settings, g).await;
         }
-        Command::Image(_) | Command::Cache(_) | Command::Server(_) => {}
+        Command::Image(_)
+        | Command::Cache(_)
+        | Command::Server(_)
+        | Command::Fs(_)
+        | Command::Rootfs(_)
+        | Command::Sbom(_) => {}
     }
     let cache = backend::open(&settings, g).await?;
     let result = match &cli.command {
@@ -115,6 +120,13 @@ async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
         }
         Command::Cache(cmd) => commands::cache::run(cmd, cache.as_ref()).await,
         Command::Server(args) => commands::server::run(args, cache.clone(), g).await,
+        Command::Fs(args) => {
+            commands::tree::run(args, cache_scan::TreeKind::Fs, cache.as_ref()).await
+        }
+        Command::Rootfs(args) => {
+            commands::tree::run(args, cache_scan::TreeKind::Rootfs, cache.as_ref()).await
+        }
+        Command::Sbom(args) => commands::sbom::run(args, cache.as_ref()).await,
         Command::Completion { .. } | Command::Clean(_) => Ok(()),
     };
     let closed = cache.close().await;

@@ -1129,6 +1129,289 @@ fn bad_package_files_are_skipped_with_a_warning_naming_file_and_reason() {
     }
 }
 
+/// The `key=value` field of the directory scan summary.
+fn tree_field(run: &Run, key: &str) -> u64 {
+    let err = run.stderr();
+    let line = err
+        .lines()
+        .find(|l| l.contains("scanned directory"))
+        .unwrap_or_else(|| panic!("no scan summary\n{}", run.explain()));
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
+/// `(name, version)` of every package of a JSON report.
+fn report_packages(run: &Run) -> Vec<(String, String)> {
+    run.json()["Results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["Packages"].as_array().cloned().unwrap_or_default())
+        .map(|p| {
+            (
+                p["Name"].as_str().unwrap_or_default().to_owned(),
+                p["Version"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn directory_and_sbom_scans_default_to_memory_and_an_explicit_backend_wins() {
+    let w = World::new(vec![]);
+    let tree = w.dir.path().join("tree");
+    cache_fixtures::write_project(&tree, 20).unwrap();
+    let tree = tree.to_str().unwrap();
+    for _ in 0..2 {
+        let run = w.run(&["fs", tree, "-f", "json"]).ok();
+        assert_eq!(tree_field(&run, "analysed"), 1, "memory keeps nothing");
+        assert_eq!(run.json()["ArtifactType"], "filesystem");
+    }
+    // Nothing reached the fs cache, the default of the cache commands.
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(stats["blobs"], 0, "{stats}");
+    for (args, env) in [(vec!["--cache-backend", "fs"], None), (vec![], Some("fs"))] {
+        let run_fs = |w: &World| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_scancache"));
+            cmd.arg("--cache-dir")
+                .arg(w.cache_dir())
+                .args(&args)
+                .args(["fs", tree]);
+            if let Some(b) = env {
+                cmd.env("SCANCACHE_CACHE_BACKEND", b);
+            }
+            let run = run_cmd(cmd, w.dir.path(), None);
+            // `run_cmd` removes SCANCACHE_* variables it inherits, not those set here.
+            run.code(0)
+        };
+        let w = World::new(vec![]);
+        assert_eq!(tree_field(&run_fs(&w), "analysed"), 1);
+        let warm = run_fs(&w);
+        assert_eq!(
+            (tree_field(&warm, "analysed"), tree_field(&warm, "cached")),
+            (0, 1),
+            "{}",
+            warm.explain()
+        );
+    }
+    for (cmd, default) in [("fs", "memory"), ("rootfs", "memory"), ("sbom", "memory")] {
+        let help = w.run(&[cmd, "--help"]).ok().stdout();
+        assert!(
+            help.contains(&format!("Cache backend default: {default}")),
+            "{cmd}: {help}"
+        );
+    }
+    let help = w.run(&["image", "--help"]).ok().stdout();
+    assert!(help.contains("Cache backend default: fs"), "{help}");
+}
+
+/// Runs `cmd` as the unprivileged user `nobody` when the tests run as root (root reads
+/// any directory, whatever its mode), else as it is.
+fn unprivileged(args: &[&str], home: &Path) -> Run {
+    let bin = env!("CARGO_BIN_EXE_scancache");
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let mut cmd = if is_root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    cmd.args(args);
+    run_cmd(cmd, home, None)
+}
+
+#[test]
+fn bad_files_in_a_tree_are_warnings_and_the_rest_is_scanned() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let w = World::new(vec![]);
+    let root = w.dir.path().join("tree");
+    let file = |p: &str, text: &str| {
+        let p = root.join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    };
+    file(
+        "good/go.mod",
+        "module example.com/good\n\ngo 1.22\n\nrequire github.com/a/b v1.2.3\n",
+    );
+    file("bad-cargo/Cargo.lock", "[[package]\nname = ");
+    file(
+        "bad-npm/package-lock.json",
+        "{\"lockfileVersion\": 3, \"packages\": ",
+    );
+    file(
+        "bad-pnpm/pnpm-lock.yaml",
+        "lockfileVersion: '9.0'\n  packages: [\n",
+    );
+    file("bad-pom/pom.xml", "<project><dependencies>");
+    file("secret/Gemfile.lock", "GEM\n  specs:\n    hidden (1.0.0)\n");
+    // A 1 GB package-lock.json, sparse: judged by its size, never read.
+    fs::create_dir_all(root.join("huge")).unwrap();
+    fs::File::create(root.join("huge/package-lock.json"))
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    // Links are never followed: a loop, and a lockfile pointing out of the tree.
+    symlink("..", root.join("good/loop")).unwrap();
+    let outside = w.dir.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(
+        outside.join("yarn.lock"),
+        "left-pad@^1:\n  version \"1.3.0\"\n",
+    )
+    .unwrap();
+    symlink(outside.join("yarn.lock"), root.join("good/yarn.lock")).unwrap();
+    symlink(&outside, root.join("escape")).unwrap();
+    // A FIFO named like a lockfile is not a regular file: never opened.
+    let fifo = Command::new("mkfifo")
+        .arg(root.join("good/requirements.txt"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    // Everyone may read the tree but `secret`.
+    for dir in [w.dir.path(), root.as_path()] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for entry in [
+        "good",
+        "bad-cargo",
+        "bad-npm",
+        "bad-pnpm",
+        "bad-pom",
+        "huge",
+    ] {
+        fs::set_permissions(root.join(entry), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::set_permissions(root.join("secret"), fs::Permissions::from_mode(0o000)).unwrap();
+
+    let started = std::time::Instant::now();
+    let run = unprivileged(&["fs", root.to_str().unwrap(), "-f", "json"], w.dir.path()).ok();
+    assert!(started.elapsed().as_secs() < 20, "the 1 GB file was read?");
+    let err = run.stderr();
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("\tWARN\t")).collect();
+    for (path, reason) in [
+        ("bad-cargo/Cargo.lock", "not a valid Cargo.lock"),
+        ("bad-npm/package-lock.json", "not valid JSON"),
+        ("bad-pnpm/pnpm-lock.yaml", "not valid YAML"),
+        ("bad-pom/pom.xml", "not valid XML"),
+        (
+            "huge/package-lock.json",
+            "1073741824 bytes is over the 67108864-byte limit",
+        ),
+        ("secret", "skipping unreadable directory"),
+    ] {
+        assert!(
+            warnings
+                .iter()
+                .any(|l| l.contains(path) && l.contains(reason)),
+            "no warning naming {path} and {reason:?}\n{}",
+            run.explain()
+        );
+    }
+    assert_eq!(warnings.len(), 6, "{}", run.explain());
+    for bad in ["panicked", "backtrace", "ERROR"] {
+        assert!(!err.contains(bad), "{}", run.explain());
+    }
+    let pkgs = report_packages(&run);
+    assert!(
+        pkgs.contains(&("github.com/a/b".into(), "v1.2.3".into())),
+        "{pkgs:?}"
+    );
+    assert!(
+        !pkgs.iter().any(|(n, _)| n == "left-pad" || n == "hidden"),
+        "{pkgs:?}"
+    );
+    fs::set_permissions(root.join("secret"), fs::Permissions::from_mode(0o755)).unwrap();
+
+    // rootfs never reads the host's files through a link either.
+    let rootfs = w.dir.path().join("rootfs");
+    fs::create_dir_all(rootfs.join("etc")).unwrap();
+    symlink("/etc/os-release", rootfs.join("etc/os-release")).unwrap();
+    symlink("/", rootfs.join("host")).unwrap();
+    let run = w
+        .run(&["rootfs", rootfs.to_str().unwrap(), "-f", "json"])
+        .ok();
+    assert!(
+        run.json()["Metadata"].get("OS").is_none(),
+        "{}",
+        run.explain()
+    );
+    assert_eq!(run.json()["Results"], json!([]), "{}", run.explain());
+
+    // Not a directory: one line, exit 1.
+    w.run(&[
+        "fs",
+        w.dir.path().join("outside/yarn.lock").to_str().unwrap(),
+    ])
+    .code(1)
+    .one_line_error()
+    .err_has("is not a directory");
+}
+
+#[test]
+fn sbom_reads_documents_back_and_bad_ones_are_one_line_errors() {
+    let w = World::new(vec![]);
+    let doc = w.dir.path().join("debian.cdx.json");
+    w.run(&[
+        "image",
+        "-i",
+        &sample("debian.tar"),
+        "-f",
+        "cyclonedx",
+        "-o",
+        doc.to_str().unwrap(),
+    ])
+    .ok();
+    let image = w
+        .run(&["image", "-i", &sample("debian.tar"), "-f", "json"])
+        .ok();
+    let run = w.run(&["sbom", doc.to_str().unwrap(), "-f", "json"]).ok();
+    assert_eq!(run.json()["ArtifactType"], "cyclonedx");
+    let mut from_sbom = report_packages(&run);
+    let mut from_image = report_packages(&image);
+    from_sbom.sort();
+    from_image.sort();
+    assert_eq!(from_sbom.len(), from_image.len());
+    let table = w.run(&["sbom", doc.to_str().unwrap()]).ok().stdout();
+    assert!(table.contains("curl"), "{table}");
+    for (name, text, reason) in [
+        ("text.json", "hello", "not JSON"),
+        (
+            "old.json",
+            r#"{"bomFormat":"CycloneDX","specVersion":"1.1"}"#,
+            "unsupported CycloneDX spec version \"1.1\"",
+        ),
+        (
+            "spdx3.json",
+            r#"{"spdxVersion":"SPDX-3.0"}"#,
+            "unsupported SPDX version \"SPDX-3.0\"",
+        ),
+        (
+            "other.json",
+            r#"{"hello":"world"}"#,
+            "neither a CycloneDX document",
+        ),
+    ] {
+        let path = w.dir.path().join(name);
+        fs::write(&path, text).unwrap();
+        w.run(&["sbom", path.to_str().unwrap()])
+            .code(1)
+            .one_line_error()
+            .err_has(reason);
+    }
+    w.run(&["sbom", w.dir.path().join("missing.json").to_str().unwrap()])
+        .code(1)
+        .one_line_error()
+        .err_has("No such file");
+}
+
 /// Caps name the option that raises them; `gc --unused-for` and the unread counts of
 /// `stats` on the fs backend; an import skips an entry over the document size cap.
 #[test]

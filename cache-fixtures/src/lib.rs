@@ -27,6 +27,7 @@ pub mod extreme;
 mod hostile;
 mod image;
 mod layout;
+mod projects;
 mod samples;
 mod tar;
 
@@ -41,6 +42,7 @@ pub use layout::{
     docker_save, docker_save_entries, docker_save_oci, oci_archive, oci_entries, write_entries,
     write_oci_dir,
 };
+pub use projects::{LOCKFILES, POM_PACKAGES, PROJECT_ENTRIES, project_files, write_project};
 pub use samples::{
     SAMPLE_FILES, alpine_image, debian_image, lang_image, pair_images, write_samples,
 };

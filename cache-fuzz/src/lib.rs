@@ -52,7 +52,7 @@ pub struct Target {
 }
 
 /// Every target, in the order `cargo xtask fuzz` runs them.
-pub const TARGETS: [Target; 12] = [
+pub const TARGETS: [Target; 26] = [
     Target {
         name: "tar",
         run: |d, _| {
@@ -122,6 +122,118 @@ pub const TARGETS: [Target; 12] = [
             .map(|s| s.as_bytes().to_vec())
             .to_vec()
         },
+        rewrap: false,
+    },
+    Target {
+        name: "cargo-lock",
+        run: |d, _| {
+            cache_scan::fuzzing::lockfile("Cargo.lock", d);
+        },
+        seeds: || lockfile_seeds("Cargo.lock"),
+        rewrap: false,
+    },
+    Target {
+        name: "package-lock",
+        run: |d, _| {
+            cache_scan::fuzzing::lockfile("package-lock.json", d);
+        },
+        seeds: || lockfile_seeds("package-lock.json"),
+        rewrap: false,
+    },
+    Target {
+        name: "yarn-lock",
+        run: |d, _| {
+            cache_scan::fuzzing::lockfile("yarn.lock", d);
+        },
+        seeds: || lockfile_seeds("yarn.lock"),
+        rewrap: false,
+    },
+    Target {
+        name: "pnpm-lock",
+        run: |d, _| {
+            cache_scan::fuzzing::lockfile("pnpm-lock.yaml", d);
+        },
+        seeds: || lockfile_seeds("pnpm-lock.yaml"),
+        rewrap: false,
+    },
+    Target {
+        name: "go-mod",
+        run: |d, _| {
+            cache_scan::fuzzing::lockfile("go.mod", d);
+        },
+        seeds: || lockfile_seeds("go.mod"),
+        rewrap: false,
+    },
+    Target {
+        name: "poetry-lock",
+        run: |d, _| {
+            cache_scan::fuzzing::lockfile("poetry.lock", d);
+        },
+        seeds: || lockfile_seeds("poetry.lock"),
+        rewrap: false,
+    },
+    Target {
+        name: "pipfile-lock",
+        run: |d, _| {
+            cache_scan::fuzzing::lockfile("Pipfile.lock", d);
+        },
+        seeds: || lockfile_seeds("Pipfile.lock"),
+        rewrap: false,
+    },
+    Target {
+        name: "requirements",
+        run: |d, _| {
+            cache_scan::fuzzing::lockfile("requirements.txt", d);
+        },
+        seeds: || lockfile_seeds("requirements.txt"),
+        rewrap: false,
+    },
+    Target {
+        name: "gemfile-lock",
+        run: |d, _| {
+            cache_scan::fuzzing::lockfile("Gemfile.lock", d);
+        },
+        seeds: || lockfile_seeds("Gemfile.lock"),
+        rewrap: false,
+    },
+    Target {
+        name: "composer-lock",
+        run: |d, _| {
+            cache_scan::fuzzing::lockfile("composer.lock", d);
+        },
+        seeds: || lockfile_seeds("composer.lock"),
+        rewrap: false,
+    },
+    Target {
+        name: "nuget-lock",
+        run: |d, _| {
+            cache_scan::fuzzing::lockfile("packages.lock.json", d);
+        },
+        seeds: || lockfile_seeds("packages.lock.json"),
+        rewrap: false,
+    },
+    Target {
+        name: "pom",
+        run: |d, _| {
+            cache_scan::fuzzing::lockfile("pom.xml", d);
+        },
+        seeds: || lockfile_seeds("pom.xml"),
+        rewrap: false,
+    },
+    Target {
+        name: "cargo-toml",
+        run: |d, _| {
+            cache_scan::fuzzing::lockfile("Cargo.toml", d);
+        },
+        seeds: || lockfile_seeds("Cargo.toml"),
+        rewrap: false,
+    },
+    Target {
+        name: "sbom",
+        run: |d, _| {
+            cache_scan::fuzzing::sbom(d);
+        },
+        seeds: sbom_seeds,
         rewrap: false,
     },
     Target {
@@ -425,4 +537,31 @@ impl Fuzzer {
             _ => input.truncate(at),
         }
     }
+}
+
+/// The generated project's files named `file` (each lockfile kind in its formats:
+/// npm v1 to v3, yarn classic and Berry, pnpm 6 and 9), as seeds.
+fn lockfile_seeds(file: &str) -> Vec<Vec<u8>> {
+    let mut seeds: Vec<Vec<u8>> = cache_fixtures::project_files(12)
+        .into_iter()
+        .filter(|(path, _)| path.rsplit('/').next() == Some(file))
+        .map(|(_, text)| text.into_bytes())
+        .collect();
+    if file == "Cargo.toml" {
+        seeds.push(
+            b"[package]\nname = \"a\"\nversion = \"1.0.0\"\n[dependencies]\nb = \"0.1\"\n[workspace]\nmembers = [\"x/*\"]\n"
+                .to_vec(),
+        );
+    }
+    seeds
+}
+
+/// Small SBOMs in both formats as scancache and the reference write them, as seeds.
+fn sbom_seeds() -> Vec<Vec<u8>> {
+    [
+        r#"{"bomFormat":"CycloneDX","specVersion":"1.6","metadata":{"component":{"bom-ref":"root","type":"container","name":"x"}},"components":[{"bom-ref":"os","type":"operating-system","name":"debian","version":"12.11"},{"bom-ref":"app","type":"application","name":"Cargo.lock","properties":[{"name":"aquasecurity:trivy:Type","value":"cargo"}]},{"bom-ref":"pkg:deb/debian/curl@7.88.1-10?epoch=1","type":"library","name":"curl","version":"1:7.88.1-10","purl":"pkg:deb/debian/curl@7.88.1-10?epoch=1","licenses":[{"license":{"id":"MIT"}}],"properties":[{"name":"aquasecurity:trivy:PkgID","value":"curl@1:7.88.1-10"}]},{"bom-ref":"pkg:cargo/a@1.0.0","type":"library","name":"a","version":"1.0.0","purl":"pkg:cargo/a@1.0.0","components":[{"type":"library","name":"n","version":"2"}]}],"dependencies":[{"ref":"os","dependsOn":["pkg:deb/debian/curl@7.88.1-10?epoch=1"]},{"ref":"app","dependsOn":["pkg:cargo/a@1.0.0"]},{"ref":"pkg:cargo/a@1.0.0","dependsOn":["os"]}]}"#,
+        r#"{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","packages":[{"SPDXID":"SPDXRef-OS","name":"alpine","versionInfo":"3.20.3","primaryPackagePurpose":"OPERATING-SYSTEM"},{"SPDXID":"SPDXRef-App","name":"go.mod","primaryPackagePurpose":"APPLICATION","annotations":[{"comment":"Type: gomod"}]},{"SPDXID":"SPDXRef-P1","name":"musl","versionInfo":"1.2.5-r0","licenseDeclared":"MIT AND BSD-2-Clause","externalRefs":[{"referenceType":"purl","referenceLocator":"pkg:apk/alpine/musl@1.2.5-r0"}],"annotations":[{"comment":"PkgID: musl@1.2.5-r0"}]},{"SPDXID":"SPDXRef-P2","name":"github.com/a/b","versionInfo":"v1.0.0","primaryPackagePurpose":"LIBRARY"}],"relationships":[{"spdxElementId":"SPDXRef-OS","relationshipType":"CONTAINS","relatedSpdxElement":"SPDXRef-P1"},{"spdxElementId":"SPDXRef-App","relationshipType":"CONTAINS","relatedSpdxElement":"SPDXRef-P2"},{"spdxElementId":"SPDXRef-P2","relationshipType":"DEPENDS_ON","relatedSpdxElement":"SPDXRef-P1"}]}"#,
+    ]
+    .map(|s| s.as_bytes().to_vec())
+    .to_vec()
 }

@@ -25,6 +25,20 @@ pub enum ScanError {
         /// The underlying error (part of the message).
         error: std::io::Error,
     },
+    /// A document given as an SBOM is not one scancache reads.
+    #[error("{} is not a supported SBOM: {reason}", path.display())]
+    Sbom {
+        /// The file.
+        path: PathBuf,
+        /// Why: not JSON, neither format, an unsupported spec version, too large.
+        reason: String,
+    },
+    /// The path given to a directory scan is not a directory.
+    #[error("{} is not a directory", path.display())]
+    NotADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
     /// The input is neither a tar archive (plain, gzip or zstd) nor an image layout
     /// directory.
     #[error("{} is not an image archive: {reason}", path.display())]

@@ -149,6 +149,47 @@ pub fn os_release(data: &[u8]) -> Option<String> {
     files.detect().map(|o| o.family)
 }
 
+/// Parses `data` as the lockfile or manifest `file` names (`Cargo.lock`,
+/// `package-lock.json`, `yarn.lock`, `pnpm-lock.yaml`, `go.mod`, `poetry.lock`,
+/// `Pipfile.lock`, `requirements.txt`, `Gemfile.lock`, `composer.lock`,
+/// `packages.lock.json`, `pom.xml`; `Cargo.toml` as the manifest of a small lock file);
+/// returns the packages found, or `None` when it does not parse or the name is not one
+/// the `fs` analysers read.
+pub fn lockfile(file: &str, data: &[u8]) -> Option<usize> {
+    use crate::analyser::lockfile::{Kind, apply_cargo_manifest};
+    let kind = Kind::of(file)?;
+    if kind == Kind::CargoManifest {
+        let lock = Kind::Cargo
+            .parse(b"[[package]]\nname = \"a\"\nversion = \"1.0.0\"\ndependencies = [\"b\"]\n[[package]]\nname = \"b\"\nversion = \"0.1.0\"\n")
+            .ok()?;
+        let text = String::from_utf8_lossy(data);
+        let member = text.to_string();
+        return apply_cargo_manifest(lock, &text, |_| vec![member.clone()])
+            .ok()
+            .map(|p| p.len());
+    }
+    kind.parse(data).ok().map(|p| p.len())
+}
+
+/// Reads `data` as an SBOM (CycloneDX or SPDX JSON); returns the packages found, or
+/// `None` when it is not one.
+pub fn sbom(data: &[u8]) -> Option<usize> {
+    let read = crate::sbom::read(data).ok()?;
+    let os: usize = read
+        .blob
+        .package_infos
+        .iter()
+        .map(|i| i.packages.len())
+        .sum();
+    let lang: usize = read
+        .blob
+        .applications
+        .iter()
+        .map(|a| a.packages.len())
+        .sum();
+    Some(os + lang)
+}
+
 /// Reads `data` as the file at `path` of the language analyser for `kind`, as a scan
 /// does (within the same caps); returns the packages found, or `None` when the file was
 /// skipped (a warning in a scan).

@@ -68,6 +68,7 @@ mod error;
 mod flight;
 #[doc(hidden)]
 pub mod fuzzing;
+mod glob;
 mod image;
 mod layer;
 mod limits;
@@ -79,12 +80,15 @@ mod run;
 pub mod sbom;
 mod scan;
 mod tarfmt;
+mod tree;
+mod walk;
 
-pub use analyser::ANALYSERS;
+pub use analyser::{ANALYSERS, FS_ANALYSERS, lockfile::MAX_LOCKFILE};
 pub use apply::{
     AGGREGATED_TYPES, Applied, AppliedEntry, AppliedSecret, EntryKind, LayerView, apply,
 };
 pub use error::{Result, ScanError};
+pub use glob::Glob;
 pub use limits::{Limit, ScanCounters};
 pub use options::{
     DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, DEFAULT_MAX_LAYERS,
@@ -92,6 +96,8 @@ pub use options::{
 };
 pub use purl::purl;
 pub use report::{
-    LayerCounts, LayerSource, REPORT_SCHEMA_VERSION, Report, ReportApplication, ReportPackage,
+    ArtifactType, LayerCounts, LayerSource, REPORT_SCHEMA_VERSION, Report, ReportApplication,
+    ReportPackage,
 };
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};
+pub use tree::{TreeKind, TreeOptions, scan_tree, tree_key_of};

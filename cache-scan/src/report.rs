@@ -10,11 +10,39 @@ use serde_json::Value;
 /// The report's `SchemaVersion`, as the reference tool writes it.
 pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
+/// What was scanned, as the report's `ArtifactType` names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ArtifactType {
+    /// An image archive (`container_image`).
+    #[default]
+    ContainerImage,
+    /// A directory: `fs` or `rootfs` (`filesystem`).
+    Filesystem,
+    /// A CycloneDX document (`cyclonedx`).
+    Cyclonedx,
+    /// An SPDX document (`spdx`).
+    Spdx,
+}
+
+impl ArtifactType {
+    /// The reference's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArtifactType::ContainerImage => "container_image",
+            ArtifactType::Filesystem => "filesystem",
+            ArtifactType::Cyclonedx => "cyclonedx",
+            ArtifactType::Spdx => "spdx",
+        }
+    }
+}
+
 /// What a scan found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     /// The name the image was scanned under: the input path as given.
     pub artifact_name: String,
+    /// What was scanned: an image, a directory or an SBOM.
+    pub artifact_type: ArtifactType,
     /// `sha256` of the image config.
     pub image_id: String,
     /// Tags the archive gives the image (may be empty).
@@ -199,7 +227,7 @@ impl Report {
         JsonReport {
             schema_version: REPORT_SCHEMA_VERSION,
             artifact_name: &self.artifact_name,
-            artifact_type: "container_image",
+            artifact_type: self.artifact_type.as_str(),
             metadata: JsonMetadata {
                 os: self.os.as_ref(),
                 image_id: &self.image_id,
@@ -230,8 +258,12 @@ impl Report {
             format!("{} ({})", self.artifact_name, self.repo_tags.join(", "))
         };
         let image = printable(&image);
-        let _ = writeln!(out, "Image     {}", fit(&image, 70));
-        let _ = writeln!(out, "Image ID  {}", short_digest(&self.image_id));
+        if self.artifact_type == ArtifactType::ContainerImage {
+            let _ = writeln!(out, "Image     {}", fit(&image, 70));
+            let _ = writeln!(out, "Image ID  {}", short_digest(&self.image_id));
+        } else {
+            let _ = writeln!(out, "Target    {}", fit(&image, 70));
+        }
         let os = self.os.as_ref().map_or_else(
             || "not detected".to_owned(),
             |os| format!("{} {}", os.family, os.name),
@@ -329,9 +361,9 @@ struct JsonReport<'a> {
 struct JsonMetadata<'a> {
     #[serde(rename = "OS", skip_serializing_if = "Option::is_none")]
     os: Option<&'a Os>,
-    #[serde(rename = "ImageID")]
+    #[serde(rename = "ImageID", skip_serializing_if = "str::is_empty")]
     image_id: &'a str,
-    #[serde(rename = "DiffIDs")]
+    #[serde(rename = "DiffIDs", skip_serializing_if = "<[String]>::is_empty")]
     diff_ids: &'a [String],
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     repo_tags: &'a [String],
@@ -361,8 +393,8 @@ struct JsonResult<'a> {
 struct JsonPackage<'a> {
     #[serde(flatten)]
     package: Package,
-    #[serde(rename = "Layer")]
-    layer: JsonLayer<'a>,
+    #[serde(rename = "Layer", skip_serializing_if = "Option::is_none")]
+    layer: Option<JsonLayer<'a>>,
 }
 
 #[derive(Serialize)]
@@ -382,10 +414,11 @@ impl<'a> From<&'a ReportPackage> for JsonPackage<'a> {
         package.extra.remove("Layer");
         JsonPackage {
             package,
-            layer: JsonLayer {
+            // Packages of a directory or an SBOM without layers have none.
+            layer: (!p.layer_diff_id.is_empty() || p.layer_digest.is_some()).then(|| JsonLayer {
                 digest: p.layer_digest.as_deref(),
                 diff_id: &p.layer_diff_id,
-            },
+            }),
         }
     }
 }
@@ -463,6 +496,7 @@ mod tests {
         };
         Report {
             artifact_name: "samples/debian.tar".into(),
+            artifact_type: ArtifactType::ContainerImage,
             image_id: format!("sha256:{}", "cd".repeat(32)),
             repo_tags: vec!["sample/debian:12".into()],
             diff_ids: vec![format!("sha256:{}", "ab".repeat(32))],

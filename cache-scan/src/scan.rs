@@ -276,6 +276,7 @@ fn assemble(
     let applied = apply(&views);
     Report {
         artifact_name: input.display().to_string(),
+        artifact_type: crate::ArtifactType::ContainerImage,
         image_id: image.image_id.to_string(),
         repo_tags: image.repo_tags.clone(),
         diff_ids: image.layers.iter().map(|l| l.diff_id.to_string()).collect(),

@@ -10,4 +10,5 @@ mod formats;
 mod lang;
 mod limits;
 mod samples;
+mod tree;
 mod util;

@@ -77,6 +77,12 @@ const PROGRAMS: &[Program] = &[
         example: "bench_flight",
         features: "",
     },
+    Program {
+        name: "targets",
+        package: "cache-cli",
+        example: "bench_targets",
+        features: "",
+    },
 ];
 
 /// Options of `cargo xtask bench`.

@@ -6,6 +6,7 @@ pub(crate) mod dpkg;
 pub(crate) mod dpkg_license;
 pub(crate) mod lang;
 mod license;
+pub(crate) mod lockfile;
 pub(crate) mod os;
 pub(crate) mod parsed;
 
@@ -16,6 +17,7 @@ use std::{
 
 use cache_core::{BlobInfo, LicenseFile, Package, PackageInfo};
 
+pub(crate) use lang::Kind as LangKind;
 pub(crate) use license::spdx_id as license_id;
 pub(crate) use os::OsFiles;
 use parsed::{Parsed, resolve_depends_within};
@@ -54,6 +56,29 @@ pub const ANALYSERS: [(&str, u32); 14] = [
     lang::VERSIONS[8],
 ];
 
+/// The analysers of `fs` scans (`TreeKind::Fs`): the OS analysers (the same versions
+/// as in [`ANALYSERS`], which they are), the lockfile analysers and `dotnet-core` (which
+/// the reference runs on every target), sorted by name (`docs/targets.md`).
+pub const FS_ANALYSERS: [(&str, u32); 17] = [
+    ANALYSERS[0],
+    ANALYSERS[1],
+    lockfile::VERSIONS[0],
+    lockfile::VERSIONS[1],
+    lockfile::VERSIONS[2],
+    lang::VERSIONS[2],
+    ANALYSERS[5],
+    lockfile::VERSIONS[3],
+    lockfile::VERSIONS[4],
+    lockfile::VERSIONS[5],
+    ANALYSERS[11],
+    lockfile::VERSIONS[6],
+    lockfile::VERSIONS[7],
+    lockfile::VERSIONS[8],
+    lockfile::VERSIONS[9],
+    lockfile::VERSIONS[10],
+    lockfile::VERSIONS[11],
+];
+
 /// Largest OS-release or repositories file read; larger ones are ignored with a warning.
 pub(crate) const MAX_SMALL_FILE: u64 = 64 << 10;
 
@@ -83,7 +108,7 @@ impl Target {
     }
 
     /// The target of an OS analyser for `path`.
-    fn of_os(path: &str) -> Option<Target> {
+    pub(crate) fn of_os(path: &str) -> Option<Target> {
         Some(match path {
             "etc/os-release" => Target::EtcOsRelease,
             "usr/lib/os-release" => Target::UsrOsRelease,
@@ -321,11 +346,25 @@ mod tests {
     }
 
     #[test]
+    fn fs_analysers_are_the_os_lockfile_and_dotnet_ones() {
+        let names: Vec<&str> = FS_ANALYSERS.iter().map(|(n, _)| *n).collect();
+        for os in ["apk", "apk-repo", "dpkg", "os-release"] {
+            assert!(FS_ANALYSERS.contains(ANALYSERS.iter().find(|(n, _)| *n == os).unwrap()));
+        }
+        assert!(names.contains(&"dotnet-core"));
+        for (lock, _) in lockfile::VERSIONS {
+            assert!(names.contains(&lock), "{lock}");
+        }
+    }
+
+    #[test]
     fn analyser_names_are_unique_and_sorted() {
-        let names: Vec<&str> = ANALYSERS.iter().map(|(n, _)| *n).collect();
-        let mut sorted = names.clone();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(names, sorted);
+        for list in [&ANALYSERS[..], &FS_ANALYSERS[..]] {
+            let names: Vec<&str> = list.iter().map(|(n, _)| *n).collect();
+            let mut sorted = names.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(names, sorted);
+        }
     }
 }

@@ -13,7 +13,12 @@ const NS: &str = "aquasecurity:trivy:";
 /// graph image → OS and applications → their packages → the packages they depend on.
 pub fn cyclonedx(report: &Report, meta: &SbomMeta) -> Value {
     let tree = Tree::of(report);
-    let root_ref = report.image_id.clone();
+    let is_image = !report.image_id.is_empty();
+    let root_ref = if is_image {
+        report.image_id.clone()
+    } else {
+        format!("filesystem:{}", report.artifact_name)
+    };
     let mut components = Vec::new();
     let mut dependencies = Vec::new();
     let mut root_deps = Vec::new();
@@ -56,7 +61,10 @@ pub fn cyclonedx(report: &Report, meta: &SbomMeta) -> Value {
     }
     root_deps.sort();
     dependencies.insert(0, json!({"ref": root_ref, "dependsOn": root_deps}));
-    let mut image_props = vec![json!({"name": format!("{NS}ImageID"), "value": report.image_id})];
+    let mut image_props = Vec::new();
+    if is_image {
+        image_props.push(json!({"name": format!("{NS}ImageID"), "value": report.image_id}));
+    }
     image_props.extend(
         report
             .diff_ids
@@ -81,7 +89,7 @@ pub fn cyclonedx(report: &Report, meta: &SbomMeta) -> Value {
             "tools": {"components": [{"type": "application", "group": "scancache", "name": "scancache", "version": meta.tool_version}]},
             "component": {
                 "bom-ref": root_ref,
-                "type": "container",
+                "type": if is_image { "container" } else { "application" },
                 "name": report.artifact_name,
                 "properties": image_props,
             },

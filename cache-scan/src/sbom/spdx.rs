@@ -14,15 +14,32 @@ use crate::{Report, analyser::license_id};
 /// `LicenseRef-…` with its text in `hasExtractedLicensingInfos`.
 pub fn spdx(report: &Report, meta: &SbomMeta) -> Value {
     let tree = Tree::of(report);
-    let root = format!("SPDXRef-ContainerImage-{}", short(&report.image_id));
-    let mut packages = vec![json!({
-        "SPDXID": root,
-        "name": report.artifact_name,
-        "downloadLocation": "NONE",
-        "filesAnalyzed": false,
-        "primaryPackagePurpose": "CONTAINER",
-        "annotations": annotations(meta, &[("ImageID", report.image_id.clone())]),
-    })];
+    // An image is a container; a directory (or an SBOM of one) is its source.
+    let root_package = if report.image_id.is_empty() {
+        let root = format!("SPDXRef-Filesystem-{}", short(&report.artifact_name));
+        json!({
+            "SPDXID": root,
+            "name": report.artifact_name,
+            "downloadLocation": "NONE",
+            "filesAnalyzed": false,
+            "primaryPackagePurpose": "SOURCE",
+            "annotations": annotations(meta, &[("SchemaVersion", "2".to_owned())]),
+        })
+    } else {
+        json!({
+            "SPDXID": format!("SPDXRef-ContainerImage-{}", short(&report.image_id)),
+            "name": report.artifact_name,
+            "downloadLocation": "NONE",
+            "filesAnalyzed": false,
+            "primaryPackagePurpose": "CONTAINER",
+            "annotations": annotations(meta, &[("ImageID", report.image_id.clone())]),
+        })
+    };
+    let root = root_package["SPDXID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut packages = vec![root_package];
     let mut relationships = vec![json!({
         "spdxElementId": "SPDXRef-DOCUMENT",
         "relationshipType": "DESCRIBES",

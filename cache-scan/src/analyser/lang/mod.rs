@@ -29,7 +29,7 @@ mod elf;
 mod gemspec;
 mod gobinary;
 mod jar;
-mod json;
+pub(crate) mod json;
 mod node;
 mod python;
 mod rustbinary;

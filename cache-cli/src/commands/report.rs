@@ -1,0 +1,80 @@
+//! Writing a report in the format the user chose, for every scanning command.
+
+use std::{io, path::Path};
+
+use anyhow::{Context, Result};
+
+use crate::{cli::ReportFormat, output::Output};
+
+/// Writes `report` as `format` to `output` (atomically) or standard output.
+pub fn write(
+    report: &cache_scan::Report,
+    format: ReportFormat,
+    output: Option<&Path>,
+) -> Result<()> {
+    let mut out = Output::create(output)?;
+    let written = match format {
+        ReportFormat::Table => out.writer().write_all(report.to_table().as_bytes()),
+        ReportFormat::Json => report.write_json(out.writer()),
+        ReportFormat::Cyclonedx | ReportFormat::SpdxJson => {
+            let meta = sbom_meta(report)?;
+            let doc = if format == ReportFormat::Cyclonedx {
+                cache_scan::sbom::cyclonedx(report, &meta)
+            } else {
+                cache_scan::sbom::spdx(report, &meta)
+            };
+            serde_json::to_writer_pretty(out.writer(), &doc)
+                .map_err(io::Error::other)
+                .and_then(|()| out.writer().write_all(b"\n"))
+        }
+    };
+    written.with_context(|| format!("cannot write {}", out.name()))?;
+    out.finish()
+}
+
+/// The time and serial number of an SBOM: now and a fresh UUID, or, with
+/// `SOURCE_DATE_EPOCH` set (reproducible builds), that time and a UUID derived from the
+/// image ID (a directory's path) and that time, so the same input gives the same bytes.
+fn sbom_meta(report: &cache_scan::Report) -> Result<cache_scan::sbom::SbomMeta> {
+    use sha2::{Digest as _, Sha256};
+    let subject = if report.image_id.is_empty() {
+        &report.artifact_name
+    } else {
+        &report.image_id
+    };
+    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let (time, seed) = match epoch {
+        Some(e) => {
+            let secs: i64 = e
+                .trim()
+                .parse()
+                .with_context(|| format!("SOURCE_DATE_EPOCH {e:?} is not a number of seconds"))?;
+            let time = chrono::DateTime::from_timestamp(secs, 0)
+                .with_context(|| format!("SOURCE_DATE_EPOCH {e:?} is out of range"))?;
+            (time, format!("{subject}\0{secs}"))
+        }
+        None => {
+            let now = chrono::Utc::now();
+            let nanos = now.timestamp_nanos_opt().unwrap_or_default();
+            (now, format!("{subject}\0{nanos}\0{}", std::process::id()))
+        }
+    };
+    let mut b: [u8; 16] = Sha256::digest(seed.as_bytes())[..16]
+        .try_into()
+        .expect("16 bytes of a 32-byte digest");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    Ok(cache_scan::sbom::SbomMeta {
+        timestamp: time.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        uuid: format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        ),
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
