@@ -23,12 +23,12 @@ fn stanza(name: &str, version: &str) -> String {
 }
 
 /// Eight images: one base layer of `bulk` bytes shared by all, and an upper layer each.
-fn images(dir: &Path, bulk: usize) -> Vec<PathBuf> {
+fn images(dir: &Path, count: usize, bulk: usize) -> Vec<PathBuf> {
     let base = LayerBuilder::new()
         .file("etc/os-release", DEBIAN_OS_RELEASE)
         .file("var/lib/dpkg/status", stanza("base", "1-1"))
         .file("opt/bulk.bin", vec![0x5a; bulk]);
-    (0..8)
+    (0..count)
         .map(|i| {
             let status = format!(
                 "{}{}",
@@ -129,7 +129,7 @@ fn cold_reports(inputs: &[PathBuf]) -> Vec<Value> {
 /// and every report equals the image's cold single-process report.
 fn eight_processes_analyse_the_base_once(cache_dir: &Path, backend: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let inputs = images(dir.path(), 6 << 20);
+    let inputs = images(dir.path(), 8, 6 << 20);
     let cold = cold_reports(&inputs);
     let children: Vec<Child> = inputs
         .iter()
@@ -220,8 +220,9 @@ fn killed_owner(
     bound: Duration,
 ) {
     let dir = tempfile::tempdir().unwrap();
-    // A base large enough that its owner is still analysing when it is killed.
-    let inputs = images(dir.path(), 12 << 20);
+    // A base large enough that its owner is still analysing it when it is stopped, a
+    // claim poll (a redis-cli run on Redis) after it claimed it.
+    let inputs = images(dir.path(), 4, 64 << 20);
     let mut owner = start_scan(cache, backend, &inputs[0], lease);
     let started = Instant::now();
     while !claimed(&inputs[0]) {
@@ -231,6 +232,13 @@ fn killed_owner(
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Stopped at once, so it is still mid-analysis when it is killed however fast this
+    // machine analyses the base; it keeps its claim (lock held, lease running) meanwhile.
+    let stopped = Command::new("kill")
+        .args(["-STOP", &owner.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success(), "cannot stop the owner");
     let waiters: Vec<Child> = inputs[1..4]
         .iter()
         .map(|input| start_scan(cache, backend, input, lease))
