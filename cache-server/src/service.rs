@@ -22,6 +22,7 @@ use crate::{
     batch::{Batcher, WriteError},
     layers,
     metrics::Metrics,
+    native,
     proto::cache::{
         DeleteBlobsRequest, Empty, MissingBlobsRequest, MissingBlobsResponse, PutArtifactRequest,
         PutBlobRequest,
@@ -106,7 +107,13 @@ impl ServerState {
     /// Stores a freshly encoded document, in one write with those of other requests
     /// waiting at the same time (group commit, module `batch`).
     pub async fn store(&self, key: EntryKey, value: Vec<u8>) -> Result<(), TwirpError> {
-        match self.inner.batcher.put(self.cache(), key, value).await {
+        self.store_many(vec![(key, value)]).await
+    }
+
+    /// Stores several freshly written values with the cache's TTL, in as few writes as
+    /// the group commit's limits allow, together with other requests' documents.
+    pub async fn store_many(&self, values: Vec<(EntryKey, Vec<u8>)>) -> Result<(), TwirpError> {
+        match self.inner.batcher.put_many(self.cache(), values).await {
             Ok(()) => Ok(()),
             Err(WriteError::Backend(e)) => {
                 self.metrics().backend_error();
@@ -174,6 +181,7 @@ pub fn router(state: ServerState) -> Router {
             &format!("{prefix}/trivy.scanner.v1.Scanner/Scan"),
             any(scan::scan),
         )
+        .merge(native_routes(&state))
         .fallback(bad_route)
         .layer(
             ServiceBuilder::new()
@@ -210,6 +218,30 @@ pub fn router(state: ServerState) -> Router {
             layers::observe,
         ))
         .with_state(state)
+}
+
+/// The routes of scancache's own service (module `native`); the admin RPCs behind the
+/// admin token.
+fn native_routes(state: &ServerState) -> Router<ServerState> {
+    let path = |method: &str| format!("{}/{}/{method}", state.prefix(), native::SERVICE);
+    let admin = Router::new()
+        .route(&path("Write"), any(native::write))
+        .route(&path("Delete"), any(native::delete))
+        .route(&path("Export"), any(native::export))
+        .route(&path("Clear"), any(native::clear))
+        .route(&path("Gc"), any(native::gc))
+        .route(&path("Compact"), any(native::compact))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            layers::require_admin,
+        ));
+    Router::new()
+        .route(&path("Missing"), any(native::missing))
+        .route(&path("Read"), any(native::read))
+        .route(&path("PutValues"), any(native::put_values))
+        .route(&path("List"), any(native::list))
+        .route(&path("Stats"), any(native::stats))
+        .merge(admin)
 }
 
 /// `GET /metrics` alone, for a separate metrics listener.

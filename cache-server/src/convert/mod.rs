@@ -16,6 +16,7 @@
 //! listed in `docs/server.md`.
 
 mod gojson;
+pub mod scancache;
 
 use cache_core::{Extra, Os, Package, PackageInfo, Repository};
 use serde_json::Value;
