@@ -47,6 +47,11 @@
 //! Alpine repository (`etc/apk/repositories`), dpkg (`var/lib/dpkg/status`,
 //! `status.d/*`) and apk (`lib/apk/db/installed`); their versions are [`ANALYSERS`].
 //!
+//! [`upload()`] is the other half of a scan against a server that builds the report
+//! itself (the reference client's flow): only the missing layers are analysed and
+//! stored, nothing is read back. [`BestEffort`] wraps a cache so that it never stops a
+//! scan: after an outage the scan goes on without it.
+//!
 //! This crate does not print (progress goes to a [`Progress`] hook, logs to `tracing`),
 //! parse command lines, pick a cache backend or find vulnerabilities.
 
@@ -56,6 +61,7 @@
 mod analyser;
 mod apply;
 mod archive;
+mod best_effort;
 mod codec;
 mod error;
 mod image;
@@ -66,12 +72,15 @@ mod report;
 mod run;
 mod scan;
 mod tarfmt;
+mod upload;
 
 pub use analyser::ANALYSERS;
 pub use apply::{
     Applied, AppliedApplication, AppliedEntry, AppliedSecret, EntryKind, LayerView, apply_layers,
 };
+pub use best_effort::{BestEffort, OnOutage};
 pub use error::{Result, ScanError};
 pub use options::{DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, LayerWork, Progress, ScanOptions};
 pub use report::{LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportPackage};
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};
+pub use upload::{Uploaded, upload};

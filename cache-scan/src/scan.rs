@@ -107,7 +107,7 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
 }
 
 /// Opens the archive and reads the image `options` picks.
-async fn open(input: &Path, options: &ScanOptions) -> Result<(Archive, Image)> {
+pub(crate) async fn open(input: &Path, options: &ScanOptions) -> Result<(Archive, Image)> {
     let path = input.to_path_buf();
     let reference = options.image.clone();
     let limit = options.max_layer_size;
@@ -175,7 +175,7 @@ pub async fn image_keys_of(input: &Path, options: &ScanOptions) -> Result<ImageK
     image_keys(&image, options)
 }
 
-fn image_keys(image: &Image, options: &ScanOptions) -> Result<ImageKeys> {
+pub(crate) fn image_keys(image: &Image, options: &ScanOptions) -> Result<ImageKeys> {
     let blobs = image
         .layers
         .iter()
@@ -185,7 +185,7 @@ fn image_keys(image: &Image, options: &ScanOptions) -> Result<ImageKeys> {
     Ok(ImageKeys { artifact, blobs })
 }
 
-fn artifact_info(image: &Image) -> ArtifactInfo {
+pub(crate) fn artifact_info(image: &Image) -> ArtifactInfo {
     ArtifactInfo {
         schema_version: ArtifactInfo::SCHEMA_VERSION,
         architecture: image.architecture.clone(),
