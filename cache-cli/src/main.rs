@@ -15,6 +15,7 @@ mod commands;
 mod log;
 mod ndjson;
 mod output;
+mod server_report;
 
 use cli::{Cli, Command};
 
@@ -92,6 +93,13 @@ async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Clean(args) => return commands::clean::run(args, &settings, g).await,
+        Command::Image(args) if args.server.is_some() => {
+            return commands::image::run_on_server(args, g).await;
+        }
+        Command::Image(args) if !g.cache_required => {
+            // A scan goes on without its cache when the cache is down (docs/cli.md).
+            return commands::image::run_best_effort(args, &settings, g).await;
+        }
         Command::Image(_) | Command::Cache(_) | Command::Server(_) => {}
     }
     let cache = backend::open(&settings, g).await?;
