@@ -7,6 +7,8 @@
 //!   call (a cache that fails, or forgets what it stored).
 //! - [`redis`]: throwaway `redis-server` processes (plain, TLS, mutual TLS, passwords,
 //!   ACL users) on free loopback ports, killed on drop.
+//! - [`proxy`]: a TCP proxy that delays every packet, to count a client's round trips
+//!   by the clock.
 //! - [`trivy`]: the reference scanner's real binary — finding it, an empty vulnerability
 //!   database, throwaway `trivy server` processes.
 //! - [`bench`](mod@bench): the figure format of `cargo xtask bench` and timing helpers
@@ -26,6 +28,7 @@ pub mod bench;
 pub mod conformance;
 mod delegate;
 pub mod http;
+pub mod proxy;
 pub mod redis;
 pub mod trivy;
 
