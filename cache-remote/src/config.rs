@@ -140,8 +140,17 @@ impl Endpoint {
             Some(host) if !host.is_empty() => {}
             _ => return Err(invalid("names no host")),
         }
-        if authority.ends_with(':') || (uri.port().is_none() && authority.contains("]:")) {
-            return Err(invalid("has an empty port"));
+        // The port, if any, follows the host (after `]` for an IPv6 address).
+        let after_host = authority
+            .rfind(']')
+            .map_or(authority, |i| &authority[i + 1..]);
+        if let Some((_, port)) = after_host.rsplit_once(':') {
+            if port.is_empty() {
+                return Err(invalid("has an empty port"));
+            }
+            if port.parse::<u16>().is_err() {
+                return Err(invalid("has a port that is not a number from 0 to 65535"));
+            }
         }
         let prefix = path.trim_matches('/');
         let prefix = if prefix.is_empty() {
@@ -216,7 +225,8 @@ mod tests {
             ("http://", "no host"),
             ("http://:80", "no host"),
             ("http://h:/", "empty port"),
-            ("http://h:port", "not a valid URL"),
+            ("http://h:port", "not a number"),
+            ("http://h:70000", "not a number"),
             ("http://u:secret@h", "credentials"),
             ("http://h/?a=1", "query"),
             ("http://h h", "not a valid URL"),
