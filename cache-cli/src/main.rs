@@ -58,6 +58,20 @@ fn main() -> ExitCode {
             .error(ErrorKind::ValueValidation, format!("{e:#}"))
             .exit(),
     };
+    if let Command::Image(args) = &cli.command
+        && let Some(url) = &args.server
+        && let Err(e) = backend::remote_config(url, &cli.global).validate()
+    {
+        let reason = e
+            .config_parts()
+            .map_or_else(|| e.to_string(), |(_, r)| r.to_owned());
+        Cli::command()
+            .error(
+                ErrorKind::ValueValidation,
+                format!("invalid --server: {reason}"),
+            )
+            .exit()
+    }
     log::init(cli.global.quiet, cli.global.debug);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -13,6 +13,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod client;
 mod conformance;
 mod remote;
 mod support;
