@@ -302,8 +302,9 @@ impl Redis {
         }
     }
 
-    /// Turns a Redis error into ours: transport and authentication problems make the
-    /// backend unavailable, anything else is a failed operation. Messages are scrubbed
+    /// Turns a Redis error into ours: a refused password or certificate is
+    /// `Error::Denied` (a misconfiguration), transport problems make the backend
+    /// unavailable, anything else is a failed operation. Messages are scrubbed
     /// of secrets.
     pub(crate) fn error(&self, what: &str, e: &RedisError) -> Error {
         let connecting = what == "cannot connect";
@@ -327,7 +328,15 @@ impl Redis {
             ""
         };
         let reason = format!("{what}: {detail}{hint}");
-        if connecting || auth || is_broken(e) || e.is_connection_refusal() {
+        if auth || is_certificate_refusal(e) {
+            // A misconfiguration, not an outage: a scan must not go on without the cache
+            // because its password or certificate is wrong.
+            return Error::Denied {
+                backend: self.location.clone(),
+                reason,
+            };
+        }
+        if connecting || is_broken(e) || e.is_connection_refusal() {
             self.unavailable(reason)
         } else {
             Error::Backend {
@@ -374,6 +383,38 @@ fn describe(e: &RedisError) -> String {
         }
         _ => e.to_string(),
     }
+}
+
+/// True when the TLS handshake failed because a certificate was refused (the server's by
+/// this client's CA, or this client's by the server).
+fn is_certificate_refusal(e: &RedisError) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::AlertReceived(
+                        rustls::AlertDescription::BadCertificate
+                            | rustls::AlertDescription::UnknownCA
+                            | rustls::AlertDescription::CertificateRequired
+                            | rustls::AlertDescription::CertificateUnknown
+                    )
+            );
+        }
+        // The redis crate's source is the `Arc` it keeps its cause in, and an io::Error's
+        // `source` skips the error it wraps: step into both.
+        let shared = err.downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>();
+        next = if let Some(shared) = shared {
+            Some(&**shared as _)
+        } else if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            io.get_ref().map(|inner| inner as _)
+        } else {
+            err.source()
+        };
+    }
+    false
 }
 
 /// True for errors after which a connection must not be used again.
