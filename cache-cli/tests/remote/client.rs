@@ -293,7 +293,7 @@ fn a_server_restarting_mid_scan_fails_cleanly() {
     let proxy = DelayProxy::start(server.port(), Duration::from_millis(50));
     let url = format!("http://127.0.0.1:{}", proxy.port());
     let out = dir.path().join("report.json");
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args([
             "image", "--server", &url, "--token", TOKEN, "--format", "json",
         ])

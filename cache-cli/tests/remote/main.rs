@@ -15,5 +15,6 @@
 
 mod client;
 mod conformance;
+mod fallback;
 mod remote;
 mod support;
