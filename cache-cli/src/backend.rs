@@ -24,10 +24,11 @@ pub struct Settings {
 impl Settings {
     /// Parses and checks the global options.
     pub fn from_opts(g: &GlobalOpts) -> Result<Self> {
-        let spec = BackendSpec::parse(&g.cache_backend).map_err(|e| flagged(e, None))?;
+        let spec = BackendSpec::parse_with(&g.cache_backend, g.redis_master_name.as_deref())
+            .map_err(|e| flagged(e, None))?;
         match &spec {
             BackendSpec::Redis { url } => {
-                cache_redis::RedisConfig::new(url.clone())
+                redis_config(url, g)
                     .validate()
                     .map_err(|e| flagged(e, Some(&spec)))?;
             }
@@ -40,14 +41,19 @@ impl Settings {
         }
         let max_size =
             parse_size(&g.cache_max_size).map_err(|e| with_flag(e, "--cache-max-size"))?;
+        let max_document_size =
+            parse_size(&g.max_document_size).map_err(|e| with_flag(e, "--max-document-size"))?;
         let options = CacheOptions {
             ttl: parse_ttl(&g.cache_ttl).map_err(|e| flagged(e, None))?,
             max_size: Some(max_size).filter(|&n| n > 0),
+            max_document_size: Some(max_document_size).filter(|&n| n > 0),
+            ttl_refresh: g.cache_ttl_refresh,
         };
         if let BackendSpec::Remote { .. } = &spec {
             for (set, flag) in [
                 (options.ttl.is_some(), "--cache-ttl"),
                 (options.max_size.is_some(), "--cache-max-size"),
+                (options.ttl_refresh, "--cache-ttl-refresh"),
             ] {
                 if set {
                     bail!(
@@ -63,6 +69,19 @@ impl Settings {
             cache_dir,
             options,
         })
+    }
+}
+
+/// The Redis configuration the global options give for `url`.
+fn redis_config(url: &str, g: &GlobalOpts) -> cache_redis::RedisConfig {
+    cache_redis::RedisConfig {
+        master_name: g.redis_master_name.clone(),
+        sentinel_password: g.redis_sentinel_password.clone(),
+        tls: g.redis_tls,
+        ca: g.redis_ca.clone(),
+        cert: g.redis_cert.clone(),
+        key: g.redis_key.clone(),
+        ..cache_redis::RedisConfig::new(url)
     }
 }
 
@@ -95,34 +114,55 @@ pub async fn open_cache(
     settings: &Settings,
     g: &GlobalOpts,
 ) -> Result<Arc<dyn Cache>, cache_core::Error> {
-    let redis_tls =
-        g.redis_tls || g.redis_ca.is_some() || g.redis_cert.is_some() || g.redis_key.is_some();
-    let is_redis = matches!(settings.spec, BackendSpec::Redis { .. });
-    if redis_tls && !is_redis {
-        tracing::warn!(
-            "--redis-tls/--redis-ca/--redis-cert/--redis-key are ignored: the backend is not Redis"
-        );
-    }
+    let redis_opts = g.redis_tls
+        || g.redis_ca.is_some()
+        || g.redis_cert.is_some()
+        || g.redis_key.is_some()
+        || g.redis_master_name.is_some()
+        || g.redis_sentinel_password.is_some();
     match &settings.spec {
         BackendSpec::Memory => {
+            warn_unused_redis_options(redis_opts);
+            warn_unused_refresh(settings);
             Ok(Arc::new(cache_mem::MemCache::new(&settings.options)) as Arc<dyn Cache>)
         }
-        BackendSpec::Fs => cache_fs::FsCache::open(&settings.cache_dir, &settings.options)
-            .map(|c| Arc::new(c) as Arc<dyn Cache>),
+        BackendSpec::Fs => {
+            warn_unused_redis_options(redis_opts);
+            warn_unused_refresh(settings);
+            cache_fs::FsCache::open(&settings.cache_dir, &settings.options)
+                .map(|c| Arc::new(c) as Arc<dyn Cache>)
+        }
         BackendSpec::Redis { url } => {
-            let config = cache_redis::RedisConfig {
-                tls: g.redis_tls,
-                ca: g.redis_ca.clone(),
-                cert: g.redis_cert.clone(),
-                key: g.redis_key.clone(),
-                ..cache_redis::RedisConfig::new(url.clone())
-            };
-            cache_redis::RedisCache::connect(config, &settings.options)
+            if settings.options.ttl_refresh && settings.options.ttl.is_none() {
+                tracing::warn!("--cache-ttl-refresh does nothing without --cache-ttl");
+            }
+            cache_redis::RedisCache::connect(redis_config(url, g), &settings.options)
                 .await
                 .map(|c| Arc::new(c) as Arc<dyn Cache>)
         }
-        BackendSpec::Remote { url } => cache_remote::RemoteCache::new(&remote_config(url, g))
-            .map(|c| Arc::new(c) as Arc<dyn Cache>),
+        BackendSpec::Remote { url } => {
+            warn_unused_redis_options(redis_opts);
+            cache_remote::RemoteCache::new(&remote_config(url, g), &settings.options)
+                .map(|c| Arc::new(c) as Arc<dyn Cache>)
+        }
+    }
+}
+
+fn warn_unused_refresh(settings: &Settings) {
+    if settings.options.ttl_refresh {
+        tracing::warn!(
+            "--cache-ttl-refresh is ignored: only Redis refreshes expiries on reads; fs and \
+             memory record reads for cache gc --unused-for"
+        );
+    }
+}
+
+fn warn_unused_redis_options(given: bool) {
+    if given {
+        tracing::warn!(
+            "--redis-tls/--redis-ca/--redis-cert/--redis-key/--redis-master-name/\
+             --redis-sentinel-password are ignored: the backend is not Redis"
+        );
     }
 }
 
@@ -137,6 +177,7 @@ fn flag_of(setting: Setting, spec: Option<&BackendSpec>) -> Option<&'static str>
         Setting::TlsCa => "--redis-ca",
         Setting::TlsCert => "--redis-cert",
         Setting::TlsKey => "--redis-key",
+        Setting::MasterName => "--redis-master-name",
         _ => return None,
     })
 }

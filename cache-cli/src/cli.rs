@@ -36,12 +36,16 @@ pub struct GlobalOpts {
     #[arg(long, global = true, env = "SCANCACHE_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
-    /// Scan cache backend: fs, memory, redis://[user:pass@]host[:port][/db], rediss://…, or
-    /// a scancache server: http(s)://host[:port][/prefix].
+    /// Scan cache backend: fs, memory, redis://[user:pass@]host[:port][/db] or rediss://…
+    /// (one server), redis://h1:7000,redis://h2:7001,… (Redis Cluster: any reachable nodes;
+    /// database 0 only), redis+sentinel://[user:pass@]s1:26379,s2:26379/MASTER[/db]
+    /// (Redis Sentinel; rediss+sentinel:// for TLS to the sentinels), or a scancache
+    /// server: http(s)://host[:port][/prefix].
     ///
-    /// Example: --cache-backend redis://:secret@cache.internal:6379/0
-    ///
-    /// Example: --cache-backend https://scancache.internal:4954 --token "$TOKEN"
+    /// Examples: --cache-backend redis://:secret@cache.internal:6379/0,
+    /// --cache-backend redis://:secret@r1:7000,redis://r2:7000,redis://r3:7000,
+    /// --cache-backend redis+sentinel://:secret@s1:26379,s2:26379/cache/0,
+    /// --cache-backend https://scancache.internal:4954 --token "$TOKEN"
     #[arg(
         long,
         global = true,
@@ -77,6 +81,27 @@ pub struct GlobalOpts {
     )]
     pub cache_max_size: String,
 
+    /// Largest document (one layer's result, one image record) any command may store; a
+    /// scan whose layer would store more fails, an import skips the entry.
+    ///
+    /// Example: --max-document-size 64MiB
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_MAX_DOCUMENT_SIZE",
+        value_name = "SIZE",
+        default_value = "32MiB"
+    )]
+    pub max_document_size: String,
+
+    /// With --cache-ttl, every read of an entry pushes its expiry to now + TTL, so
+    /// entries expire once unread for the TTL (Redis; fs and memory use cache gc
+    /// --unused-for).
+    ///
+    /// Example: --cache-backend redis://cache:6379 --cache-ttl 30d --cache-ttl-refresh
+    #[arg(long, global = true, env = "SCANCACHE_CACHE_TTL_REFRESH")]
+    pub cache_ttl_refresh: bool,
+
     /// Use TLS to Redis, verifying the server against the system roots (same as rediss://).
     ///
     /// Example: --cache-backend redis://cache:6380 --redis-tls
@@ -101,6 +126,30 @@ pub struct GlobalOpts {
     #[arg(long, global = true, env = "SCANCACHE_REDIS_KEY", value_name = "FILE")]
     pub redis_key: Option<PathBuf>,
 
+    /// Name of the master to ask Redis Sentinel for: makes the --cache-backend URLs
+    /// sentinels (a name in a redis+sentinel:// URL must agree).
+    ///
+    /// Example: --cache-backend redis://s1:26379,redis://s2:26379 --redis-master-name cache
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_REDIS_MASTER_NAME",
+        value_name = "NAME"
+    )]
+    pub redis_master_name: Option<String>,
+
+    /// Password of the Redis sentinels, where it differs from the data nodes' (which the
+    /// URL gives).
+    ///
+    /// Example: SCANCACHE_REDIS_SENTINEL_PASSWORD=s3cret scancache cache stats
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_REDIS_SENTINEL_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub redis_sentinel_password: Option<String>,
     /// Shared secret of a scancache server: the server requires it on every RPC, and
     /// clients send it (as the reference scanner's --token does on both sides).
     ///
@@ -287,6 +336,29 @@ pub struct ImageArgs {
         value_parser = parse_db_size
     )]
     pub max_db_size: u64,
+
+    /// Most packages one layer may hold, after duplicate entries collapse; a layer with
+    /// more fails the scan.
+    ///
+    /// Example: --max-packages-per-layer 500000
+    #[arg(
+        long,
+        env = "SCANCACHE_MAX_PACKAGES_PER_LAYER",
+        value_name = "N",
+        default_value_t = cache_scan::DEFAULT_MAX_PACKAGES_PER_LAYER
+    )]
+    pub max_packages_per_layer: u64,
+
+    /// Most layers an image may have; an image with more fails before any layer is read.
+    ///
+    /// Example: --max-layers 8192
+    #[arg(
+        long,
+        env = "SCANCACHE_MAX_LAYERS",
+        value_name = "N",
+        default_value_t = cache_scan::DEFAULT_MAX_LAYERS
+    )]
+    pub max_layers: usize,
 }
 
 /// Arguments of `server`.
@@ -537,10 +609,18 @@ pub enum CacheCommand {
         #[arg(required = true, value_parser = parse_id)]
         ids: Vec<Digest>,
     },
-    /// Remove expired and stale-schema entries; the fs backend also returns disk space.
+    /// Remove expired and stale-schema entries, and with --unused-for those nobody read
+    /// for that long; the fs backend also returns disk space.
     ///
-    /// Example: scancache cache gc
-    Gc,
+    /// Example: scancache cache gc --unused-for 30d
+    Gc {
+        /// Also remove entries not read (nor written) for this long (s, m, h, d). fs and
+        /// memory record reads; Redis does not (use --cache-ttl with --cache-ttl-refresh).
+        ///
+        /// Example: --unused-for 30d
+        #[arg(long, value_name = "DURATION", value_parser = parse_unused_for)]
+        unused_for: Option<std::time::Duration>,
+    },
     /// Write every entry as NDJSON (kind, id, document, expires_at) to FILE or stdout (-).
     ///
     /// Example: scancache cache export backup.ndjson
@@ -548,19 +628,55 @@ pub enum CacheCommand {
         /// Destination file, or - for standard output.
         file: PathBuf,
     },
-    /// Read entries written by `cache export` from FILE or stdin (-).
+    /// Read entries into the selected backend: an export (`cache export`) from FILE or
+    /// stdin (-), or Trivy's fs cache with --from-trivy.
     ///
-    /// Example: scancache --cache-backend redis://cache:6379 cache import backup.ndjson
+    /// --from-trivy PATH imports the reference scanner's (Trivy's) fs cache, its
+    /// fanal/fanal.db: every image record and layer result, unchanged (the same IDs and
+    /// JSON), without expiry. Trivy derives its IDs from its own analysers, so `scancache
+    /// image` never looks these entries up: they serve Trivy clients that use this backend,
+    /// through `scancache server` or a Redis both tools share. The whole file is checked
+    /// before anything is written, so a damaged file imports nothing.
+    ///
+    /// Examples:
+    ///   scancache --cache-backend redis://cache:6379 cache import backup.ndjson
+    ///   scancache --cache-backend redis://cache:6379 cache import --from-trivy ~/.cache/trivy
+    ///   scancache cache import --from-trivy ~/.cache/trivy/fanal/fanal.db --dry-run
+    #[command(verbatim_doc_comment)]
     Import {
         /// Source file, or - for standard input.
-        file: PathBuf,
+        #[arg(required_unless_present = "from_trivy", conflicts_with = "from_trivy")]
+        file: Option<PathBuf>,
+        /// Import Trivy's fs cache instead: its fanal/fanal.db, or the cache directory
+        /// holding it (Trivy's --cache-dir, e.g. ~/.cache/trivy).
+        ///
+        /// Example: scancache cache import --from-trivy ~/.cache/trivy
+        #[arg(long, value_name = "PATH")]
+        from_trivy: Option<PathBuf>,
+        /// Read and check every entry and count them, but write nothing (with --from-trivy,
+        /// without opening the backend at all).
+        ///
+        /// Example: scancache cache import --from-trivy ~/.cache/trivy --dry-run
+        #[arg(long)]
+        dry_run: bool,
         /// Stop at the first bad line instead of skipping it (lines read before it in the
-        /// same batch of 1000 are not imported).
+        /// same batch of 1000 are not imported); with --from-trivy, import nothing if any
+        /// entry is bad.
         ///
         /// Example: scancache cache import --strict backup.ndjson
         #[arg(long)]
         strict: bool,
     },
+}
+
+fn parse_unused_for(s: &str) -> Result<std::time::Duration, String> {
+    match cache_core::parse_ttl(s) {
+        Ok(Some(d)) => Ok(d),
+        Ok(None) => Err("must be longer than 0; use e.g. 7d or 30d".to_owned()),
+        Err(e) => Err(e
+            .config_parts()
+            .map_or_else(|| e.to_string(), |(_, reason)| reason.to_owned())),
+    }
 }
 
 fn parse_db_size(s: &str) -> Result<u64, String> {

@@ -17,7 +17,7 @@ mod ndjson;
 mod output;
 mod server_report;
 
-use cli::{Cli, Command};
+use cli::{CacheCommand, Cli, Command};
 
 /// mimalloc rather than the system allocator: decoding a cached layer allocates hundreds
 /// of small strings, and glibc's malloc made that a third slower (BENCHMARKS.md).
@@ -113,6 +113,20 @@ async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
         Command::Image(args) if !g.cache_required => {
             // A scan goes on without its cache when the cache is down (docs/cli.md).
             return commands::image::run_best_effort(args, &settings, g).await;
+        }
+        // Checks the whole file before it opens the backend (or, for a dry run, never).
+        Command::Cache(CacheCommand::Import {
+            from_trivy: Some(path),
+            dry_run,
+            strict,
+            ..
+        }) => {
+            let opts = commands::import_trivy::Options {
+                dry_run: *dry_run,
+                strict: *strict,
+                quiet: g.quiet,
+            };
+            return commands::import_trivy::run(path, opts, &settings, g).await;
         }
         Command::Image(_) | Command::Cache(_) | Command::Server(_) => {}
     }

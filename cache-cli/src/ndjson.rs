@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use cache_core::{ArtifactInfo, BlobInfo, Digest, EntryKey, EntryKind, RawEntry};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -59,18 +59,22 @@ pub fn format_time(t: SystemTime) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Checks that `doc` decodes as the document of `kind` (docs/documents.md): the check
+/// every import applies before it stores a document.
+pub fn check_document(kind: EntryKind, doc: &str) -> Result<()> {
+    let check = match kind {
+        EntryKind::Artifact => serde_json::from_str::<ArtifactInfo>(doc).map(|_| ()),
+        EntryKind::Blob => serde_json::from_str::<BlobInfo>(doc).map(|_| ()),
+    };
+    check.map_err(|e| anyhow!("document is not a valid {kind}: {e}"))
+}
+
 /// Parses and validates one line: the ID, the kind, a document that decodes as that kind,
 /// and the expiry.
 pub fn from_line(text: &str) -> Result<RawEntry> {
     let line: Line = serde_json::from_str(text).map_err(|e| anyhow!("not a valid entry: {e}"))?;
     let doc = line.document.get();
-    let check = match line.kind {
-        EntryKind::Artifact => serde_json::from_str::<ArtifactInfo>(doc).map(|_| ()),
-        EntryKind::Blob => serde_json::from_str::<BlobInfo>(doc).map(|_| ()),
-    };
-    if let Err(e) = check {
-        bail!("document is not a valid {}: {e}", line.kind);
-    }
+    check_document(line.kind, doc)?;
     let expires_at = match &line.expires_at {
         None => None,
         Some(s) => Some(SystemTime::from(DateTime::parse_from_rfc3339(s).map_err(

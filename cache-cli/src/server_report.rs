@@ -547,6 +547,7 @@ mod tests {
                 analysed: 1,
                 cached: 0,
                 verified: 0,
+                ..LayerCounts::default()
             },
         }
     }

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `scancache` binary, run as a user would: against the fs and
-//! memory backends, and Redis over plain TCP and mutual TLS (servers started by the tests
-//! on free loopback ports with certificates generated for the test).
+//! memory backends, Redis over plain TCP and mutual TLS, a Redis Cluster and Redis
+//! Sentinel (servers started by the tests on free loopback ports with certificates
+//! generated for the test).
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +13,10 @@ use std::{
 
 use cache_core::{EntryKind, codec};
 use cache_testkit::conformance::{artifact_id, blob_id, sample_artifact, sample_blob};
-use cache_testkit::redis::{self as redis_support, RedisServer, ServerOptions, Tls};
+use cache_testkit::redis::{
+    self as redis_support, MASTER_NAME, RedisCluster, RedisServer, SentinelOptions, SentinelSetup,
+    ServerOptions, Tls,
+};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "s3cr3t-pa55";
@@ -261,6 +265,12 @@ fn exercise_cache_commands(w: &World) {
     w.run_with_input(&["cache", "import", "-"], Some(&stale))
         .ok();
     w.run(&["cache", "gc"]).ok().err_has("1 stale entries");
+    // Nothing here has gone unread for a month; a backend that does not record reads
+    // says it kept what it cannot judge.
+    let gc = w.run(&["cache", "gc", "--unused-for", "30d"]).ok();
+    assert!(gc.stderr().contains("0 unused entries"), "{}", gc.explain());
+    let text = w.run(&["cache", "stats"]).ok().stdout();
+    assert!(text.contains("unread"), "{text}");
     let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
     assert_eq!(stats["blobs"].as_u64(), Some(2));
 
@@ -469,6 +479,135 @@ fn cache_commands_on_redis_over_mutual_tls() {
     exercise_cache_commands(&redis_world(&server, 0, Tls::Mutual));
 }
 
+/// Every entry `scancache cache ls` lists, as the document `scancache cache get` shows,
+/// must read back the same through `read` (another client of the same Redis).
+fn check_entries_read_back(w: &World, read: impl Fn(&str) -> String) -> usize {
+    let ls = w.run(&["cache", "ls", "--format", "json"]).ok().json();
+    let entries = ls.as_array().unwrap();
+    for e in entries {
+        let (kind, id) = (e["kind"].as_str().unwrap(), e["id"].as_str().unwrap());
+        let raw = read(&format!("fanal::{kind}::{id}"));
+        let stored: Value =
+            serde_json::from_str(&raw).unwrap_or_else(|_| panic!("{kind} {id}: {raw:?}"));
+        assert_eq!(
+            stored,
+            w.run(&["cache", "get", id]).ok().json(),
+            "{kind} {id}"
+        );
+    }
+    entries.len()
+}
+
+/// The `cache` commands, `clean --scan-cache` and image scans on a Redis Cluster: the
+/// reports match the fs backend's, and an ordinary cluster client (`redis-cli -c`) reads
+/// every entry under the reference layout. (The reference scanner cannot use a cluster,
+/// so that is the interoperability check here.)
+#[test]
+fn cache_commands_and_scans_on_a_redis_cluster() {
+    if !redis_support::require_redis() {
+        return;
+    }
+    let cluster = RedisCluster::start(3, 0, Tls::Off);
+    let w = World::new(vec!["--cache-backend".into(), cluster.urls()]);
+    exercise_cache_commands(&w);
+    let reports = exercise_image_scans(&w);
+    assert_eq!(
+        reports,
+        exercise_image_scans(&World::new(vec![])),
+        "cluster and fs reports differ"
+    );
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(stats["backend"], "redis");
+    let entries = check_entries_read_back(&w, |key| cluster.cli(&["GET", key]));
+    assert!(entries >= 7, "{entries} entries");
+    assert_eq!(cluster.key_count(), entries as u64);
+    assert_eq!(cluster.cli(&["SET", "unrelated", "keep"]), "OK");
+    w.run(&["clean", "--scan-cache"]).ok();
+    assert_eq!(cluster.key_count(), 1);
+}
+
+/// The same through Redis Sentinel, with a password on the data nodes (in the URL) and
+/// another on the sentinels (`--redis-sentinel-password`); then the other form, the
+/// sentinels as `redis://` URLs with the master's name from the environment.
+#[test]
+fn cache_commands_and_scans_through_redis_sentinel() {
+    if !redis_support::require_redis() {
+        return;
+    }
+    let sentinel_password = format!("{PASSWORD}-sentinel");
+    let setup = SentinelSetup::start(SentinelOptions {
+        replicas: 1,
+        password: Some(PASSWORD.into()),
+        sentinel_password: Some(sentinel_password.clone()),
+        ..Default::default()
+    });
+    let w = World::new(vec![
+        "--cache-backend".into(),
+        setup.url(2),
+        "--redis-sentinel-password".into(),
+        sentinel_password.clone(),
+    ]);
+    exercise_cache_commands(&w);
+    let reports = exercise_image_scans(&w);
+    assert_eq!(
+        reports,
+        exercise_image_scans(&World::new(vec![])),
+        "sentinel and fs reports differ"
+    );
+    let master = setup
+        .servers
+        .iter()
+        .find(|s| s.port() == setup.master_port())
+        .unwrap();
+    let entries = check_entries_read_back(&w, |key| master.cli(&["-n", "2", "GET", key]));
+    assert!(entries >= 7, "{entries} entries");
+
+    let sentinel = setup.sentinels[0].port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scancache"));
+    cmd.args(["cache", "stats", "--format", "json"])
+        .env(
+            "SCANCACHE_CACHE_BACKEND",
+            format!("redis://:{PASSWORD}@127.0.0.1:{sentinel}/2"),
+        )
+        .env("SCANCACHE_REDIS_MASTER_NAME", MASTER_NAME)
+        .env("SCANCACHE_REDIS_SENTINEL_PASSWORD", &sentinel_password);
+    let stats = run_cmd(cmd, w.dir.path(), None).ok().json();
+    assert_eq!(
+        stats["blobs"].as_u64(),
+        Some(entries as u64 - stats["artifacts"].as_u64().unwrap())
+    );
+
+    // Wrong sentinel password; a master no sentinel knows; names that disagree.
+    let w = World::new(vec![]);
+    let url = setup.url(2);
+    w.run(&["--cache-backend", &url, "cache", "stats"])
+        .code(1)
+        .err_has("NOAUTH")
+        .one_line_error();
+    let unknown = url.replace(&format!("/{MASTER_NAME}/"), "/nosuch/");
+    w.run(&[
+        "--cache-backend",
+        &unknown,
+        "--redis-sentinel-password",
+        &sentinel_password,
+        "cache",
+        "stats",
+    ])
+    .code(1)
+    .err_has("knows no master named \"nosuch\"")
+    .one_line_error();
+    w.run(&[
+        "--cache-backend",
+        &url,
+        "--redis-master-name",
+        "other",
+        "cache",
+        "stats",
+    ])
+    .code(2)
+    .err_has("invalid --redis-master-name");
+}
+
 #[test]
 fn memory_backend_runs_commands_and_keeps_nothing() {
     let w = World::new(vec!["--cache-backend".into(), "memory".into()]);
@@ -548,6 +687,27 @@ fn error_paths_are_one_clear_line() {
         (
             vec!["--cache-max-size".into(), "lots".into()],
             "--cache-max-size",
+        ),
+        (
+            vec![
+                "--cache-backend".into(),
+                format!("redis://:{PASSWORD}@h1:7000/1,redis://:{PASSWORD}@h2:7001/1"),
+            ],
+            "a Redis Cluster has only database 0",
+        ),
+        (
+            vec![
+                "--cache-backend".into(),
+                format!("redis://:{PASSWORD}@h1:7000,rediss://:{PASSWORD}@h2:7001"),
+            ],
+            "same TLS mode",
+        ),
+        (
+            vec![
+                "--cache-backend".into(),
+                format!("redis+sentinel://:{PASSWORD}@s1:26379"),
+            ],
+            "names no master",
         ),
     ];
     for (args, needle) in usage {
@@ -670,6 +830,9 @@ fn help_and_completions() {
         "SCANCACHE_CACHE_BACKEND",
         "Example: --cache-ttl 7d",
         "--redis-ca",
+        "--redis-master-name",
+        "SCANCACHE_REDIS_SENTINEL_PASSWORD",
+        "redis+sentinel://",
     ] {
         assert!(help.contains(needle), "help lacks {needle}:\n{help}");
     }
@@ -823,4 +986,56 @@ fn image_report_goes_to_a_file_and_bad_archives_fail_cleanly() {
     // Nothing but the good scan's entries was written.
     let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
     assert_eq!(stats["artifacts"].as_u64(), Some(2));
+}
+
+/// Caps name the option that raises them; `gc --unused-for` and the unread counts of
+/// `stats` on the fs backend; an import skips an entry over the document size cap.
+#[test]
+fn caps_and_unused_entries_from_the_command_line() {
+    let w = World::new(vec![]);
+    let debian = sample("debian.tar");
+    for (args, flag) in [
+        (
+            vec!["--max-packages-per-layer", "3"],
+            "--max-packages-per-layer",
+        ),
+        (vec!["--max-layers", "1"], "--max-layers"),
+        (vec!["--max-document-size", "1KiB"], "--max-document-size"),
+    ] {
+        let mut cmd = vec!["image", "--input", debian.as_str()];
+        cmd.extend(args);
+        w.run(&cmd)
+            .code(1)
+            .one_line_error()
+            .err_has(&format!("raise it with {flag}"));
+    }
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(
+        stats["artifacts"].as_u64(),
+        Some(0),
+        "nothing stored past a cap"
+    );
+
+    w.run(&["image", "--input", &debian]).ok();
+    let text = w.run(&["cache", "stats"]).ok().stdout();
+    assert!(
+        text.contains("unread 7d:  0") && text.contains("unread 30d: 0"),
+        "{text}"
+    );
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(stats["unread_30d"].as_u64(), Some(0));
+    w.run(&["cache", "gc", "--unused-for", "1d"])
+        .ok()
+        .err_has("0 unused entries");
+    w.run(&["cache", "gc", "--unused-for", "0"]).code(2);
+    w.run(&["cache", "gc", "--unused-for", "10"]).code(2);
+
+    let big = line(EntryKind::Blob, &blob_id(5).to_string(), &got_blob(5));
+    w.run_with_input(
+        &["--max-document-size", "100", "cache", "import", "-"],
+        Some(&big),
+    )
+    .code(1)
+    .err_has("document size cap")
+    .err_has("Imported 0 entries");
 }

@@ -10,15 +10,25 @@
 //! ([`Cache::remove_unchanged`], [`Cache::compact`], [`Cache::disk_bytes`],
 //! [`Cache::put_values`]) when it has something better than the default.
 
-use std::{fmt, ops::ControlFlow, time::SystemTime};
+use std::{
+    fmt,
+    ops::ControlFlow,
+    time::{Duration, SystemTime},
+};
 
 use async_trait::async_trait;
 
 use crate::{
     ArtifactId, ArtifactInfo, BlobId, BlobInfo, CacheOptions, Digest, Document, EntryKey,
     EntryKind, Result, codec,
-    rules::{self, GcCandidate, Verdict},
+    rules::{self, GcCandidate, GcOptions, Verdict},
 };
+
+/// The ages [`Stats`] counts unread entries at: 7 and 30 days.
+pub const UNREAD_AGES: [Duration; 2] = [
+    Duration::from_secs(7 * 86_400),
+    Duration::from_secs(30 * 86_400),
+];
 
 /// A callback that receives entries one at a time, so listing or exporting a cache of any
 /// size never holds it all in memory. Returning [`ControlFlow::Break`] stops the walk
@@ -43,6 +53,9 @@ pub struct EntryMeta {
     pub size: u64,
     /// When the entry expires; `None` for never.
     pub expires_at: Option<SystemTime>,
+    /// When the entry was last read or written, as the backend records it (fs: to the
+    /// minute; memory: exactly); `None` where the backend does not know (Redis).
+    pub last_access: Option<SystemTime>,
 }
 
 /// One stored entry with its raw value, for export and import.
@@ -88,6 +101,11 @@ pub struct Stats {
     pub expired: u64,
     /// Size of the backend's files on disk, where it has any.
     pub disk_bytes: Option<u64>,
+    /// Live entries that have gone unread (and unwritten) for at least 7 and 30 days
+    /// ([`UNREAD_AGES`]), among those whose last access the backend knows.
+    pub unread: [u64; 2],
+    /// Live entries whose last access the backend does not know (every entry on Redis).
+    pub access_unknown: u64,
 }
 
 /// What [`Cache::gc`] removed.
@@ -98,6 +116,11 @@ pub struct GcReport {
     /// Entries removed because their schema version is not current or they do not
     /// decode.
     pub stale: u64,
+    /// Entries removed because nobody had read them for [`GcOptions::unused_for`].
+    pub unused: u64,
+    /// With [`GcOptions::unused_for`]: entries kept because the backend does not know
+    /// when they were last read.
+    pub access_unknown: u64,
     /// Stored bytes of the removed entries.
     pub bytes: u64,
     /// On-disk size before and after, where the backend has files.
@@ -216,16 +239,31 @@ pub trait Cache: Send + Sync + fmt::Debug {
 
     // ---- Scan surface (provided) ----------------------------------------------------
 
-    /// Stores an artifact record, overwriting any previous one.
+    /// Stores an artifact record, overwriting any previous one. A document over the
+    /// document size cap is refused ([`rules::check_document_size`]).
     async fn put_artifact(&self, id: &ArtifactId, info: &ArtifactInfo) -> Result<()> {
-        self.put_values(vec![(EntryKey::artifact(id), codec::encode(info))])
-            .await
+        put_checked(self, vec![(EntryKey::artifact(id), codec::encode(info))]).await
     }
 
-    /// Stores a layer's analysis result, overwriting any previous one.
+    /// Stores a layer's analysis result, overwriting any previous one. A document over
+    /// the document size cap is refused ([`rules::check_document_size`]).
     async fn put_blob(&self, id: &BlobId, info: &BlobInfo) -> Result<()> {
-        self.put_values(vec![(EntryKey::blob(id), codec::encode(info))])
-            .await
+        put_checked(self, vec![(EntryKey::blob(id), codec::encode(info))]).await
+    }
+
+    /// Stores several layers' results together: one [`Cache::put_values`], so one write
+    /// transaction or pipeline (a group commit on the fs backend). A document over the
+    /// document size cap is refused and the others are stored; the error names the
+    /// first refused one.
+    async fn put_blobs(&self, blobs: &[(BlobId, BlobInfo)]) -> Result<()> {
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        let values = blobs
+            .iter()
+            .map(|(id, info)| (EntryKey::blob(id), codec::encode(info)))
+            .collect();
+        put_checked(self, values).await
     }
 
     /// Reads an artifact record; `Ok(None)` when absent or expired.
@@ -285,9 +323,25 @@ pub trait Cache: Send + Sync + fmt::Debug {
     }
 
     /// Stores raw entries as given, each with its own expiry (not the configured TTL).
-    /// Values are not checked: callers validate what they import. An entry whose expiry
-    /// has passed is a delete ([`rules::split_expired`]).
+    /// Values are not checked as documents: callers validate what they import. An entry
+    /// whose expiry has passed is a delete ([`rules::split_expired`]). An entry over the
+    /// document size cap is refused ([`rules::check_document_size`]) and the others are
+    /// imported; the error names the first refused one.
     async fn import(&self, entries: &[RawEntry]) -> Result<()> {
+        let limit = self.options().max_document_size;
+        let oversize = entries
+            .iter()
+            .find_map(|e| rules::check_document_size(&e.key, e.value.len() as u64, limit).err());
+        if let Some(refused) = oversize {
+            let fitting: Vec<RawEntry> = entries
+                .iter()
+                .filter(|e| rules::check_document_size(&e.key, e.value.len() as u64, limit).is_ok())
+                .cloned()
+                .collect();
+            // `fitting` has no oversize entry, so this cannot recurse again.
+            self.import(&fitting).await?;
+            return Err(refused);
+        }
         let now = SystemTime::now();
         if !entries.iter().any(|e| codec::is_expired(e.expires_at, now)) {
             // Nothing to split: store the entries without copying them.
@@ -307,7 +361,7 @@ pub trait Cache: Send + Sync + fmt::Debug {
         Ok(())
     }
 
-    /// Counts entries and bytes ([`Stats::tally`]) and the disk size.
+    /// Counts entries, bytes and unread entries ([`Stats::tally`]) and the disk size.
     async fn stats(&self) -> Result<Stats> {
         let now = SystemTime::now();
         let mut stats = Stats::default();
@@ -321,21 +375,35 @@ pub trait Cache: Send + Sync + fmt::Debug {
     }
 
     /// Removes expired, stale-schema and undecodable entries (judged by
-    /// [`rules::verdict`]), and returns disk space where the backend has files.
+    /// [`rules::verdict`]), and returns disk space where the backend has files:
+    /// [`Cache::gc_with`] with the default [`GcOptions`].
     async fn gc(&self) -> Result<GcReport> {
+        self.gc_with(&GcOptions::default()).await
+    }
+
+    /// Removes expired, stale-schema and undecodable entries, and those unused for
+    /// `options.unused_for` (judged by [`rules::judge`]), then returns disk space where
+    /// the backend has files.
+    async fn gc_with(&self, options: &GcOptions) -> Result<GcReport> {
         let before = self.disk_bytes().await?;
         let now = SystemTime::now();
         let mut candidates = Vec::new();
+        let mut access_unknown = 0;
         self.walk(None, Walk::Values, &mut |w| {
             let value = w.value.as_deref().unwrap_or_default();
-            let verdict = rules::verdict(w.meta.key.kind, w.meta.expires_at, value, now);
+            let verdict = rules::judge(&w.meta, value, now, options);
             if verdict != Verdict::Keep {
                 candidates.push(GcCandidate::new(w.meta, verdict, value));
+            } else if options.unused_for.is_some() && w.meta.last_access.is_none() {
+                access_unknown += 1;
             }
             ControlFlow::Continue(())
         })
         .await?;
-        let mut report = GcReport::default();
+        let mut report = GcReport {
+            access_unknown,
+            ..GcReport::default()
+        };
         if !candidates.is_empty() {
             let removed = self.remove_unchanged(&candidates).await?;
             for (candidate, removed) in candidates.iter().zip(removed) {
@@ -351,13 +419,38 @@ pub trait Cache: Send + Sync + fmt::Debug {
     }
 }
 
+/// Stores freshly encoded documents through [`Cache::put_values`], refusing those over the
+/// cache's document size cap: the others are stored, and the first refusal is returned.
+async fn put_checked<C: Cache + ?Sized>(cache: &C, values: Vec<(EntryKey, Vec<u8>)>) -> Result<()> {
+    let limit = cache.options().max_document_size;
+    let mut refused = None;
+    let fitting: Vec<(EntryKey, Vec<u8>)> = values
+        .into_iter()
+        .filter(
+            |(key, value)| match rules::check_document_size(key, value.len() as u64, limit) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::debug!(%key, size = value.len(), "document over the size cap refused");
+                    refused.get_or_insert(e);
+                    false
+                }
+            },
+        )
+        .collect();
+    if !fitting.is_empty() {
+        cache.put_values(fitting).await?;
+    }
+    refused.map_or(Ok(()), Err)
+}
+
 /// Decodes one value a getter read.
 fn decode_one<T: Document>(id: &Digest, value: Option<Vec<u8>>) -> Result<Option<T>> {
     value.map(|v| codec::decode(id.as_str(), &v)).transpose()
 }
 
 impl Stats {
-    /// Counts one listed entry: live ones by kind with their bytes, expired ones apart.
+    /// Counts one listed entry: live ones by kind with their bytes and how long they
+    /// have gone unread, expired ones apart.
     pub fn tally(&mut self, meta: &EntryMeta, now: SystemTime) {
         if codec::is_expired(meta.expires_at, now) {
             self.expired += 1;
@@ -368,6 +461,14 @@ impl Stats {
             EntryKind::Blob => self.blobs += 1,
         }
         self.bytes += meta.size;
+        if meta.last_access.is_none() {
+            self.access_unknown += 1;
+        }
+        for (count, age) in self.unread.iter_mut().zip(UNREAD_AGES) {
+            if rules::is_unused(meta.last_access, Some(age), now) {
+                *count += 1;
+            }
+        }
     }
 }
 
@@ -377,6 +478,7 @@ impl GcReport {
         match removed.verdict {
             Verdict::Expired => self.expired += 1,
             Verdict::Stale => self.stale += 1,
+            Verdict::Unused => self.unused += 1,
             Verdict::Keep => return,
         }
         self.bytes += removed.meta.size;

@@ -12,6 +12,25 @@ pub fn encode<T: Serialize>(doc: &T) -> Vec<u8> {
     serde_json::to_vec(doc).expect("cache documents are plain JSON and always serialize")
 }
 
+/// The length in bytes of [`encode`]'s output for `doc`, computed without holding it.
+pub fn encoded_len<T: Serialize>(doc: &T) -> u64 {
+    /// Counts what is written to it.
+    struct Counter(u64);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len() as u64);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, doc)
+        .expect("cache documents are plain JSON and always serialize");
+    counter.0
+}
+
 /// Decodes a stored value, turning failure into [`Error::Corrupt`] naming the entry.
 pub fn decode<T: Document>(id: &str, bytes: &[u8]) -> Result<T> {
     let kind = T::KIND;
@@ -106,6 +125,16 @@ mod tests {
             br#"{"SchemaVersion":2,"PackageInfos":5}"#
         ));
         assert!(!is_sound(EntryKind::Blob, br#"{"SchemaVersion":1}"#));
+    }
+
+    #[test]
+    fn encoded_len_is_the_encoding_s_length() {
+        let doc = BlobInfo {
+            schema_version: 2,
+            diff_id: "sha256:ü".into(),
+            ..BlobInfo::default()
+        };
+        assert_eq!(encoded_len(&doc), encode(&doc).len() as u64);
     }
 
     #[test]

@@ -8,23 +8,50 @@ use std::{
     time::Duration,
 };
 
-use crate::{Error, Result, Setting};
+use crate::{Error, RedisTopology, Result, Setting, topology};
 
 /// The accepted backend forms, quoted in errors.
-const BACKEND_FORMS: &str =
-    "fs (the default), memory, redis://[user:password@]host[:port][/db] or rediss://… (TLS)";
+const BACKEND_FORMS: &str = "fs (the default), memory, redis://[user:password@]host[:port][/db] \
+     or rediss://… (TLS), a comma-separated list of redis:// node URLs (Redis Cluster), or \
+     redis+sentinel://[user:password@]host:port[,host:port…]/master[/db] (Redis Sentinel)";
+
+/// Default cap on one stored document: 32 MiB ([`CacheOptions::max_document_size`]).
+pub const DEFAULT_MAX_DOCUMENT_SIZE: u64 = 32 << 20;
 
 /// The accepted forms of a scancache server's address, quoted in errors.
 const REMOTE_FORMS: &str = "http://host[:port][/prefix] or https://…";
 
 /// Settings every backend honours.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// `CacheOptions::default()` keeps entries forever, without a size bound, and caps each
+/// document at [`DEFAULT_MAX_DOCUMENT_SIZE`].
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheOptions {
     /// Time to live of every entry written; `None` keeps entries until removed.
     pub ttl: Option<Duration>,
     /// Upper bound on stored bytes, enforced by evicting least recently used entries
     /// (fs and memory backends); `None` for no bound.
     pub max_size: Option<u64>,
+    /// Largest document a put or an import may store, in bytes; a larger one is refused
+    /// with [`crate::Error::DocumentTooLarge`] ([`crate::rules::check_document_size`]).
+    /// `None` for no cap.
+    pub max_document_size: Option<u64>,
+    /// With a TTL, a read that finds an entry pushes its expiry to now + TTL, so that
+    /// entries expire when they have gone unread for the TTL rather than after it. Only
+    /// the Redis backend applies it (`GETEX`); fs and memory record reads themselves and
+    /// collect unread entries with `gc` ([`crate::GcOptions::unused_for`]).
+    pub ttl_refresh: bool,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        CacheOptions {
+            ttl: None,
+            max_size: None,
+            max_document_size: Some(DEFAULT_MAX_DOCUMENT_SIZE),
+            ttl_refresh: false,
+        }
+    }
 }
 
 /// Which backend a `--cache-backend` value selects.
@@ -34,10 +61,12 @@ pub enum BackendSpec {
     Fs,
     /// An in-process cache, discarded when the process ends.
     Memory,
-    /// A Redis server; `url` is the full URL as given (it may hold a password, so it is
-    /// only shown through [`mask_url`]).
+    /// Redis: one server, a Redis Cluster or a master found through Redis Sentinel, as
+    /// [`RedisTopology::parse`] reads `url`. `url` is the backend string as given (it may
+    /// hold passwords, so it is only shown through [`mask_url`]).
     Redis {
-        /// The URL, `redis://…` or `rediss://…`.
+        /// `redis://…` or `rediss://…`, a comma-separated list of them (a cluster), or
+        /// `redis+sentinel://…`/`rediss+sentinel://…`.
         url: String,
     },
     /// A `scancache server`, reached over its scancache service (crate `cache-remote`);
@@ -51,11 +80,27 @@ pub enum BackendSpec {
 impl BackendSpec {
     /// Parses a `--cache-backend` value. The empty string selects the default, `fs`.
     pub fn parse(input: &str) -> Result<Self> {
+        BackendSpec::parse_with(input, None)
+    }
+
+    /// [`BackendSpec::parse`] given the Redis master-name option as well, which makes
+    /// `redis://` URLs sentinel addresses (see [`RedisTopology::parse`]); it is ignored
+    /// for the other backends.
+    pub fn parse_with(input: &str, master_name: Option<&str>) -> Result<Self> {
         let trimmed = input.trim();
         match trimmed {
             "" | "fs" => Ok(BackendSpec::Fs),
             "memory" => Ok(BackendSpec::Memory),
-            s if s.starts_with("redis://") || s.starts_with("rediss://") => {
+            s if [
+                "redis://",
+                "rediss://",
+                "redis+sentinel://",
+                "rediss+sentinel://",
+            ]
+            .iter()
+            .any(|scheme| s.starts_with(scheme)) =>
+            {
+                RedisTopology::parse(s, master_name)?;
                 Ok(BackendSpec::Redis { url: s.to_owned() })
             }
             s if s.starts_with("http://") || s.starts_with("https://") => {
@@ -120,10 +165,19 @@ fn check_remote_url(url: &str) -> Result<()> {
 
 /// Replaces the user-info part of a URL (`user:password@`) with `****@`, so it can be
 /// shown in logs and errors: `redis://:secret@host:6379/0` → `redis://****@host:6379/0`.
+/// A list of URLs (a Redis Cluster's nodes) is masked URL by URL.
 ///
-/// Everything up to the last `@` is masked, so a password containing `@` or `/` never
-/// leaks, even from a malformed URL.
+/// Everything up to the last `@` of each URL is masked, so a password containing `@` or
+/// `/` never leaks, even from a malformed URL.
 pub fn mask_url(url: &str) -> String {
+    let urls = topology::split_list(url);
+    if urls.len() > 1 {
+        return urls.into_iter().map(mask_one).collect::<Vec<_>>().join(",");
+    }
+    mask_one(url)
+}
+
+fn mask_one(url: &str) -> String {
     let (scheme, rest) = match url.find("://") {
         Some(i) => url.split_at(i + 3),
         None => ("", url),
@@ -297,6 +351,47 @@ mod tests {
     }
 
     #[test]
+    fn redis_topologies_are_checked_when_parsed() {
+        let cluster = "redis://:pw@h1:7000,redis://:pw@h2:7001";
+        let spec = BackendSpec::parse(cluster).unwrap();
+        assert_eq!(
+            spec,
+            BackendSpec::Redis {
+                url: cluster.into()
+            }
+        );
+        assert_eq!(
+            spec.to_string(),
+            "redis://****@h1:7000,redis://****@h2:7001"
+        );
+        for url in [
+            "redis+sentinel://:pw@s1:26379,s2:26379/mymaster/2",
+            "rediss+sentinel://s1/mymaster",
+        ] {
+            assert!(matches!(
+                BackendSpec::parse(url).unwrap(),
+                BackendSpec::Redis { .. }
+            ));
+        }
+        // A database other than 0 in a cluster is a usage error...
+        let msg = BackendSpec::parse("redis://h1:7000/1,redis://h2:7001/1")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("only database 0"), "{msg}");
+        // ...but the same list of sentinels, given a master name, selects database 1.
+        assert!(BackendSpec::parse_with("redis://h1:7000/1,redis://h2:7001/1", Some("m")).is_ok());
+        // The master name matters only to Redis.
+        assert_eq!(
+            BackendSpec::parse_with("fs", Some("m")).unwrap(),
+            BackendSpec::Fs
+        );
+        let msg = BackendSpec::parse("redis://a:1,rediss://b:2")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("same TLS mode"), "{msg}");
+    }
+
+    #[test]
     fn masking() {
         let cases = [
             ("redis://localhost:6379", "redis://localhost:6379"),
@@ -304,6 +399,15 @@ mod tests {
             ("redis://user:pw@h", "redis://****@h"),
             ("rediss://u:p@ss/w@rd@h:6380", "rediss://****@h:6380"),
             ("u:p@h", "****@h"),
+            (
+                "redis://:a@h1:1,rediss://u:b@h2:2/0,redis://h3",
+                "redis://****@h1:1,rediss://****@h2:2/0,redis://h3",
+            ),
+            ("redis://:a,b@h1:1", "redis://****@h1:1"),
+            (
+                "redis+sentinel://:p@w@s1,s2/m/0",
+                "redis+sentinel://****@s1,s2/m/0",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(mask_url(input), want, "{input}");

@@ -66,6 +66,21 @@ pub enum Error {
         /// Why it is wrong, including the accepted forms.
         reason: String,
     },
+    /// A document is larger than the cap on stored documents
+    /// ([`crate::CacheOptions::max_document_size`]); nothing was stored under its key.
+    #[error(
+        "{kind} document {id} is {size} bytes, more than the document size cap of {limit} bytes"
+    )]
+    DocumentTooLarge {
+        /// Which kind of entry it would have been.
+        kind: crate::EntryKind,
+        /// Its ID.
+        id: String,
+        /// Its encoded size in bytes.
+        size: u64,
+        /// The cap in bytes.
+        limit: u64,
+    },
     /// A file-system operation failed. The message quotes the underlying error, which is
     /// therefore not also returned as the error's source (a printed chain would name it
     /// twice).
@@ -97,10 +112,14 @@ pub enum Setting {
     TlsCert,
     /// The client private key file of mutual TLS.
     TlsKey,
+    /// The name Redis Sentinel knows a master by.
+    MasterName,
     /// An entry kind (`artifact` or `blob`).
     EntryKind,
     /// An input of `calc_key`.
     KeyInput,
+    /// The cap on one stored document's size.
+    MaxDocumentSize,
 }
 
 impl std::fmt::Display for Setting {
@@ -112,8 +131,10 @@ impl std::fmt::Display for Setting {
             Setting::TlsCa => "TLS CA file",
             Setting::TlsCert => "TLS client certificate",
             Setting::TlsKey => "TLS client key",
+            Setting::MasterName => "Redis master name",
             Setting::EntryKind => "entry kind",
             Setting::KeyInput => "calc_key input",
+            Setting::MaxDocumentSize => "document size cap",
         })
     }
 }
@@ -122,6 +143,20 @@ impl Error {
     /// Returns true for an error that says an entry is corrupt.
     pub fn is_corrupt(&self) -> bool {
         matches!(self, Error::Corrupt { .. })
+    }
+
+    /// Returns true for an error that says a document is over the document size cap.
+    pub fn is_document_too_large(&self) -> bool {
+        matches!(self, Error::DocumentTooLarge { .. })
+    }
+
+    /// The setting that raises the cap this error says was crossed, if it says one was
+    /// (a front end names its own option for it).
+    pub fn cap(&self) -> Option<Setting> {
+        match self {
+            Error::DocumentTooLarge { .. } => Some(Setting::MaxDocumentSize),
+            _ => None,
+        }
     }
 
     /// Returns true for an error that says the backend is unreachable.

@@ -51,14 +51,16 @@ mod error;
 mod key;
 mod model;
 pub mod rules;
+mod topology;
 
 pub use cache::{
-    Cache, EntryMeta, GcReport, Missing, RawEntry, Stats, Visitor, Walk, Walked, kind_matches,
+    Cache, EntryMeta, GcReport, Missing, RawEntry, Stats, UNREAD_AGES, Visitor, Walk, Walked,
+    kind_matches,
 };
 pub use calc::calc_key;
 pub use config::{
-    BackendSpec, CacheOptions, default_cache_dir, default_cache_dir_from, mask_url, parse_size,
-    parse_ttl,
+    BackendSpec, CacheOptions, DEFAULT_MAX_DOCUMENT_SIZE, default_cache_dir,
+    default_cache_dir_from, mask_url, parse_size, parse_ttl,
 };
 pub use error::{Error, Result, Setting};
 pub use key::{ArtifactId, BlobId, Digest, EntryKey, EntryKind};
@@ -66,3 +68,5 @@ pub use model::{
     ArtifactInfo, BlobInfo, Document, Extra, Os, Package, PackageInfo, Repository,
     schema_version_of,
 };
+pub use rules::GcOptions;
+pub use topology::{ClusterSpec, RedisTopology, SENTINEL_PORT, SentinelSpec};

@@ -1,14 +1,51 @@
 //! The rules every backend shares, each defined once: what `gc` removes, what a size
-//! bound charges per entry, and what an import of an already expired entry means.
+//! bound charges per entry, how large a stored document may be, and what an import of an
+//! already expired entry means.
 //!
 //! The provided methods of [`crate::Cache`] apply them; a backend that judges entries
 //! inside its own transactions or scripts calls the same functions.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use sha1::{Digest as _, Sha1};
 
-use crate::{EntryKey, EntryKind, EntryMeta, RawEntry, codec};
+use crate::{EntryKey, EntryKind, EntryMeta, Error, RawEntry, Result, codec};
+
+/// Refuses a document of `len` bytes for `key` when it is larger than `limit` (the
+/// [`crate::CacheOptions::max_document_size`] of the cache it would go to; `None` for no
+/// cap). Every put and every import goes through it, so no writer stores a larger one.
+pub fn check_document_size(key: &EntryKey, len: u64, limit: Option<u64>) -> Result<()> {
+    match limit {
+        Some(limit) if len > limit => Err(Error::DocumentTooLarge {
+            kind: key.kind,
+            id: key.id.as_str().to_owned(),
+            size: len,
+            limit,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What `gc` removes besides expired and unsound entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcOptions {
+    /// Also remove entries that have not been read (nor written) for this long. Entries
+    /// whose last access the backend does not know are kept.
+    pub unused_for: Option<Duration>,
+}
+
+/// True when an entry last read (or written) at `last_access` counts as unused under
+/// `unused_for` at `now`. An unknown last access is never unused.
+pub fn is_unused(
+    last_access: Option<SystemTime>,
+    unused_for: Option<Duration>,
+    now: SystemTime,
+) -> bool {
+    match (last_access, unused_for) {
+        (Some(at), Some(age)) => now.duration_since(at).is_ok_and(|idle| idle >= age),
+        _ => false,
+    }
+}
 
 /// Bytes a size bound charges per entry on top of its value, so that a bound also limits
 /// the number of tiny entries.
@@ -29,6 +66,9 @@ pub enum Verdict {
     /// A stale `SchemaVersion`, not JSON, or not decodable as its kind's document:
     /// removed, since a getter could not serve it.
     Stale,
+    /// A sound document nobody has read for [`GcOptions::unused_for`]: removed (entries
+    /// of older analyser versions end this way, since no scan asks for their keys).
+    Unused,
 }
 
 /// Judges one stored entry for `gc`: expired entries go, then anything that is not a
@@ -48,11 +88,22 @@ pub fn verdict(
     }
 }
 
+/// Judges one walked entry for `gc` under `options`: [`verdict`], then an entry that
+/// would be kept goes when it is unused ([`is_unused`]).
+pub fn judge(meta: &EntryMeta, value: &[u8], now: SystemTime, options: &GcOptions) -> Verdict {
+    match verdict(meta.key.kind, meta.expires_at, value, now) {
+        Verdict::Keep if is_unused(meta.last_access, options.unused_for, now) => Verdict::Unused,
+        v => v,
+    }
+}
+
 /// An entry `gc` judged for removal, with what a backend needs to check that it has not
 /// changed since ([`crate::Cache::remove_unchanged`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GcCandidate {
-    /// Kind, ID, stored size and expiry when judged.
+    /// Kind, ID, stored size, expiry and last access when judged. A backend that removes
+    /// an [`Verdict::Unused`] candidate checks that it has not been read since
+    /// (`meta.last_access`).
     pub meta: EntryMeta,
     /// Why it goes.
     pub verdict: Verdict,
@@ -126,6 +177,62 @@ mod tests {
                 String::from_utf8_lossy(value)
             );
         }
+    }
+
+    #[test]
+    fn unused_entries() {
+        let now = SystemTime::now();
+        let day = Duration::from_secs(86_400);
+        let meta = |last_access| EntryMeta {
+            key: EntryKey {
+                kind: EntryKind::Blob,
+                id: Digest::from_sha256([1; 32]),
+            },
+            size: 0,
+            expires_at: None,
+            last_access,
+        };
+        let good = br#"{"SchemaVersion":2}"#;
+        let week = GcOptions {
+            unused_for: Some(7 * day),
+        };
+        let cases = [
+            (Some(now - 8 * day), &week, good.as_slice(), Verdict::Unused),
+            (Some(now - 7 * day), &week, good, Verdict::Unused),
+            (Some(now - 6 * day), &week, good, Verdict::Keep),
+            (None, &week, good, Verdict::Keep),
+            (
+                Some(now - 8 * day),
+                &GcOptions::default(),
+                good,
+                Verdict::Keep,
+            ),
+            (Some(now - 8 * day), &week, b"junk", Verdict::Stale),
+            // A clock that went backwards: read "in the future", so not unused.
+            (Some(now + day), &week, good, Verdict::Keep),
+        ];
+        for (last, options, value, want) in cases {
+            assert_eq!(judge(&meta(last), value, now, options), want, "{last:?}");
+        }
+    }
+
+    #[test]
+    fn document_size_cap() {
+        let key = EntryKey {
+            kind: EntryKind::Blob,
+            id: Digest::from_sha256([2; 32]),
+        };
+        assert!(check_document_size(&key, 10, Some(10)).is_ok());
+        assert!(check_document_size(&key, 11, None).is_ok());
+        let err = check_document_size(&key, 11, Some(10)).unwrap_err();
+        assert!(err.is_document_too_large());
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "blob document {} is 11 bytes, more than the document size cap of 10 bytes",
+                key.id
+            )
+        );
     }
 
     #[test]

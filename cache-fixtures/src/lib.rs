@@ -20,7 +20,9 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod bulk;
 pub mod data;
+pub mod extreme;
 mod image;
 mod layout;
 mod samples;
@@ -30,6 +32,7 @@ use std::io::{self, Write};
 
 use sha2::{Digest as _, Sha256};
 
+pub use bulk::bulk_images;
 pub use image::{BuiltLayer, ImageBuilder, LayerBuilder};
 pub use layout::{
     docker_save, docker_save_entries, docker_save_oci, oci_archive, oci_entries, write_entries,

@@ -117,6 +117,7 @@ impl FsCache {
         if now.saturating_sub(stamp) < self.granularity_s {
             return;
         }
+        store.start_flusher();
         if store.record_touch(kind, id.as_str(), now) >= TOUCH_FLUSH_AT
             && store.claim_background_flush()
         {
@@ -127,6 +128,40 @@ impl FsCache {
                 }
             });
         }
+    }
+
+    /// [`Cache::write`] of entries it owns, on the blocking pool.
+    async fn write_owned(&self, entries: Vec<RawEntry>) -> Result<()> {
+        let max = self.options.max_size;
+        self.blocking(move |s| {
+            for chunk in entries.chunks(WRITE_CHUNK) {
+                let (_, now_s) = value::now();
+                s.write("cannot write to the scan cache", &mut |txn, dbs| {
+                    for e in chunk {
+                        let header = Header {
+                            expires_ms: value::expires_ms(e.expires_at),
+                            accessed_s: now_s,
+                            schema: Schema::of(&e.value),
+                        };
+                        let key = e.key.id.as_str().as_bytes();
+                        entry::put_entry(txn, dbs, e.key.kind, key, header, &e.value)?;
+                    }
+                    if let Some(max) = max {
+                        let keep: Vec<(EntryKind, &[u8])> = chunk
+                            .iter()
+                            .map(|e| (e.key.kind, e.key.id.as_str().as_bytes()))
+                            .collect();
+                        let evicted = entry::evict(txn, dbs, max, &keep)?;
+                        if evicted > 0 {
+                            tracing::debug!("evicted {evicted} least recently used entries");
+                        }
+                    }
+                    Ok(())
+                })?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn remove(&self, keys: Vec<(EntryKind, String)>) -> Result<u64> {
@@ -366,37 +401,22 @@ impl Cache for FsCache {
     /// In write transactions of up to `WRITE_CHUNK` entries; with a size bound, each
     /// evicts least recently used entries, never the ones it wrote.
     async fn write(&self, entries: &[RawEntry]) -> Result<()> {
-        let entries: Vec<RawEntry> = entries.to_vec();
-        let max = self.options.max_size;
-        self.blocking(move |s| {
-            for chunk in entries.chunks(WRITE_CHUNK) {
-                let (_, now_s) = value::now();
-                s.write("cannot write to the scan cache", &mut |txn, dbs| {
-                    for e in chunk {
-                        let header = Header {
-                            expires_ms: value::expires_ms(e.expires_at),
-                            accessed_s: now_s,
-                            schema: Schema::of(&e.value),
-                        };
-                        let key = e.key.id.as_str().as_bytes();
-                        entry::put_entry(txn, dbs, e.key.kind, key, header, &e.value)?;
-                    }
-                    if let Some(max) = max {
-                        let keep: Vec<(EntryKind, &[u8])> = chunk
-                            .iter()
-                            .map(|e| (e.key.kind, e.key.id.as_str().as_bytes()))
-                            .collect();
-                        let evicted = entry::evict(txn, dbs, max, &keep)?;
-                        if evicted > 0 {
-                            tracing::debug!("evicted {evicted} least recently used entries");
-                        }
-                    }
-                    Ok(())
-                })?;
-            }
-            Ok(())
-        })
-        .await
+        self.write_owned(entries.to_vec()).await
+    }
+
+    /// As the default, with the documents moved to the writer rather than copied (a
+    /// layer's result may be tens of megabytes).
+    async fn put_values(&self, entries: Vec<(EntryKey, Vec<u8>)>) -> Result<()> {
+        let expires_at = cache_core::codec::expiry_from_ttl(self.options.ttl);
+        let entries = entries
+            .into_iter()
+            .map(|(key, value)| RawEntry {
+                key,
+                value,
+                expires_at,
+            })
+            .collect();
+        self.write_owned(entries).await
     }
 
     async fn delete(&self, keys: &[EntryKey]) -> Result<u64> {
@@ -407,12 +427,23 @@ impl Cache for FsCache {
         self.remove(keys).await
     }
 
+    /// Chunk by chunk; each entry's last access is its header's stamp, or the newer stamp
+    /// this process recorded for it and has not written yet.
     async fn walk(
         &self,
         kind: Option<EntryKind>,
         walk: Walk,
         visit: Visitor<'_, Walked>,
     ) -> Result<()> {
+        let pending = self.store()?.pending_stamps();
+        let visit = &mut |mut w: Walked| {
+            let key = || (w.meta.key.kind, w.meta.key.id.as_str().to_owned());
+            if let Some(&stamp) = (!pending.is_empty()).then(|| pending.get(&key())).flatten() {
+                let stamp = Some(value::from_unix_s(stamp));
+                w.meta.last_access = w.meta.last_access.max(stamp);
+            }
+            visit(w)
+        };
         self.walk_chunks(
             kind,
             move |kind, key, stored| {
@@ -422,6 +453,7 @@ impl Cache for FsCache {
                         key: entry_key(kind, key)?,
                         size: entry::doc_len(stored),
                         expires_at: header.and_then(|(h, _)| h.expires_at()),
+                        last_access: header.map(|(h, _)| value::from_unix_s(h.accessed_s)),
                     },
                     // A value without a header is corrupt; its bytes are walked as they
                     // are, so that nothing is silently lost from an export.
@@ -470,11 +502,17 @@ impl Cache for FsCache {
     }
 
     /// Judges each candidate again inside short write transactions, with the same rule
-    /// ([`rules::verdict`]): another process may have rewritten it since.
+    /// ([`rules::verdict`]): another process may have rewritten it since. An unused
+    /// candidate goes only if nobody has read it since it was judged (its stamp, on disk
+    /// or pending in this process, is no newer).
     async fn remove_unchanged(&self, candidates: &[GcCandidate]) -> Result<Vec<bool>> {
-        let keys: Vec<(EntryKind, String)> = candidates
+        let keys: Vec<(EntryKind, String, Option<u32>)> = candidates
             .iter()
-            .map(|c| (c.key().kind, c.key().id.as_str().to_owned()))
+            .map(|c| {
+                let unused_at = (c.verdict == Verdict::Unused)
+                    .then(|| c.meta.last_access.map_or(0, value::unix_s32));
+                (c.key().kind, c.key().id.as_str().to_owned(), unused_at)
+            })
             .collect();
         self.blocking(move |s| {
             let mut removed = Vec::with_capacity(keys.len());
@@ -482,11 +520,14 @@ impl Cache for FsCache {
                 let now = SystemTime::now();
                 let done = s.write("cannot delete from the scan cache", &mut |txn, dbs| {
                     let mut done = Vec::with_capacity(chunk.len());
-                    for (kind, key) in chunk {
+                    for (kind, key, unused_at) in chunk {
+                        let pending = s.pending_stamp(*kind, key);
                         let stale = dbs
                             .of(*kind)
                             .get(txn, key.as_bytes())?
-                            .is_some_and(|stored| verdict(*kind, stored, now) != Verdict::Keep);
+                            .is_some_and(|stored| {
+                                still_removable(*kind, stored, now, *unused_at, pending)
+                            });
                         done.push(
                             stale
                                 && entry::remove_entry(txn, dbs, *kind, key.as_bytes())?.is_some(),
@@ -507,6 +548,26 @@ impl Cache for FsCache {
 
     async fn disk_bytes(&self) -> Result<Option<u64>> {
         Ok(Some(self.store()?.disk_bytes()?))
+    }
+}
+
+/// Whether a gc candidate may still go: judged again by [`verdict`]; a candidate judged
+/// unused at stamp `unused_at` (unix seconds) goes when it would be kept otherwise and has
+/// not been read since (neither its stamp on disk nor `pending`, this process's
+/// unwritten one, is newer).
+fn still_removable(
+    kind: EntryKind,
+    stored: &[u8],
+    now: SystemTime,
+    unused_at: Option<u32>,
+    pending: Option<u32>,
+) -> bool {
+    match verdict(kind, stored, now) {
+        Verdict::Keep => unused_at.is_some_and(|at| {
+            let stamp = value::decode(stored).map_or(0, |(h, _)| h.accessed_s);
+            stamp.max(pending.unwrap_or(0)) <= at
+        }),
+        _ => true,
     }
 }
 

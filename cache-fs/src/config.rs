@@ -14,6 +14,10 @@ pub struct FsConfig {
     /// (reads never write; recorded stamps are written in batches, as the crate's `touch`
     /// module describes). Default one minute.
     pub access_granularity: Duration,
+    /// The longest a recorded access stamp waits in memory before a thread of the store
+    /// writes it, so that another process's `gc --unused-for` sees reads of a process
+    /// that has gone idle. Default five minutes.
+    pub access_flush_after: Duration,
 }
 
 impl Default for FsConfig {
@@ -21,6 +25,7 @@ impl Default for FsConfig {
         FsConfig {
             initial_map_size: 64 << 20,
             access_granularity: Duration::from_secs(60),
+            access_flush_after: Duration::from_secs(300),
         }
     }
 }

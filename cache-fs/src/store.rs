@@ -18,8 +18,10 @@
 //! ([`compact`]).
 
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard},
+    sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak},
+    thread::Thread,
     time::Duration,
 };
 
@@ -92,6 +94,10 @@ pub(crate) struct Store {
     handle: RwLock<Option<Handle>>,
     /// Access stamps waiting to be written with the next write.
     touches: Touches,
+    /// How long a stamp may wait before the flusher thread writes it.
+    flush_after: Duration,
+    /// The flusher thread, once a stamp was recorded ([`Store::start_flusher`]).
+    flusher: OnceLock<Thread>,
     /// Held for the whole of a compaction: one at a time per process (see [`compact`]).
     compacting: Mutex<()>,
 }
@@ -131,6 +137,8 @@ impl Store {
             gate: Gate::open(&dir.join("gc.lock"))?,
             handle: RwLock::new(None),
             touches: Touches::default(),
+            flush_after: config.access_flush_after.max(Duration::from_secs(1)),
+            flusher: OnceLock::new(),
             compacting: Mutex::new(()),
         };
         {
@@ -429,6 +437,41 @@ impl Store {
         self.flush_touches()
     }
 
+    /// The pending stamp of one entry, if this process read it since its last write.
+    pub(crate) fn pending_stamp(&self, kind: EntryKind, id: &str) -> Option<u32> {
+        self.touches.pending_stamp(kind, id)
+    }
+
+    /// A copy of every pending stamp of this process.
+    pub(crate) fn pending_stamps(&self) -> HashMap<(EntryKind, String), u32> {
+        self.touches.snapshot()
+    }
+
+    /// Starts, once per store, the thread that writes stamps that have waited longer than
+    /// `FsConfig::access_flush_after`, so that an idle process does not keep its reads
+    /// from other processes' `gc --unused-for` indefinitely. The thread holds the store
+    /// weakly: it ends when the store is dropped (which wakes it).
+    pub(crate) fn start_flusher(self: &Arc<Self>) {
+        if self.flusher.get().is_some() {
+            return;
+        }
+        let weak: Weak<Store> = Arc::downgrade(self);
+        let every = self.flush_after;
+        let spawned = std::thread::Builder::new()
+            .name("scancache-fs-stamps".into())
+            .spawn(move || flusher(&weak, every));
+        match spawned {
+            Ok(handle) => {
+                if let Err(thread) = self.flusher.set(handle.thread().clone()) {
+                    // Another reader started one first: stop this one.
+                    drop(thread);
+                    handle.thread().unpark();
+                }
+            }
+            Err(e) => tracing::debug!("cannot start the access stamp writer: {e}"),
+        }
+    }
+
     /// Drops pending stamps (after `clear`, they refer to nothing).
     pub(crate) fn forget_touches(&self) {
         self.touches.forget();
@@ -464,6 +507,39 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         if let Err(e) = self.flush_touches() {
+            tracing::debug!("cannot record entry access times: {e}");
+        }
+        if let Some(thread) = self.flusher.get() {
+            thread.unpark();
+        }
+    }
+}
+
+/// The flusher thread's loop: wakes every `every`, writes the pending stamps once the
+/// oldest has waited that long, and ends when the store is gone (or another thread was
+/// started for it).
+fn flusher(weak: &Weak<Store>, every: Duration) {
+    loop {
+        std::thread::park_timeout(every);
+        let Some(store) = weak.upgrade() else {
+            return;
+        };
+        if store
+            .flusher
+            .get()
+            .is_some_and(|t| t.id() != std::thread::current().id())
+        {
+            return;
+        }
+        let now = crate::value::now().1;
+        let waited = store
+            .touches
+            .oldest()
+            .is_some_and(|oldest| u64::from(now.saturating_sub(oldest)) >= every.as_secs());
+        if waited
+            && store.claim_background_flush()
+            && let Err(e) = store.background_flush()
+        {
             tracing::debug!("cannot record entry access times: {e}");
         }
     }

@@ -8,6 +8,10 @@
 //! ([`apply`]), or, once [`TOUCH_FLUSH_AT`] of them piled up, by one background flush of
 //! their own. Only one background flush is queued at a time ([`Touches::claim_flush`]):
 //! reads that pile up more stamps meanwhile leave them to that flush or to the next write.
+//! A stamp never waits in memory much longer than `FsConfig::access_flush_after` (five
+//! minutes by default): the store's flusher thread writes stamps that have waited that
+//! long, so that `gc --unused-for` in another process sees reads of an idle process too
+//! ([`Touches::oldest`]; the thread is `Store::start_flusher`'s).
 //!
 //! A write that fails puts the stamps it took back ([`Touches::restore`]), keeping the
 //! newer of each; `clear` drops them ([`Touches::forget`]), and the last handle of a
@@ -18,7 +22,7 @@ use std::{
     collections::HashMap,
     sync::{
         Mutex, MutexGuard,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
 };
 
@@ -37,6 +41,8 @@ pub(crate) type Touch = (EntryKind, String, u32);
 #[derive(Debug, Default)]
 pub(crate) struct Touches {
     pending: Mutex<HashMap<(EntryKind, String), u32>>,
+    /// The oldest pending stamp (unix seconds); 0 when none is pending.
+    oldest: AtomicU32,
     /// A background flush is queued or running.
     flush_queued: AtomicBool,
 }
@@ -50,12 +56,38 @@ impl Touches {
     pub(crate) fn record(&self, kind: EntryKind, id: &str, stamp: u32) -> usize {
         let mut pending = self.lock();
         keep_newest(&mut pending, kind, id.to_owned(), stamp);
+        self.note_oldest(stamp);
         pending.len()
+    }
+
+    /// Keeps `stamp` as the oldest pending one if none is older; called under the lock.
+    fn note_oldest(&self, stamp: u32) {
+        let oldest = self.oldest.load(Ordering::Acquire);
+        if oldest == 0 || stamp < oldest {
+            self.oldest.store(stamp.max(1), Ordering::Release);
+        }
+    }
+
+    /// The oldest pending stamp (unix seconds), if any is pending.
+    pub(crate) fn oldest(&self) -> Option<u32> {
+        Some(self.oldest.load(Ordering::Acquire)).filter(|&s| s != 0)
+    }
+
+    /// The pending stamp of one entry, if any.
+    pub(crate) fn pending_stamp(&self, kind: EntryKind, id: &str) -> Option<u32> {
+        self.lock().get(&(kind, id.to_owned())).copied()
+    }
+
+    /// A copy of every pending stamp, to merge into a walk of the stored ones.
+    pub(crate) fn snapshot(&self) -> HashMap<(EntryKind, String), u32> {
+        self.lock().clone()
     }
 
     /// Takes every pending stamp, to write them.
     pub(crate) fn take(&self) -> Vec<Touch> {
-        self.lock().drain().map(|((k, id), s)| (k, id, s)).collect()
+        let mut pending = self.lock();
+        self.oldest.store(0, Ordering::Release);
+        pending.drain().map(|((k, id), s)| (k, id, s)).collect()
     }
 
     /// Puts back stamps that a failed write took, keeping the newer of each.
@@ -66,12 +98,15 @@ impl Touches {
         let mut pending = self.lock();
         for (kind, id, stamp) in taken {
             keep_newest(&mut pending, kind, id, stamp);
+            self.note_oldest(stamp);
         }
     }
 
     /// Drops every pending stamp.
     pub(crate) fn forget(&self) {
-        self.lock().clear();
+        let mut pending = self.lock();
+        self.oldest.store(0, Ordering::Release);
+        pending.clear();
     }
 
     /// True when no stamp is waiting to be written.

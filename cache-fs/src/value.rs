@@ -158,6 +158,11 @@ pub(crate) fn now() -> (u64, u32) {
     (unix_ms(now), unix_s32(now))
 }
 
+/// The time a stamp in unix seconds stands for.
+pub(crate) fn from_unix_s(s: u32) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(u64::from(s))
+}
+
 /// Unix milliseconds of a time (0 for times before 1970, which never occur here).
 pub(crate) fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)

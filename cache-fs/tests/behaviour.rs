@@ -586,3 +586,53 @@ fn data_file_that_is_not_lmdb_is_a_clear_error() {
         "{msg}"
     );
 }
+
+/// `gc --unused-for` sees this process's reads that are not written yet, and the
+/// flusher thread writes waiting stamps of an idle process by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unused_entries_go_and_reads_not_yet_written_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = FsCache::open_with(
+        tmp.path(),
+        &CacheOptions::default(),
+        &FsConfig {
+            access_granularity: Duration::ZERO,
+            access_flush_after: Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (read, unread) = (blob_id(1), blob_id(2));
+    c.put_blob(&read, &sample_blob(1, 1)).await.unwrap();
+    c.put_blob(&unread, &sample_blob(2, 1)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(c.get_blob(&read).await.unwrap().is_some());
+    let report = c
+        .gc_with(&cache_core::GcOptions {
+            unused_for: Some(Duration::from_secs(2)),
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.unused, 1, "{report:?}");
+    assert_eq!(live_blob_ids(&c).await, vec![read.clone()]);
+
+    // A read, then nothing: the stamp reaches the file within about a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(c.get_blob(&read).await.unwrap().is_some());
+    let modified = || {
+        std::fs::metadata(data_file(tmp.path()))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before = modified();
+    let mut flushed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if modified() != before {
+            flushed = true;
+            break;
+        }
+    }
+    assert!(flushed, "the waiting stamp was never written");
+}

@@ -1,8 +1,11 @@
 //! [`MemCache`]: the `Cache` trait on a moka cache of stored values.
 
 use std::{
-    sync::Arc,
-    time::{Duration, Instant, SystemTime},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use async_trait::async_trait;
@@ -20,6 +23,8 @@ struct Stored {
     /// `missing_blobs` does not re-parse every document.
     current: bool,
     expires_at: Option<SystemTime>,
+    /// When it was last read or written, in unix milliseconds (for `gc --unused-for`).
+    last_access_ms: AtomicU64,
 }
 
 impl Stored {
@@ -28,12 +33,28 @@ impl Stored {
             current: codec::is_current(kind, &value),
             value,
             expires_at,
+            last_access_ms: AtomicU64::new(unix_ms(SystemTime::now())),
         }
     }
 
     fn live(&self, now: SystemTime) -> bool {
         !codec::is_expired(self.expires_at, now)
     }
+
+    /// Records a read at `now`.
+    fn touch(&self, now: SystemTime) {
+        self.last_access_ms
+            .fetch_max(unix_ms(now), Ordering::Relaxed);
+    }
+
+    fn last_access(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.last_access_ms.load(Ordering::Relaxed))
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Gives every entry the lifetime its own expiry says.
@@ -166,7 +187,10 @@ impl Cache for MemCache {
                 kind,
                 id: (*id).clone(),
             };
-            values.push(self.get_live(&key).await.map(|v| v.value.clone()));
+            values.push(self.get_live(&key).await.map(|v| {
+                v.touch(SystemTime::now());
+                v.value.clone()
+            }));
         }
         Ok(values)
     }
@@ -207,6 +231,7 @@ impl Cache for MemCache {
                     key,
                     size: v.value.len() as u64,
                     expires_at: v.expires_at,
+                    last_access: Some(v.last_access()),
                 },
                 value: (walk == Walk::Values).then(|| v.value.clone()),
             };
@@ -229,12 +254,23 @@ impl Cache for MemCache {
     }
 
     /// Removes every candidate (a rewrite racing with gc is not detected: it costs one
-    /// re-analysis, never wrong data), then lets moka apply the removals.
+    /// re-analysis, never wrong data), except an unused one read since it was judged;
+    /// then lets moka apply the removals.
     async fn remove_unchanged(&self, candidates: &[rules::GcCandidate]) -> Result<Vec<bool>> {
+        let mut removed = Vec::with_capacity(candidates.len());
         for c in candidates {
-            self.entries.invalidate(c.key()).await;
+            let read_since = c.verdict == rules::Verdict::Unused
+                && self
+                    .entries
+                    .get(c.key())
+                    .await
+                    .is_some_and(|v| Some(v.last_access()) > c.meta.last_access);
+            if !read_since {
+                self.entries.invalidate(c.key()).await;
+            }
+            removed.push(!read_since);
         }
         self.entries.run_pending_tasks().await;
-        Ok(vec![true; candidates.len()])
+        Ok(removed)
     }
 }

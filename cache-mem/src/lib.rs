@@ -15,6 +15,7 @@
 //! let cache = MemCache::new(&CacheOptions {
 //!     ttl: Some(Duration::from_secs(3600)),
 //!     max_size: Some(64 << 20),
+//!     ..CacheOptions::default()
 //! });
 //! let image: ArtifactId =
 //!     "sha256:a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1".parse()?;

@@ -4,11 +4,20 @@
 //! `cargo run --release -p cache-redis --example bench_redis -- [--quick]` (or
 //! `cargo xtask bench redis`)
 //!
-//! Starts its own `redis-server` on a free loopback port (killed at the end), then measures:
+//! Starts its own `redis-server`s on free loopback ports (killed at the end), then
+//! measures:
 //! - `put_blob` / `get_blob` of ~10 KB documents with 16 concurrent tasks, as a ratio to
 //!   `redis-benchmark -t set,get -d 10240 -c 16` (target: at least 0.5);
 //! - `missing_blobs` latency for 10, 100 and 1000 IDs, against the same lookups done with
-//!   one `GET` per ID.
+//!   one `GET` per ID;
+//! - on a 3-master Redis Cluster, in the same repetitions: `missing_blobs` for 1000 IDs
+//!   against one server (target: at most 2×) and `get_blob` with 16 tasks against one
+//!   server (target: at least 0.8×);
+//! - the unavailability a scanner loop (a warm rescan of 60 layers every 10 ms) sees
+//!   when a cluster master is killed, when a sentinel-managed master is killed, and
+//!   across `SENTINEL FAILOVER`: from its first failed rescan to its first good one;
+//! - the round trips of a warm rescan of 60 layers through a proxy that delays every
+//!   packet by 50 ms each way, on one server, a cluster and through a sentinel.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark binary: fail loudly.
 
@@ -23,7 +32,12 @@ use cache_core::{BlobId, Cache, CacheOptions, codec};
 use cache_redis::{RedisCache, RedisConfig};
 use cache_testkit::{
     bench::{Figure, Spread, time_async},
-    conformance::{blob_id, sample_blob},
+    conformance::{artifact_id, blob_id, sample_artifact, sample_blob},
+    proxy::DelayProxy,
+    redis::{
+        MASTER_NAME, RedisCluster, RedisServer, SentinelOptions, SentinelSetup, ServerOptions, Tls,
+        start_sentinel,
+    },
 };
 
 /// The allocator the `scancache` binary uses, so the figures are the binary's.
@@ -159,21 +173,24 @@ async fn main() {
     let rounds = if quick { 11 } else { 51 };
     let dir = tempfile::tempdir().unwrap();
     let (_server, port) = start_server(dir.path());
+    let cluster = RedisCluster::start(3, 0, Tls::Off);
 
-    let cache = Arc::new(
-        RedisCache::connect(
-            RedisConfig::new(format!("redis://127.0.0.1:{port}/0")),
-            &CacheOptions::default(),
+    let connect = |url: String| async move {
+        Arc::new(
+            RedisCache::connect(RedisConfig::new(url), &CacheOptions::default())
+                .await
+                .unwrap(),
         )
-        .await
-        .unwrap(),
-    );
+    };
+    let cache = connect(format!("redis://127.0.0.1:{port}/0")).await;
+    let clustered = connect(cluster.urls()).await;
     let doc = Arc::new(sample_blob(1, PACKAGES));
     let size = codec::encode(&*doc).len();
     let per_task = requests / TASKS;
     println!("document: {size} bytes; {TASKS} concurrent tasks; {requests} requests x {reps}");
 
     let (mut set, mut get, mut put, mut got) = (vec![], vec![], vec![], vec![]);
+    let (mut cluster_put, mut cluster_got) = (vec![], vec![]);
     // The same GETs through the redis crate itself (one multiplexed connection, no pool,
     // no decoding), to tell the client library's cost from ours.
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
@@ -186,26 +203,32 @@ async fn main() {
         let _ = Command::new("redis-cli")
             .args(["-p", &port.to_string(), "flushall"])
             .output();
-        let d = Arc::clone(&doc);
-        put.push(
-            throughput(&cache, per_task, move |c, n| {
-                let doc = Arc::clone(&d);
-                async move { c.put_blob(&blob_id(n), &doc).await.unwrap() }
-            })
-            .await,
-        );
-        got.push(
-            throughput(&cache, per_task, |c, n| async move {
-                assert!(c.get_blob(&blob_id(n)).await.unwrap().is_some());
-            })
-            .await,
-        );
+        cluster.flushall();
+        for (target, puts, gets) in [
+            (&cache, &mut put, &mut got),
+            (&clustered, &mut cluster_put, &mut cluster_got),
+        ] {
+            let d = Arc::clone(&doc);
+            puts.push(
+                throughput(target, per_task, move |c, n| {
+                    let doc = Arc::clone(&d);
+                    async move { c.put_blob(&blob_id(n), &doc).await.unwrap() }
+                })
+                .await,
+            );
+            gets.push(
+                throughput(target, per_task, |c, n| async move {
+                    assert!(c.get_blob(&blob_id(n)).await.unwrap().is_some());
+                })
+                .await,
+            );
+        }
         raw_get.push(raw_throughput(&raw, per_task).await);
     }
     Figure {
         name: "put_blob 10KB, 16 tasks",
         unit: "ops/s",
-        spread: Spread::of(put),
+        spread: Spread::of(put.clone()),
         baseline: Some(("redis-benchmark SET -d 10240 -c 16", Spread::of(set))),
         target: Some(">= 0.5"),
         note: Some("ours also JSON-encodes each document"),
@@ -233,8 +256,27 @@ async fn main() {
         note: Some("separates the client library's cost from pooling and JSON decoding"),
     }
     .report();
+    Figure {
+        name: "cluster get_blob 10KB, 16 tasks",
+        unit: "ops/s",
+        spread: Spread::of(cluster_got),
+        baseline: Some(("get_blob on one server, same run", Spread::of(got))),
+        target: Some(">= 0.8"),
+        note: Some("3 masters on the same 2 cores; each get goes to its key's master"),
+    }
+    .report();
+    Figure {
+        name: "cluster put_blob 10KB, 16 tasks",
+        unit: "ops/s",
+        spread: Spread::of(cluster_put),
+        baseline: Some(("put_blob on one server, same run", Spread::of(put))),
+        target: None,
+        note: None,
+    }
+    .report();
 
     let artifact = cache_core::ArtifactId::from(blob_id(u64::MAX).digest().clone());
+    let mut single_1000 = None;
     for n in [10usize, 100, 1000] {
         // Half of the IDs are stored (the first half of the benchmark's puts).
         let ids: Vec<BlobId> = (0..n as u64)
@@ -266,5 +308,269 @@ async fn main() {
             note: Some("one pipelined round trip of GETRANGE vs n round trips"),
         }
         .report();
+        if n == 1000 {
+            single_1000 = Some((ids, pipelined));
+        }
     }
+    let (ids, _) = single_1000.expect("measured");
+    // One server and the cluster in alternation, so that both see the same load.
+    let (mut single, mut on_cluster) = (Vec::new(), Vec::new());
+    for round in 0..=rounds {
+        let t = Instant::now();
+        cache.missing_blobs(&artifact, &ids).await.unwrap();
+        let one = t.elapsed().as_secs_f64() * 1e6;
+        let t = Instant::now();
+        let missing = clustered.missing_blobs(&artifact, &ids).await.unwrap();
+        let three = t.elapsed().as_secs_f64() * 1e6;
+        assert_eq!(missing.blobs.len(), 500);
+        if round > 0 {
+            single.push(one);
+            on_cluster.push(three);
+        }
+    }
+    let (single, on_cluster) = (Spread::of(single), Spread::of(on_cluster));
+    Figure {
+        name: "cluster missing_blobs 1000 IDs",
+        unit: "us/call",
+        spread: on_cluster,
+        baseline: Some((
+            "missing_blobs 1000 IDs on one server, measured in alternation",
+            single,
+        )),
+        target: Some("<= 2"),
+        note: Some("one pipeline per master, all three sent at once"),
+    }
+    .report();
+    drop(clustered);
+    drop(cluster);
+
+    unavailability().await;
+    round_trips().await;
+}
+
+/// A warm rescan of a 60-layer image, as `cache-scan` does it.
+async fn rescan(cache: &RedisCache, ids: &[BlobId]) -> cache_core::Result<()> {
+    let missing = cache.missing_blobs(&artifact_id(1), ids).await?;
+    assert!(
+        missing.blobs.is_empty(),
+        "{} layers lost",
+        missing.blobs.len()
+    );
+    cache.get_blobs(ids).await.map(drop)
+}
+
+/// Stores a 60-layer image; returns its layers.
+async fn image(cache: &RedisCache) -> Vec<BlobId> {
+    let ids: Vec<BlobId> = (0..60).map(blob_id).collect();
+    for id in &ids {
+        cache.put_blob(id, &sample_blob(1, 3)).await.unwrap();
+    }
+    cache
+        .put_artifact(&artifact_id(1), &sample_artifact(1))
+        .await
+        .unwrap();
+    ids
+}
+
+/// Runs warm rescans every 10 ms while `fail` runs on another thread, until one has
+/// failed and a later one succeeded, or until 3 s after `fail` returned without any
+/// failure; returns the milliseconds from the first failure to the first success after
+/// it (0 when none failed), and the number of failed rescans.
+async fn outage(cache: &RedisCache, ids: &[BlobId], fail: impl FnOnce() + Send) -> (f64, usize) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            fail();
+            done.store(true, std::sync::atomic::Ordering::Release);
+        });
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let start = Instant::now();
+                let mut first_failure = None;
+                let mut quiet_since: Option<Instant> = None;
+                let mut failures = 0;
+                loop {
+                    assert!(start.elapsed() < Duration::from_secs(60), "no recovery");
+                    match rescan(cache, ids).await {
+                        Ok(()) => {
+                            if let Some(at) = first_failure {
+                                let ms = Instant::now().duration_since(at).as_secs_f64() * 1e3;
+                                return (ms, failures);
+                            }
+                        }
+                        Err(_) => {
+                            failures += 1;
+                            first_failure.get_or_insert_with(Instant::now);
+                        }
+                    }
+                    if done.load(std::sync::atomic::Ordering::Acquire) && first_failure.is_none() {
+                        let since = *quiet_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() > Duration::from_secs(3) {
+                            return (0.0, 0);
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+        })
+    })
+}
+
+/// The unavailability a scanner loop sees across failovers.
+async fn unavailability() {
+    let report = |name: &str, ms: f64, failures: usize, note: &str| {
+        println!("{name}: {failures} failed rescans");
+        Figure {
+            name,
+            unit: "ms",
+            spread: Spread::of(vec![ms]),
+            baseline: None,
+            target: None,
+            note: Some(note),
+        }
+        .report();
+    };
+
+    let mut cluster = RedisCluster::start(3, 1, Tls::Off);
+    let cache = RedisCache::connect(RedisConfig::new(cluster.urls()), &CacheOptions::default())
+        .await
+        .unwrap();
+    let ids = image(&cache).await;
+    cluster.wait_for_replication(Duration::from_secs(10));
+    let master = cluster.node_mut(0);
+    let (ms, failures) = outage(&cache, &ids, || master.kill()).await;
+    report(
+        "cluster: a master killed",
+        ms,
+        failures,
+        "first failed to first good rescan; cluster-node-timeout 1000 ms",
+    );
+    drop(cluster);
+
+    let setup = SentinelSetup::start(SentinelOptions::default());
+    let cache = RedisCache::connect(RedisConfig::new(setup.url(0)), &CacheOptions::default())
+        .await
+        .unwrap();
+    let ids = image(&cache).await;
+    let (ms, failures) = outage(&cache, &ids, || {
+        setup.failover();
+    })
+    .await;
+    report(
+        "sentinel: SENTINEL FAILOVER",
+        ms,
+        failures,
+        "first failed to first good rescan (0 when none failed)",
+    );
+    drop(cache);
+    drop(setup);
+
+    // A setup of its own: the sentinels do not fail the same master over twice in a row.
+    let mut setup = SentinelSetup::start(SentinelOptions::default());
+    let cache = RedisCache::connect(RedisConfig::new(setup.url(0)), &CacheOptions::default())
+        .await
+        .unwrap();
+    let ids = image(&cache).await;
+    let old = setup.master_port();
+    let replica = setup.servers.iter().find(|s| s.port() != old).unwrap();
+    while replica.cli(&["EXISTS", &format!("fanal::blob::{}", blob_id(59))]) != "1" {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let master = setup.server_at(old);
+    let (ms, failures) = outage(&cache, &ids, || master.kill()).await;
+    report(
+        "sentinel: the master killed",
+        ms,
+        failures,
+        "first failed to first good rescan; down-after-milliseconds 1000",
+    );
+}
+
+/// Round trips of a warm rescan of 60 layers through a proxy delaying every packet.
+async fn round_trips() {
+    const DELAY: Duration = Duration::from_millis(50);
+    async fn measure(url: String) -> f64 {
+        let ids: Vec<BlobId> = (0..60).map(blob_id).collect();
+        let start = Instant::now();
+        let cache = RedisCache::connect(RedisConfig::new(url), &CacheOptions::default())
+            .await
+            .unwrap();
+        rescan(&cache, &ids).await.unwrap();
+        start.elapsed().as_secs_f64() / (2.0 * DELAY.as_secs_f64())
+    }
+    let report = |name: &str, trips: f64, target: &str| {
+        Figure {
+            name,
+            unit: "round trips",
+            spread: Spread::of(vec![trips]),
+            baseline: None,
+            target: Some(target),
+            note: Some("warm rescan of 60 layers (connect, missing_blobs, get_blobs) through a proxy delaying each packet 50 ms each way: elapsed / 100 ms"),
+        }
+        .report();
+    };
+
+    let server = RedisServer::start(ServerOptions::default());
+    let direct = RedisCache::connect(RedisConfig::new(server.url(1)), &CacheOptions::default())
+        .await
+        .unwrap();
+    image(&direct).await;
+    let proxy = DelayProxy::start(server.port(), DELAY);
+    let trips = measure(format!("redis://127.0.0.1:{}/1", proxy.port())).await;
+    report("round trips, warm rescan: one server", trips, "<= 3");
+
+    let sentinel = start_sentinel(
+        proxy.port(),
+        &SentinelOptions {
+            replicas: 0,
+            ..Default::default()
+        },
+        None,
+    );
+    let sentinel_proxy = DelayProxy::start(sentinel.port(), DELAY);
+    let url = format!(
+        "redis+sentinel://127.0.0.1:{}/{MASTER_NAME}/1",
+        sentinel_proxy.port()
+    );
+    report(
+        "round trips, warm rescan: sentinel",
+        measure(url).await,
+        "<= 4",
+    );
+
+    let cluster = RedisCluster::start(3, 0, Tls::Off);
+    let direct = RedisCache::connect(RedisConfig::new(cluster.urls()), &CacheOptions::default())
+        .await
+        .unwrap();
+    image(&direct).await;
+    let proxies: Vec<DelayProxy> = cluster
+        .nodes()
+        .iter()
+        .map(|n| DelayProxy::start(n.port(), DELAY))
+        .collect();
+    for (node, proxy) in cluster.nodes().iter().zip(&proxies) {
+        node.cli(&[
+            "CONFIG",
+            "SET",
+            "cluster-announce-port",
+            &proxy.port().to_string(),
+        ]);
+    }
+    while !cluster.nodes().iter().all(|n| {
+        let slots = n.cli(&["CLUSTER", "SLOTS"]);
+        proxies
+            .iter()
+            .all(|p| slots.contains(&p.port().to_string()))
+    }) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seeds: Vec<String> = proxies
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{}", p.port()))
+        .collect();
+    report(
+        "round trips, warm rescan: cluster",
+        measure(seeds.join(",")).await,
+        "<= 4",
+    );
 }

@@ -3,6 +3,7 @@
 use std::{
     collections::HashSet,
     fmt,
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
@@ -11,9 +12,15 @@ use cache_core::{
     ArtifactId, BlobId, Cache, CacheOptions, Digest, EntryKey, EntryKind, EntryMeta, Missing,
     RawEntry, Result, Visitor, Walk, Walked, codec, rules::GcCandidate,
 };
-use redis::Value;
+use futures_util::future::join;
+use redis::{Cmd, Value};
 
-use crate::{config::RedisConfig, pool::Redis};
+use crate::{
+    config::{Layout, LayoutKind, RedisConfig},
+    node::{CHECK_AFTER_IDLE, Node, Settings},
+    tls,
+    topology::Topology,
+};
 
 /// Keys per `SCAN` step, per `UNLINK` and per import pipeline.
 const BATCH: usize = 1000;
@@ -24,41 +31,69 @@ const ALL_KEYS: &str = "fanal::*";
 /// The script `gc` removes an entry with: only if it still holds the value judged.
 const UNLINK_IF_UNCHANGED: &str = include_str!("unlink_if_unchanged.lua");
 
-/// A scan cache in a Redis database, shared by every scanner that points at it.
+/// A scan cache in Redis — one server, a Redis Cluster, or a master found through Redis
+/// Sentinel — shared by every scanner that points at it.
 ///
 /// Cheap to share behind an `Arc`; every method is safe to call from many tasks at once.
 pub struct RedisCache {
-    redis: Redis,
+    topology: Topology,
+    location: String,
     options: CacheOptions,
 }
 
 impl fmt::Debug for RedisCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisCache")
-            .field("location", &self.redis.location)
+            .field("location", &self.location)
             .field("ttl", &self.options.ttl)
             .finish()
     }
 }
 
 impl RedisCache {
-    /// Connects to the server `config` names and checks that it answers (`PING`), so that
-    /// a wrong address, password, database or TLS setting is reported here.
+    /// Connects to what `config` names and checks that it answers, so that a wrong
+    /// address, password, database or TLS setting is reported here: one server (its
+    /// handshake, one round trip), a cluster (a seed node's handshake with its slot map,
+    /// then every master at once: two) or sentinels (a sentinel's handshake with its
+    /// answer, then the master's with its `ROLE`: two).
     ///
     /// `options.ttl` applies to every put; `options.max_size` is ignored (bound the
     /// server's memory with its own `maxmemory` instead).
     pub async fn connect(config: RedisConfig, options: &CacheOptions) -> Result<RedisCache> {
-        let redis = Redis::new(&config)?;
-        let _: String = redis.cmd("cannot connect", &redis::cmd("PING")).await?;
-        tracing::debug!(backend = %redis.location, "connected to Redis");
+        let layout = Layout::new(&config)?;
+        let any_tls = layout.tls
+            || match &layout.kind {
+                LayoutKind::Single(_) => false,
+                LayoutKind::Cluster { seeds, .. } => seeds.iter().any(|t| t.tls),
+                LayoutKind::Sentinel { sentinels, .. } => sentinels.iter().any(|t| t.tls),
+            };
+        let certificates = if any_tls { tls::load(&config)? } else { None };
+        if any_tls {
+            // rustls needs a process-wide crypto provider; install ring unless the program
+            // already chose one (then this is a no-op).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let location = layout.location.clone();
+        let settings = Arc::new(Settings {
+            pool_size: config.pool_size,
+            connect_timeout: config.connect_timeout,
+            command_timeout: config.command_timeout,
+            check_after_idle: CHECK_AFTER_IDLE,
+            certificates,
+            backend: location.clone(),
+            redactor: layout.redactor.clone(),
+        });
+        let topology = Topology::connect(layout, settings).await?;
+        tracing::debug!(backend = %location, "connected to Redis");
         Ok(RedisCache {
-            redis,
+            topology,
+            location,
             options: options.clone(),
         })
     }
 
     /// For `gc`: unlinks each candidate whose value is still the one judged, in one
-    /// pipeline of single-key script calls, and says per candidate whether it did. Where
+    /// batch of single-key script calls, and says per candidate whether it did. Where
     /// the server does not allow scripts (an ACL without `EVAL`, the command renamed
     /// away), unlinks them unconditionally: a value rewritten meanwhile is then lost, and
     /// re-analysed by the next scan that needs it. `scripts` starts true and turns false,
@@ -73,62 +108,111 @@ impl RedisCache {
             .map(|c| key(c.key().kind, c.key().id.as_str()))
             .collect();
         if *scripts {
-            let mut pipe = redis::pipe();
+            let mut batch = self.topology.batch(keys.len());
             for (key, c) in keys.iter().zip(stale) {
-                pipe.cmd("EVAL")
-                    .arg(UNLINK_IF_UNCHANGED)
+                let mut cmd = redis::cmd("EVAL");
+                cmd.arg(UNLINK_IF_UNCHANGED)
                     .arg(1)
                     .arg(key)
                     .arg(hex::encode(c.sha1));
+                batch.push(key.as_bytes(), cmd);
             }
-            match self.redis.pipe_or_refusal("gc", &pipe).await? {
-                Ok(removed) => return Ok(removed),
-                Err(e) if refuses_scripts(&e) => {
+            let answers = self.topology.run("gc", batch).await?;
+            match first_refusal(&answers) {
+                None => return self.counts("gc", &answers),
+                Some(code) => {
                     tracing::warn!(
-                        backend = %self.redis.location,
-                        "gc: the server refuses scripts ({}); removing stale entries \
+                        backend = %self.location,
+                        "gc: the server refuses scripts ({code}); removing stale entries \
                          without checking that no scanner rewrote them meanwhile",
-                        e.code().unwrap_or("error")
                     );
                     *scripts = false;
                 }
-                Err(e) => return Err(self.redis.error("gc", &e)),
             }
         }
-        let mut pipe = redis::pipe();
+        let mut batch = self.topology.batch(keys.len());
         for key in &keys {
-            pipe.cmd("UNLINK").arg(key);
+            batch.push(key.as_bytes(), redis::cmd("UNLINK").arg(key).clone());
         }
-        self.redis.pipe("gc", &pipe).await
+        let answers = self.topology.run("gc", batch).await?;
+        self.counts("gc", &answers)
     }
 
-    /// Unlinks keys in batches, all in one pipeline, and returns how many existed.
+    /// Integer answers (counts), or the first failure.
+    fn counts(&self, what: &str, answers: &[Value]) -> Result<Vec<u64>> {
+        self.check(what, answers)?;
+        Ok(answers
+            .iter()
+            .map(|v| match v {
+                Value::Int(n) => u64::try_from(*n).unwrap_or(0),
+                _ => 0,
+            })
+            .collect())
+    }
+
+    /// The first failed command among `answers`, as an error.
+    fn check(&self, what: &str, answers: &[Value]) -> Result<()> {
+        match self.topology.report().failure(what, answers) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Unlinks keys in batches (per hash slot on a cluster), all sent together, and
+    /// returns how many existed.
     async fn unlink(&self, keys: &[String]) -> Result<u64> {
         if keys.is_empty() {
             return Ok(0);
         }
-        let mut pipe = redis::pipe();
-        for chunk in keys.chunks(BATCH) {
-            pipe.cmd("UNLINK").arg(chunk);
+        let groups = self.topology.groups(keys);
+        let mut batch = self.topology.batch(groups.len());
+        for group in &groups {
+            for chunk in group.chunks(BATCH) {
+                let mut cmd = redis::cmd("UNLINK");
+                for &i in chunk {
+                    cmd.arg(&keys[i]);
+                }
+                batch.push(keys[chunk[0]].as_bytes(), cmd);
+            }
         }
-        let counts: Vec<u64> = self.redis.pipe("UNLINK", &pipe).await?;
-        Ok(counts.iter().sum())
+        let answers = self.topology.run("UNLINK", batch).await?;
+        Ok(self.counts("UNLINK", &answers)?.iter().sum())
     }
 
     /// Walks the stored entries of one kind or both, a `SCAN` batch at a time, each key
-    /// once.
-    fn scan(&self, kind: Option<EntryKind>) -> Scan<'_> {
-        Scan {
-            redis: &self.redis,
+    /// once, over every master.
+    async fn scan(&self, kind: Option<EntryKind>) -> Result<Scan<'_>> {
+        Ok(Scan {
+            cache: self,
+            masters: self.topology.masters().await?,
+            index: 0,
             pattern: match kind {
                 None => ALL_KEYS,
                 Some(EntryKind::Artifact) => "fanal::artifact::*",
                 Some(EntryKind::Blob) => "fanal::blob::*",
             },
             cursor: 0,
-            done: false,
             seen: HashSet::new(),
-        }
+        })
+    }
+
+    /// One `SCAN` step on `node`: the next cursor and the keys.
+    async fn scan_step(
+        &self,
+        node: &Node,
+        cursor: u64,
+        pattern: &str,
+    ) -> Result<(u64, Vec<Vec<u8>>)> {
+        let answers = self
+            .topology
+            .run_on(node, "SCAN", vec![scan_cmd(cursor, pattern)])
+            .await?;
+        self.check("SCAN", &answers)?;
+        parse_scan(answers.into_iter().next()).ok_or_else(|| {
+            self.topology
+                .report()
+                .backend_error("SCAN: unexpected answer".into())
+        })
     }
 }
 
@@ -139,7 +223,7 @@ impl Cache for RedisCache {
     }
 
     fn location(&self) -> String {
-        self.redis.location.clone()
+        self.location.clone()
     }
 
     /// `options.max_size` is not applied: bound the server's memory with its own
@@ -148,22 +232,31 @@ impl Cache for RedisCache {
         &self.options
     }
 
-    /// One pipeline of `GETRANGE key 0 N`, one per entry: a single round trip that moves
-    /// at most `N + 1` bytes per entry, judged by `probe_is_current` (below).
+    /// One `GETRANGE key 0 N` per entry, the artifact's among them, sent as one batch: a
+    /// single round trip (one pipeline per master on a cluster, all at once) that moves
+    /// at most `N + 1` bytes per entry, judged by `probe_is_current` (below). A key holding
+    /// another type counts as missing.
     async fn missing_blobs(&self, artifact: &ArtifactId, blobs: &[BlobId]) -> Result<Missing> {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
+        let mut batch = self.topology.batch(blobs.len() + 1);
+        let ends = [EntryKind::Artifact, EntryKind::Blob].map(|k| canonical_prefix(k).len());
         let mut probe = |kind: EntryKind, id: &str| {
-            pipe.cmd("GETRANGE")
-                .arg(key(kind, id))
-                .arg(0)
-                .arg(canonical_prefix(kind).len());
+            let key = key(kind, id);
+            let end = ends[usize::from(kind == EntryKind::Blob)];
+            let mut cmd = redis::cmd("GETRANGE");
+            cmd.arg(&key).arg(0).arg(end);
+            batch.push(key.as_bytes(), cmd);
         };
         probe(EntryKind::Artifact, artifact.as_str());
         for id in blobs {
             probe(EntryKind::Blob, id.as_str());
         }
-        let heads: Vec<Value> = self.redis.pipe("missing_blobs", &pipe).await?;
+        let heads = self.topology.run("missing_blobs", batch).await?;
+        let failed: Vec<Value> = heads
+            .iter()
+            .filter(|v| matches!(v, Value::ServerError(e) if e.code() != "WRONGTYPE"))
+            .cloned()
+            .collect();
+        self.check("missing_blobs", &failed)?;
         let current = |kind, v: Option<&Value>| {
             v.and_then(bytes_of)
                 .is_some_and(|head| probe_is_current(kind, head))
@@ -186,16 +279,54 @@ impl Cache for RedisCache {
         Ok(missing)
     }
 
-    /// One `MGET`: one round trip.
+    /// One `MGET` (one per hash slot on a cluster, in one batch): one round trip. With a
+    /// TTL and `ttl_refresh`, one batch of `GETEX key PX <ttl>` instead, so that every hit
+    /// pushes the entry's expiry to now + TTL.
     async fn read(&self, kind: EntryKind, ids: &[&Digest]) -> Result<Vec<Option<Vec<u8>>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = ids.iter().map(|id| key(kind, id.as_str())).collect();
-        let values: Vec<Option<Vec<u8>>> = self
-            .redis
-            .cmd("MGET", redis::cmd("MGET").arg(&keys))
-            .await?;
+        if let Some(ttl) = self.options.ttl.filter(|_| self.options.ttl_refresh) {
+            let mut batch = self.topology.batch(keys.len());
+            for k in &keys {
+                let mut cmd = redis::cmd("GETEX");
+                cmd.arg(k).arg("PX").arg(millis(ttl));
+                batch.push(k.as_bytes(), cmd);
+            }
+            let answers = self.topology.run("GETEX", batch).await?;
+            self.check("GETEX", &answers)?;
+            let values: Vec<Option<Vec<u8>>> = answers.into_iter().map(into_bytes).collect();
+            tracing::debug!(
+                keys = keys.len(),
+                hits = values.iter().flatten().count(),
+                "redis read (GETEX)"
+            );
+            return Ok(values);
+        }
+        let groups = self.topology.groups(&keys);
+        let mut batch = self.topology.batch(groups.len());
+        for group in &groups {
+            let mut cmd = redis::cmd("MGET");
+            for &i in group {
+                cmd.arg(&keys[i]);
+            }
+            batch.push(keys[group[0]].as_bytes(), cmd);
+        }
+        let answers = self.topology.run("MGET", batch).await?;
+        self.check("MGET", &answers)?;
+        let mut values: Vec<Option<Vec<u8>>> = vec![None; keys.len()];
+        for (group, answer) in groups.iter().zip(answers) {
+            let Value::Array(items) = answer else {
+                return Err(self
+                    .topology
+                    .report()
+                    .backend_error(format!("MGET: unexpected answer {answer:?}")));
+            };
+            for (&i, item) in group.iter().zip(items) {
+                values[i] = into_bytes(item);
+            }
+        }
         tracing::debug!(
             keys = keys.len(),
             hits = values.iter().flatten().count(),
@@ -205,31 +336,28 @@ impl Cache for RedisCache {
     }
 
     /// One `SET … [PX <remaining>]` per entry: a single command for one entry (which
-    /// shares a multiplexed connection with concurrent commands), pipelines of `BATCH`
+    /// shares a multiplexed connection with concurrent commands), batches of `BATCH`
     /// (1000) for more.
     async fn write(&self, entries: &[RawEntry]) -> Result<()> {
         let now = SystemTime::now();
-        let set = |cmd: &mut redis::Cmd, e: &RawEntry| {
-            cmd.arg(key(e.key.kind, e.key.id.as_str())).arg(&e.value);
-            if let Some(at) = e.expires_at {
-                cmd.arg("PX")
-                    .arg(millis(at.duration_since(now).unwrap_or_default()));
-            }
-        };
-        if let [e] = entries {
-            let mut cmd = redis::cmd("SET");
-            set(&mut cmd, e);
-            let what = format!("SET {}", key(e.key.kind, e.key.id.as_str()));
-            return self.redis.cmd::<()>(&what, &cmd).await;
-        }
         for chunk in entries.chunks(BATCH) {
-            let mut pipe = redis::pipe();
+            let mut batch = self.topology.batch(chunk.len());
             for e in chunk {
+                let key = key(e.key.kind, e.key.id.as_str());
                 let mut cmd = redis::cmd("SET");
-                set(&mut cmd, e);
-                pipe.add_command(cmd).ignore();
+                cmd.arg(&key).arg(&e.value);
+                if let Some(at) = e.expires_at {
+                    cmd.arg("PX")
+                        .arg(millis(at.duration_since(now).unwrap_or_default()));
+                }
+                batch.push(key.as_bytes(), cmd);
             }
-            self.redis.pipe::<()>("SET", &pipe).await?;
+            let what = match chunk {
+                [e] => format!("SET {}", key(e.key.kind, e.key.id.as_str())),
+                _ => "SET".to_owned(),
+            };
+            let answers = self.topology.run(&what, batch).await?;
+            self.check(&what, &answers)?;
         }
         Ok(())
     }
@@ -239,15 +367,15 @@ impl Cache for RedisCache {
         self.unlink(&keys).await
     }
 
-    /// Per `SCAN` batch, one pipeline of `STRLEN` (or `GET`) and `PTTL` per key. Redis
-    /// drops expired keys by itself, so the walk never sees one.
+    /// Per `SCAN` batch (on every master), one batch of `STRLEN` (or `GET`) and `PTTL`
+    /// per key. Redis drops expired keys by itself, so the walk never sees one.
     async fn walk(
         &self,
         kind: Option<EntryKind>,
         walk: Walk,
         visit: Visitor<'_, Walked>,
     ) -> Result<()> {
-        let mut scan = self.scan(kind);
+        let mut scan = self.scan(kind).await?;
         while let Some(batch) = scan.next().await? {
             for walked in self.fetch(&batch, walk).await? {
                 if visit(walked).is_break() {
@@ -258,47 +386,45 @@ impl Cache for RedisCache {
         Ok(())
     }
 
-    /// `SCAN MATCH fanal::*` and `UNLINK` in batches, each `UNLINK` sent in the same
-    /// pipeline as the next `SCAN` step. Never `FLUSHDB`: other keys in the database stay.
+    /// `SCAN MATCH fanal::*` on every master and `UNLINK` in batches (per hash slot on a
+    /// cluster), each `UNLINK` sent together with the next `SCAN` step. Never `FLUSHDB`:
+    /// other keys in the database stay.
     async fn clear(&self) -> Result<()> {
-        let mut cursor: u64 = 0;
-        let mut pending: Vec<Vec<u8>> = Vec::new();
         let mut removed: usize = 0;
-        loop {
-            let mut pipe = redis::pipe();
-            if !pending.is_empty() {
-                pipe.cmd("UNLINK").arg(&pending).ignore();
+        for node in self.topology.masters().await? {
+            let mut cursor: u64 = 0;
+            let mut pending: Vec<String> = Vec::new();
+            loop {
                 removed += pending.len();
+                let (step, unlinked) = join(
+                    self.scan_step(&node, cursor, ALL_KEYS),
+                    self.unlink(&pending),
+                )
+                .await;
+                unlinked?;
+                let (next, keys) = step?;
+                pending = keys
+                    .into_iter()
+                    .filter_map(|k| String::from_utf8(k).ok())
+                    .collect();
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
             }
-            pipe.cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(ALL_KEYS)
-                .arg("COUNT")
-                .arg(BATCH);
-            let ((next, keys),): ((u64, Vec<Vec<u8>>),) = self.redis.pipe("clear", &pipe).await?;
-            pending = keys;
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
-        if !pending.is_empty() {
             removed += pending.len();
-            self.redis
-                .cmd::<()>("clear", redis::cmd("UNLINK").arg(&pending))
-                .await?;
+            self.unlink(&pending).await?;
         }
-        tracing::debug!(backend = %self.redis.location, removed, "redis clear");
+        tracing::debug!(backend = %self.location, removed, "redis clear");
         Ok(())
     }
 
     async fn close(&self) -> Result<()> {
-        self.redis.close();
+        self.topology.close();
         Ok(())
     }
 
-    /// A script per candidate, in pipelines of `BATCH` (1000), that unlinks the key only if
+    /// A script per candidate, in batches of `BATCH` (1000), that unlinks the key only if
     /// its value still has the SHA-1 gc judged, so an entry a scanner rewrites meanwhile
     /// stays. Where scripts are refused, removes them without that check (a rewrite then
     /// costs one re-analysis later; no wrong data is ever served).
@@ -314,27 +440,33 @@ impl Cache for RedisCache {
 }
 
 impl RedisCache {
-    /// Size, expiry and (for [`Walk::Values`]) value of a batch of keys, in one pipeline;
+    /// Size, expiry and (for [`Walk::Values`]) value of a batch of keys, in one batch;
     /// keys that vanished or do not hold strings are left out.
-    async fn fetch(&self, batch: &[(String, EntryKey)], walk: Walk) -> Result<Vec<Walked>> {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
+    async fn fetch(&self, keys: &[(String, EntryKey)], walk: Walk) -> Result<Vec<Walked>> {
+        let mut batch = self.topology.batch(keys.len() * 2);
         let read = if walk == Walk::Values {
             "GET"
         } else {
             "STRLEN"
         };
-        for (k, _) in batch {
-            pipe.cmd(read).arg(k).cmd("PTTL").arg(k);
+        for (k, _) in keys {
+            batch.push(k.as_bytes(), redis::cmd(read).arg(k).clone());
+            batch.push(k.as_bytes(), redis::cmd("PTTL").arg(k).clone());
         }
         let what = if walk == Walk::Values {
             "export"
         } else {
             "list"
         };
-        let replies: Vec<Value> = self.redis.pipe(what, &pipe).await?;
+        let replies = self.topology.run(what, batch).await?;
+        let failed: Vec<Value> = replies
+            .iter()
+            .filter(|v| matches!(v, Value::ServerError(e) if e.code() != "WRONGTYPE"))
+            .cloned()
+            .collect();
+        self.check(what, &failed)?;
         let now = SystemTime::now();
-        Ok(batch
+        Ok(keys
             .iter()
             .zip(replies.chunks(2))
             .filter_map(|((_, entry), pair)| {
@@ -355,6 +487,9 @@ impl RedisCache {
                         key: entry.clone(),
                         size,
                         expires_at,
+                        // Redis cannot tell without resetting it: `OBJECT IDLETIME` is
+                        // reset by the `GET`/`STRLEN` of every walk (docs/limits.md).
+                        last_access: None,
                     },
                     value,
                 })
@@ -363,16 +498,19 @@ impl RedisCache {
     }
 }
 
-/// A `SCAN` walk over the keys of a pattern. Redis may return a key more than once (when
-/// it resizes its table mid-walk); keys seen before are dropped so that counts are exact.
-/// The set of seen entries costs about 40–70 bytes per entry: the one part of an admin
-/// walk whose memory grows with the cache (about 0.4–0.7 GB for 10 million entries).
-/// Keys that are not `fanal::artifact::<digest>` or `fanal::blob::<digest>` are skipped.
+/// A `SCAN` walk over the keys of a pattern on every master, one after another. Redis
+/// may return a key more than once (when it resizes its table mid-walk, or a cluster
+/// migrates a slot); keys seen before are dropped so that counts are exact. The set of
+/// seen entries costs about 40–70 bytes per entry: the one part of an admin walk whose
+/// memory grows with the cache (about 0.4–0.7 GB for 10 million entries). Keys that are
+/// not `fanal::artifact::<digest>` or `fanal::blob::<digest>` are skipped.
 struct Scan<'a> {
-    redis: &'a Redis,
+    cache: &'a RedisCache,
+    masters: Vec<Arc<Node>>,
+    /// The master being walked.
+    index: usize,
     pattern: &'static str,
     cursor: u64,
-    done: bool,
     /// Every entry returned so far (`SCAN` may return a key twice), as its kind and the
     /// digest's 32 bytes: about a third of the memory of the keys themselves.
     seen: HashSet<(EntryKind, [u8; 32])>,
@@ -381,21 +519,15 @@ struct Scan<'a> {
 impl Scan<'_> {
     /// The next non-empty batch of (Redis key, entry key), or `None` at the end.
     async fn next(&mut self) -> Result<Option<Vec<(String, EntryKey)>>> {
-        while !self.done {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self
-                .redis
-                .cmd(
-                    "SCAN",
-                    redis::cmd("SCAN")
-                        .arg(self.cursor)
-                        .arg("MATCH")
-                        .arg(self.pattern)
-                        .arg("COUNT")
-                        .arg(BATCH),
-                )
+        while let Some(node) = self.masters.get(self.index) {
+            let (next, keys) = self
+                .cache
+                .scan_step(node, self.cursor, self.pattern)
                 .await?;
             self.cursor = next;
-            self.done = next == 0;
+            if next == 0 {
+                self.index += 1;
+            }
             let batch: Vec<(String, EntryKey)> = keys
                 .into_iter()
                 .filter_map(|k| {
@@ -414,19 +546,54 @@ impl Scan<'_> {
     }
 }
 
-/// True when the server refused a script for lack of permission or of the command. A
-/// pipeline's error carries each failed command's answer; the first one tells.
-fn refuses_scripts(e: &redis::RedisError) -> bool {
-    let Some(answers) = e.clone().into_server_errors() else {
-        return false;
+/// `SCAN cursor MATCH pattern COUNT BATCH`.
+fn scan_cmd(cursor: u64, pattern: &str) -> Cmd {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(BATCH)
+        .clone()
+}
+
+/// The cursor and keys of a `SCAN` answer.
+fn parse_scan(answer: Option<Value>) -> Option<(u64, Vec<Vec<u8>>)> {
+    let Some(Value::Array(parts)) = answer else {
+        return None;
     };
-    answers.first().is_some_and(|(_, answer)| {
-        answer.code() == "NOPERM"
-            || (answer.code() == "ERR"
-                && answer
-                    .details()
-                    .is_some_and(|d| d.starts_with("unknown command")))
-    })
+    let mut parts = parts.into_iter();
+    let cursor = match parts.next()? {
+        Value::BulkString(b) => std::str::from_utf8(&b).ok()?.parse().ok()?,
+        Value::SimpleString(s) => s.parse().ok()?,
+        Value::Int(n) => u64::try_from(n).ok()?,
+        _ => return None,
+    };
+    let Value::Array(keys) = parts.next()? else {
+        return None;
+    };
+    let keys = keys
+        .into_iter()
+        .filter_map(|k| match k {
+            Value::BulkString(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    Some((cursor, keys))
+}
+
+/// The code of the first answer that refuses a script for lack of permission or of the
+/// command (`NOPERM`, or `ERR unknown command`), if the first failed answer is one.
+fn first_refusal(answers: &[Value]) -> Option<String> {
+    let e = answers.iter().find_map(|v| match v {
+        Value::ServerError(e) => Some(e),
+        _ => None,
+    })?;
+    let refused = e.code() == "NOPERM"
+        || (e.code() == "ERR"
+            && e.details()
+                .is_some_and(|d| d.starts_with("unknown command")));
+    refused.then(|| e.code().to_owned())
 }
 
 /// The Redis key of an entry: `fanal::artifact::<id>` or `fanal::blob::<id>`, as the
@@ -480,6 +647,15 @@ fn expiry(pttl: &Value, now: SystemTime) -> Option<Option<SystemTime>> {
     match pttl {
         Value::Int(-1) => Some(None),
         Value::Int(ms) if *ms >= 0 => Some(Some(now + Duration::from_millis(ms.unsigned_abs()))),
+        _ => None,
+    }
+}
+
+/// The bytes of a string answer, moved out; `None` for a nil (a missing key).
+fn into_bytes(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
         _ => None,
     }
 }

@@ -1,35 +1,54 @@
-//! [`RedisConfig`], and turning its URL into a connection target with clear errors.
+//! [`RedisConfig`], and turning it into a [`Layout`]: the servers to reach (one, a
+//! cluster's seed nodes, or sentinels), each as a checked connection target, with clear
+//! errors that never hold a password.
 
 use std::{fmt, path::PathBuf, time::Duration};
 
-use cache_core::{Error, Result, Setting, mask_url};
+use cache_core::{Error, RedisTopology, Result, Setting, mask_url};
 use redis::IntoConnectionInfo;
 
 /// The URL forms accepted, quoted in errors.
 const URL_FORMS: &str = "use redis://[user:password@]host[:port][/db] or rediss://… (TLS)";
 
-/// How to reach a Redis server.
+/// How to reach Redis: one server, a Redis Cluster, or a master found through Redis
+/// Sentinel.
 ///
 /// Only [`RedisConfig::url`] is required; [`RedisConfig::new`] fills in the defaults. The
-/// `Debug` output masks any password in the URL.
+/// `Debug` output masks every password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host[:port][/db]`, or `rediss://…` for TLS. A user name
-    /// selects an ACL user; a password alone authenticates as the default user.
+    /// One of:
+    /// - `redis://[user:password@]host[:port][/db]`, or `rediss://…` for TLS: one server.
+    ///   A user name selects an ACL user; a password alone authenticates as the default
+    ///   user.
+    /// - `redis://h1:7000,redis://h2:7001,…` (all `rediss://` for TLS): a Redis Cluster,
+    ///   any reachable node being enough to discover the rest; database 0 only, one set
+    ///   of credentials for every node.
+    /// - `redis+sentinel://[user:password@]s1:26379,s2:26379/MASTER[/db]` (or
+    ///   `rediss+sentinel://…`, TLS to the sentinels): the master the sentinels know as
+    ///   `MASTER`; the credentials and database are the data nodes'. `redis://` URLs
+    ///   with [`RedisConfig::master_name`] set name sentinels too.
     pub url: String,
-    /// Use TLS even with a `redis://` URL, verifying the server against the system roots
-    /// (or [`RedisConfig::ca`]). TLS is also on whenever the URL is `rediss://` or a CA,
-    /// client certificate or key is given.
+    /// The name of the master to ask the sentinels for; makes the URLs sentinels. A name
+    /// in a `redis+sentinel://` URL must agree with it.
+    pub master_name: Option<String>,
+    /// The sentinels' password, where it differs from the data nodes' (which the URL
+    /// gives).
+    pub sentinel_password: Option<String>,
+    /// Use TLS to the data nodes even with `redis://` URLs, verifying them against the
+    /// system roots (or [`RedisConfig::ca`]). TLS to the data nodes is also on whenever
+    /// the URLs are `rediss://` or a CA, client certificate or key is given. (TLS to
+    /// sentinels follows their URL's scheme and uses the same files.)
     pub tls: bool,
-    /// A PEM file of CA certificates: the server is verified against these instead of the
+    /// A PEM file of CA certificates: servers are verified against these instead of the
     /// system roots.
     pub ca: Option<PathBuf>,
     /// A PEM client certificate (chain) for mutual TLS; needs [`RedisConfig::key`].
     pub cert: Option<PathBuf>,
     /// The PEM private key of [`RedisConfig::cert`].
     pub key: Option<PathBuf>,
-    /// Most connections kept open at once. Each connection is multiplexed, so a few are
-    /// enough for many concurrent tasks.
+    /// Most connections kept open at once to each server. Each connection is
+    /// multiplexed, so a few are enough for many concurrent tasks.
     pub pool_size: usize,
     /// Longest time to establish a connection (TCP, TLS handshake, authentication).
     pub connect_timeout: Duration,
@@ -50,6 +69,8 @@ impl RedisConfig {
     pub fn new(url: impl Into<String>) -> Self {
         RedisConfig {
             url: url.into(),
+            master_name: None,
+            sentinel_password: None,
             tls: false,
             ca: None,
             cert: None,
@@ -60,21 +81,25 @@ impl RedisConfig {
         }
     }
 
-    /// Checks the URL's syntax without connecting, so front ends can report a malformed
-    /// URL as a usage error before doing anything. [`RedisCache::connect`] checks it too.
+    /// Checks the URLs' syntax and layout without connecting, so front ends can report
+    /// a malformed one as a usage error before doing anything. [`RedisCache::connect`]
+    /// checks them too.
     ///
     /// [`RedisCache::connect`]: crate::RedisCache::connect
     pub fn validate(&self) -> cache_core::Result<()> {
-        parse_url(&self.url).map(|_| ())
+        Layout::new(self).map(drop)
     }
 
-    /// True when connections use TLS.
+    /// True when connections to the data nodes use TLS.
     pub fn uses_tls(&self) -> bool {
-        self.tls
-            || self.ca.is_some()
-            || self.cert.is_some()
-            || self.key.is_some()
-            || self.url.trim_start().starts_with("rediss://")
+        match Layout::new(self) {
+            Ok(layout) => layout.tls,
+            Err(_) => self.tls_files_or_flag() || self.url.trim_start().starts_with("rediss://"),
+        }
+    }
+
+    fn tls_files_or_flag(&self) -> bool {
+        self.tls || self.ca.is_some() || self.cert.is_some() || self.key.is_some()
     }
 }
 
@@ -82,6 +107,11 @@ impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
             .field("url", &mask_url(&self.url))
+            .field("master_name", &self.master_name)
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "****"),
+            )
             .field("tls", &self.tls)
             .field("ca", &self.ca)
             .field("cert", &self.cert)
@@ -90,6 +120,171 @@ impl fmt::Debug for RedisConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .finish()
+    }
+}
+
+/// A configuration checked and laid out: the servers to reach first, and how to talk
+/// about them.
+pub(crate) struct Layout {
+    /// The backend string with every password masked.
+    pub(crate) location: String,
+    /// Scrubs every secret of the configuration from messages.
+    pub(crate) redactor: Redactor,
+    /// True when connections to the data nodes use TLS.
+    pub(crate) tls: bool,
+    /// The topology and its first servers.
+    pub(crate) kind: LayoutKind,
+}
+
+/// The servers a topology starts from.
+pub(crate) enum LayoutKind {
+    /// One server.
+    Single(Box<Target>),
+    /// Seed nodes of a cluster, and how to reach the nodes they tell of.
+    Cluster {
+        /// The nodes given.
+        seeds: Vec<Target>,
+        /// For every node found in the cluster's slot map.
+        nodes: NodeTemplate,
+    },
+    /// Sentinels, the master's name, and how to reach the master they name.
+    Sentinel {
+        /// The sentinels given.
+        sentinels: Vec<Target>,
+        /// The master's name.
+        master_name: String,
+        /// For the master a sentinel names.
+        master: NodeTemplate,
+    },
+}
+
+/// How to reach a data node known only by its address (a cluster node from the slot
+/// map, a master a sentinel names): with the configuration's scheme, credentials and
+/// database.
+#[derive(Clone)]
+pub(crate) struct NodeTemplate {
+    scheme: &'static str,
+    userinfo: Option<String>,
+    db: u32,
+}
+
+impl NodeTemplate {
+    /// The target of the data node at `host:port`.
+    pub(crate) fn target(&self, host: &str, port: u16) -> Result<Target> {
+        let auth = self
+            .userinfo
+            .as_deref()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        parse_url(&format!(
+            "{}://{auth}{}:{port}/{}",
+            self.scheme,
+            bracketed(host),
+            self.db
+        ))
+    }
+}
+
+/// `host`, in brackets if it is an IPv6 address.
+pub(crate) fn bracketed(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+impl Layout {
+    /// Reads the topology from the URL (see [`RedisTopology::parse`]) and checks every
+    /// URL in it.
+    pub(crate) fn new(config: &RedisConfig) -> Result<Layout> {
+        let url = config.url.trim();
+        let topology = RedisTopology::parse(url, config.master_name.as_deref())?;
+        let location = mask_url(url);
+        let mut redactor = Redactor::default();
+        let flags = config.tls_files_or_flag();
+        let scheme = |tls: bool| if tls { "rediss" } else { "redis" };
+        let auth = |userinfo: &Option<String>| {
+            userinfo
+                .as_deref()
+                .map(|u| format!("{u}@"))
+                .unwrap_or_default()
+        };
+        let layout = match topology {
+            RedisTopology::Single { url } => {
+                let target = parse_url(&url)?;
+                redactor.merge(&target.redactor);
+                Layout {
+                    location,
+                    tls: target.tls || flags,
+                    redactor,
+                    kind: LayoutKind::Single(Box::new(target)),
+                }
+            }
+            RedisTopology::Cluster(spec) => {
+                let mut seeds = Vec::with_capacity(spec.nodes.len());
+                for node in &spec.nodes {
+                    let target = parse_url(&format!(
+                        "{}://{}{node}",
+                        scheme(spec.tls),
+                        auth(&spec.userinfo)
+                    ))?;
+                    redactor.merge(&target.redactor);
+                    seeds.push(target);
+                }
+                Layout {
+                    location,
+                    tls: spec.tls || flags,
+                    redactor,
+                    kind: LayoutKind::Cluster {
+                        seeds,
+                        nodes: NodeTemplate {
+                            scheme: scheme(spec.tls),
+                            userinfo: spec.userinfo,
+                            db: 0,
+                        },
+                    },
+                }
+            }
+            RedisTopology::Sentinel(spec) => {
+                let master = NodeTemplate {
+                    scheme: scheme(flags),
+                    userinfo: spec.userinfo.clone(),
+                    db: spec.db,
+                };
+                // Checks the data nodes' credentials now, not when a sentinel answers.
+                let probe = master.target("master", 6379)?;
+                redactor.merge(&probe.redactor);
+                let password = config
+                    .sentinel_password
+                    .as_deref()
+                    .filter(|p| !p.is_empty());
+                if let Some(pw) = password {
+                    redactor.add(pw);
+                }
+                let mut sentinels = Vec::with_capacity(spec.sentinels.len());
+                for addr in &spec.sentinels {
+                    let mut target = parse_url(&format!("{}://{addr}", scheme(spec.tls)))?;
+                    if let Some(pw) = password {
+                        target.info = target.info.clone().set_redis_settings(
+                            target.info.redis_settings().clone().set_password(pw),
+                        );
+                    }
+                    sentinels.push(target);
+                }
+                Layout {
+                    location,
+                    tls: flags,
+                    redactor,
+                    kind: LayoutKind::Sentinel {
+                        sentinels,
+                        master_name: spec.master_name,
+                        master,
+                    },
+                }
+            }
+        };
+        Ok(layout)
     }
 }
 
@@ -109,23 +304,39 @@ impl std::fmt::Debug for Redactor {
 
 impl Redactor {
     fn new(url: &str, userinfo: Option<&str>, password: Option<&str>) -> Self {
-        let mut secrets = vec![(url.to_owned(), mask_url(url))];
-        let mut add = |s: &str| {
-            if !s.is_empty() {
-                secrets.push((s.to_owned(), "****".to_owned()));
-            }
+        let mut r = Redactor {
+            secrets: vec![(url.to_owned(), mask_url(url))],
         };
         if let Some(userinfo) = userinfo {
-            add(userinfo);
+            r.add(userinfo);
             if let Some((_, pw)) = userinfo.split_once(':') {
-                add(pw);
+                r.add(pw);
             }
         }
         if let Some(pw) = password {
-            add(pw);
+            r.add(pw);
         }
-        secrets.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
-        Redactor { secrets }
+        r
+    }
+
+    /// Masks `secret` (a password) as `****` too.
+    pub(crate) fn add(&mut self, secret: &str) {
+        if !secret.is_empty() && !self.secrets.iter().any(|(s, _)| s == secret) {
+            self.secrets.push((secret.to_owned(), "****".to_owned()));
+            self.secrets
+                .sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        }
+    }
+
+    /// Masks everything `other` masks too.
+    pub(crate) fn merge(&mut self, other: &Redactor) {
+        for (secret, replacement) in &other.secrets {
+            if !self.secrets.iter().any(|(s, _)| s == secret) {
+                self.secrets.push((secret.clone(), replacement.clone()));
+            }
+        }
+        self.secrets
+            .sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
     }
 
     /// `message` with every secret replaced.
@@ -154,6 +365,13 @@ pub(crate) struct Target {
     pub(crate) host: String,
     /// The port.
     pub(crate) port: u16,
+}
+
+impl Target {
+    /// `host:port` (an IPv6 host in brackets), as nodes are named in messages.
+    pub(crate) fn addr(&self) -> String {
+        format!("{}:{}", bracketed(&self.host), self.port)
+    }
 }
 
 /// Checks a Redis URL piece by piece, so that each mistake gets its own message, then

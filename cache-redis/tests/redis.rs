@@ -1034,3 +1034,83 @@ async fn closed_cache_refuses_work() {
     assert!(err.to_string().contains("closed"), "{err}");
     assert_eq!(cache.backend_name(), "redis");
 }
+
+/// A user limited to exactly the commands docs/redis.md lists (no `CLIENT`, so the
+/// handshake's `CLIENT SETINFO` is refused and ignored) can do everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_with_the_documented_acl_can_do_everything() {
+    let server = server!();
+    let acl = "on >scanner-pw ~fanal::* -@all +get +set +mget +getrange +strlen +pttl +scan \
+               +unlink +ping +select +eval";
+    let mut args = vec!["ACL", "SETUSER", "scanner"];
+    args.extend(acl.split_whitespace());
+    assert_eq!(server.cli(&args), "OK");
+    let cache = connect(quick(server.url_with_auth("scanner", "scanner-pw", 2)))
+        .await
+        .unwrap();
+    exercise_every_operation(&cache).await;
+}
+
+/// Puts, gets, `missing_blobs`, every walk, `gc` and `clear` on `cache`.
+async fn exercise_every_operation(cache: &RedisCache) {
+    cache
+        .put_artifact(&artifact_id(1), &sample_artifact(1))
+        .await
+        .unwrap();
+    for n in 0..20 {
+        cache
+            .put_blob(&blob_id(n), &sample_blob(n, 1))
+            .await
+            .unwrap();
+    }
+    cache
+        .import(&[RawEntry {
+            key: EntryKey::blob(&blob_id(100)),
+            value: br#"{"SchemaVersion":1}"#.to_vec(),
+            expires_at: None,
+        }])
+        .await
+        .unwrap();
+    let ids: Vec<_> = (0..20).map(blob_id).collect();
+    let m = cache.missing_blobs(&artifact_id(1), &ids).await.unwrap();
+    assert!(!m.artifact && m.blobs.is_empty());
+    assert!(
+        cache
+            .get_blobs(&ids)
+            .await
+            .unwrap()
+            .iter()
+            .all(Option::is_some)
+    );
+    let stats = cache.stats().await.unwrap();
+    assert_eq!(stats.artifacts, 1);
+    assert_eq!(stats.blobs, 21);
+    assert_eq!(cache.gc().await.unwrap().stale, 1);
+    cache.delete_blobs(&ids[..2]).await.unwrap();
+    cache.clear().await.unwrap();
+    assert_eq!(cache.stats().await.unwrap(), Default::default());
+}
+
+/// `?protocol=resp3` works, with a password and a database: the client library's `HELLO`
+/// authenticates, and our handshake adds the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp3_urls_work() {
+    let server = server!(ServerOptions {
+        password: Some("pw3".into()),
+        ..Default::default()
+    });
+    let url = format!("{}?protocol=resp3", server.url_with_auth("", "pw3", 5));
+    let cache = connect(quick(url)).await.unwrap();
+    cache
+        .put_blob(&blob_id(1), &sample_blob(1, 1))
+        .await
+        .unwrap();
+    assert!(cache.get_blob(&blob_id(1)).await.unwrap().is_some());
+    let keys: Vec<String> = server
+        .cli(&["-n", "5", "KEYS", "fanal::*"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(keys, [blob_key(1)], "stored in database 5");
+    exercise_every_operation(&cache).await;
+}

@@ -9,8 +9,8 @@ use std::{
 use async_trait::async_trait;
 use bytes::{Buf, Bytes, BytesMut};
 use cache_core::{
-    ArtifactId, BlobId, Cache, CacheOptions, Digest, EntryKey, EntryKind, Error, GcReport, Missing,
-    RawEntry, Result, Stats, Visitor, Walk, Walked, mask_url,
+    ArtifactId, BlobId, Cache, CacheOptions, Digest, EntryKey, EntryKind, Error, GcOptions,
+    GcReport, Missing, RawEntry, Result, Setting, Stats, Visitor, Walk, Walked, mask_url,
 };
 use cache_server::{convert::scancache as cv, native::SERVICE, proto::scancache as ps};
 use http::{HeaderName, HeaderValue};
@@ -38,16 +38,21 @@ const MAX_FRAME_BYTES: usize = 64 << 20;
 /// Every storage primitive is one RPC (one round trip on a pooled connection, retried by
 /// the transport's policy when the server cannot be reached or answers 503), so a warm
 /// rescan costs two: `Missing`, then one `Read` of every layer. The server's backend
-/// stores the entries and applies the server's TTL and size bound: this cache's
-/// [`Cache::options`] are the defaults, and puts go through `PutValues`, which the server
-/// writes with its own TTL.
+/// stores the entries and applies the server's TTL and size bound: this cache has no TTL
+/// or size bound of its own, and puts go through `PutValues`, which the server writes
+/// with its own TTL ([`Cache::put_blobs`] is one `PutValues` for all its layers). The
+/// document size cap is checked on both sides: here, with this cache's
+/// [`CacheOptions::max_document_size`], so an oversize document is never sent, and by the
+/// server with its own, whose refusal comes back as [`Error::DocumentTooLarge`].
 ///
 /// Two provided methods are overridden, because the server runs them better on its own
 /// backend than this client could through the primitives, and runs them with the same
 /// provided implementation there: [`Cache::stats`] (one `Stats` RPC instead of listing
-/// every entry over the network; it also gives the server's disk size) and [`Cache::gc`]
-/// (one `Gc` RPC: the server's backend judges and removes entries with its own
-/// conditional removal — an LMDB transaction, a Redis script — and compacts its files).
+/// every entry over the network; it also gives the server's disk size and the unread
+/// counts from the last accesses only the server's backend knows) and
+/// [`Cache::gc_with`] (one `Gc` RPC: the server's backend judges and removes expired,
+/// unsound and unused entries with its own conditional removal — an LMDB transaction, a
+/// Redis script — and compacts its files).
 ///
 /// `Write` (import), `Delete`, `Export`, `Clear`, `Gc` and `Compact` need the admin
 /// token; the others need only the token, when the server has one.
@@ -64,9 +69,25 @@ pub struct RemoteCache {
 }
 
 impl RemoteCache {
-    /// A cache over the server `config` names. No call is made: an unreachable server
-    /// shows with the first operation. Fails on an invalid URL or CA file.
-    pub fn new(config: &RemoteConfig) -> Result<RemoteCache> {
+    /// A cache over the server `config` names, refusing documents over
+    /// `options.max_document_size` before they are sent. No call is made: an
+    /// unreachable server shows with the first operation. Fails on an invalid URL or CA
+    /// file, and on a TTL or size bound in `options` (those are the server's).
+    pub fn new(config: &RemoteConfig, options: &CacheOptions) -> Result<RemoteCache> {
+        for (set, what) in [
+            (options.ttl.is_some(), "a TTL"),
+            (options.max_size.is_some(), "a size bound"),
+            (options.ttl_refresh, "a TTL refresh"),
+        ] {
+            if set {
+                return Err(Error::Config {
+                    setting: Setting::Backend,
+                    reason: format!(
+                        "{what} cannot be set on a remote cache: the server applies its own"
+                    ),
+                });
+            }
+        }
         let endpoint = config.validate()?;
         let transport = Transport::shared(config)?;
         let mut headers = Vec::new();
@@ -81,7 +102,12 @@ impl RemoteCache {
             transport,
             location: mask_url(&endpoint.to_string()),
             endpoint,
-            options: CacheOptions::default(),
+            options: CacheOptions {
+                ttl: None,
+                max_size: None,
+                ttl_refresh: false,
+                max_document_size: options.max_document_size,
+            },
             headers,
             admin_headers,
             timeout: config.request_timeout,
@@ -257,6 +283,20 @@ fn batches<T>(items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
     all
 }
 
+/// After one call of a put split over several: a document the server refused for its
+/// size is kept in `refused` (the first one) and the next calls go on, since the server
+/// stored the call's other documents; any other error ends the put.
+fn go_on_after_refusal(result: Result<ps::Nothing>, refused: &mut Option<Error>) -> Result<()> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_document_too_large() => {
+            refused.get_or_insert(e);
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue)> {
     let invalid = |reason: &str| Error::Config {
         setting: cache_core::Setting::Backend,
@@ -317,12 +357,14 @@ impl Cache for RemoteCache {
 
     async fn write(&self, entries: &[RawEntry]) -> Result<()> {
         let entries: Vec<ps::Entry> = entries.iter().map(cv::entry_message).collect();
+        let mut refused = None;
         for entries in batches(entries, |e| e.value.len()) {
-            let _: ps::Nothing = self
-                .call("Write", true, &ps::WriteRequest { entries })
-                .await?;
+            let written = self
+                .call::<ps::Nothing>("Write", true, &ps::WriteRequest { entries })
+                .await;
+            go_on_after_refusal(written, &mut refused)?;
         }
-        Ok(())
+        refused.map_or(Ok(()), Err)
     }
 
     async fn delete(&self, keys: &[EntryKey]) -> Result<u64> {
@@ -367,12 +409,14 @@ impl Cache for RemoteCache {
                 value,
             })
             .collect();
+        let mut refused = None;
         for values in batches(values, |v| v.value.len()) {
-            let _: ps::Nothing = self
-                .call("PutValues", false, &ps::PutValuesRequest { values })
-                .await?;
+            let stored = self
+                .call::<ps::Nothing>("PutValues", false, &ps::PutValuesRequest { values })
+                .await;
+            go_on_after_refusal(stored, &mut refused)?;
         }
-        Ok(())
+        refused.map_or(Ok(()), Err)
     }
 
     async fn compact(&self) -> Result<()> {
@@ -390,9 +434,11 @@ impl Cache for RemoteCache {
         Ok(Stats::from(&answer))
     }
 
-    /// The server's own `gc` (see the type's docs for why this is overridden).
-    async fn gc(&self) -> Result<GcReport> {
-        let answer: ps::GcResponse = self.call("Gc", true, &ps::Nothing {}).await?;
+    /// The server's own `gc_with` (see the type's docs for why this is overridden); the
+    /// provided `gc` comes here with the default options.
+    async fn gc_with(&self, options: &GcOptions) -> Result<GcReport> {
+        let request = ps::GcRequest::from(options);
+        let answer: ps::GcResponse = self.call("Gc", true, &request).await?;
         let report = GcReport::from(&answer);
         tracing::debug!(backend = self.backend_name(), ?report, "gc");
         Ok(report)

@@ -130,8 +130,11 @@ impl Endpoint {
         };
         if authority.contains('@') {
             return Err(invalid(
-                "holds credentials: give the server's secret as a token instead",
+                "holds credentials: give the token in the configuration instead, never in the URL",
             ));
+        }
+        if authority.is_empty() || authority.starts_with(':') {
+            return Err(invalid("names no host"));
         }
         let uri: http::Uri = format!("http://{authority}/")
             .parse()

@@ -28,7 +28,7 @@
 //! use cache_core::Cache;
 //! let mut config = cache_remote::RemoteConfig::new("http://cache.internal:4954");
 //! config.token = Some("s3cret".into());
-//! let cache = cache_remote::RemoteCache::new(&config)?;
+//! let cache = cache_remote::RemoteCache::new(&config, &cache_core::CacheOptions::default())?;
 //! let stats = cache.stats().await?; // the server's own counts
 //! # let _ = stats;
 //! # Ok(())

@@ -167,11 +167,17 @@ pub struct UploadCache<'a> {
 }
 
 impl<'a> UploadCache<'a> {
-    /// The upload view of `client`.
-    pub fn new(client: &'a ReferenceClient) -> Self {
+    /// The upload view of `client`, refusing documents over `max_document_size` before
+    /// they are sent (the server may have a cap of its own, and refuse them too).
+    pub fn new(client: &'a ReferenceClient, max_document_size: Option<u64>) -> Self {
         UploadCache {
             client,
-            options: CacheOptions::default(),
+            options: CacheOptions {
+                ttl: None,
+                max_size: None,
+                ttl_refresh: false,
+                max_document_size,
+            },
         }
     }
 
@@ -231,7 +237,8 @@ impl Cache for UploadCache<'_> {
     }
 
     /// Each document becomes its `PutBlob` or `PutArtifact` call (the protocol has one
-    /// document per call), sent one after another.
+    /// document per call), sent one after another: `put_blobs` of a batch of layers is as
+    /// many `PutBlob` calls.
     async fn put_values(&self, entries: Vec<(EntryKey, Vec<u8>)>) -> Result<()> {
         for (key, value) in entries {
             let id = key.id.as_str();

@@ -233,6 +233,18 @@ pub enum Failure {
         /// The Twirp message, or the start of the body.
         msg: String,
     },
+    /// The server refused a document over its size cap (an `invalid_argument` answer
+    /// naming the document); the other documents of the call were stored.
+    TooLarge {
+        /// Its kind.
+        kind: cache_core::EntryKind,
+        /// Its ID.
+        id: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The server's cap in bytes.
+        limit: u64,
+    },
     /// An answer that is not what the call expects.
     Invalid(String),
 }
@@ -248,6 +260,15 @@ impl std::fmt::Display for Failure {
                 Some(code) => write!(f, "{status} {code}: {msg}"),
                 None => write!(f, "HTTP status {status}: {msg}"),
             },
+            Failure::TooLarge {
+                kind,
+                id,
+                size,
+                limit,
+            } => write!(
+                f,
+                "the server refused the {kind} {id}: {size} bytes, over its cap of {limit}"
+            ),
             Failure::Invalid(e) => write!(f, "invalid answer: {e}"),
         }
     }
@@ -267,13 +288,25 @@ impl Failure {
     /// call `what`: unreachable, broken, timed out and 503 are [`Error::Unavailable`] (an
     /// outage); a refused token or certificate is [`Error::Denied`] and a route the server
     /// does not have is [`Error::Config`] (misconfigurations); anything else is
-    /// [`Error::Backend`].
+    /// [`Error::Backend`]; a document over the server's size cap is
+    /// [`Error::DocumentTooLarge`], as the server's backend reported it.
     pub fn into_error(self, backend: &str, what: &str) -> Error {
         let unavailable = |reason: String| Error::Unavailable {
             backend: backend.to_owned(),
             reason,
         };
         match self {
+            Failure::TooLarge {
+                kind,
+                id,
+                size,
+                limit,
+            } => Error::DocumentTooLarge {
+                kind,
+                id,
+                size,
+                limit,
+            },
             f @ Failure::Connect(_) => unavailable(format!(
                 "{what}: {f} (is the server running at this address and port?)"
             )),
@@ -350,6 +383,26 @@ async fn status_failure(resp: hyper::Response<Incoming>) -> Failure {
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     match TwirpError::from_body(&body) {
+        Some(e) if e.code == Code::InvalidArgument => {
+            match cache_server::convert::scancache::too_large(&e.meta) {
+                Some(Error::DocumentTooLarge {
+                    kind,
+                    id,
+                    size,
+                    limit,
+                }) => Failure::TooLarge {
+                    kind,
+                    id,
+                    size,
+                    limit,
+                },
+                _ => Failure::Status {
+                    status,
+                    code: Some(e.code),
+                    msg: e.msg,
+                },
+            }
+        }
         Some(e) => Failure::Status {
             status,
             code: Some(e.code),

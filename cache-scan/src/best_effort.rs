@@ -18,7 +18,8 @@ use std::sync::{
 use async_trait::async_trait;
 use cache_core::{
     ArtifactId, ArtifactInfo, BlobId, BlobInfo, Cache, CacheOptions, Digest, EntryKey, EntryKind,
-    Error, Missing, RawEntry, Result, Visitor, Walk, Walked,
+    Error, GcOptions, GcReport, Missing, RawEntry, Result, Stats, Visitor, Walk, Walked,
+    rules::GcCandidate,
 };
 
 /// What a [`BestEffort`] cache calls, once, when it stops using its cache.
@@ -197,6 +198,66 @@ impl Cache for BestEffort<'_> {
         }
     }
 
+    /// The inner cache's own `put_blobs` (one write for all of them; a remote cache's one
+    /// `PutValues`); a document over the size cap is an error, not an outage.
+    async fn put_blobs(&self, blobs: &[(BlobId, BlobInfo)]) -> Result<()> {
+        match self.live() {
+            Some(inner) => inner.put_blobs(blobs).await.or_else(|e| self.absorb(e)),
+            None => Ok(()),
+        }
+    }
+
+    async fn remove_unchanged(&self, candidates: &[GcCandidate]) -> Result<Vec<bool>> {
+        match self.live() {
+            Some(inner) => match inner.remove_unchanged(candidates).await {
+                Ok(removed) => Ok(removed),
+                Err(e) => self.absorb(e).map(|()| vec![false; candidates.len()]),
+            },
+            None => Ok(vec![false; candidates.len()]),
+        }
+    }
+
+    async fn compact(&self) -> Result<()> {
+        match self.live() {
+            Some(inner) => inner.compact().await.or_else(|e| self.absorb(e)),
+            None => Ok(()),
+        }
+    }
+
+    async fn disk_bytes(&self) -> Result<Option<u64>> {
+        match self.live() {
+            Some(inner) => match inner.disk_bytes().await {
+                Ok(n) => Ok(n),
+                Err(e) => self.absorb(e).map(|()| None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// The inner cache's own `stats` (a remote cache's are the server's); an empty cache's
+    /// once it is down.
+    async fn stats(&self) -> Result<Stats> {
+        match self.live() {
+            Some(inner) => match inner.stats().await {
+                Ok(stats) => Ok(stats),
+                Err(e) => self.absorb(e).map(|()| Stats::default()),
+            },
+            None => Ok(Stats::default()),
+        }
+    }
+
+    /// The inner cache's own `gc_with` (a remote cache's runs on the server); nothing
+    /// removed once it is down.
+    async fn gc_with(&self, options: &GcOptions) -> Result<GcReport> {
+        match self.live() {
+            Some(inner) => match inner.gc_with(options).await {
+                Ok(report) => Ok(report),
+                Err(e) => self.absorb(e).map(|()| GcReport::default()),
+            },
+            None => Ok(GcReport::default()),
+        }
+    }
+
     async fn get_artifact(&self, id: &ArtifactId) -> Result<Option<ArtifactInfo>> {
         let Some(inner) = self.live() else {
             return Ok(None);
@@ -349,5 +410,41 @@ mod tests {
         assert_eq!(m.blobs, vec![id(1)]);
         c.put_blob(&id(1), &BlobInfo::default()).await.unwrap();
         assert_eq!(c.get_blob(&id(1)).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn batches_stats_and_gc_reach_the_working_cache() {
+        let blob = BlobInfo {
+            schema_version: BlobInfo::SCHEMA_VERSION,
+            ..BlobInfo::default()
+        };
+        let cap = cache_core::codec::encode(&blob).len() as u64;
+        let mem = cache_mem::MemCache::new(&CacheOptions {
+            max_document_size: Some(cap),
+            ..CacheOptions::default()
+        });
+        let c = BestEffort::new(&mem, Box::new(|e| panic!("no outage expected: {e}")));
+        c.put_blobs(&[(id(1), blob.clone()), (id(2), blob.clone())])
+            .await
+            .unwrap();
+        assert_eq!(mem.stats().await.unwrap().blobs, 2);
+        assert_eq!(c.stats().await.unwrap(), mem.stats().await.unwrap());
+        // A document over the cap is the scan's error, not an outage.
+        let big = BlobInfo {
+            diff_id: "x".repeat(64),
+            ..blob.clone()
+        };
+        let err = c.put_blobs(&[(id(3), big)]).await.unwrap_err();
+        assert!(err.is_document_too_large(), "{err}");
+        assert!(!c.is_down());
+        // gc with unused_for judges what the memory backend knows of reads.
+        let report = c
+            .gc_with(&GcOptions {
+                unused_for: Some(std::time::Duration::from_secs(3600)),
+            })
+            .await
+            .unwrap();
+        assert_eq!((report.unused, report.access_unknown), (0, 0), "{report:?}");
+        assert_eq!(mem.stats().await.unwrap().blobs, 2);
     }
 }

@@ -183,6 +183,41 @@ pub(crate) fn read_capped(reader: impl Read, max: u64) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Reads one line (through its `\n`, which is kept) into `line`, keeping at most `max`
+/// bytes of it and reading past the rest; returns the bytes read from `reader` (0 at the
+/// end of the stream) and whether the line was cut. Memory stays bounded by `max`
+/// whatever the line's length.
+pub(crate) fn read_line_capped(
+    reader: &mut (impl BufRead + ?Sized),
+    line: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<(usize, bool)> {
+    let (mut read, mut cut) = (0, false);
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok((read, cut));
+        }
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (available.get(..=i).unwrap_or(available), true),
+            None => (available, false),
+        };
+        let room = max.saturating_sub(line.len());
+        line.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+        cut |= chunk.len() > room;
+        let used = chunk.len();
+        reader.consume(used);
+        read += used;
+        if done {
+            return Ok((read, cut));
+        }
+    }
+}
+
 /// Reads up to `buf.len()` bytes, fewer only at the end of the stream; returns how many.
 pub(crate) fn read_prefix(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
@@ -200,6 +235,32 @@ pub(crate) fn read_prefix(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_capped() {
+        let mut input: &[u8] = b"short\nmuch too long a line\n\nlast";
+        let mut line = Vec::new();
+        let mut got = Vec::new();
+        loop {
+            line.clear();
+            let (n, cut) = read_line_capped(&mut input, &mut line, 8).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.push((String::from_utf8(line.clone()).unwrap(), n, cut));
+        }
+        let want = [
+            ("short\n", 6, false),
+            ("much too", 21, true),
+            ("\n", 1, false),
+            ("last", 4, false),
+        ];
+        let want: Vec<(String, usize, bool)> = want
+            .iter()
+            .map(|(s, n, c)| ((*s).to_owned(), *n, *c))
+            .collect();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn formats() {

@@ -157,6 +157,21 @@ pub enum ScanError {
         /// The cap ([`crate::ScanOptions::max_db_size`]).
         limit: u64,
     },
+    /// A layer's result, or the image, crosses one of the caps on what a scan accepts
+    /// (packages per layer, the stored document's size, layers per image). Nothing is
+    /// stored for that layer.
+    #[error("{}", limit_message(subject, *limit, *cap, *reached))]
+    LimitExceeded {
+        /// `layer <diffID>` or `image <image ID>`.
+        subject: String,
+        /// Which cap.
+        limit: crate::Limit,
+        /// The cap's value (a count, or bytes for the document size).
+        cap: u64,
+        /// What was reached: the first count past the cap, or (for the document size)
+        /// the size, or a lower estimate of it when the read stopped early.
+        reached: u64,
+    },
     /// A cache operation failed; the cache's error is part of the message.
     #[error("cache: {0}")]
     Cache(cache_core::Error),
@@ -177,6 +192,16 @@ impl ScanError {
         matches!(self, ScanError::Cache(_))
     }
 
+    /// The cap this error says was crossed, if it says one was; a front end names the
+    /// option that raises it, and a server counts it.
+    pub fn limit(&self) -> Option<crate::Limit> {
+        match self {
+            ScanError::LimitExceeded { limit, .. } => Some(*limit),
+            ScanError::Cache(e) if e.is_document_too_large() => Some(crate::Limit::DocumentSize),
+            _ => None,
+        }
+    }
+
     /// True for errors saying that content does not match its declared digest.
     pub fn is_digest_mismatch(&self) -> bool {
         matches!(self, ScanError::DigestMismatch { .. })
@@ -191,6 +216,24 @@ impl ScanError {
             action,
             path: path.into(),
             error,
+        }
+    }
+}
+
+/// The message of [`ScanError::LimitExceeded`].
+fn limit_message(subject: &str, limit: crate::Limit, cap: u64, reached: u64) -> String {
+    let setting = limit.setting();
+    match limit {
+        crate::Limit::PackagesPerLayer => format!(
+            "{subject} has more than {cap} packages after duplicates collapse (the {limit}, \
+             {setting}); nothing was stored for it"
+        ),
+        crate::Limit::DocumentSize => format!(
+            "{subject}: its result is larger than the {limit} of {cap} bytes (at least \
+             {reached} bytes; {setting}); nothing was stored for it"
+        ),
+        crate::Limit::Layers => {
+            format!("{subject} has {reached} layers, more than the {limit} of {cap} ({setting})")
         }
     }
 }

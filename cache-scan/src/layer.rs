@@ -9,11 +9,11 @@ use std::{
     path::PathBuf,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
-use cache_core::{BlobInfo, Digest};
+use cache_core::{BlobInfo, Digest, codec::encoded_len};
 use sha2::{Digest as _, Sha256};
 
 use crate::{
@@ -22,11 +22,15 @@ use crate::{
     codec::{self, Capped, Decoder, Format},
     error::{Result, ScanError},
     image::LayerRef,
+    limits::{Crossed, LayerLimits, ScanCounters, Stop, Tally},
     tarfmt::{self, Kind, Streaming, TarError, TarReader},
 };
 
-/// Buffer between the archive file and the decompressor.
+/// Buffer between the archive file and the decompressor (smaller for a smaller layer:
+/// a buffer is zeroed when first filled, which dominated images of many tiny layers).
 const READ_BUFFER: usize = 256 << 10;
+/// The smallest buffer of either kind.
+const MIN_BUFFER: usize = 8 << 10;
 /// Buffer between the decompressor and the tar reader.
 const TAR_BUFFER: usize = 64 << 10;
 /// One layer to read, and why.
@@ -42,9 +46,31 @@ pub(crate) struct Shared {
     pub(crate) input: PathBuf,
     pub(crate) max_db_size: u64,
     pub(crate) max_layer_size: u64,
+    /// The caps on each layer's result.
+    pub(crate) limits: LayerLimits,
     pub(crate) progress: Option<Arc<dyn Progress>>,
     /// Set when another layer failed: reads stop at their next buffer.
     pub(crate) cancel: AtomicBool,
+    /// What the analysed layers collapsed and skipped ([`Shared::counters`]).
+    pub(crate) collapsed: AtomicU64,
+    pub(crate) skipped: AtomicU64,
+}
+
+impl Shared {
+    /// What the layers read so far collapsed and skipped.
+    pub(crate) fn counters(&self) -> ScanCounters {
+        ScanCounters {
+            duplicates_collapsed: self.collapsed.load(Ordering::Relaxed),
+            files_skipped: self.skipped.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count(&self, counters: ScanCounters) {
+        self.collapsed
+            .fetch_add(counters.duplicates_collapsed, Ordering::Relaxed);
+        self.skipped
+            .fetch_add(counters.files_skipped, Ordering::Relaxed);
+    }
 }
 
 /// A failure inside the reader stack, carried through `io::Error` and told apart again
@@ -196,6 +222,8 @@ struct Opened<'a, R: Read> {
 /// What walking a layer's entries found.
 struct Walked {
     collector: Collector,
+    /// What it holds so far, against the caps.
+    tally: Tally,
     whiteouts: BTreeSet<String>,
     opaque: BTreeSet<String>,
 }
@@ -227,7 +255,7 @@ impl<'s> LayerReader<'s> {
         if self.task.work == LayerWork::Verify {
             return Ok(None);
         }
-        Ok(Some(self.blob(walked, &digests)))
+        self.blob(walked, &digests).map(Some)
     }
 
     /// Sets up the reader stack over the stored bytes `input`, judging the compression
@@ -263,8 +291,10 @@ impl<'s> LayerReader<'s> {
         if format == Format::Plain && layer.blob_digest.as_ref() == Some(&layer.diff_id) {
             source.hasher = None;
         }
+        let stored_size = layer.size.and_then(|s| usize::try_from(s).ok());
+        let fit = |cap: usize| stored_size.map_or(cap, |s| s.clamp(MIN_BUFFER, cap));
         let stored = BufReader::with_capacity(
-            READ_BUFFER,
+            fit(READ_BUFFER),
             Replay {
                 magic: io::Cursor::new(magic.to_vec()),
                 source,
@@ -276,8 +306,14 @@ impl<'s> LayerReader<'s> {
             inner: Capped::new(Decoding { decoder }, self.shared.max_layer_size),
             hasher: Sha256::new(),
         };
+        // Uncompressed, the content is as large as the stored bytes.
+        let tar_buffer = if format == Format::Plain {
+            fit(TAR_BUFFER)
+        } else {
+            TAR_BUFFER
+        };
         let tar = TarReader::new(Streaming(BufReader::with_capacity(
-            TAR_BUFFER,
+            tar_buffer,
             uncompressed,
         )));
         Ok(Opened { tar, format })
@@ -341,8 +377,9 @@ impl<'s> LayerReader<'s> {
         Ok(())
     }
 
-    /// The layer's analysis, from what the walk found.
-    fn blob(&self, walked: Walked, digests: &Digests) -> BlobInfo {
+    /// The layer's analysis, from what the walk found, within the caps: the document's
+    /// exact size is checked here, so that nothing over the cap reaches the cache.
+    fn blob(&self, walked: Walked, digests: &Digests) -> Result<BlobInfo> {
         let layer = &self.task.layer;
         let mut blob = BlobInfo {
             schema_version: BlobInfo::SCHEMA_VERSION,
@@ -358,8 +395,48 @@ impl<'s> LayerReader<'s> {
             opaque_dirs: walked.opaque.into_iter().collect(),
             ..BlobInfo::default()
         };
-        walked.collector.finish(&mut blob);
-        blob
+        let mut tally = walked.tally;
+        walked
+            .collector
+            .finish_within(&mut blob, &mut tally)
+            .map_err(|c| self.crossed(c))?;
+        if let Some(cap) = self.shared.limits.max_document {
+            let size = encoded_len(&blob);
+            if size > cap {
+                return Err(self.crossed(Crossed {
+                    limit: crate::Limit::DocumentSize,
+                    cap,
+                    reached: size,
+                }));
+            }
+        }
+        if tally.counters != ScanCounters::default() {
+            tracing::debug!(
+                layer = %layer.diff_id,
+                duplicates_collapsed = tally.counters.duplicates_collapsed,
+                files_skipped = tally.counters.files_skipped,
+                "layer analysed"
+            );
+        }
+        self.shared.count(tally.counters);
+        Ok(blob)
+    }
+
+    /// The error for a crossed cap, logged with the counters of crossed caps.
+    fn crossed(&self, c: Crossed) -> ScanError {
+        tracing::debug!(
+            layer = %self.task.layer.diff_id,
+            limit = c.limit.name(),
+            cap = c.cap,
+            reached = c.reached,
+            "layer crossed a cap"
+        );
+        ScanError::LimitExceeded {
+            subject: format!("layer {}", self.task.layer.diff_id),
+            limit: c.limit,
+            cap: c.cap,
+            reached: c.reached,
+        }
     }
 
     /// Walks the layer's entries: records whiteouts and hands wanted files to the
@@ -367,6 +444,7 @@ impl<'s> LayerReader<'s> {
     fn walk<R: tarfmt::Skip>(&self, tar: &mut TarReader<R>, format: Format) -> Result<Walked> {
         let analyse = self.task.work == LayerWork::Analyse;
         let mut collector = Collector::default();
+        let mut tally = Tally::new(self.shared.limits);
         let mut whiteouts = BTreeSet::new();
         let mut opaque = BTreeSet::new();
         loop {
@@ -382,17 +460,25 @@ impl<'s> LayerReader<'s> {
             };
             let (dir, file) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
             if file == ".wh..wh..opq" {
-                opaque.insert(format!("{dir}/"));
+                if opaque.insert(format!("{dir}/")) && analyse {
+                    tally
+                        .grow(dir.len() as u64 + 4)
+                        .map_err(|c| self.crossed(c))?;
+                }
                 continue;
             }
             if let Some(deleted) = file.strip_prefix(".wh.") {
                 // `.wh..wh.*` other than the opaque marker are aufs internals.
                 if !deleted.starts_with(".wh.") && !deleted.is_empty() {
-                    whiteouts.insert(if dir.is_empty() {
+                    let whiteout = if dir.is_empty() {
                         deleted.to_owned()
                     } else {
                         format!("{dir}/{deleted}")
-                    });
+                    };
+                    let weight = whiteout.len() as u64 + 3;
+                    if whiteouts.insert(whiteout) && analyse {
+                        tally.grow(weight).map_err(|c| self.crossed(c))?;
+                    }
                 }
                 continue;
             }
@@ -415,8 +501,20 @@ impl<'s> LayerReader<'s> {
                         limit: self.shared.max_db_size,
                     });
                 }
+                // Streamed into its parser, which keeps only what it uses and stops at
+                // the first cap crossed: memory does not grow with the file.
+                let buffer = usize::try_from(entry.size)
+                    .map_or(TAR_BUFFER, |s| s.clamp(MIN_BUFFER, TAR_BUFFER));
+                let mut data = BufReader::with_capacity(buffer, tar.data());
+                match collector.add_db(target, &path, &mut data, &mut tally) {
+                    Ok(()) => {}
+                    Err(Stop::Crossed(c)) => return Err(self.crossed(c)),
+                    Err(Stop::Io(e)) => return Err(self.error(e, format)),
+                }
+                continue;
             } else if entry.size > MAX_SMALL_FILE {
                 tracing::warn!(layer = %self.task.layer.diff_id, path, size = entry.size, "ignoring an oversized OS file");
+                tally.counters.files_skipped += 1;
                 continue;
             }
             let mut data =
@@ -428,6 +526,7 @@ impl<'s> LayerReader<'s> {
         }
         Ok(Walked {
             collector,
+            tally,
             whiteouts,
             opaque,
         })
@@ -511,8 +610,11 @@ mod tests {
             input: "a.tar".into(),
             max_db_size: 1 << 20,
             max_layer_size: 1 << 20,
+            limits: LayerLimits::UNBOUNDED,
             progress: None,
             cancel: AtomicBool::new(false),
+            collapsed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
         };
         for (what, stored) in [("gzip", gzip), ("zstd", zstd), ("plain", tar.clone())] {
             let task = LayerTask {

@@ -64,8 +64,11 @@ mod archive;
 mod best_effort;
 mod codec;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod image;
 mod layer;
+mod limits;
 mod options;
 mod plan;
 mod report;
@@ -80,7 +83,11 @@ pub use apply::{
 };
 pub use best_effort::{BestEffort, OnOutage};
 pub use error::{Result, ScanError};
-pub use options::{DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, LayerWork, Progress, ScanOptions};
+pub use limits::{Limit, ScanCounters};
+pub use options::{
+    DEFAULT_MAX_DB_SIZE, DEFAULT_MAX_LAYER_SIZE, DEFAULT_MAX_LAYERS,
+    DEFAULT_MAX_PACKAGES_PER_LAYER, LayerWork, Progress, ScanOptions,
+};
 pub use report::{LayerCounts, REPORT_SCHEMA_VERSION, Report, ReportPackage};
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};
 pub use upload::{Uploaded, upload};

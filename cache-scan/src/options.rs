@@ -8,6 +8,15 @@ pub const DEFAULT_MAX_DB_SIZE: u64 = 256 << 20;
 /// Default cap on one layer's uncompressed size: 64 GiB.
 pub const DEFAULT_MAX_LAYER_SIZE: u64 = 64 << 30;
 
+/// Default cap on the packages of one layer, after duplicates collapse: 100,000. The
+/// largest real images install a few thousand; at this cap (and the document size cap) a
+/// scan's peak RSS stays under 256 MB (BENCHMARKS.md), which it does not at 200,000.
+pub const DEFAULT_MAX_PACKAGES_PER_LAYER: u64 = 100_000;
+
+/// Default cap on the layers of one image: 4,096 (Docker's storage drivers stop at 128,
+/// OCI registries at a few hundred).
+pub const DEFAULT_MAX_LAYERS: usize = 4096;
+
 /// How to scan. `ScanOptions::default()` is what `scancache image` uses without flags.
 #[derive(Clone)]
 pub struct ScanOptions {
@@ -27,6 +36,18 @@ pub struct ScanOptions {
     /// same way: each pass over it may decompress at most this many bytes (the whole
     /// archive, every layer included), else [`crate::ScanError::ArchiveTooLarge`].
     pub max_layer_size: u64,
+    /// Most packages one layer may hold, counted after duplicates collapse; a layer with
+    /// more fails the scan ([`crate::ScanError::LimitExceeded`]) and nothing is stored
+    /// for it. The database is read no further once the cap is crossed. Not part of the
+    /// cache key: a result below the cap is the same whatever the cap.
+    ///
+    /// The size of a layer's stored document is capped by the cache it is stored in
+    /// (`cache_core::CacheOptions::max_document_size`), checked the same way while the
+    /// layer is read.
+    pub max_packages_per_layer: u64,
+    /// Most layers an image may have; an image with more fails before any layer is
+    /// read.
+    pub max_layers: usize,
     /// How many layers are analysed at once; `None` means one per core. Never more than
     /// the number of cores.
     pub parallelism: Option<NonZeroUsize>,
@@ -41,6 +62,8 @@ impl Default for ScanOptions {
             verify_layers: false,
             max_db_size: DEFAULT_MAX_DB_SIZE,
             max_layer_size: DEFAULT_MAX_LAYER_SIZE,
+            max_packages_per_layer: DEFAULT_MAX_PACKAGES_PER_LAYER,
+            max_layers: DEFAULT_MAX_LAYERS,
             parallelism: None,
             progress: None,
         }
@@ -54,6 +77,8 @@ impl fmt::Debug for ScanOptions {
             .field("verify_layers", &self.verify_layers)
             .field("max_db_size", &self.max_db_size)
             .field("max_layer_size", &self.max_layer_size)
+            .field("max_packages_per_layer", &self.max_packages_per_layer)
+            .field("max_layers", &self.max_layers)
             .field("parallelism", &self.parallelism)
             .field("progress", &self.progress.is_some())
             .finish()

@@ -76,12 +76,13 @@ impl<'a> Planner<'a> {
 
     /// The reads that replace results which vanished from the cache between
     /// `missing_blobs` and the read-back (expired, or evicted by a size bound): such a
-    /// layer is analysed again rather than failing the scan. `stored` is the read-back,
-    /// one entry per layer; `analysed` what this scan analysed. Moves the layers of
-    /// vanished keys from cached to analysed in `counts`.
+    /// layer is analysed again rather than failing the scan. `present` says, one entry
+    /// per layer, whether its result is in hand (read back or analysed); `analysed` is
+    /// what this scan analysed. Moves the layers of vanished keys from cached to analysed
+    /// in `counts`.
     pub(crate) fn recover(
         &mut self,
-        stored: &[Option<BlobInfo>],
+        present: &[bool],
         analysed: &HashMap<BlobId, BlobInfo>,
         counts: &mut LayerCounts,
     ) -> Vec<Planned> {
@@ -89,8 +90,8 @@ impl<'a> Planner<'a> {
             .layers
             .iter()
             .zip(self.keys)
-            .zip(stored)
-            .filter(|((_, key), blob)| blob.is_none() && !analysed.contains_key(*key))
+            .zip(present)
+            .filter(|((_, key), present)| !**present && !analysed.contains_key(*key))
             .map(|((layer, key), _)| (layer, key, LayerWork::Analyse))
             .collect();
         let planned = self.choose(wanted);
@@ -205,7 +206,7 @@ mod tests {
     fn vanished_results_are_analysed_again_under_the_same_rule() {
         use LayerWork::{Analyse, Verify};
         let (layers, keys) = image();
-        let stored = vec![None; layers.len()];
+        let stored = vec![false; layers.len()];
         for (verify_layers, want) in [
             (false, vec![("a", Analyse), ("b", Verify), ("c", Analyse)]),
             // Every blob was verified already; each key is analysed again.

@@ -75,6 +75,8 @@ pub struct LayerCounts {
     pub cached: usize,
     /// Cached layers that were hashed anyway (`verify_layers`).
     pub verified: usize,
+    /// What the analysed layers collapsed and skipped (zero for cached layers).
+    pub counters: crate::ScanCounters,
 }
 
 impl Report {
@@ -349,6 +351,7 @@ mod tests {
                 analysed: 1,
                 cached: 0,
                 verified: 0,
+                ..LayerCounts::default()
             },
         }
     }

@@ -1,6 +1,8 @@
 //! Reading planned layers: several at once from a tar file or a directory, in one pass
-//! from an archive compressed as a whole; each analysis is stored with `put_blob` as soon
-//! as it is verified.
+//! from an archive compressed as a whole. Verified results are stored in batches
+//! ([`Pending`]): one `put_blobs`, so one write transaction, for up to [`FLUSH_AT`]
+//! layers, which makes an image of many small layers cost a few commits instead of one
+//! per layer.
 
 use std::{
     collections::HashMap,
@@ -18,6 +20,37 @@ use crate::{
     layer::{Shared, read_layer},
     plan::Planned,
 };
+
+/// Most verified results waiting to be stored together.
+const FLUSH_AT: usize = 256;
+/// Uncompressed layer bytes whose results may wait to be stored together: past this much
+/// work the batch is stored even if small, so a failure or crash loses little.
+const FLUSH_AFTER_BYTES: u64 = 256 << 20;
+/// Encoded document bytes one batch may hold: a batch is encoded at once, so this bounds
+/// the memory a commit costs (one document over it makes a batch of its own).
+const FLUSH_AFTER_DOCUMENT_BYTES: u64 = 16 << 20;
+
+/// Verified results not stored yet, and what they cost to produce and to store.
+#[derive(Default)]
+struct Pending {
+    results: Vec<(BlobId, BlobInfo)>,
+    bytes: u64,
+    document_bytes: u64,
+}
+
+impl Pending {
+    fn push(&mut self, id: BlobId, blob: BlobInfo) {
+        self.bytes += u64::try_from(blob.size).unwrap_or(0);
+        self.document_bytes += cache_core::codec::encoded_len(&blob);
+        self.results.push((id, blob));
+    }
+
+    fn is_due(&self) -> bool {
+        self.results.len() >= FLUSH_AT
+            || self.bytes >= FLUSH_AFTER_BYTES
+            || self.document_bytes >= FLUSH_AFTER_DOCUMENT_BYTES
+    }
+}
 
 /// Runs `f` on Tokio's blocking pool.
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
@@ -88,19 +121,49 @@ impl Runner<'_> {
         })
         .await?;
         let mut out = HashMap::new();
+        let mut pending = Pending::default();
         for (id, blob) in results {
             if let Some(blob) = blob {
-                self.cache.put_blob(&id, &blob).await?;
-                tracing::debug!(blob = %id, diff_id = blob.diff_id, "stored layer result");
-                out.insert(id, blob);
+                pending.push(id, blob);
+                if pending.is_due() {
+                    self.flush(&mut pending, &mut out).await?;
+                }
             }
         }
+        self.flush(&mut pending, &mut out).await?;
         outcome.map(|()| out)
     }
 
-    /// Reads layers on the blocking pool, at most `parallelism` at once.
+    /// Stores the pending results in one `put_blobs` and moves them to `out`.
+    async fn flush(
+        &self,
+        pending: &mut Pending,
+        out: &mut HashMap<BlobId, BlobInfo>,
+    ) -> Result<()> {
+        if pending.results.is_empty() {
+            return Ok(());
+        }
+        let stored = self.cache.put_blobs(&pending.results).await;
+        let results = std::mem::take(&mut pending.results);
+        pending.bytes = 0;
+        pending.document_bytes = 0;
+        if let Err(e) = stored {
+            return Err(refused(e, &results));
+        }
+        tracing::debug!(layers = results.len(), "stored layer results");
+        for (id, blob) in results {
+            tracing::debug!(blob = %id, diff_id = blob.diff_id, "stored layer result");
+            out.insert(id, blob);
+        }
+        Ok(())
+    }
+
+    /// Reads layers on the blocking pool, at most `parallelism` at once, storing results
+    /// in batches: when [`Pending::is_due`], when no other layer is being read, and
+    /// before returning (after an error too, for the layers verified before it).
     async fn run_parallel(&self, tasks: Vec<Planned>) -> Result<HashMap<BlobId, BlobInfo>> {
         let mut out = HashMap::new();
+        let mut pending = Pending::default();
         // If this future is dropped (the caller gave up), readers stop at their next buffer.
         let mut guard = CancelOnDrop {
             shared: &self.shared,
@@ -115,9 +178,14 @@ impl Runner<'_> {
                 };
                 let (archive, shared) = (Arc::clone(&self.archive), Arc::clone(&self.shared));
                 set.spawn_blocking(move || {
-                    let result = archive
-                        .open_entry(&task.layer.name, "layer")
-                        .and_then(|(reader, _)| read_layer(&task, reader, &shared));
+                    let mut task = task;
+                    let result =
+                        archive
+                            .open_entry(&task.layer.name, "layer")
+                            .and_then(|(reader, size)| {
+                                task.layer.size.get_or_insert(size);
+                                read_layer(&task, reader, &shared)
+                            });
                     (key, result)
                 });
             }
@@ -125,17 +193,21 @@ impl Runner<'_> {
                 break Ok(());
             };
             match joined {
-                Ok((id, Ok(Some(blob)))) => {
-                    if let Err(e) = self.cache.put_blob(&id, &blob).await {
-                        break Err(e.into());
-                    }
-                    tracing::debug!(blob = %id, diff_id = blob.diff_id, "stored layer result");
-                    out.insert(id, blob);
-                }
+                Ok((id, Ok(Some(blob)))) => pending.push(id, blob),
                 Ok((_, Ok(None))) => {}
                 Ok((_, Err(e))) => break Err(e),
                 Err(e) => break Err(ScanError::Internal(format!("layer worker failed: {e}"))),
             }
+            if (pending.is_due() || set.is_empty())
+                && let Err(e) = self.flush(&mut pending, &mut out).await
+            {
+                break Err(e);
+            }
+        };
+        // Results verified before a failure are stored too, as the layers are sound.
+        let result = match (result, self.flush(&mut pending, &mut out).await) {
+            (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+            (Ok(()), Ok(())) => Ok(()),
         };
         if result.is_err() {
             // Stop the other readers at their next buffer and wait for them, so no work
@@ -223,6 +295,30 @@ fn stream_pass(
         }
     }
     Ok(())
+}
+
+/// A failed `put_blobs` as the scan reports it: a document the cache refused for its size
+/// names the layer (its diffID) and the cap.
+fn refused(e: cache_core::Error, results: &[(BlobId, BlobInfo)]) -> ScanError {
+    if let cache_core::Error::DocumentTooLarge {
+        id, size, limit, ..
+    } = &e
+    {
+        let layer = results
+            .iter()
+            .find(|(key, _)| key.as_str() == id)
+            .map_or_else(
+                || format!("blob {id}"),
+                |(_, blob)| format!("layer {}", blob.diff_id),
+            );
+        return ScanError::LimitExceeded {
+            subject: layer,
+            limit: crate::Limit::DocumentSize,
+            cap: *limit,
+            reached: *size,
+        };
+    }
+    e.into()
 }
 
 fn missing_layer(archive: &Archive, name: &str) -> ScanError {

@@ -12,6 +12,7 @@ use crate::{
     error::{Result, ScanError},
     image::{Image, read_image},
     layer::Shared,
+    limits::{LayerLimits, Limit},
     plan::Planner,
     report::{LayerCounts, Report},
     run::{Runner, blocking},
@@ -63,6 +64,7 @@ pub fn cache_key(id: &str, options: &ScanOptions) -> Result<cache_core::Digest> 
 pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Result<Report> {
     let started = Instant::now();
     let (archive, image) = open(input, options).await?;
+    check_layers(&image, options)?;
     let keys = image_keys(&image, options)?;
     let missing = cache.missing_blobs(&keys.artifact, &keys.blobs).await?;
 
@@ -70,13 +72,7 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
     let (tasks, mut counts) = planner.plan(&missing.blobs, options.verify_layers);
     let runner = Runner {
         archive: Arc::new(archive),
-        shared: Arc::new(Shared {
-            input: input.to_path_buf(),
-            max_db_size: options.max_db_size,
-            max_layer_size: options.max_layer_size,
-            progress: options.progress.clone(),
-            cancel: Default::default(),
-        }),
+        shared: Arc::new(shared(input, options, cache)),
         cache,
         parallelism: options.effective_parallelism(),
     };
@@ -84,6 +80,7 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
         .run_reported(tasks, options.progress.as_deref())
         .await?;
     let blobs = read_back(&mut planner, &runner, analysed, &mut counts).await?;
+    counts.counters = runner.shared.counters();
 
     // Only now, with every layer's result in hand: on any error above no artifact entry
     // is written.
@@ -100,6 +97,7 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
         cached = counts.cached,
         verified = counts.verified,
         packages = report.packages.len(),
+        duplicates_collapsed = counts.counters.duplicates_collapsed,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "scanned image"
     );
@@ -119,9 +117,10 @@ pub(crate) async fn open(input: &Path, options: &ScanOptions) -> Result<(Archive
     .await
 }
 
-/// Reads every layer's result back, bottom first. A result that vanished since
-/// `missing_blobs` (expired or evicted by a size bound) and that this scan did not
-/// analyse is analysed again rather than failing the scan.
+/// Every layer's result, bottom first: those this scan analysed as it has them, the
+/// others read back from the cache in one `get_blobs` (a result is never held twice). A
+/// result that vanished since `missing_blobs` (expired or evicted by a size bound) is
+/// analysed again rather than failing the scan.
 async fn read_back(
     planner: &mut Planner<'_>,
     runner: &Runner<'_>,
@@ -129,15 +128,46 @@ async fn read_back(
     counts: &mut LayerCounts,
 ) -> Result<Vec<BlobInfo>> {
     let keys = planner.keys();
-    let stored = runner.cache.get_blobs(keys).await?;
-    let lost = planner.recover(&stored, &analysed, counts);
-    analysed.extend(runner.run(lost).await?);
-    stored
+    let mut wanted: Vec<BlobId> = keys
+        .iter()
+        .filter(|id| !analysed.contains_key(*id))
+        .cloned()
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    let found = runner.cache.get_blobs(&wanted).await?;
+    let mut stored: HashMap<BlobId, BlobInfo> = wanted
         .into_iter()
-        .zip(keys)
-        .map(|(blob, id)| {
-            blob.or_else(|| analysed.get(id).cloned())
-                .ok_or_else(|| ScanError::Internal(format!("no result for blob {id}")))
+        .zip(found)
+        .filter_map(|(id, blob)| blob.map(|b| (id, b)))
+        .collect();
+    let present: Vec<bool> = keys
+        .iter()
+        .map(|id| stored.contains_key(id) || analysed.contains_key(id))
+        .collect();
+    let lost = planner.recover(&present, &analysed, counts);
+    analysed.extend(runner.run(lost).await?);
+    // Each result is moved out at its last position and cloned only for a layer that
+    // repeats an earlier one's key.
+    let mut last: HashMap<&BlobId, usize> = HashMap::new();
+    for (i, id) in keys.iter().enumerate() {
+        last.insert(id, i);
+    }
+    keys.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let take = last.get(id) == Some(&i);
+            let source = if stored.contains_key(id) {
+                &mut stored
+            } else {
+                &mut analysed
+            };
+            let blob = if take {
+                source.remove(id)
+            } else {
+                source.get(id).cloned()
+            };
+            blob.ok_or_else(|| ScanError::Internal(format!("no result for blob {id}")))
         })
         .collect()
 }
@@ -193,5 +223,40 @@ pub(crate) fn artifact_info(image: &Image) -> ArtifactInfo {
         docker_version: image.docker_version.clone(),
         os: image.os.clone(),
         ..ArtifactInfo::default()
+    }
+}
+
+/// Fails an image with more layers than [`ScanOptions::max_layers`].
+pub(crate) fn check_layers(image: &Image, options: &ScanOptions) -> Result<()> {
+    if image.layers.len() > options.max_layers {
+        tracing::debug!(
+            limit = Limit::Layers.name(),
+            layers = image.layers.len(),
+            "image crossed a cap"
+        );
+        return Err(ScanError::LimitExceeded {
+            subject: format!("image {}", image.image_id),
+            limit: Limit::Layers,
+            cap: options.max_layers as u64,
+            reached: image.layers.len() as u64,
+        });
+    }
+    Ok(())
+}
+
+/// What the layer reads of one scan of `input` into `cache` share.
+pub(crate) fn shared(input: &Path, options: &ScanOptions, cache: &dyn Cache) -> Shared {
+    Shared {
+        input: input.to_path_buf(),
+        max_db_size: options.max_db_size,
+        max_layer_size: options.max_layer_size,
+        limits: LayerLimits {
+            max_packages: options.max_packages_per_layer,
+            max_document: cache.options().max_document_size,
+        },
+        progress: options.progress.clone(),
+        cancel: Default::default(),
+        collapsed: Default::default(),
+        skipped: Default::default(),
     }
 }

@@ -10,11 +10,10 @@ use cache_core::Cache;
 use crate::{
     ScanOptions,
     error::Result,
-    layer::Shared,
     plan::Planner,
     report::LayerCounts,
     run::Runner,
-    scan::{ImageKeys, artifact_info, image_keys, open},
+    scan::{ImageKeys, artifact_info, check_layers, image_keys, open, shared},
 };
 
 /// What [`upload()`] did: the keys the server now holds the image under, the image's
@@ -43,25 +42,21 @@ pub struct Uploaded {
 pub async fn upload(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Result<Uploaded> {
     let started = Instant::now();
     let (archive, image) = open(input, options).await?;
+    check_layers(&image, options)?;
     let keys = image_keys(&image, options)?;
     let missing = cache.missing_blobs(&keys.artifact, &keys.blobs).await?;
     let mut planner = Planner::new(&image.layers, &keys.blobs);
-    let (tasks, counts) = planner.plan(&missing.blobs, options.verify_layers);
+    let (tasks, mut counts) = planner.plan(&missing.blobs, options.verify_layers);
     let runner = Runner {
         archive: Arc::new(archive),
-        shared: Arc::new(Shared {
-            input: input.to_path_buf(),
-            max_db_size: options.max_db_size,
-            max_layer_size: options.max_layer_size,
-            progress: options.progress.clone(),
-            cancel: Default::default(),
-        }),
+        shared: Arc::new(shared(input, options, cache)),
         cache,
         parallelism: options.effective_parallelism(),
     };
     runner
         .run_reported(tasks, options.progress.as_deref())
         .await?;
+    counts.counters = runner.shared.counters();
     if missing.artifact {
         cache
             .put_artifact(&keys.artifact, &artifact_info(&image))

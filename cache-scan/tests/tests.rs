@@ -6,5 +6,6 @@
 mod bad_input;
 mod flow;
 mod formats;
+mod limits;
 mod samples;
 mod util;

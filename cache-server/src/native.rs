@@ -141,12 +141,27 @@ pub(crate) async fn put_values(
         .filter(|(k, _)| k.kind == cache_core::EntryKind::Blob)
         .map(|(_, v)| v.len())
         .collect();
-    if !values.is_empty() {
-        s.store_many(values).await?;
+    let limit = s.cache().options().max_document_size;
+    let blob_sizes: Vec<usize> = blob_sizes
+        .into_iter()
+        .filter(|&n| limit.is_none_or(|limit| n as u64 <= limit))
+        .collect();
+    let stored = if values.is_empty() {
+        Ok(())
+    } else {
+        s.store_many(values).await
+    };
+    // A refused document is the only error after which the others were stored.
+    if stored.is_ok()
+        || stored
+            .as_ref()
+            .is_err_and(|e| e.code == Code::InvalidArgument)
+    {
+        for size in blob_sizes {
+            s.metrics().put_blob(size);
+        }
     }
-    for size in blob_sizes {
-        s.metrics().put_blob(size);
-    }
+    stored?;
     Ok(reply(req.codec, &ps::Nothing {}))
 }
 
@@ -216,12 +231,18 @@ pub(crate) async fn clear(
     Ok(reply(req.codec, &ps::Nothing {}))
 }
 
-/// `Gc` (admin): the backend's own `gc`, compaction included.
+/// `Gc` (admin): the backend's own `gc_with` (unused entries too, when asked),
+/// compaction included.
 pub(crate) async fn gc(
     State(s): State<ServerState>,
-    req: TwirpRequest<ps::Nothing>,
+    req: TwirpRequest<ps::GcRequest>,
 ) -> Result<Response, TwirpError> {
-    let report = s.cache().gc().await.map_err(|e| s.backend_error(e))?;
+    let options = cache_core::GcOptions::from(&req.message);
+    let report = s
+        .cache()
+        .gc_with(&options)
+        .await
+        .map_err(|e| s.backend_error(e))?;
     Ok(reply(req.codec, &ps::GcResponse::from(&report)))
 }
 

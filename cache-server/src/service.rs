@@ -93,8 +93,12 @@ impl ServerState {
     }
 
     /// The Twirp error for a failed backend operation, counted. Only an unreachable
-    /// backend is `unavailable` (the code the reference client retries).
+    /// backend is `unavailable` (the code the reference client retries); a document
+    /// over the size cap is the client's `invalid_argument`, not counted.
     pub fn backend_error(&self, e: cache_core::Error) -> TwirpError {
+        if let Some(refused) = crate::convert::scancache::too_large_error(&e) {
+            return refused;
+        }
         self.metrics().backend_error();
         let code = if e.is_unavailable() {
             Code::Unavailable
@@ -111,8 +115,37 @@ impl ServerState {
     }
 
     /// Stores several freshly written values with the cache's TTL, in as few writes as
-    /// the group commit's limits allow, together with other requests' documents.
+    /// the group commit's limits allow, together with other requests' documents. A value
+    /// over the backend's document size cap is refused (`invalid_argument`, naming it)
+    /// and the others are stored, as `put_blobs` does.
     pub async fn store_many(&self, values: Vec<(EntryKey, Vec<u8>)>) -> Result<(), TwirpError> {
+        let limit = self.cache().options().max_document_size;
+        let mut refused = None;
+        let values: Vec<(EntryKey, Vec<u8>)> = values
+            .into_iter()
+            .filter(|(key, value)| {
+                match cache_core::rules::check_document_size(key, value.len() as u64, limit) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        refused.get_or_insert(e);
+                        false
+                    }
+                }
+            })
+            .collect();
+        if !values.is_empty() {
+            self.put_batched(values).await?;
+        }
+        match refused
+            .as_ref()
+            .and_then(crate::convert::scancache::too_large_error)
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn put_batched(&self, values: Vec<(EntryKey, Vec<u8>)>) -> Result<(), TwirpError> {
         match self.inner.batcher.put_many(self.cache(), values).await {
             Ok(()) => Ok(()),
             Err(WriteError::Backend(e)) => {

@@ -32,7 +32,7 @@ use std::{
 use async_trait::async_trait;
 use cache_core::{
     ArtifactId, ArtifactInfo, BlobId, BlobInfo, Cache, CacheOptions, Digest, EntryKey, EntryKind,
-    Os, Package, PackageInfo, RawEntry, codec,
+    GcOptions, Os, Package, PackageInfo, RawEntry, codec,
 };
 use serde_json::json;
 
@@ -631,6 +631,108 @@ suite! {
         assert_eq!(exported, vec![EntryKey::blob(&live)]);
         let s = c.stats().await.unwrap();
         assert_eq!(s.blobs, 1, "stats counts live entries only");
+    }
+
+    /// `gc` with `unused_for` removes the entries the backend knows were not read for
+    /// that long, keeps the others, and counts those whose last read it does not know.
+    async fn gc_removes_entries_unused_for_the_given_time(f) {
+        let c = fresh(f).await;
+        let old: Vec<BlobId> = (60..64).map(blob_id).collect();
+        for id in &old {
+            c.put_blob(id, &sample_blob(60, 1)).await.unwrap();
+        }
+        // Access stamps may be whole seconds: 2.1 s puts the first entries a full
+        // second past the one-second threshold.
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let fresh_id = blob_id(64);
+        c.put_blob(&fresh_id, &sample_blob(64, 1)).await.unwrap();
+        let mut known = 0;
+        c.list(None, &mut |m| {
+            known += u64::from(m.last_access.is_some());
+            ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+        let options = GcOptions {
+            unused_for: Some(Duration::from_secs(1)),
+        };
+        let report = c.gc_with(&options).await.unwrap();
+        let mut left = Vec::new();
+        c.list(None, &mut |m| {
+            left.push(m.key);
+            ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+        if known == 0 {
+            // The backend records no reads: everything is kept, and counted as unknown.
+            assert_eq!((report.unused, report.access_unknown), (0, 5), "{report:?}");
+            assert_eq!(left.len(), 5);
+        } else {
+            assert_eq!(known, 5, "a backend knows every entry's last access or none");
+            assert_eq!((report.unused, report.access_unknown), (4, 0), "{report:?}");
+            assert_eq!(left, [EntryKey::blob(&fresh_id)]);
+            assert!(c.get_blob(&old[0]).await.unwrap().is_none());
+        }
+        // Without `unused_for`, nothing is unused.
+        let again = c.gc().await.unwrap();
+        assert_eq!((again.unused, again.access_unknown), (0, 0));
+    }
+
+    /// `stats` counts live entries unread for 7 and 30 days among those whose last read
+    /// the backend knows, and the others as unknown.
+    async fn stats_count_unread_entries(f) {
+        let c = fresh(f).await;
+        c.put_blob(&blob_id(70), &sample_blob(70, 1)).await.unwrap();
+        c.put_artifact(&artifact_id(71), &sample_artifact(71))
+            .await
+            .unwrap();
+        let stats = c.stats().await.unwrap();
+        assert_eq!(stats.unread, [0, 0], "{stats:?}");
+        assert!(stats.access_unknown == 0 || stats.access_unknown == 2, "{stats:?}");
+    }
+
+    /// A document over the cache's document size cap is refused by every put and by
+    /// `import`, naming it; the other entries of the same call are stored.
+    async fn documents_over_the_size_cap_are_refused(f) {
+        let doc = codec::encode(&sample_blob(80, 5));
+        let c = f
+            .create(CacheOptions {
+                max_document_size: Some(doc.len() as u64 - 1),
+                ..Default::default()
+            })
+            .await;
+        let small = BlobInfo {
+            schema_version: BlobInfo::SCHEMA_VERSION,
+            ..BlobInfo::default()
+        };
+        let err = c.put_blob(&blob_id(80), &sample_blob(80, 5)).await.unwrap_err();
+        assert!(err.is_document_too_large(), "{err}");
+        assert!(err.to_string().contains(blob_id(80).as_str()), "{err}");
+        let err = c
+            .put_blobs(&[
+                (blob_id(81), sample_blob(80, 5)),
+                (blob_id(82), small.clone()),
+            ])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(blob_id(81).as_str()), "{err}");
+        let err = c
+            .import(&[
+                raw(EntryKey::blob(&blob_id(83)), &doc),
+                raw(EntryKey::blob(&blob_id(84)), &codec::encode(&small)),
+            ])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(blob_id(83).as_str()), "{err}");
+        let stored: Vec<bool> = c
+            .get_blobs(&[blob_id(80), blob_id(81), blob_id(82), blob_id(83), blob_id(84)])
+            .await
+            .unwrap()
+            .iter()
+            .map(Option::is_some)
+            .collect();
+        assert_eq!(stored, [false, false, true, false, true]);
     }
 
     /// `gc` removes expired, stale and undecodable entries and keeps current ones.

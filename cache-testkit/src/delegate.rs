@@ -11,10 +11,12 @@ use cache_core::{
 
 type MissingHook = Box<dyn Fn(&ArtifactId, &[BlobId]) -> Result<Missing> + Send + Sync>;
 type ReadHook = Box<dyn Fn(EntryKind, &[&Digest]) -> Result<Vec<Option<Vec<u8>>>> + Send + Sync>;
+type WriteHook = Box<dyn Fn(&[RawEntry]) + Send + Sync>;
 
 /// Wraps a cache and forwards every storage primitive and capability to it, so the
 /// provided scan and admin methods behave exactly as on `inner` — except
-/// [`Cache::missing_blobs`] and [`Cache::read`] when a test replaces them.
+/// [`Cache::missing_blobs`] and [`Cache::read`] when a test replaces them; a test may
+/// also watch [`Cache::write`] (which still goes to `inner`).
 ///
 /// ```
 /// # use cache_core::{Cache, CacheOptions, Missing};
@@ -29,6 +31,7 @@ pub struct Delegate<C> {
     pub inner: C,
     missing_blobs: Option<MissingHook>,
     read: Option<ReadHook>,
+    write: Option<WriteHook>,
 }
 
 impl<C: Cache> Delegate<C> {
@@ -38,7 +41,15 @@ impl<C: Cache> Delegate<C> {
             inner,
             missing_blobs: None,
             read: None,
+            write: None,
         }
+    }
+
+    /// Calls `hook` with the entries of every [`Cache::write`] before forwarding it, e.g.
+    /// to count write transactions.
+    pub fn on_write(mut self, hook: impl Fn(&[RawEntry]) + Send + Sync + 'static) -> Self {
+        self.write = Some(Box::new(hook));
+        self
     }
 
     /// Answers [`Cache::missing_blobs`] with `hook` instead of `inner`.
@@ -66,6 +77,7 @@ impl<C: fmt::Debug> fmt::Debug for Delegate<C> {
             .field("inner", &self.inner)
             .field("missing_blobs", &self.missing_blobs.is_some())
             .field("read", &self.read.is_some())
+            .field("write", &self.write.is_some())
             .finish()
     }
 }
@@ -99,6 +111,9 @@ impl<C: Cache> Cache for Delegate<C> {
     }
 
     async fn write(&self, entries: &[RawEntry]) -> Result<()> {
+        if let Some(hook) = &self.write {
+            hook(entries);
+        }
         self.inner.write(entries).await
     }
 
@@ -123,8 +138,22 @@ impl<C: Cache> Cache for Delegate<C> {
         self.inner.close().await
     }
 
+    /// Forwarded, unless a write hook watches: then stored through [`Cache::write`] as
+    /// the default does, so the hook sees every put.
     async fn put_values(&self, entries: Vec<(EntryKey, Vec<u8>)>) -> Result<()> {
-        self.inner.put_values(entries).await
+        if self.write.is_none() {
+            return self.inner.put_values(entries).await;
+        }
+        let expires_at = cache_core::codec::expiry_from_ttl(self.options().ttl);
+        let raw: Vec<RawEntry> = entries
+            .into_iter()
+            .map(|(key, value)| RawEntry {
+                key,
+                value,
+                expires_at,
+            })
+            .collect();
+        self.write(&raw).await
     }
 
     async fn remove_unchanged(&self, candidates: &[GcCandidate]) -> Result<Vec<bool>> {

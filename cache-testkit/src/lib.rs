@@ -6,11 +6,13 @@
 //! - [`Delegate`]: a cache that forwards to a real backend except where a test replaces a
 //!   call (a cache that fails, or forgets what it stored).
 //! - [`redis`]: throwaway `redis-server` processes (plain, TLS, mutual TLS, passwords,
-//!   ACL users) on free loopback ports, killed on drop.
+//!   ACL users) on free loopback ports, killed on drop; Redis Clusters and Sentinel
+//!   setups made of them.
 //! - [`proxy`]: a TCP proxy that delays every packet, to count a client's round trips
 //!   by the clock.
 //! - [`trivy`]: the reference scanner's real binary — finding it, an empty vulnerability
 //!   database, throwaway `trivy server` processes.
+//! - [`bbolt`]: bbolt files built page by page, and helpers to damage them.
 //! - [`bench`](mod@bench): the figure format of `cargo xtask bench` and timing helpers
 //!   for the benchmark programs.
 //!
@@ -24,6 +26,7 @@
 // Test code: a failed unwrap is a failed test, and a test's helpers may report on stderr.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+pub mod bbolt;
 pub mod bench;
 pub mod conformance;
 mod delegate;

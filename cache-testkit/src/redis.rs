@@ -1,5 +1,5 @@
-//! Throwaway `redis-server` processes for tests: plain, TLS, mutual TLS, and with a password
-//! and an ACL user.
+//! Throwaway `redis-server` processes for tests: plain, TLS, mutual TLS, with a password
+//! and an ACL user; Redis Clusters and Sentinel setups made of them.
 //! The backend's own tests and the command line's end-to-end tests both use them.
 //!
 //! - [`require_redis`] decides whether Redis tests can run: `redis-server` must be on
@@ -10,6 +10,18 @@
 //!   kills the process when dropped, also when a test panics.
 //! - [`Certs`] generates a CA, a server certificate for `localhost`/`127.0.0.1` and a client
 //!   certificate, all signed by that CA, as PEM files.
+//! - [`RedisCluster::start`] starts `masters × (1 + replicas)` nodes (`--cluster-enabled
+//!   yes`, a 1 s node timeout so failovers are quick), joins them with `redis-cli --cluster
+//!   create … --cluster-yes`, and waits until every node says `cluster_state:ok`. Over TLS
+//!   the cluster bus and replication use TLS too (`--tls-cluster yes`, `--tls-replication
+//!   yes`), with one test CA for every node.
+//! - [`SentinelSetup::start`] starts a master, replicas and sentinels (`redis-server CONF
+//!   --sentinel`, 1 s `down-after-milliseconds`, quorum 1) and waits until the sentinels
+//!   know every replica, so a failover can happen.
+//!
+//! A server lives as long as its guard, and never longer than the test process: each one
+//! has a watchdog (`sh`) that kills it once the test process is gone, so servers shared
+//! by a test binary through a `static` (which is never dropped) do not outlive it.
 
 use std::{
     net::{TcpListener, TcpStream},
@@ -17,6 +29,12 @@ use std::{
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
+
+mod cluster;
+mod sentinel;
+
+pub use cluster::RedisCluster;
+pub use sentinel::{MASTER_NAME, SentinelOptions, SentinelSetup, start_sentinel};
 
 use tempfile::TempDir;
 
@@ -68,6 +86,11 @@ pub struct ServerOptions {
     pub acl_user: Option<(String, String)>,
     /// More `redis-server` arguments, e.g. `--rename-command`.
     pub extra_args: Vec<String>,
+    /// The PKI to use for TLS, shared by the servers of a cluster or a sentinel setup;
+    /// `None` generates one for this server.
+    pub certs: Option<Certs>,
+    /// Run as a sentinel, with this configuration file text (`sentinel monitor …`).
+    pub sentinel_config: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -77,6 +100,8 @@ impl Default for ServerOptions {
             password: None,
             acl_user: None,
             extra_args: Vec::new(),
+            certs: None,
+            sentinel_config: None,
         }
     }
 }
@@ -138,7 +163,7 @@ impl Certs {
 
 /// A running `redis-server`, killed on drop.
 pub struct RedisServer {
-    child: Option<Child>,
+    child: Option<Guarded>,
     port: u16,
     options: ServerOptions,
     dir: TempDir,
@@ -150,7 +175,11 @@ impl RedisServer {
     /// Starts a server on a free loopback port and waits until it is ready.
     pub fn start(options: ServerOptions) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
-        let certs = (options.tls != Tls::Off).then(|| Certs::generate(dir.path()));
+        let certs = match (&options.certs, options.tls) {
+            (_, Tls::Off) => None,
+            (Some(certs), _) => Some(certs.clone()),
+            (None, _) => Some(Certs::generate(dir.path())),
+        };
         let mut server = RedisServer {
             child: None,
             port: 0,
@@ -174,7 +203,64 @@ impl RedisServer {
 
     /// The process ID.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("server is running").id()
+        self.child.as_ref().expect("server is running").child.id()
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The TLS mode.
+    pub fn tls(&self) -> Tls {
+        self.options.tls
+    }
+
+    /// Runs `redis-cli` against this server (with the test PKI over TLS, and the
+    /// password if it has one) and returns its standard output, trimmed. Panics when
+    /// `redis-cli` cannot run.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        if let Some(certs) = &self.certs {
+            cmd.arg("--tls")
+                .arg("--cacert")
+                .arg(&certs.ca)
+                .arg("--cert")
+                .arg(&certs.client_cert)
+                .arg("--key")
+                .arg(&certs.client_key);
+        }
+        if let Some(pw) = &self.options.password {
+            cmd.args(["-a", pw, "--no-auth-warning"]);
+        }
+        let out = cmd.args(args).stdin(Stdio::null()).output().expect(
+            "cannot run redis-cli (it comes with redis-server: apt-get install redis-server)",
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The `field:value` lines of `INFO section` as pairs.
+    pub fn info(&self, section: &str) -> Vec<(String, String)> {
+        self.cli(&["INFO", section])
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.trim().split_once(':')?;
+                Some((k.to_owned(), v.to_owned()))
+            })
+            .collect()
+    }
+
+    /// One field of `INFO section`, if present.
+    pub fn info_field(&self, section: &str, field: &str) -> Option<String> {
+        self.info(section)
+            .into_iter()
+            .find_map(|(k, v)| (k == field).then_some(v))
+    }
+
+    /// The server's own directory (its log, its configuration, its cluster state).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// `redis://127.0.0.1:PORT/DB` (or `rediss://` for TLS servers), without credentials.
@@ -195,9 +281,8 @@ impl RedisServer {
 
     /// Kills the server (SIGKILL) and waits for it to exit.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            child.kill();
         }
     }
 
@@ -242,7 +327,14 @@ impl RedisServer {
         assert_ne!(self.port, 6379, "never touch the system Redis");
         let _ = std::fs::remove_file(self.log_path());
         let port = self.port.to_string();
-        let mut args: Vec<String> = vec![
+        let mut args: Vec<String> = Vec::new();
+        if let Some(config) = &self.options.sentinel_config {
+            let path = self.dir.path().join("sentinel.conf");
+            std::fs::write(&path, config).unwrap();
+            args.push(path.display().to_string());
+            args.push("--sentinel".into());
+        }
+        args.extend::<[String; 12]>([
             "--bind".into(),
             "127.0.0.1".into(),
             "--save".into(),
@@ -255,7 +347,7 @@ impl RedisServer {
             self.dir.path().display().to_string(),
             "--logfile".into(),
             self.log_path().display().to_string(),
-        ];
+        ]);
         match (&self.certs, self.options.tls) {
             (Some(certs), Tls::ServerOnly | Tls::Mutual) => {
                 let auth_clients = if self.options.tls == Tls::Mutual {
@@ -277,6 +369,9 @@ impl RedisServer {
                         &certs.ca.display().to_string(),
                         "--tls-auth-clients",
                         auth_clients,
+                        // Replication and sentinels' connections use TLS too.
+                        "--tls-replication",
+                        "yes",
                     ]
                     .map(String::from),
                 );
@@ -292,28 +387,28 @@ impl RedisServer {
             );
         }
         args.extend(self.options.extra_args.iter().cloned());
-        let mut child = Command::new("redis-server")
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot run redis-server");
+        let mut cmd = Command::new("redis-server");
+        cmd.args(&args);
+        let mut child = Guarded::spawn(cmd);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if child.try_wait().ok().flatten().is_some() {
+            if child.child.try_wait().ok().flatten().is_some() {
+                child.kill();
                 return false;
             }
-            if self.log().contains("Ready to accept connections")
-                && TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-            {
+            // A sentinel logs no "Ready" line; it is ready once it monitors its master.
+            let ready = if self.options.sentinel_config.is_some() {
+                "+monitor master"
+            } else {
+                "Ready to accept connections"
+            };
+            if self.log().contains(ready) && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 self.child = Some(child);
                 return true;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = child.kill();
-        let _ = child.wait();
+        child.kill();
         false
     }
 }
@@ -336,6 +431,50 @@ pub fn free_port() -> u16 {
         if port != 6379 {
             return port;
         }
+    }
+}
+
+/// A server process and its watchdog, which kills the server once the test process is
+/// gone (so a server in a `static`, never dropped, does not outlive the test binary).
+struct Guarded {
+    child: Child,
+    watchdog: Option<Child>,
+}
+
+impl Guarded {
+    /// Spawns `cmd` (its output discarded) with a watchdog.
+    fn spawn(mut cmd: Command) -> Guarded {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot run redis-server (apt-get install redis-server)");
+        // The watchdog is killed first whenever the server is killed here, so it never
+        // signals a process ID that has been reused.
+        let script = format!(
+            "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill -9 {child} 2>/dev/null",
+            parent = std::process::id(),
+            child = child.id()
+        );
+        let watchdog = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
+        Guarded { child, watchdog }
+    }
+
+    /// Kills the watchdog, then the server (SIGKILL), and waits for both.
+    fn kill(mut self) {
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

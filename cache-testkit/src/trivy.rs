@@ -10,6 +10,8 @@
 //!   --skip-db-update` and for client scans that must not download anything.
 //! - [`TrivyServer::start`] runs `trivy server` on a free loopback port and kills it on
 //!   drop.
+//! - [`scan_archives`] scans archives with `trivy image`, filling the cache it is pointed
+//!   at: `D/fanal/fanal.db` (its fs cache, a bbolt file) for `--cache-dir D`, or a Redis.
 
 use std::{
     net::TcpStream,
@@ -20,7 +22,7 @@ use std::{
 
 use tempfile::TempDir;
 
-use crate::redis::free_port;
+use crate::{bbolt::fnv1a64, redis::free_port};
 
 /// The env var that turns a missing `trivy` binary into a skip.
 pub const SKIP_VAR: &str = "SCANCACHE_SKIP_TRIVY_TESTS";
@@ -63,7 +65,7 @@ pub fn require_trivy() -> Option<PathBuf> {
 }
 
 /// A `trivy` command that never touches the network or the user's caches: its own cache
-/// dir, no database or checks downloads, no progress bars, no telemetry.
+/// dir, no database or checks downloads, no progress bars, no telemetry, no version check.
 pub fn command(trivy: &Path, cache_dir: &Path) -> Command {
     let mut cmd = Command::new(trivy);
     cmd.env("TRIVY_CACHE_DIR", cache_dir)
@@ -72,9 +74,55 @@ pub fn command(trivy: &Path, cache_dir: &Path) -> Command {
         .env("TRIVY_SKIP_CHECK_UPDATE", "true")
         .env("TRIVY_NO_PROGRESS", "true")
         .env("TRIVY_DISABLE_TELEMETRY", "true")
+        .env("TRIVY_SKIP_VERSION_CHECK", "true")
         .env("HOME", cache_dir)
         .stdin(Stdio::null());
     cmd
+}
+
+/// Scans each archive with `trivy image --input ARCHIVE --format json --scanners license`
+/// and `extra` arguments, offline, with `cache_dir` as its cache directory, and returns the
+/// reports. Without a `--cache-backend` in `extra` this fills trivy's fs cache,
+/// `cache_dir/fanal/fanal.db`, with an image record per archive and a layer result per
+/// layer; with `--cache-backend redis://…` it fills that Redis instead. Panics with
+/// trivy's output when a scan fails.
+pub fn scan_archives(
+    trivy: &Path,
+    cache_dir: &Path,
+    archives: &[PathBuf],
+    extra: &[&str],
+) -> Vec<serde_json::Value> {
+    archives
+        .iter()
+        .map(|archive| {
+            let out = command(trivy, cache_dir)
+                .args([
+                    "image",
+                    "--quiet",
+                    "--format",
+                    "json",
+                    "--scanners",
+                    "license",
+                ])
+                .arg("--input")
+                .arg(archive)
+                .arg("--cache-dir")
+                .arg(cache_dir)
+                .args(extra)
+                .output()
+                .expect("cannot run trivy");
+            assert!(
+                out.status.success(),
+                "trivy image --input {} failed ({}): {}",
+                archive.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+                panic!("trivy's report of {} is not JSON: {e}", archive.display())
+            })
+        })
+        .collect()
 }
 
 /// Writes an empty vulnerability database into `cache_dir/db/`: `trivy.db`, a valid
@@ -132,13 +180,6 @@ pub fn empty_bbolt(page_size: u32) -> Vec<u8> {
     file.extend(page(2, FREELIST, &[]));
     file.extend(page(3, LEAF, &[]));
     file
-}
-
-/// FNV-1a, 64 bits: bbolt's meta page checksum.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (proleptic Gregorian, UTC).

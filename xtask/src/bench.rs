@@ -59,6 +59,18 @@ const PROGRAMS: &[Program] = &[
         example: "bench_scan",
         features: "",
     },
+    Program {
+        name: "import",
+        package: "cache-cli",
+        example: "bench_import",
+        features: "",
+    },
+    Program {
+        name: "extreme",
+        package: "cache-cli",
+        example: "bench_extreme",
+        features: "",
+    },
 ];
 
 /// Options of `cargo xtask bench`.
@@ -135,6 +147,7 @@ pub fn run(opts: &Options) -> Result<()> {
         eprintln!("==> xtask bench: {}", p.name);
         let exe = root().join("target/release/examples").join(p.example);
         let mut cmd = Command::new(&exe);
+        cmd.stdin(Stdio::null());
         if opts.quick {
             cmd.arg("--quick");
         }

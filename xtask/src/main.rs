@@ -6,6 +6,8 @@
 //!   bad HTML), and every test of the workspace.
 //! - `bench [--quick] [--json FILE] [NAME…]`: the benchmarks, each figure with its ratio to
 //!   a baseline measured in the same run.
+//! - `fuzz [TARGET…] [--seconds N] [--seed S]`: the fuzzing harness (`cache-fuzz`, in
+//!   release mode); not part of `itest`, which replays the saved regression inputs.
 //! - `gen-samples`: rewrites the sample archives in `samples/` (deterministic: the same
 //!   bytes every time; a cache-scan test checks the committed ones match).
 
@@ -14,7 +16,7 @@ mod bench;
 use std::{
     env,
     path::{Path, PathBuf},
-    process::{Command, ExitCode},
+    process::{Command, ExitCode, Stdio},
     time::Instant,
 };
 
@@ -29,6 +31,10 @@ tasks:
   bench [--quick] [--json FILE] [NAME...]
            build in release mode and run the benchmarks (memory, fs, redis, scan), each
            figure with its ratio to a baseline measured in the same run
+  fuzz [TARGET...] [--seconds N] [--seed S]
+           fuzz the readers and parsers (tar, compression, layer, archive, dpkg, apk,
+           os-release; all by default) for N seconds each (60), saving every input that
+           panics, hangs or blows a cap under cache-fuzz/regressions/
   gen-samples
            rewrite the sample image archives in samples/";
 
@@ -38,6 +44,7 @@ fn main() -> ExitCode {
         Some("itest") if args.len() == 1 => itest(),
         Some("bench") => bench::parse(&args[1..]).and_then(|o| bench::run(&o)),
         Some("gen-samples") if args.len() == 1 => gen_samples(),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -54,6 +61,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs the fuzzing harness in release mode with `args`.
+fn fuzz(args: &[String]) -> Result<()> {
+    let status = cargo()
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "--package",
+            "cache-fuzz",
+            "--",
+        ])
+        .args(args)
+        .status()
+        .context("cannot run cargo for the fuzzing harness")?;
+    if !status.success() {
+        bail!("cache-fuzz failed ({status})");
+    }
+    Ok(())
 }
 
 /// Writes the sample archives with the generator of cache-fixtures.
@@ -79,6 +106,10 @@ fn root() -> PathBuf {
 fn cargo() -> Command {
     let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());
+    // Never pass our standard input on: when it is closed (CI runs without one), the
+    // first file a child opens becomes its fd 0, and cargo's `rustc -` probe then reads
+    // that file as source code.
+    cmd.stdin(Stdio::null());
     cmd
 }
 

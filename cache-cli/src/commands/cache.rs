@@ -8,7 +8,9 @@ use std::{
 };
 
 use anyhow::{Context, Result, anyhow, bail};
-use cache_core::{ArtifactId, BlobId, Cache, Digest, EntryKey, EntryKind, EntryMeta, RawEntry};
+use cache_core::{
+    ArtifactId, BlobId, Cache, Digest, EntryKey, EntryKind, EntryMeta, GcOptions, RawEntry, rules,
+};
 use serde_json::json;
 
 use crate::{
@@ -18,7 +20,7 @@ use crate::{
 };
 
 /// Entries sent to the backend per `import` call.
-const IMPORT_BATCH: usize = 1000;
+pub(crate) const IMPORT_BATCH: usize = 1000;
 
 /// Runs one `cache` subcommand against an open backend.
 pub async fn run(cmd: &CacheCommand, cache: &dyn Cache) -> Result<()> {
@@ -27,9 +29,19 @@ pub async fn run(cmd: &CacheCommand, cache: &dyn Cache) -> Result<()> {
         CacheCommand::Ls { kind, format } => ls(cache, kind.map(Into::into), *format).await,
         CacheCommand::Get { id, kind } => get(cache, id, kind.map(Into::into)).await,
         CacheCommand::Rm { ids } => rm(cache, ids).await,
-        CacheCommand::Gc => gc(cache).await,
+        CacheCommand::Gc { unused_for } => gc(cache, *unused_for).await,
         CacheCommand::Export { file } => export(cache, file).await,
-        CacheCommand::Import { file, strict } => import(cache, file, *strict).await,
+        CacheCommand::Import {
+            file,
+            from_trivy,
+            dry_run,
+            strict,
+        } => match (file, from_trivy) {
+            (Some(file), None) => import(cache, file, *strict, *dry_run).await,
+            // main.rs runs --from-trivy itself, before opening a backend; clap makes FILE
+            // and --from-trivy exclusive and one of them required.
+            _ => bail!("cache import needs FILE or --from-trivy PATH"),
+        },
     }
 }
 
@@ -46,6 +58,8 @@ async fn stats(cache: &dyn Cache, format: Format) -> Result<()> {
                 "bytes": s.bytes,
                 "expired": s.expired,
                 "disk_bytes": s.disk_bytes,
+                "unread_7d": known(&s, s.unread[0]),
+                "unread_30d": known(&s, s.unread[1]),
             });
             writeln!(out, "{doc}")?;
         }
@@ -60,12 +74,28 @@ async fn stats(cache: &dyn Cache, format: Format) -> Result<()> {
             writeln!(out, "blobs:      {}", s.blobs)?;
             writeln!(out, "bytes:      {} ({})", s.bytes, human_bytes(s.bytes))?;
             writeln!(out, "expired:    {}", s.expired)?;
+            match (known(&s, s.unread[0]), known(&s, s.unread[1])) {
+                (Some(week), Some(month)) => {
+                    writeln!(out, "unread 7d:  {week}")?;
+                    writeln!(out, "unread 30d: {month}")?;
+                }
+                _ => writeln!(
+                    out,
+                    "unread:     unknown (the backend does not record reads)"
+                )?,
+            }
             if let Some(disk) = s.disk_bytes {
                 writeln!(out, "disk size:  {disk} ({})", human_bytes(disk))?;
             }
         }
     }
     Ok(())
+}
+
+/// An unread count, or `None` when the backend knows no entry's last read (Redis).
+fn known(s: &cache_core::Stats, count: u64) -> Option<u64> {
+    let live = s.artifacts + s.blobs;
+    (live == 0 || s.access_unknown < live).then_some(count)
 }
 
 async fn ls(cache: &dyn Cache, kind: Option<EntryKind>, format: Format) -> Result<()> {
@@ -161,14 +191,23 @@ async fn rm(cache: &dyn Cache, ids: &[Digest]) -> Result<()> {
     Ok(())
 }
 
-async fn gc(cache: &dyn Cache) -> Result<()> {
-    let r = cache.gc().await?;
-    let mut msg = format!(
-        "Removed {} expired and {} stale entries ({})",
-        r.expired,
-        r.stale,
-        human_bytes(r.bytes)
-    );
+async fn gc(cache: &dyn Cache, unused_for: Option<std::time::Duration>) -> Result<()> {
+    let r = cache.gc_with(&GcOptions { unused_for }).await?;
+    let mut msg = match unused_for {
+        None => format!(
+            "Removed {} expired and {} stale entries ({})",
+            r.expired,
+            r.stale,
+            human_bytes(r.bytes)
+        ),
+        Some(_) => format!(
+            "Removed {} expired, {} stale and {} unused entries ({})",
+            r.expired,
+            r.stale,
+            r.unused,
+            human_bytes(r.bytes)
+        ),
+    };
     if let Some((before, after)) = r.disk_bytes {
         msg.push_str(&format!(
             "; disk size {} -> {} ({} returned)",
@@ -178,6 +217,14 @@ async fn gc(cache: &dyn Cache) -> Result<()> {
         ));
     }
     tracing::info!("{msg}");
+    if r.access_unknown > 0 {
+        tracing::warn!(
+            "Kept {} entries whose last read the {} backend does not record; expire them \
+             with --cache-ttl (and --cache-ttl-refresh) instead",
+            r.access_unknown,
+            cache.backend_name()
+        );
+    }
     Ok(())
 }
 
@@ -215,7 +262,7 @@ async fn export(cache: &dyn Cache, file: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn import(cache: &dyn Cache, file: &Path, strict: bool) -> Result<()> {
+async fn import(cache: &dyn Cache, file: &Path, strict: bool, dry_run: bool) -> Result<()> {
     let (reader, name): (Box<dyn BufRead + Send>, String) = if file == Path::new("-") {
         if io::stdin().is_terminal() {
             tracing::info!("Reading entries from standard input (end with Ctrl-D)");
@@ -246,6 +293,13 @@ async fn import(cache: &dyn Cache, file: &Path, strict: bool) -> Result<()> {
                 "" => Ok(None),
                 line => ndjson::from_line(line).map(Some),
             });
+        let limit = cache.options().max_document_size;
+        let parsed = parsed.and_then(|entry| match entry {
+            Some(e) => rules::check_document_size(&e.key, e.value.len() as u64, limit)
+                .map(|()| Some(e))
+                .map_err(|err| anyhow!("{err} (raise it with --max-document-size)")),
+            None => Ok(None),
+        });
         match parsed {
             Ok(Some(entry)) => batch.push(entry),
             Ok(None) => {}
@@ -260,14 +314,22 @@ async fn import(cache: &dyn Cache, file: &Path, strict: bool) -> Result<()> {
             }
         }
         if batch.len() >= IMPORT_BATCH {
-            cache.import(&batch).await?;
+            if !dry_run {
+                cache.import(&batch).await?;
+            }
             imported += batch.len() as u64;
             batch.clear();
         }
     }
-    cache.import(&batch).await?;
+    if !dry_run {
+        cache.import(&batch).await?;
+    }
     imported += batch.len() as u64;
-    tracing::info!("Imported {imported} entries from {name}");
+    if dry_run {
+        tracing::info!("Dry run: {name} holds {imported} entries to import; nothing was written");
+    } else {
+        tracing::info!("Imported {imported} entries from {name}");
+    }
     if bad > 0 {
         bail!("{bad} lines of {name} were not imported (see the warnings above)");
     }

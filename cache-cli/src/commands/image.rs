@@ -13,7 +13,7 @@ use std::{
 use anyhow::{Context, Result, anyhow};
 use cache_core::{BackendSpec, Cache};
 use cache_remote::{ReferenceClient, UploadCache};
-use cache_scan::{BestEffort, LayerWork, Progress, ScanOptions, Uploaded};
+use cache_scan::{BestEffort, LayerWork, Limit, Progress, ScanOptions, Uploaded};
 use cache_server::proto::scanner::{ScanOptions as ScanRequestOptions, ScanRequest};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -31,6 +31,8 @@ pub async fn run(args: &ImageArgs, cache: &dyn Cache, quiet: bool) -> Result<()>
         image: args.image.clone(),
         verify_layers: args.verify_layers,
         max_db_size: args.max_db_size,
+        max_packages_per_layer: args.max_packages_per_layer,
+        max_layers: args.max_layers,
         progress: bar.clone().map(|b| b as Arc<dyn Progress>),
         ..ScanOptions::default()
     };
@@ -38,7 +40,9 @@ pub async fn run(args: &ImageArgs, cache: &dyn Cache, quiet: bool) -> Result<()>
     if let Some(bar) = &bar {
         bar.bar.finish_and_clear();
     }
-    let report = report.with_context(|| format!("cannot scan {}", args.input.display()))?;
+    let report = report
+        .map_err(with_raise_hint)
+        .with_context(|| format!("cannot scan {}", args.input.display()))?;
     // cache-scan logs the per-image summary (layers analysed and reused) itself.
     let mut out = Output::create(args.output.as_deref())?;
     let written = match args.format {
@@ -47,6 +51,17 @@ pub async fn run(args: &ImageArgs, cache: &dyn Cache, quiet: bool) -> Result<()>
     };
     written.with_context(|| format!("cannot write {}", out.name()))?;
     out.finish()
+}
+
+/// A scan error that crossed a cap, with the option that raises it.
+fn with_raise_hint(e: cache_scan::ScanError) -> anyhow::Error {
+    let flag = match e.limit() {
+        Some(Limit::PackagesPerLayer) => "--max-packages-per-layer",
+        Some(Limit::DocumentSize) => "--max-document-size",
+        Some(Limit::Layers) => "--max-layers",
+        _ => return e.into(),
+    };
+    anyhow::anyhow!("{e}; raise it with {flag}")
 }
 
 /// A progress bar over the archive bytes of the layers being read.
@@ -175,16 +190,22 @@ pub async fn run_on_server(args: &ImageArgs, g: &GlobalOpts) -> Result<()> {
         image: args.image.clone(),
         verify_layers: args.verify_layers,
         max_db_size: args.max_db_size,
+        max_packages_per_layer: args.max_packages_per_layer,
+        max_layers: args.max_layers,
         progress: bar.clone().map(|b| b as Arc<dyn Progress>),
         ..ScanOptions::default()
     };
     let target = args.input.display().to_string();
-    let uploaded = cache_scan::upload(&args.input, &UploadCache::new(&client), &options).await;
+    let cap = cache_core::parse_size(&g.max_document_size)
+        .map_err(|e| backend::with_flag(e, "--max-document-size"))?;
+    let upload_cache = UploadCache::new(&client, Some(cap).filter(|&n| n > 0));
+    let uploaded = cache_scan::upload(&args.input, &upload_cache, &options).await;
     if let Some(bar) = &bar {
         bar.bar.finish_and_clear();
     }
-    let uploaded =
-        uploaded.with_context(|| format!("cannot scan {target} through {}", client.location()))?;
+    let uploaded = uploaded
+        .map_err(with_raise_hint)
+        .with_context(|| format!("cannot scan {target} through {}", client.location()))?;
     let scanners = args
         .scanners
         .clone()

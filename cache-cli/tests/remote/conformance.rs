@@ -2,7 +2,9 @@
 //! processes with fs, memory and Redis behind them.
 //!
 //! Every cache a case asks for is a server process of its own, started with the case's
-//! TTL and size bound (the server applies them; the remote backend cannot): a fresh,
+//! TTL, size bound and document size cap (the server applies them; the remote backend
+//! has no TTL or bound, and is given no cap of its own here, so that the server's
+//! refusal of an oversize document is what the cap's case checks): a fresh,
 //! empty cache that no other case shares. A server starts in a few tens of
 //! milliseconds, so the 60 cases stay within seconds; the Redis cases share one
 //! `redis-server` per case, a database per server.
@@ -67,6 +69,8 @@ fn option_args(options: &CacheOptions) -> Vec<String> {
     if let Some(max) = options.max_size {
         args.extend(["--cache-max-size".into(), max.to_string()]);
     }
+    let cap = options.max_document_size.unwrap_or(0);
+    args.extend(["--max-document-size".into(), cap.to_string()]);
     args
 }
 
@@ -88,7 +92,11 @@ impl cache_testkit::Factory for Remote {
             request_timeout: Duration::from_secs(30),
             ..RemoteConfig::new(server.url())
         };
-        let cache = RemoteCache::new(&config).unwrap();
+        let client_options = CacheOptions {
+            max_document_size: None,
+            ..CacheOptions::default()
+        };
+        let cache = RemoteCache::new(&config, &client_options).unwrap();
         self.servers.lock().unwrap().push(server);
         Arc::new(cache)
     }

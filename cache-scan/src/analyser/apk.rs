@@ -1,52 +1,68 @@
 //! The apk analyser: `lib/apk/db/installed` to packages.
 
+use std::io::BufRead;
+
 use base64::Engine as _;
 use cache_core::Package;
 
-use super::parsed::Parsed;
+use super::parsed::{Collapsed, Parsed};
+#[cfg(test)]
+use crate::limits::LayerLimits;
+use crate::{
+    codec::read_line_capped,
+    limits::{MAX_LINE, Stop, Tally},
+};
 
 /// The analyser name recorded in `AnalyzedBy`.
 pub(crate) const NAME: &str = "apk";
 
 /// Parses an apk installed database: stanzas of `K:value` lines separated by blank
-/// lines. Dependencies and provides are names here; [`super::parsed::resolve_depends`] turns
-/// dependencies into package IDs.
+/// lines, each package name once (a later stanza replaces an earlier one of the same
+/// name, as apk holds one entry per name). Dependencies and provides are names here;
+/// [`super::parsed::resolve_depends`] turns dependencies into package IDs.
+#[cfg(test)]
 pub(crate) fn parse(text: &str) -> Vec<Parsed> {
-    let mut out = Vec::new();
+    let mut tally = Tally::new(LayerLimits::UNBOUNDED);
+    parse_reader(&mut text.as_bytes(), &mut tally).unwrap_or_default()
+}
+
+/// The parser of this database, reading `reader` as it streams: one line at a time, counting each package
+/// and its weight in `tally` (which stops the read once a cap is crossed), in time
+/// linear in the input.
+pub(crate) fn parse_reader(
+    reader: &mut dyn BufRead,
+    tally: &mut Tally,
+) -> Result<Vec<Parsed>, Stop> {
+    let mut out = Collapsed::default();
     let mut cur = Stanza::default();
-    for line in text.lines().chain(std::iter::once("")) {
-        if line.trim().is_empty() {
+    let mut held = 0u64;
+    let mut line = Vec::new();
+    let mut warned = false;
+    loop {
+        line.clear();
+        let (read, cut) = read_line_capped(reader, &mut line, MAX_LINE)?;
+        if cut && !std::mem::replace(&mut warned, true) {
+            tracing::warn!("apk: a line longer than {MAX_LINE} bytes was cut");
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if read == 0 || text.trim().is_empty() {
             if let Some(parsed) = std::mem::take(&mut cur).finish() {
-                out.push(parsed);
+                out.push(parsed.package.name.clone(), parsed, tally)?;
+            }
+            held = 0;
+            if read == 0 {
+                break;
             }
             continue;
         }
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
-        match key {
-            "P" => cur.name = value.into(),
-            "V" => cur.version = value.into(),
-            "A" => cur.arch = value.into(),
-            "o" => cur.origin = value.into(),
-            "L" => cur.license = value.into(),
-            "m" => cur.maintainer = value.into(),
-            "C" => cur.checksum = value.into(),
-            "D" => cur.depends = value.split_whitespace().map(str::to_owned).collect(),
-            "p" => cur.provides = value.split_whitespace().map(str::to_owned).collect(),
-            "F" => cur.dir = value.into(),
-            "R" => {
-                let file = if cur.dir.is_empty() {
-                    value.to_owned()
-                } else {
-                    format!("{}/{value}", cur.dir)
-                };
-                cur.files.push(file);
-            }
-            _ => {}
+        if cur.add(text) {
+            held += text.len() as u64;
+            tally.check(held)?;
         }
     }
-    out
+    Ok(out.into_vec())
 }
 
 #[derive(Default)]
@@ -65,6 +81,35 @@ struct Stanza {
 }
 
 impl Stanza {
+    /// Takes in one `K:value` line; false when it is not one this parser keeps.
+    fn add(&mut self, line: &str) -> bool {
+        let Some((key, value)) = line.split_once(':') else {
+            return false;
+        };
+        match key {
+            "P" => self.name = value.into(),
+            "V" => self.version = value.into(),
+            "A" => self.arch = value.into(),
+            "o" => self.origin = value.into(),
+            "L" => self.license = value.into(),
+            "m" => self.maintainer = value.into(),
+            "C" => self.checksum = value.into(),
+            "D" => self.depends = value.split_whitespace().map(str::to_owned).collect(),
+            "p" => self.provides = value.split_whitespace().map(str::to_owned).collect(),
+            "F" => self.dir = value.into(),
+            "R" => {
+                let file = if self.dir.is_empty() {
+                    value.to_owned()
+                } else {
+                    format!("{}/{value}", self.dir)
+                };
+                self.files.push(file);
+            }
+            _ => return false,
+        }
+        true
+    }
+
     fn finish(self) -> Option<Parsed> {
         if self.name.is_empty() || self.version.is_empty() {
             return None;
@@ -286,6 +331,19 @@ D:!conflicting missing-dep musl>=1.1
                 "GPL-2.0-or-later WITH Classpath-exception-2.0"
             ]
         );
+    }
+
+    #[test]
+    fn duplicate_names_collapse_and_the_last_entry_wins() {
+        let text = "P:a\nV:1\nR:one\n\nP:b\nV:1\n\nP:a\nV:2\nR:two\n";
+        let mut tally = Tally::new(LayerLimits::UNBOUNDED);
+        let parsed = parse_reader(&mut text.as_bytes(), &mut tally).unwrap();
+        let got: Vec<(&str, &[String])> = parsed
+            .iter()
+            .map(|p| (p.package.id.as_str(), p.package.installed_files.as_slice()))
+            .collect();
+        assert_eq!(got, [("a@2", &["two".to_owned()][..]), ("b@1", &[][..])]);
+        assert_eq!(tally.counters.duplicates_collapsed, 1);
     }
 
     #[test]

@@ -1,40 +1,100 @@
 //! The dpkg analyser: `var/lib/dpkg/status` and `var/lib/dpkg/status.d/*` (deb822
 //! stanzas) to packages.
 
+use std::io::BufRead;
+
 use cache_core::Package;
 
-use super::parsed::Parsed;
+use super::parsed::{Collapsed, Parsed};
+#[cfg(test)]
+use crate::limits::LayerLimits;
+use crate::{
+    codec::read_line_capped,
+    limits::{MAX_LINE, Stop, Tally},
+};
 
 /// The analyser name recorded in `AnalyzedBy`.
 pub(crate) const NAME: &str = "dpkg";
 
 /// Parses a dpkg status file. Only installed packages are returned (see
-/// [`is_installed`]). Dependencies are names here; [`super::parsed::resolve_depends`] turns them
-/// into package IDs.
+/// [`is_installed`]), each identity (name, architecture) once: a later stanza replaces an
+/// earlier one of the same identity, as dpkg itself holds one entry per identity.
+/// Dependencies are names here; [`super::parsed::resolve_depends`] turns them into
+/// package IDs.
+#[cfg(test)]
 pub(crate) fn parse(text: &str) -> Vec<Parsed> {
-    let mut out = Vec::new();
+    let mut tally = Tally::new(LayerLimits::UNBOUNDED);
+    parse_reader(&mut text.as_bytes(), &mut tally).unwrap_or_default()
+}
+
+/// The fields a stanza is read for; every other field (descriptions, conffiles) is
+/// skipped as it streams by.
+const KEPT: [&str; 8] = [
+    "package",
+    "status",
+    "version",
+    "source",
+    "depends",
+    "provides",
+    "architecture",
+    "maintainer",
+];
+
+/// The parser of this database, reading `reader` as it streams: one line at a time, keeping only the fields
+/// it uses, counting each package and its weight in `tally` (which stops the read once a
+/// cap is crossed), in time linear in the input.
+pub(crate) fn parse_reader(
+    reader: &mut dyn BufRead,
+    tally: &mut Tally,
+) -> Result<Vec<Parsed>, Stop> {
+    let mut out = Collapsed::default();
     let mut fields: Vec<(String, String)> = Vec::new();
-    for line in text.lines().chain(std::iter::once("")) {
-        if line.trim().is_empty() {
+    // Bytes held for the stanza being read, and whether continuation lines belong to a
+    // kept field.
+    let (mut held, mut continuing) = (0u64, false);
+    let mut line = Vec::new();
+    let mut warned = false;
+    loop {
+        line.clear();
+        let (read, cut) = read_line_capped(reader, &mut line, MAX_LINE)?;
+        if cut && !std::mem::replace(&mut warned, true) {
+            tracing::warn!("dpkg: a line longer than {MAX_LINE} bytes was cut");
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if read == 0 || text.trim().is_empty() {
             if !fields.is_empty() {
-                out.extend(stanza(&fields));
+                if let Some(parsed) = stanza(&fields) {
+                    let identity = (parsed.package.name.clone(), parsed.package.arch.clone());
+                    out.push(identity, parsed, tally)?;
+                }
                 fields.clear();
+                held = 0;
+            }
+            if read == 0 {
+                break;
             }
             continue;
         }
-        if line.starts_with([' ', '\t']) {
+        if text.starts_with([' ', '\t']) {
             // Continuation of the previous field.
-            if let Some((_, value)) = fields.last_mut() {
+            if continuing && let Some((_, value)) = fields.last_mut() {
                 value.push('\n');
-                value.push_str(line.trim());
+                value.push_str(text.trim());
+                held += text.len() as u64;
             }
-            continue;
+        } else if let Some((key, value)) = text.split_once(':') {
+            let key = key.trim().to_ascii_lowercase();
+            continuing = KEPT.contains(&key.as_str());
+            if continuing {
+                held += (key.len() + value.len()) as u64;
+                fields.push((key, value.trim().to_owned()));
+            }
         }
-        if let Some((key, value)) = line.split_once(':') {
-            fields.push((key.trim().to_ascii_lowercase(), value.trim().to_owned()));
-        }
+        tally.check(held)?;
     }
-    out
+    Ok(out.into_vec())
 }
 
 fn stanza(fields: &[(String, String)]) -> Option<Parsed> {
@@ -411,6 +471,73 @@ Source: glibc
         assert_eq!(libc.id, "libc6@2.36-9+deb12u10");
         assert_eq!(libc.src_name, "glibc");
         assert_eq!(libc.arch, "amd64");
+    }
+
+    #[test]
+    fn duplicate_identities_collapse_and_the_last_entry_wins() {
+        let stanza = |name: &str, arch: &str, version: &str| {
+            format!(
+                "Package: {name}\nStatus: install ok installed\nArchitecture: {arch}\nVersion: {version}\n\n"
+            )
+        };
+        let text = [
+            stanza("a", "amd64", "1"),
+            stanza("b", "amd64", "1"),
+            stanza("a", "i386", "1"),
+            stanza("a", "amd64", "2"),
+        ]
+        .concat();
+        let ids: Vec<(String, String)> = parse(&text)
+            .into_iter()
+            .map(|p| (p.package.id, p.package.arch))
+            .collect();
+        let want = [("a@2", "amd64"), ("b@1", "amd64"), ("a@1", "i386")];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(i, a)| ((*i).into(), (*a).into()))
+            .collect();
+        assert_eq!(ids, want);
+    }
+
+    #[test]
+    fn many_identical_stanzas_are_one_package_and_stop_at_no_cap() {
+        let one =
+            "Package: same\nStatus: install ok installed\nVersion: 1\nDescription: x\n more\n\n";
+        let text = one.repeat(20_000);
+        let mut tally = Tally::new(LayerLimits {
+            max_packages: 1,
+            max_document: Some(1 << 10),
+        });
+        let parsed = parse_reader(&mut text.as_bytes(), &mut tally).unwrap();
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(tally.counters.duplicates_collapsed, 19_999);
+    }
+
+    #[test]
+    fn caps_stop_the_read() {
+        let text: String = (0..10)
+            .map(|i| format!("Package: p{i}\nVersion: 1\n\n"))
+            .collect();
+        let mut tally = Tally::new(LayerLimits {
+            max_packages: 3,
+            max_document: None,
+        });
+        match parse_reader(&mut text.as_bytes(), &mut tally) {
+            Err(Stop::Crossed(c)) => {
+                assert_eq!((c.limit, c.reached), (crate::Limit::PackagesPerLayer, 4))
+            }
+            other => panic!("{other:?}"),
+        }
+        // One field of a stanza growing past the document cap stops the read there.
+        let huge = format!("Package: a\nDepends: {}\n", "x, ".repeat(100_000));
+        let mut tally = Tally::new(LayerLimits {
+            max_packages: 10,
+            max_document: Some(1000),
+        });
+        match parse_reader(&mut huge.as_bytes(), &mut tally) {
+            Err(Stop::Crossed(c)) => assert_eq!(c.limit, crate::Limit::DocumentSize),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

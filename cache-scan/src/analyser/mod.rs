@@ -1,17 +1,19 @@
 //! The analysers: which layer files each reads, and how one layer's files become the
 //! OS, repository and package parts of its [`BlobInfo`].
 
-mod apk;
-mod dpkg;
-mod os;
-mod parsed;
+pub(crate) mod apk;
+pub(crate) mod dpkg;
+pub(crate) mod os;
+pub(crate) mod parsed;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, io::BufRead};
 
 use cache_core::{BlobInfo, Package, PackageInfo};
 
 pub(crate) use os::OsFiles;
-use parsed::{Parsed, resolve_depends};
+use parsed::{Parsed, resolve_depends_within};
+
+use crate::limits::{Crossed, Stop, Tally};
 
 /// Every analyser's name and version. Bump a version whenever its output for the same
 /// input changes: the versions feed `calc_key` (see `docs/keys.md`), so old cached
@@ -20,9 +22,11 @@ use parsed::{Parsed, resolve_depends};
 /// History: apk 2 and dpkg 3 — a database without installed packages is recorded (empty)
 /// so that it replaces an earlier layer's; dpkg 3 also counts stanzas without `Status`
 /// (distroless `status.d/*`) and held packages. os-release 2 — single-quoted values are
-/// literal (os-release(5)).
+/// literal (os-release(5)). apk 3 and dpkg 4 — entries of one database with the same
+/// identity (apk: name; dpkg: name and architecture) collapse into one, the last entry
+/// winning.
 pub const ANALYSERS: [(&str, u32); 4] =
-    [("apk", 2), ("apk-repo", 1), ("dpkg", 3), ("os-release", 2)];
+    [("apk", 3), ("apk-repo", 1), ("dpkg", 4), ("os-release", 2)];
 
 /// Largest OS-release or repositories file read; larger ones are ignored with a warning.
 pub(crate) const MAX_SMALL_FILE: u64 = 64 << 10;
@@ -77,8 +81,15 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
-    /// Takes in one wanted file's content.
+    /// Takes in one wanted file's content. A package database read this way is not
+    /// bounded by caps; a scan streams them through [`Collector::add_db`].
     pub(crate) fn add(&mut self, target: Target, path: &str, data: &[u8]) {
+        if target.is_package_db() {
+            let mut unbounded = Tally::new(crate::limits::LayerLimits::UNBOUNDED);
+            // Reading a slice fails in no way, and no cap is set.
+            let _ = self.add_db(target, path, &mut &data[..], &mut unbounded);
+            return;
+        }
         let text = String::from_utf8_lossy(data).into_owned();
         match target {
             Target::EtcOsRelease => self.os.etc_os_release = Some(text),
@@ -86,18 +97,49 @@ impl Collector {
             Target::AlpineRelease => self.os.alpine_release = Some(text),
             Target::DebianVersion => self.os.debian_version = Some(text),
             Target::ApkRepositories => self.repositories = Some(text),
+            Target::Dpkg | Target::Apk => {}
+        }
+    }
+
+    /// Parses a package database as it streams from `reader`, counting its packages in
+    /// the layer's `tally`; stops at the first cap crossed or read error.
+    pub(crate) fn add_db(
+        &mut self,
+        target: Target,
+        path: &str,
+        reader: &mut dyn BufRead,
+        tally: &mut Tally,
+    ) -> Result<(), Stop> {
+        match target {
             Target::Dpkg => {
-                self.dpkg.insert(path.to_owned(), dpkg::parse(&text));
+                let parsed = dpkg::parse_reader(reader, tally)?;
+                self.dpkg.insert(path.to_owned(), parsed);
             }
             Target::Apk => {
-                self.apk.insert(path.to_owned(), apk::parse(&text));
+                let parsed = apk::parse_reader(reader, tally)?;
+                self.apk.insert(path.to_owned(), parsed);
             }
+            _ => {}
         }
+        Ok(())
     }
 
     /// Writes the findings into `blob`: OS, repository and one [`PackageInfo`] per
     /// database file, sorted by path, packages sorted by name and ID.
+    #[cfg(test)]
     pub(crate) fn finish(self, blob: &mut BlobInfo) {
+        let mut unbounded = Tally::new(crate::limits::LayerLimits::UNBOUNDED);
+        let _ = self.finish_within(blob, &mut unbounded);
+    }
+
+    /// Writes the findings into `blob` (OS, repository and one [`PackageInfo`] per database
+    /// file, sorted by path, packages sorted by name and ID), counting the resolved
+    /// dependencies in `tally`.
+    pub(crate) fn finish_within(
+        self,
+        blob: &mut BlobInfo,
+        tally: &mut Tally,
+    ) -> Result<(), Crossed> {
         blob.os = self.os.detect();
         blob.repository = self.repositories.as_deref().and_then(os::apk_repository);
         let mut infos = Vec::new();
@@ -106,17 +148,26 @@ impl Collector {
         for dbs in [self.dpkg, self.apk] {
             // Every database read gets an entry, also one without installed packages: it
             // replaces an earlier layer's database at the same path.
-            let mut by_path: BTreeMap<String, Vec<Package>> =
-                dbs.keys().map(|path| (path.clone(), Vec::new())).collect();
-            let mut all: Vec<(String, Parsed)> = dbs
-                .into_iter()
-                .flat_map(|(path, parsed)| parsed.into_iter().map(move |p| (path.clone(), p)))
-                .collect();
-            let (paths, mut parsed): (Vec<String>, Vec<Parsed>) = all.drain(..).unzip();
-            resolve_depends(&mut parsed);
-            for (path, p) in paths.into_iter().zip(parsed) {
-                by_path.entry(path).or_default().push(p.package);
+            // The databases' packages in one list (the first database's moved, not
+            // copied), then back into one exactly sized list per path.
+            let mut counts: Vec<(String, usize)> = Vec::with_capacity(dbs.len());
+            let mut parsed: Vec<Parsed> = Vec::new();
+            for (path, mut db) in dbs {
+                counts.push((path, db.len()));
+                if parsed.is_empty() {
+                    std::mem::swap(&mut parsed, &mut db);
+                }
+                parsed.append(&mut db);
             }
+            resolve_depends_within(&mut parsed, tally)?;
+            let mut parsed = parsed.into_iter();
+            let mut by_path: BTreeMap<String, Vec<Package>> = BTreeMap::new();
+            for (path, n) in counts {
+                let mut packages = Vec::with_capacity(n);
+                packages.extend(parsed.by_ref().take(n).map(|p| p.package));
+                by_path.insert(path, packages);
+            }
+            drop(parsed);
             for (path, mut packages) in by_path {
                 packages.sort_by(|a, b| (&a.name, &a.id, &a.arch).cmp(&(&b.name, &b.id, &b.arch)));
                 infos.push(PackageInfo {
@@ -128,6 +179,7 @@ impl Collector {
         }
         infos.sort_by(|a, b| a.file_path.cmp(&b.file_path));
         blob.package_infos = infos;
+        Ok(())
     }
 }
 

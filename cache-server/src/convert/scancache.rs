@@ -1,5 +1,6 @@
 //! The scancache service's messages ↔ cache-core's types (`EntryKey`, `RawEntry`,
-//! `Walked`, `Stats`, `GcReport`), used by the server's handlers and by the remote
+//! `Walked`, `Stats`, `GcOptions`, `GcReport`, and the error of a document over the
+//! size cap), used by the server's handlers and by the remote
 //! backend alike, so both sides read the wire the same way.
 //!
 //! Expiries travel as Unix milliseconds: a time before the epoch is sent as 0 (it has
@@ -9,10 +10,23 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cache_core::{
-    BlobId, Digest, EntryKey, EntryKind, EntryMeta, GcReport, RawEntry, Stats, Walked,
+    BlobId, Digest, EntryKey, EntryKind, EntryMeta, Error, GcOptions, GcReport, RawEntry, Stats,
+    Walked,
 };
 
-use crate::proto::scancache as ps;
+use crate::{
+    proto::scancache as ps,
+    twirp::{Code, TwirpError},
+};
+
+/// The `meta` keys of the `invalid_argument` error that refuses a document over the
+/// server's size cap: its kind (`artifact` or `blob`), ID, size and the cap, in bytes.
+pub const TOO_LARGE_META: [&str; 4] = [
+    "document_kind",
+    "document_id",
+    "document_size",
+    "document_limit",
+];
 
 /// A kind's number on the wire.
 pub fn kind_number(kind: EntryKind) -> i32 {
@@ -97,6 +111,7 @@ pub fn walked_message(w: Walked) -> ps::Walked {
         size: w.meta.size,
         expires_at_ms: expiry_ms(w.meta.expires_at),
         value: w.value,
+        last_access_ms: expiry_ms(w.meta.last_access),
     }
 }
 
@@ -107,6 +122,7 @@ pub fn walked(w: ps::Walked) -> Result<Walked, String> {
             key: entry_key(w.key.as_ref())?,
             size: w.size,
             expires_at: expiry_time(w.expires_at_ms),
+            last_access: expiry_time(w.last_access_ms),
         },
         value: w.value,
     })
@@ -129,6 +145,9 @@ impl From<&Stats> for ps::StatsResponse {
             expired: s.expired,
             disk_bytes: s.disk_bytes,
             backend: String::new(),
+            unread_7d: s.unread[0],
+            unread_30d: s.unread[1],
+            access_unknown: s.access_unknown,
         }
     }
 }
@@ -141,6 +160,8 @@ impl From<&ps::StatsResponse> for Stats {
             bytes: s.bytes,
             expired: s.expired,
             disk_bytes: s.disk_bytes,
+            unread: [s.unread_7d, s.unread_30d],
+            access_unknown: s.access_unknown,
         }
     }
 }
@@ -153,6 +174,8 @@ impl From<&GcReport> for ps::GcResponse {
             bytes: r.bytes,
             disk_bytes_before: r.disk_bytes.map(|(before, _)| before),
             disk_bytes_after: r.disk_bytes.map(|(_, after)| after),
+            unused: r.unused,
+            access_unknown: r.access_unknown,
         }
     }
 }
@@ -164,8 +187,72 @@ impl From<&ps::GcResponse> for GcReport {
             stale: r.stale,
             bytes: r.bytes,
             disk_bytes: r.disk_bytes_before.zip(r.disk_bytes_after),
+            unused: r.unused,
+            access_unknown: r.access_unknown,
         }
     }
+}
+
+impl From<&GcOptions> for ps::GcRequest {
+    fn from(o: &GcOptions) -> Self {
+        ps::GcRequest {
+            unused_for_ms: o
+                .unused_for
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+impl From<&ps::GcRequest> for GcOptions {
+    fn from(r: &ps::GcRequest) -> Self {
+        GcOptions {
+            unused_for: r.unused_for_ms.map(Duration::from_millis),
+        }
+    }
+}
+
+/// The Twirp error of a document over the size cap (`invalid_argument`, with the
+/// document in [`TOO_LARGE_META`]); `None` for any other error.
+pub fn too_large_error(e: &Error) -> Option<TwirpError> {
+    let Error::DocumentTooLarge {
+        kind,
+        id,
+        size,
+        limit,
+    } = e
+    else {
+        return None;
+    };
+    let [k, i, s, l] = TOO_LARGE_META;
+    Some(
+        TwirpError::new(Code::InvalidArgument, e.to_string())
+            .with_meta(k, kind.as_str())
+            .with_meta(i, id.clone())
+            .with_meta(s, size.to_string())
+            .with_meta(l, limit.to_string()),
+    )
+}
+
+/// The error a [`too_large_error`] answer stands for; `None` when `meta` does not
+/// describe a refused document.
+pub fn too_large(meta: &[(String, String)]) -> Option<Error> {
+    let get = |name: &str| {
+        meta.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let [k, i, s, l] = TOO_LARGE_META;
+    let kind = match get(k)? {
+        "artifact" => EntryKind::Artifact,
+        "blob" => EntryKind::Blob,
+        _ => return None,
+    };
+    Some(Error::DocumentTooLarge {
+        kind,
+        id: get(i)?.to_owned(),
+        size: get(s)?.parse().ok()?,
+        limit: get(l)?.parse().ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -246,6 +333,8 @@ mod tests {
             bytes: 3,
             expired: 4,
             disk_bytes: Some(5),
+            unread: [6, 7],
+            access_unknown: 8,
         };
         assert_eq!(Stats::from(&ps::StatsResponse::from(&stats)), stats);
         let gc = GcReport {
@@ -253,7 +342,34 @@ mod tests {
             stale: 2,
             bytes: 3,
             disk_bytes: Some((5, 4)),
+            unused: 6,
+            access_unknown: 7,
         };
         assert_eq!(GcReport::from(&ps::GcResponse::from(&gc)), gc);
+        for unused_for in [None, Some(Duration::from_secs(7 * 86_400))] {
+            let options = GcOptions { unused_for };
+            assert_eq!(GcOptions::from(&ps::GcRequest::from(&options)), options);
+        }
+    }
+
+    #[test]
+    fn a_refused_document_round_trips() {
+        let refused = Error::DocumentTooLarge {
+            kind: EntryKind::Blob,
+            id: digest(3).to_string(),
+            size: 40 << 20,
+            limit: 32 << 20,
+        };
+        let wire = too_large_error(&refused).unwrap();
+        assert_eq!(wire.code, Code::InvalidArgument);
+        let back = too_large(&wire.meta).unwrap();
+        assert_eq!(back.to_string(), refused.to_string());
+        assert!(back.is_document_too_large());
+        assert!(too_large(&[]).is_none());
+        let other = Error::Unavailable {
+            backend: "b".into(),
+            reason: "r".into(),
+        };
+        assert!(too_large_error(&other).is_none());
     }
 }

@@ -191,12 +191,17 @@ pub struct Walked {
     /// The stored bytes (`Export` only).
     #[prost(bytes = "vec", optional, tag = "4")]
     pub value: Option<Vec<u8>>,
+    /// When the entry was last read or written, Unix milliseconds, as the server's
+    /// backend records it; absent where it does not (Redis).
+    #[prost(int64, optional, tag = "5")]
+    pub last_access_ms: Option<i64>,
 }
 json_message!(Walked {
     key,
     size,
     expires_at_ms,
-    value
+    value,
+    last_access_ms
 });
 
 /// How a walk ended: `code` empty for success, else a Twirp code and its message.
@@ -224,10 +229,21 @@ pub struct WalkFrame {
 }
 json_message!(WalkFrame { entries, end });
 
-/// The request of the RPCs that take no argument (`Clear`, `Gc`, `Stats`, `Compact`).
+/// The request of the RPCs that take no argument (`Clear`, `Stats`, `Compact`).
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct Nothing {}
 json_message!(Nothing {});
+
+/// `Gc`'s request (admin). Empty, it is the plain `gc`; an older client's empty request
+/// reads the same.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct GcRequest {
+    /// Also remove entries unread (and unwritten) for this many milliseconds; entries
+    /// whose last access the server's backend does not know are kept.
+    #[prost(uint64, optional, tag = "1")]
+    pub unused_for_ms: Option<u64>,
+}
+json_message!(GcRequest { unused_for_ms });
 
 /// `Gc`'s answer (admin): what the server's backend removed.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
@@ -247,13 +263,22 @@ pub struct GcResponse {
     /// Size of the backend's files after.
     #[prost(uint64, optional, tag = "5")]
     pub disk_bytes_after: Option<u64>,
+    /// Entries removed because they went unread for `unused_for_ms`.
+    #[prost(uint64, tag = "6")]
+    pub unused: u64,
+    /// With `unused_for_ms`: entries kept because the backend does not know when they
+    /// were last read.
+    #[prost(uint64, tag = "7")]
+    pub access_unknown: u64,
 }
 json_message!(GcResponse {
     expired,
     stale,
     bytes,
     disk_bytes_before,
-    disk_bytes_after
+    disk_bytes_after,
+    unused,
+    access_unknown
 });
 
 /// `Stats`' answer: the server's own backend's counts.
@@ -277,6 +302,16 @@ pub struct StatsResponse {
     /// The server's backend: `fs`, `memory` or `redis`.
     #[prost(string, tag = "6")]
     pub backend: String,
+    /// Live entries unread (and unwritten) for at least 7 days, among those whose last
+    /// access the backend knows.
+    #[prost(uint64, tag = "7")]
+    pub unread_7d: u64,
+    /// The same for 30 days.
+    #[prost(uint64, tag = "8")]
+    pub unread_30d: u64,
+    /// Live entries whose last access the backend does not know (every entry on Redis).
+    #[prost(uint64, tag = "9")]
+    pub access_unknown: u64,
 }
 json_message!(StatsResponse {
     artifacts,
@@ -284,5 +319,8 @@ json_message!(StatsResponse {
     bytes,
     expired,
     disk_bytes,
-    backend
+    backend,
+    unread_7d,
+    unread_30d,
+    access_unknown
 });
