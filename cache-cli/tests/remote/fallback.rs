@@ -5,6 +5,9 @@
 //! cause and the fix. `--cache-required` makes that a failure; a misconfiguration (a wrong
 //! password or token) fails either way; the `cache` commands fail clearly.
 //!
+//! The Redis forms count too: a Redis Cluster whose nodes are all down, and a Redis
+//! Sentinel setup whose sentinels are down.
+//!
 //! (The memory backend cannot be unavailable: it is the process's own memory.)
 
 use std::{
@@ -19,7 +22,10 @@ use cache_fixtures::{Compression, LayerBuilder, alpine_image, docker_save};
 use cache_testkit::{
     http::ScancacheServer,
     proxy::DelayProxy,
-    redis::{RedisServer, ServerOptions, free_port, require_redis},
+    redis::{
+        RedisCluster, RedisServer, SentinelOptions, SentinelSetup, ServerOptions, Tls, free_port,
+        require_redis,
+    },
 };
 use serde_json::Value;
 
@@ -265,6 +271,55 @@ fn redis_killed_before_and_during_a_scan() {
         "{}",
         r.explain()
     );
+}
+
+/// A Redis Cluster whose every node is down, and a Sentinel setup whose sentinels are
+/// down (so no master can be found): the scan goes on uncached with one warning, and
+/// fails with `--cache-required`; a cluster that is up stores the scan's layers.
+#[test]
+fn redis_cluster_and_sentinel_unreachable() {
+    if !require_redis() {
+        return;
+    }
+    let dir = tempdir();
+    let input = many_layers(dir.path());
+    let want = expected_report(&input);
+
+    let mut cluster = RedisCluster::start(3, 0, Tls::Off);
+    let urls = cluster.urls();
+    let stored = scan(&["--cache-backend", &urls], &input).ok();
+    assert_eq!(
+        serde_json::from_str::<Value>(&stored.stdout()).unwrap(),
+        want
+    );
+    assert!(cluster.key_count() > 0, "a working cluster stores the scan");
+    for i in 0..cluster.nodes().len() {
+        cluster.node_mut(i).kill();
+    }
+    went_on_uncached(
+        scan(&["--cache-backend", &urls], &input),
+        &want,
+        "is unavailable",
+        "check that Redis is running",
+    );
+    scan(&["--cache-backend", &urls, "--cache-required"], &input).fails_with(1, "is unavailable");
+
+    let mut setup = SentinelSetup::start(SentinelOptions {
+        replicas: 0,
+        ..SentinelOptions::default()
+    });
+    let url = setup.url(0);
+    scan(&["--cache-backend", &url], &input).ok();
+    for sentinel in &mut setup.sentinels {
+        sentinel.kill();
+    }
+    went_on_uncached(
+        scan(&["--cache-backend", &url], &input),
+        &want,
+        "is unavailable",
+        "check that Redis is running",
+    );
+    scan(&["--cache-backend", &url, "--cache-required"], &input).fails_with(1, "is unavailable");
 }
 
 #[test]
