@@ -142,19 +142,21 @@ fn admin_commands_need_the_admin_token() {
     );
 }
 
-/// The TTL and the size bound are the server's: asking the client for them is a usage
-/// error that says so. A malformed URL is a usage error too.
+/// The TTL, its refresh and the size bound are the server's: asking the client for them
+/// is a usage error that says so. A malformed URL is a usage error too.
 #[test]
 fn client_side_ttl_size_and_bad_urls_are_usage_errors() {
-    for (flag, value) in [("--cache-ttl", "1h"), ("--cache-max-size", "1GiB")] {
-        let r = run(&[
-            "--cache-backend",
-            "http://127.0.0.1:9",
-            flag,
-            value,
-            "cache",
-            "stats",
-        ]);
+    let given: [&[&str]; 3] = [
+        &["--cache-ttl", "1h"],
+        &["--cache-max-size", "1GiB"],
+        &["--cache-ttl-refresh"],
+    ];
+    for option in given {
+        let flag = option[0];
+        let mut args = vec!["--cache-backend", "http://127.0.0.1:9"];
+        args.extend_from_slice(option);
+        args.extend(["cache", "stats"]);
+        let r = run(&args);
         assert_eq!(r.code(), Some(2), "{}", r.explain());
         assert!(
             r.stderr().contains(&format!(
