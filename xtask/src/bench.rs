@@ -71,6 +71,12 @@ const PROGRAMS: &[Program] = &[
         example: "bench_extreme",
         features: "",
     },
+    Program {
+        name: "remote",
+        package: "cache-cli",
+        example: "bench_remote",
+        features: "",
+    },
 ];
 
 /// Options of `cargo xtask bench`.
