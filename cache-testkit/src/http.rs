@@ -297,6 +297,7 @@ impl ScancacheServer {
             std::thread::sleep(Duration::from_millis(10));
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("scancache server did not restart: {}", self.log());
     }
 
