@@ -1,10 +1,15 @@
 //! The command line grammar (clap derive): global options and subcommands.
 //!
 //! The doc comments of the options and subcommands are clap's help text, written for a
-//! terminal (`<cache-dir>/db`, `redis://[user:pass@]host`); rustdoc is told not to read
-//! them as HTML tags or links. docs/cli.md describes every command and option.
+//! terminal (`<cache-dir>/db`, `redis://[user:pass@]host`, `https://host:4954`); rustdoc
+//! is told not to read them as HTML tags or links. docs/cli.md describes every command
+//! and option.
 
-#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls
+)]
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
