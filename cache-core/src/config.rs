@@ -151,7 +151,7 @@ fn check_remote_url(url: &str) -> Result<()> {
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains('@') {
         return Err(invalid(
-            "holds credentials: give the server's secret with --token instead",
+            "holds credentials: give the server's token with --token instead",
         ));
     }
     if authority.is_empty() || authority.starts_with(':') {
