@@ -3,10 +3,11 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use cache_core::{
     BackendSpec, Cache, CacheOptions, Setting, default_cache_dir, parse_size, parse_ttl,
 };
+use cache_remote::RemoteConfig;
 
 use crate::cli::GlobalOpts;
 
@@ -26,21 +27,45 @@ impl Settings {
     /// when neither `--cache-backend` nor its variable names one.
     pub fn from_opts(g: &GlobalOpts, default_backend: &str) -> Result<Self> {
         let backend = g.cache_backend.as_deref().unwrap_or(default_backend);
-        let spec =
-            BackendSpec::parse_with(backend, g.redis_master_name.as_deref()).map_err(flagged)?;
-        if let BackendSpec::Redis { url } = &spec {
-            redis_config(url, g).validate().map_err(flagged)?;
+        let spec = BackendSpec::parse_with(backend, g.redis_master_name.as_deref())
+            .map_err(|e| flagged(e, None))?;
+        match &spec {
+            BackendSpec::Redis { url } => {
+                redis_config(url, g)
+                    .validate()
+                    .map_err(|e| flagged(e, Some(&spec)))?;
+            }
+            BackendSpec::Remote { url } => {
+                remote_config(url, g)
+                    .validate()
+                    .map_err(|e| flagged(e, Some(&spec)))?;
+            }
+            BackendSpec::Fs | BackendSpec::Memory => {}
         }
         let max_size =
             parse_size(&g.cache_max_size).map_err(|e| with_flag(e, "--cache-max-size"))?;
         let max_document_size =
             parse_size(&g.max_document_size).map_err(|e| with_flag(e, "--max-document-size"))?;
         let options = CacheOptions {
-            ttl: parse_ttl(&g.cache_ttl).map_err(flagged)?,
+            ttl: parse_ttl(&g.cache_ttl).map_err(|e| flagged(e, None))?,
             max_size: Some(max_size).filter(|&n| n > 0),
             max_document_size: Some(max_document_size).filter(|&n| n > 0),
             ttl_refresh: g.cache_ttl_refresh,
         };
+        if let BackendSpec::Remote { .. } = &spec {
+            for (set, flag) in [
+                (options.ttl.is_some(), "--cache-ttl"),
+                (options.max_size.is_some(), "--cache-max-size"),
+                (options.ttl_refresh, "--cache-ttl-refresh"),
+            ] {
+                if set {
+                    bail!(
+                        "{flag} cannot be used with a remote backend ({spec}): the server \
+                         applies its own; start the server with {flag}"
+                    );
+                }
+            }
+        }
         let cache_dir = g.cache_dir.clone().unwrap_or_else(default_cache_dir);
         Ok(Settings {
             spec,
@@ -63,15 +88,42 @@ fn redis_config(url: &str, g: &GlobalOpts) -> cache_redis::RedisConfig {
     }
 }
 
-/// Opens the selected backend.
+/// The client settings of the scancache server at `url`, from the global options.
+pub fn remote_config(url: &str, g: &GlobalOpts) -> RemoteConfig {
+    RemoteConfig {
+        token: g.token.clone(),
+        token_header: g.token_header.clone(),
+        admin_token: g.admin_token.clone(),
+        ca: g.server_ca.clone(),
+        ..RemoteConfig::new(url)
+    }
+}
+
+/// Opens the selected backend, naming it in the error.
 pub async fn open(settings: &Settings, g: &GlobalOpts) -> Result<Arc<dyn Cache>> {
+    open_cache(settings, g)
+        .await
+        .map_err(|e| opening(e, settings))
+}
+
+/// The error of a backend that did not open, with the flag of an invalid setting named.
+pub fn opening(e: cache_core::Error, settings: &Settings) -> anyhow::Error {
+    flagged(e, Some(&settings.spec)).context(format!("cannot open the {} cache", settings.spec))
+}
+
+/// Opens the selected backend; the library's error as it is, for a caller that tells an
+/// outage from a misconfiguration.
+pub async fn open_cache(
+    settings: &Settings,
+    g: &GlobalOpts,
+) -> Result<Arc<dyn Cache>, cache_core::Error> {
     let redis_opts = g.redis_tls
         || g.redis_ca.is_some()
         || g.redis_cert.is_some()
         || g.redis_key.is_some()
         || g.redis_master_name.is_some()
         || g.redis_sentinel_password.is_some();
-    let cache: Result<Arc<dyn Cache>> = match &settings.spec {
+    match &settings.spec {
         BackendSpec::Memory => {
             warn_unused_redis_options(redis_opts);
             warn_unused_refresh(settings);
@@ -82,19 +134,21 @@ pub async fn open(settings: &Settings, g: &GlobalOpts) -> Result<Arc<dyn Cache>>
             warn_unused_refresh(settings);
             cache_fs::FsCache::open(&settings.cache_dir, &settings.options)
                 .map(|c| Arc::new(c) as Arc<dyn Cache>)
-                .map_err(Into::into)
         }
         BackendSpec::Redis { url } => {
             if settings.options.ttl_refresh && settings.options.ttl.is_none() {
                 tracing::warn!("--cache-ttl-refresh does nothing without --cache-ttl");
             }
-            match cache_redis::RedisCache::connect(redis_config(url, g), &settings.options).await {
-                Ok(c) => Ok(Arc::new(c) as Arc<dyn Cache>),
-                Err(e) => Err(flagged(e)),
-            }
+            cache_redis::RedisCache::connect(redis_config(url, g), &settings.options)
+                .await
+                .map(|c| Arc::new(c) as Arc<dyn Cache>)
         }
-    };
-    cache.with_context(|| format!("cannot open the {} cache", settings.spec))
+        BackendSpec::Remote { url } => {
+            warn_unused_redis_options(redis_opts);
+            cache_remote::RemoteCache::new(&remote_config(url, g), &settings.options)
+                .map(|c| Arc::new(c) as Arc<dyn Cache>)
+        }
+    }
 }
 
 fn warn_unused_refresh(settings: &Settings) {
@@ -115,11 +169,14 @@ fn warn_unused_redis_options(given: bool) {
     }
 }
 
-/// The global option that sets a setting the libraries name in their errors.
-fn flag_of(setting: Setting) -> Option<&'static str> {
+/// The global option that sets a setting the libraries name in their errors, for the
+/// backend in use.
+fn flag_of(setting: Setting, spec: Option<&BackendSpec>) -> Option<&'static str> {
+    let remote = matches!(spec, Some(BackendSpec::Remote { .. }));
     Some(match setting {
         Setting::Backend => "--cache-backend",
         Setting::Ttl => "--cache-ttl",
+        Setting::TlsCa if remote => "--server-ca",
         Setting::TlsCa => "--redis-ca",
         Setting::TlsCert => "--redis-cert",
         Setting::TlsKey => "--redis-key",
@@ -128,9 +185,10 @@ fn flag_of(setting: Setting) -> Option<&'static str> {
     })
 }
 
-/// A library error, with an invalid setting named by the flag that set it.
-pub fn flagged(e: cache_core::Error) -> anyhow::Error {
-    match e.config_parts().and_then(|(s, _)| flag_of(s)) {
+/// A library error, with an invalid setting named by the flag that set it for the
+/// backend `spec` (when known).
+pub fn flagged(e: cache_core::Error, spec: Option<&BackendSpec>) -> anyhow::Error {
+    match e.config_parts().and_then(|(s, _)| flag_of(s, spec)) {
         Some(flag) => with_flag(e, flag),
         None => e.into(),
     }

@@ -1,10 +1,15 @@
 //! The command line grammar (clap derive): global options and subcommands.
 //!
 //! The doc comments of the options and subcommands are clap's help text, written for a
-//! terminal (`<cache-dir>/db`, `redis://[user:pass@]host`); rustdoc is told not to read
-//! them as HTML tags or links. docs/cli.md describes every command and option.
+//! terminal (`<cache-dir>/db`, `redis://[user:pass@]host`, `https://host:4954`); rustdoc
+//! is told not to read them as HTML tags or links. docs/cli.md describes every command
+//! and option.
 
-#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls
+)]
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -38,13 +43,15 @@ pub struct GlobalOpts {
 
     /// Scan cache backend: fs, memory, redis://[user:pass@]host[:port][/db] or rediss://…
     /// (one server), redis://h1:7000,redis://h2:7001,… (Redis Cluster: any reachable nodes;
-    /// database 0 only), or redis+sentinel://[user:pass@]s1:26379,s2:26379/MASTER[/db]
-    /// (Redis Sentinel; rediss+sentinel:// for TLS to the sentinels).
+    /// database 0 only), redis+sentinel://[user:pass@]s1:26379,s2:26379/MASTER[/db]
+    /// (Redis Sentinel; rediss+sentinel:// for TLS to the sentinels), or a scancache
+    /// server: http(s)://host[:port][/prefix]
     /// [default: memory for fs, rootfs and sbom; fs for every other command].
     ///
     /// Examples: --cache-backend redis://:secret@cache.internal:6379/0,
     /// --cache-backend redis://:secret@r1:7000,redis://r2:7000,redis://r3:7000,
-    /// --cache-backend redis+sentinel://:secret@s1:26379,s2:26379/cache/0
+    /// --cache-backend redis+sentinel://:secret@s1:26379,s2:26379/cache/0,
+    /// --cache-backend https://scancache.internal:4954 --token "$TOKEN"
     #[arg(
         long,
         global = true,
@@ -160,6 +167,34 @@ pub struct GlobalOpts {
         hide_env_values = true
     )]
     pub token: Option<String>,
+
+    /// Admin secret of a scancache server: the server refuses the RPCs that change or
+    /// dump the cache (cache rm, gc, export, import, clean) without it, and refuses them
+    /// all when started without it; clients send it for those.
+    ///
+    /// Example: SCANCACHE_ADMIN_TOKEN=$(cat /run/secrets/scancache-admin) scancache server
+    #[arg(
+        long,
+        global = true,
+        env = "SCANCACHE_ADMIN_TOKEN",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
+    /// CA certificates (PEM) to verify an https:// scancache server or `image --server`
+    /// with, instead of the system's roots.
+    ///
+    /// Example: --server-ca /etc/ssl/scancache-ca.pem
+    #[arg(long, global = true, env = "SCANCACHE_SERVER_CA", value_name = "FILE")]
+    pub server_ca: Option<PathBuf>,
+
+    /// Fail a scan when the cache is unavailable (unreachable, failing, unreadable,
+    /// corrupt or full), instead of scanning without it with a warning.
+    ///
+    /// Example: scancache --cache-required image --input app.tar
+    #[arg(long, global = true, env = "SCANCACHE_CACHE_REQUIRED")]
+    pub cache_required: bool,
 
     /// HTTP header that carries --token.
     ///
@@ -338,6 +373,29 @@ pub struct ImageArgs {
     /// Example: scancache image --input downloaded.tar --verify-layers
     #[arg(long, env = "SCANCACHE_VERIFY_LAYERS")]
     pub verify_layers: bool,
+
+    /// Scan through this server the way the reference client does: ask it which layers
+    /// it lacks, analyse and upload only those, and print the report the server builds
+    /// (with vulnerabilities, when it has a database). `scancache server` or the
+    /// reference's `trivy server`; the --cache-* options are not used.
+    ///
+    /// Example: scancache image --server http://scanner:4954 --token "$TOKEN" --input app.tar
+    #[arg(long, env = "SCANCACHE_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// With --server: what the server reports besides packages, comma separated
+    /// [default: license]. vuln needs a server with a vulnerability database.
+    ///
+    /// Example: --scanners vuln,license
+    #[arg(
+        long,
+        env = "SCANCACHE_SCANNERS",
+        value_name = "LIST",
+        value_enum,
+        value_delimiter = ',',
+        requires = "server"
+    )]
+    pub scanners: Option<Vec<Scanner>>,
 
     /// Largest package database file accepted.
     ///
@@ -577,6 +635,31 @@ impl CleanArgs {
             || self.java_db
             || self.checks_bundle
             || self.vex_repo
+    }
+}
+
+/// What a server reports with `image --server --scanners`, by the reference's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scanner {
+    /// Vulnerabilities of the packages (the server needs a vulnerability database).
+    Vuln,
+    /// Licenses of the packages, classified.
+    License,
+    /// Secrets (scancache's analysers record none; a reference client's may).
+    Secret,
+    /// Configuration checks (likewise).
+    Misconfig,
+}
+
+impl Scanner {
+    /// The reference's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scanner::Vuln => "vuln",
+            Scanner::License => "license",
+            Scanner::Secret => "secret",
+            Scanner::Misconfig => "misconfig",
+        }
     }
 }
 

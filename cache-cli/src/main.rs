@@ -15,6 +15,7 @@ mod commands;
 mod log;
 mod ndjson;
 mod output;
+mod server_report;
 
 use cli::{CacheCommand, Cli, Command};
 
@@ -57,6 +58,20 @@ fn main() -> ExitCode {
             .error(ErrorKind::ValueValidation, format!("{e:#}"))
             .exit(),
     };
+    if let Command::Image(args) = &cli.command
+        && let Some(url) = &args.server
+        && let Err(e) = backend::remote_config(url, &cli.global).validate()
+    {
+        let reason = e
+            .config_parts()
+            .map_or_else(|| e.to_string(), |(_, r)| r.to_owned());
+        Cli::command()
+            .error(
+                ErrorKind::ValueValidation,
+                format!("invalid --server: {reason}"),
+            )
+            .exit()
+    }
     log::init(cli.global.quiet, cli.global.debug);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -92,6 +107,13 @@ async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Clean(args) => return commands::clean::run(args, &settings, g).await,
+        Command::Image(args) if args.server.is_some() => {
+            return commands::image::run_on_server(args, g).await;
+        }
+        Command::Image(args) if !g.cache_required => {
+            // A scan goes on without its cache when the cache is down (docs/cli.md).
+            return commands::image::run_best_effort(args, &settings, g).await;
+        }
         // Checks the whole file before it opens the backend (or, for a dry run, never).
         Command::Cache(CacheCommand::Import {
             from_trivy: Some(path),

@@ -2,8 +2,10 @@
 //! small one (one image) and a large one (4 images of 60 layers: hundreds of entries, an
 //! inline bucket and a bucket of many pages). What is imported is compared, ID by ID and
 //! byte by byte, with what trivy itself stores in Redis when it scans the same archives;
-//! trivy then scans through a Redis scancache filled, and finds everything cached. Damaged
-//! files import nothing; bad entries are skipped with a warning each.
+//! trivy then scans through a Redis scancache filled, and finds everything cached; and
+//! `trivy image --server` against a `scancache server` whose cache was filled this way
+//! (through the server itself) uploads no blob. Damaged files import nothing; bad
+//! entries are skipped with a warning each.
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,6 +20,7 @@ use std::{
 use cache_fixtures::{ImageBuilder, bulk_images, debian_image, docker_save};
 use cache_testkit::{
     bbolt::{FileBuilder, Val, data},
+    http::{self, ScancacheServer},
     redis::{RedisServer, ServerOptions, require_redis},
     trivy::{self, require_trivy, scan_archives},
 };
@@ -292,6 +295,105 @@ fn trivy_scans_through_the_imported_entries_without_analysing() {
     }
 }
 
+/// One counter of a server's `/metrics`.
+fn metric(server: &ScancacheServer, name: &str) -> u64 {
+    let text = http::get(server.port(), "/metrics").unwrap().text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+/// The packages of a report: per result target class, (name, version) sorted.
+fn packages(report: &Value) -> Vec<(String, Vec<(String, String)>)> {
+    report["Results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let mut pkgs: Vec<(String, String)> = r["Packages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| (p["Name"].to_string(), p["Version"].to_string()))
+                .collect();
+            pkgs.sort();
+            (r["Class"].to_string(), pkgs)
+        })
+        .collect()
+}
+
+/// The migration end to end: trivy's fs cache imported into the backend of a `scancache
+/// server` — through the server itself, with the remote backend and the admin token —
+/// serves the reference client in server mode: `trivy image --server` on the same
+/// archives uploads no blob (the server's metrics) and reports the packages trivy found
+/// alone.
+#[test]
+fn trivy_image_server_uploads_nothing_after_the_import() {
+    let Some(fx) = fixture() else { return };
+    const ADMIN: &str = "import-admin-token";
+    let home = tempfile::tempdir().unwrap();
+    let server_dir = home.path().join("server-cache").display().to_string();
+    let server = ScancacheServer::start(
+        env!("CARGO_BIN_EXE_scancache"),
+        &["--cache-dir", &server_dir, "--admin-token", ADMIN],
+        &[],
+        &[],
+    );
+    let url = server.url();
+    let path = fx.large.cache_dir().display().to_string();
+    let remote = ["--cache-backend", url.as_str(), "--admin-token", ADMIN];
+    let mut import = remote.to_vec();
+    import.extend(["cache", "import", "--from-trivy", &path]);
+    let (_, stderr) = run(scancache(&home, &import), 0);
+    assert!(
+        stderr.contains("\tINFO\tImported 4 artifacts and 240 blobs from "),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(ADMIN),
+        "the admin token is never shown: {stderr}"
+    );
+    assert_eq!(
+        export(&scancache(&home, &remote)),
+        fx.large.in_redis,
+        "the server's backend holds what trivy stores"
+    );
+
+    let client_cache = home.path().join("trivy-client");
+    fs::create_dir_all(&client_cache).unwrap();
+    for (archive, alone) in fx.large.archives.iter().zip(&fx.large.reports) {
+        let out = trivy::command(&fx.trivy, &client_cache)
+            .args(["image", "--server", &url, "--format", "json"])
+            .args(["--scanners", "license", "--list-all-pkgs", "--input"])
+            .arg(archive)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{log}");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let found = packages(&report);
+        assert!(
+            found.iter().any(|(_, pkgs)| !pkgs.is_empty()),
+            "the report lists packages: {report}"
+        );
+        assert_eq!(found, packages(alone), "{}", archive.display());
+        assert_eq!(report["Metadata"]["OS"], alone["Metadata"]["OS"]);
+    }
+    assert_eq!(
+        metric(&server, "scancache_server_put_blobs_total"),
+        0,
+        "no blob uploaded: {}",
+        server.log()
+    );
+    assert_eq!(
+        metric(&server, "scancache_server_missing_blobs_misses_total"),
+        0
+    );
+    assert!(metric(&server, "scancache_server_missing_blobs_hits_total") >= 240);
+}
+
 /// A copy of the large fs cache, damaged by `damage(file bytes, page size)`.
 fn damaged(
     fx: &Fixture,
@@ -313,14 +415,39 @@ fn root_page(bytes: &[u8], page: usize) -> usize {
     u64::from_le_bytes(bytes[meta + 32..meta + 40].try_into().unwrap()) as usize
 }
 
-/// The last leaf page of the file that holds entries: deep in the blob bucket, read after
-/// many good entries.
+/// The pages the newer meta page's freelist names: free pages keep the bytes of the
+/// leaves they held, but no entry is read from them.
+fn free_pages(bytes: &[u8], page: usize) -> Vec<usize> {
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+    let meta = if u64_at(page + 64) > u64_at(64) {
+        page
+    } else {
+        0
+    };
+    let freelist = u64_at(meta + 48);
+    if freelist == u64::MAX {
+        return Vec::new();
+    }
+    let at = freelist as usize * page;
+    let mut count = u16::from_le_bytes(bytes[at + 10..at + 12].try_into().unwrap()) as usize;
+    let mut ids = at + 16;
+    if count == 0xFFFF {
+        count = u64_at(ids) as usize;
+        ids += 8;
+    }
+    (0..count).map(|i| u64_at(ids + 8 * i) as usize).collect()
+}
+
+/// The last leaf page of the file that holds entries and is not free: deep in the blob
+/// bucket, read after many good entries.
 fn a_blob_leaf(bytes: &[u8], page: usize, root: usize) -> usize {
+    let free = free_pages(bytes, page);
     (2..bytes.len() / page)
         .rev()
         .find(|&p| {
             let h = &bytes[p * page..p * page + 16];
             p != root
+                && !free.contains(&p)
                 && h[..8] == (p as u64).to_le_bytes()
                 && h[8..10] == [2, 0]
                 && h[10..12] != [0, 0]

@@ -18,6 +18,9 @@ const BACKEND_FORMS: &str = "fs (the default), memory, redis://[user:password@]h
 /// Default cap on one stored document: 32 MiB ([`CacheOptions::max_document_size`]).
 pub const DEFAULT_MAX_DOCUMENT_SIZE: u64 = 32 << 20;
 
+/// The accepted forms of a scancache server's address, quoted in errors.
+const REMOTE_FORMS: &str = "http://host[:port][/prefix] or https://…";
+
 /// Settings every backend honours.
 ///
 /// `CacheOptions::default()` keeps entries forever, without a size bound, and caps each
@@ -66,6 +69,12 @@ pub enum BackendSpec {
         /// `redis+sentinel://…`/`rediss+sentinel://…`.
         url: String,
     },
+    /// A `scancache server`, reached over its scancache service (crate `cache-remote`);
+    /// the server's own backend stores the entries and applies its TTL and size bound.
+    Remote {
+        /// The server's URL, `http://…` or `https://…`, as given.
+        url: String,
+    },
 }
 
 impl BackendSpec {
@@ -94,6 +103,10 @@ impl BackendSpec {
                 RedisTopology::parse(s, master_name)?;
                 Ok(BackendSpec::Redis { url: s.to_owned() })
             }
+            s if s.starts_with("http://") || s.starts_with("https://") => {
+                check_remote_url(s)?;
+                Ok(BackendSpec::Remote { url: s.to_owned() })
+            }
             other => Err(Error::Config {
                 setting: Setting::Backend,
                 reason: format!("unknown backend {:?}; use {BACKEND_FORMS}", mask_url(other)),
@@ -115,6 +128,7 @@ impl fmt::Display for BackendSpec {
             BackendSpec::Fs => f.write_str("fs"),
             BackendSpec::Memory => f.write_str("memory"),
             BackendSpec::Redis { url } => f.write_str(&mask_url(url)),
+            BackendSpec::Remote { url } => f.write_str(&mask_url(url)),
         }
     }
 }
@@ -123,6 +137,30 @@ impl fmt::Debug for BackendSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "BackendSpec({self})")
     }
+}
+
+/// Checks the form of a scancache server's URL: a host is named, and no credentials are
+/// (the token travels in a header, never in the URL). The rest (port, prefix) is read by
+/// the client.
+fn check_remote_url(url: &str) -> Result<()> {
+    let invalid = |why: &str| Error::Config {
+        setting: Setting::Backend,
+        reason: format!("{:?} {why}; use {REMOTE_FORMS}", mask_url(url)),
+    };
+    let rest = url.split_once("://").map_or("", |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(invalid(
+            "holds credentials: give the server's token with --token instead",
+        ));
+    }
+    if authority.is_empty() || authority.starts_with(':') {
+        return Err(invalid("names no host"));
+    }
+    if rest.contains(['?', '#']) {
+        return Err(invalid("has a query or fragment"));
+    }
+    Ok(())
 }
 
 /// Replaces the user-info part of a URL (`user:password@`) with `****@`, so it can be
@@ -279,9 +317,35 @@ mod tests {
             BackendSpec::parse("rediss://h").unwrap(),
             BackendSpec::Redis { .. }
         ));
-        for bad in ["s3://bucket", "FS", "redis:/x", "mem", "http://u:secret@h"] {
+        for bad in ["s3://bucket", "FS", "redis:/x", "mem", "ftp://u:secret@h"] {
             let msg = BackendSpec::parse(bad).unwrap_err().to_string();
             assert!(msg.contains("fs (the default), memory, redis://"), "{msg}");
+            assert!(!msg.contains("secret"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn remote_specs() {
+        for url in [
+            "http://cache:4954",
+            "https://cache.internal",
+            "http://[::1]:4954/scan/twirp",
+        ] {
+            let spec = BackendSpec::parse(url).unwrap();
+            assert_eq!(spec, BackendSpec::Remote { url: url.into() });
+            assert_eq!(spec.to_string(), url);
+        }
+        for (bad, why) in [
+            ("http://", "names no host"),
+            ("https://:4954", "names no host"),
+            ("http://u:secret@h:1", "--token"),
+            ("http://h:1/?x=1", "query"),
+        ] {
+            let msg = BackendSpec::parse(bad).unwrap_err().to_string();
+            assert!(
+                msg.contains(why) && msg.contains("https://"),
+                "{bad}: {msg}"
+            );
             assert!(!msg.contains("secret"), "{msg}");
         }
     }

@@ -38,6 +38,16 @@ pub enum Error {
         /// Why it is unavailable.
         reason: String,
     },
+    /// The backend refused this client: a wrong password, token or admin token, a TLS
+    /// certificate that does not verify, a permission the client lacks. A
+    /// misconfiguration, which retrying cannot mend (unlike [`Error::Unavailable`]).
+    #[error("cache backend {backend} refused the request: {reason}")]
+    Denied {
+        /// The backend's address, with any password masked.
+        backend: String,
+        /// What was refused, and why.
+        reason: String,
+    },
     /// The backend answered, but the operation failed there.
     #[error("cache backend {backend}: {message}")]
     Backend {
@@ -154,6 +164,28 @@ impl Error {
         matches!(self, Error::Unavailable { .. })
     }
 
+    /// Returns true for an error that says the backend refused this client's credentials
+    /// or certificate ([`Error::Denied`]).
+    pub fn is_denied(&self) -> bool {
+        matches!(self, Error::Denied { .. })
+    }
+
+    /// Returns true for an error that says the cache cannot serve right now — it cannot
+    /// be reached, failed an operation, its files cannot be read or written (a full
+    /// disk), or it is corrupt — as opposed to a misconfiguration (an invalid setting, a
+    /// refused password, token or certificate) or a misuse (an invalid ID). A program
+    /// for which the cache only speeds things up may go on without it after such an
+    /// error; any other error is the caller's to fix.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            Error::Unavailable { .. }
+                | Error::Backend { .. }
+                | Error::Io { .. }
+                | Error::Corrupt { .. }
+        )
+    }
+
     /// The setting and reason of an [`Error::Config`], for a front end that names the
     /// setting its own way.
     pub fn config_parts(&self) -> Option<(Setting, &str)> {
@@ -170,5 +202,58 @@ impl Error {
             path: path.into(),
             cause,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Outages are what a scanner may go on without; misconfigurations and misuse are not.
+    #[test]
+    fn outages_and_misconfigurations() {
+        let backend = || "redis://h:1".to_owned();
+        let outages = [
+            Error::Unavailable {
+                backend: backend(),
+                reason: "connection refused".into(),
+            },
+            Error::Backend {
+                backend: backend(),
+                message: "MDB_CORRUPTED".into(),
+            },
+            Error::io(
+                "cannot write",
+                "/c/fanal/data.mdb",
+                std::io::Error::other("disk full"),
+            ),
+            Error::Corrupt {
+                kind: crate::EntryKind::Blob,
+                id: "sha256:aa".into(),
+                reason: "not JSON".into(),
+            },
+        ];
+        for e in &outages {
+            assert!(e.is_outage(), "{e}");
+            assert!(!e.is_denied(), "{e}");
+        }
+        let not = [
+            Error::Denied {
+                backend: backend(),
+                reason: "invalid token".into(),
+            },
+            Error::Config {
+                setting: Setting::TlsCa,
+                reason: "no such file".into(),
+            },
+            Error::InvalidId {
+                input: "x".into(),
+                reason: "no sha256: prefix",
+            },
+        ];
+        for e in &not {
+            assert!(!e.is_outage(), "{e}");
+        }
+        assert!(not[0].is_denied());
     }
 }

@@ -606,9 +606,10 @@ impl Report {
         Some(self.classify(what, &e, detail))
     }
 
-    /// Turns a Redis error into ours: transport and authentication problems make the
-    /// backend unavailable, anything else is a failed operation. Messages are scrubbed
-    /// of secrets.
+    /// Turns a Redis error into ours: a refused password or certificate is
+    /// `Error::Denied` (a misconfiguration), transport problems make the backend
+    /// unavailable, anything else is a failed operation. Messages are scrubbed of
+    /// secrets.
     pub(crate) fn error(&self, what: &str, e: &RedisError) -> Error {
         self.classify(what, e, e.to_string())
     }
@@ -638,7 +639,15 @@ impl Report {
             ""
         };
         let reason = format!("{what}: {detail}{hint}");
-        if connecting || auth || is_broken(e) || e.is_connection_refusal() {
+        if auth || is_certificate_refusal(e) {
+            // A misconfiguration, not an outage: a scan must not go on without the cache
+            // because its password or certificate is wrong.
+            return Error::Denied {
+                backend: self.backend.clone(),
+                reason: self.named(reason),
+            };
+        }
+        if connecting || is_broken(e) || e.is_connection_refusal() {
             self.unavailable(reason)
         } else {
             self.backend_error(reason)
@@ -665,6 +674,38 @@ impl Report {
             }
         }
     }
+}
+
+/// True when the TLS handshake failed because a certificate was refused (the server's by
+/// this client's CA, or this client's by the server).
+fn is_certificate_refusal(e: &RedisError) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return matches!(
+                tls,
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::AlertReceived(
+                        rustls::AlertDescription::BadCertificate
+                            | rustls::AlertDescription::UnknownCA
+                            | rustls::AlertDescription::CertificateRequired
+                            | rustls::AlertDescription::CertificateUnknown
+                    )
+            );
+        }
+        // The redis crate's source is the `Arc` it keeps its cause in, and an io::Error's
+        // `source` skips the error it wraps: step into both.
+        let shared = err.downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>();
+        next = if let Some(shared) = shared {
+            Some(&**shared as _)
+        } else if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            io.get_ref().map(|inner| inner as _)
+        } else {
+            err.source()
+        };
+    }
+    false
 }
 
 /// True for errors after which a connection must not be used again.

@@ -54,6 +54,11 @@
 //! image shows them (a server answering scans calls it too), [`purl()`] names each
 //! package, and [`sbom`] turns a report into CycloneDX or SPDX.
 //!
+//! [`upload()`] is the other half of a scan against a server that builds the report
+//! itself (the reference client's flow): only the missing layers are analysed and
+//! stored, nothing is read back. [`BestEffort`] wraps a cache so that it never stops a
+//! scan: after an outage the scan goes on without it.
+//!
 //! This crate does not print (progress goes to a [`Progress`] hook, logs to `tracing`),
 //! parse command lines, pick a cache backend or find vulnerabilities.
 
@@ -63,6 +68,7 @@
 mod analyser;
 mod apply;
 mod archive;
+mod best_effort;
 mod codec;
 mod error;
 mod flight;
@@ -81,12 +87,14 @@ pub mod sbom;
 mod scan;
 mod tarfmt;
 mod tree;
+mod upload;
 mod walk;
 
 pub use analyser::{ANALYSERS, FS_ANALYSERS, lockfile::MAX_LOCKFILE};
 pub use apply::{
     AGGREGATED_TYPES, Applied, AppliedEntry, AppliedSecret, EntryKind, LayerView, apply,
 };
+pub use best_effort::{BestEffort, OnOutage};
 pub use error::{Result, ScanError};
 pub use glob::Glob;
 pub use limits::{Limit, ScanCounters};
@@ -101,3 +109,4 @@ pub use report::{
 };
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};
 pub use tree::{TreeKind, TreeOptions, scan_tree, tree_key_of};
+pub use upload::{Uploaded, upload};

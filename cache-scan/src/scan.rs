@@ -70,19 +70,7 @@ pub fn cache_key(id: &str, options: &ScanOptions) -> Result<cache_core::Digest> 
 pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Result<Report> {
     let started = Instant::now();
     let (archive, image) = open(input, options).await?;
-    if image.layers.len() > options.max_layers {
-        tracing::debug!(
-            limit = Limit::Layers.name(),
-            layers = image.layers.len(),
-            "image crossed a cap"
-        );
-        return Err(ScanError::LimitExceeded {
-            subject: format!("image {}", image.image_id),
-            limit: Limit::Layers,
-            cap: options.max_layers as u64,
-            reached: image.layers.len() as u64,
-        });
-    }
+    check_layers(&image, options)?;
     let keys = image_keys(&image, options)?;
     let missing = cache.missing_blobs(&keys.artifact, &keys.blobs).await?;
 
@@ -91,19 +79,7 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
     let held = Held::new(cache, options.claims);
     let runner = Runner {
         archive: Arc::new(archive),
-        shared: Arc::new(Shared {
-            input: input.to_path_buf(),
-            max_db_size: options.max_db_size,
-            max_layer_size: options.max_layer_size,
-            limits: LayerLimits {
-                max_packages: options.max_packages_per_layer,
-                max_document: cache.options().max_document_size,
-            },
-            progress: options.progress.clone(),
-            cancel: Default::default(),
-            collapsed: Default::default(),
-            skipped: Default::default(),
-        }),
+        shared: Arc::new(shared(input, options, cache)),
         cache,
         parallelism: options.effective_parallelism(),
         held: &held,
@@ -165,7 +141,7 @@ pub async fn scan(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> Res
 }
 
 /// Opens the archive and reads the image `options` picks.
-async fn open(input: &Path, options: &ScanOptions) -> Result<(Archive, Image)> {
+pub(crate) async fn open(input: &Path, options: &ScanOptions) -> Result<(Archive, Image)> {
     let path = input.to_path_buf();
     let reference = options.image.clone();
     let limit = options.max_layer_size;
@@ -297,7 +273,7 @@ pub async fn image_keys_of(input: &Path, options: &ScanOptions) -> Result<ImageK
     image_keys(&image, options)
 }
 
-fn image_keys(image: &Image, options: &ScanOptions) -> Result<ImageKeys> {
+pub(crate) fn image_keys(image: &Image, options: &ScanOptions) -> Result<ImageKeys> {
     let blobs = image
         .layers
         .iter()
@@ -307,7 +283,7 @@ fn image_keys(image: &Image, options: &ScanOptions) -> Result<ImageKeys> {
     Ok(ImageKeys { artifact, blobs })
 }
 
-fn artifact_info(image: &Image) -> ArtifactInfo {
+pub(crate) fn artifact_info(image: &Image) -> ArtifactInfo {
     ArtifactInfo {
         schema_version: ArtifactInfo::SCHEMA_VERSION,
         architecture: image.architecture.clone(),
@@ -315,6 +291,41 @@ fn artifact_info(image: &Image) -> ArtifactInfo {
         docker_version: image.docker_version.clone(),
         os: image.os.clone(),
         ..ArtifactInfo::default()
+    }
+}
+
+/// Fails an image with more layers than [`ScanOptions::max_layers`].
+pub(crate) fn check_layers(image: &Image, options: &ScanOptions) -> Result<()> {
+    if image.layers.len() > options.max_layers {
+        tracing::debug!(
+            limit = Limit::Layers.name(),
+            layers = image.layers.len(),
+            "image crossed a cap"
+        );
+        return Err(ScanError::LimitExceeded {
+            subject: format!("image {}", image.image_id),
+            limit: Limit::Layers,
+            cap: options.max_layers as u64,
+            reached: image.layers.len() as u64,
+        });
+    }
+    Ok(())
+}
+
+/// What the layer reads of one scan of `input` into `cache` share.
+pub(crate) fn shared(input: &Path, options: &ScanOptions, cache: &dyn Cache) -> Shared {
+    Shared {
+        input: input.to_path_buf(),
+        max_db_size: options.max_db_size,
+        max_layer_size: options.max_layer_size,
+        limits: LayerLimits {
+            max_packages: options.max_packages_per_layer,
+            max_document: cache.options().max_document_size,
+        },
+        progress: options.progress.clone(),
+        cancel: Default::default(),
+        collapsed: Default::default(),
+        skipped: Default::default(),
     }
 }
 

@@ -39,25 +39,33 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// Stores `value` under `key` with the cache's TTL, together with the documents of
-    /// other requests that are waiting at the same time. The error is the one the
-    /// whole write failed with (`unavailable` when the backend is unreachable).
-    pub async fn put(
+    /// Stores several values, each with the cache's TTL, queued together so that they
+    /// are written in as few writes as the limits allow (usually one); returns once all
+    /// are written, with the first error of any of their writes.
+    pub async fn put_many(
         &self,
         cache: &Arc<dyn Cache>,
-        key: EntryKey,
-        value: Vec<u8>,
+        values: Vec<(EntryKey, Vec<u8>)>,
     ) -> Result<(), WriteError> {
         let queue = self.queue.get_or_init(|| start(cache.clone()));
-        let (done, outcome) = oneshot::channel();
-        queue
-            .send(Job { key, value, done })
-            .map_err(|_| WriteError::Stopped)?;
-        match outcome.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(WriteError::Backend(e)),
-            Err(_) => Err(WriteError::Stopped),
+        let mut outcomes = Vec::with_capacity(values.len());
+        for (key, value) in values {
+            let (done, outcome) = oneshot::channel();
+            queue
+                .send(Job { key, value, done })
+                .map_err(|_| WriteError::Stopped)?;
+            outcomes.push(outcome);
         }
+        let mut first_error = None;
+        for outcome in outcomes {
+            let error = match outcome.await {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => WriteError::Backend(e),
+                Err(_) => WriteError::Stopped,
+            };
+            first_error.get_or_insert(error);
+        }
+        first_error.map_or(Ok(()), Err)
     }
 }
 

@@ -15,6 +15,9 @@ pub const DEFAULT_PATH_PREFIX: &str = "/twirp";
 /// The reference client's token header.
 pub const DEFAULT_TOKEN_HEADER: &str = "Trivy-Token";
 
+/// The header that carries the admin token of the scancache service's admin RPCs.
+pub const ADMIN_TOKEN_HEADER: &str = "Scancache-Admin-Token";
+
 /// The default request body cap: 64 MiB.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 64 << 20;
 
@@ -33,6 +36,10 @@ pub struct Config {
     pub token: Option<Token>,
     /// The header that carries the token.
     pub token_header: HeaderName,
+    /// The secret the admin RPCs of the scancache service (those that change or dump the
+    /// cache) must carry in [`ADMIN_TOKEN_HEADER`], besides the token; `None` refuses
+    /// them all.
+    pub admin_token: Option<Token>,
     /// Largest request body, compressed as sent and decompressed.
     pub max_request_size: usize,
     /// Longest time a Twirp request may take (waiting for a slot included).
@@ -53,6 +60,7 @@ impl Default for Config {
             path_prefix: DEFAULT_PATH_PREFIX.into(),
             token: None,
             token_header: HeaderName::from_static("trivy-token"),
+            admin_token: None,
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,

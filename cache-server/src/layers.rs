@@ -110,6 +110,31 @@ pub async fn require_token(State(state): State<ServerState>, req: Request, next:
     next.run(req).await
 }
 
+/// Refuses an admin RPC of the scancache service (`permission_denied`, 403) unless it
+/// carries the admin token, before anything of its body is read; a server without an
+/// admin token refuses every admin RPC.
+pub async fn require_admin(State(state): State<ServerState>, req: Request, next: Next) -> Response {
+    let header_name = crate::ADMIN_TOKEN_HEADER;
+    let Some(token) = &state.config().admin_token else {
+        return TwirpError::new(
+            Code::PermissionDenied,
+            "admin RPCs are disabled: the server was started without an admin token \
+             (--admin-token)",
+        )
+        .into_response();
+    };
+    let given = req.headers().get(header_name);
+    if !given.is_some_and(|v| token.matches(v.as_bytes())) {
+        let msg = if given.is_none() {
+            format!("this RPC needs the admin token (header {header_name})")
+        } else {
+            format!("invalid admin token (header {header_name})")
+        };
+        return TwirpError::new(Code::PermissionDenied, msg).into_response();
+    }
+    next.run(req).await
+}
+
 /// Caps the request body at `limit` bytes: a declared `Content-Length` over it is
 /// refused before reading, and the body stops at the limit while read (the decoder caps
 /// a compressed body's decompressed size at the same limit).

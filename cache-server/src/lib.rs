@@ -40,6 +40,7 @@ mod flight;
 mod layers;
 mod license;
 pub mod metrics;
+pub mod native;
 pub mod proto;
 mod scan;
 mod serve;
@@ -48,8 +49,9 @@ mod time;
 pub mod twirp;
 
 pub use config::{
-    Config, DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_REQUEST_SIZE, DEFAULT_PATH_PREFIX,
-    DEFAULT_PORT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TOKEN_HEADER, Token, normalize_prefix,
+    ADMIN_TOKEN_HEADER, Config, DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_REQUEST_SIZE,
+    DEFAULT_PATH_PREFIX, DEFAULT_PORT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TOKEN_HEADER, Token,
+    normalize_prefix,
 };
 pub use error::{Error, Result};
 pub use scan::NO_VULN_DB;

@@ -13,13 +13,25 @@ use prometheus_client::{
     registry::Registry,
 };
 
-/// The RPC a request named, as the `method` label (`other` for anything else).
-pub const METHODS: [&str; 6] = [
+/// The RPC a request named, as the `method` label (`other` for anything else): the
+/// reference's, then those of scancache's own service ([`crate::native::METHODS`]).
+pub const METHODS: [&str; 17] = [
     "PutArtifact",
     "PutBlob",
     "MissingBlobs",
     "DeleteBlobs",
     "Scan",
+    "Missing",
+    "Read",
+    "PutValues",
+    "Write",
+    "Delete",
+    "List",
+    "Export",
+    "Clear",
+    "Gc",
+    "Stats",
+    "Compact",
     "other",
 ];
 
@@ -205,10 +217,16 @@ impl Metrics {
             .and_then(|r| r.split_once('/'));
         route
             .and_then(|(service, method)| {
-                ROUTES
+                let reference = ROUTES
                     .iter()
                     .find(|(s, m)| *s == service && *m == method)
-                    .map(|(_, m)| *m)
+                    .map(|(_, m)| *m);
+                let native = || {
+                    (service == crate::native::SERVICE)
+                        .then(|| crate::native::METHODS.into_iter().find(|m| *m == method))
+                        .flatten()
+                };
+                reference.or_else(native)
             })
             .unwrap_or("other")
     }
@@ -349,6 +367,9 @@ mod tests {
             ("/twirp/trivy.scanner.v1.Scanner/Scan", "Scan"),
             ("/twirp/trivy.cache.v1.Cache/Scan", "other"),
             ("/twirp/trivy.cache.v1.Cache/Nope", "other"),
+            ("/twirp/scancache.cache.v1.Cache/Read", "Read"),
+            ("/twirp/scancache.cache.v1.Cache/PutBlob", "other"),
+            ("/twirp/trivy.cache.v1.Cache/Read", "other"),
             ("/other/trivy.cache.v1.Cache/PutBlob", "other"),
             ("/healthz", "other"),
         ] {

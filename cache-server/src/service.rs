@@ -23,6 +23,7 @@ use crate::{
     flight::ClientClaims,
     layers::{self, Hold},
     metrics::Metrics,
+    native,
     proto::cache::{
         DeleteBlobsRequest, Empty, MissingBlobsRequest, MissingBlobsResponse, PutArtifactRequest,
         PutBlobRequest,
@@ -96,8 +97,12 @@ impl ServerState {
     }
 
     /// The Twirp error for a failed backend operation, counted. Only an unreachable
-    /// backend is `unavailable` (the code the reference client retries).
+    /// backend is `unavailable` (the code the reference client retries); a document
+    /// over the size cap is the client's `invalid_argument`, not counted.
     pub fn backend_error(&self, e: cache_core::Error) -> TwirpError {
+        if let Some(refused) = crate::convert::scancache::too_large_error(&e) {
+            return refused;
+        }
         self.metrics().backend_error();
         let code = if e.is_unavailable() {
             Code::Unavailable
@@ -110,14 +115,43 @@ impl ServerState {
     /// Stores a freshly encoded document, in one write with those of other requests
     /// waiting at the same time (group commit, module `batch`).
     pub async fn store(&self, key: EntryKey, value: Vec<u8>) -> Result<(), TwirpError> {
-        // The cache's one document size rule, checked before the document joins a batch:
-        // a refused document fails its own request only, never the others committed with it.
+        self.store_many(vec![(key, value)]).await
+    }
+
+    /// Stores several freshly written values with the cache's TTL, in as few writes as
+    /// the group commit's limits allow, together with other requests' documents. A value
+    /// over the backend's document size cap is refused (`invalid_argument`, naming it)
+    /// and the others are stored, as `put_blobs` does.
+    pub async fn store_many(&self, values: Vec<(EntryKey, Vec<u8>)>) -> Result<(), TwirpError> {
         let limit = self.cache().options().max_document_size;
-        if let Err(e) = cache_core::rules::check_document_size(&key, value.len() as u64, limit) {
-            self.metrics().document_over_cap();
-            return Err(TwirpError::new(Code::InvalidArgument, e.to_string()));
+        let mut refused = None;
+        let values: Vec<(EntryKey, Vec<u8>)> = values
+            .into_iter()
+            .filter(|(key, value)| {
+                match cache_core::rules::check_document_size(key, value.len() as u64, limit) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        self.metrics().document_over_cap();
+                        refused.get_or_insert(e);
+                        false
+                    }
+                }
+            })
+            .collect();
+        if !values.is_empty() {
+            self.put_batched(values).await?;
         }
-        match self.inner.batcher.put(self.cache(), key, value).await {
+        match refused
+            .as_ref()
+            .and_then(crate::convert::scancache::too_large_error)
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn put_batched(&self, values: Vec<(EntryKey, Vec<u8>)>) -> Result<(), TwirpError> {
+        match self.inner.batcher.put_many(self.cache(), values).await {
             Ok(()) => Ok(()),
             Err(WriteError::Backend(e)) => {
                 self.metrics().backend_error();
@@ -185,6 +219,7 @@ pub fn router(state: ServerState) -> Router {
             &format!("{prefix}/trivy.scanner.v1.Scanner/Scan"),
             any(scan::scan),
         )
+        .merge(native_routes(&state))
         .fallback(bad_route)
         .layer(
             ServiceBuilder::new()
@@ -221,6 +256,30 @@ pub fn router(state: ServerState) -> Router {
             layers::observe,
         ))
         .with_state(state)
+}
+
+/// The routes of scancache's own service (module `native`); the admin RPCs behind the
+/// admin token.
+fn native_routes(state: &ServerState) -> Router<ServerState> {
+    let path = |method: &str| format!("{}/{}/{method}", state.prefix(), native::SERVICE);
+    let admin = Router::new()
+        .route(&path("Write"), any(native::write))
+        .route(&path("Delete"), any(native::delete))
+        .route(&path("Export"), any(native::export))
+        .route(&path("Clear"), any(native::clear))
+        .route(&path("Gc"), any(native::gc))
+        .route(&path("Compact"), any(native::compact))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            layers::require_admin,
+        ));
+    Router::new()
+        .route(&path("Missing"), any(native::missing))
+        .route(&path("Read"), any(native::read))
+        .route(&path("PutValues"), any(native::put_values))
+        .route(&path("List"), any(native::list))
+        .route(&path("Stats"), any(native::stats))
+        .merge(admin)
 }
 
 /// `GET /metrics` alone, for a separate metrics listener.

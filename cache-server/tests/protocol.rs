@@ -431,6 +431,39 @@ fn bodies_over_the_cap_are_refused_compressed_or_not() {
     assert_eq!(s.blob_count(), 1);
 }
 
+/// A document over the backend's own size cap is refused by the reference's `PutBlob`
+/// (`invalid_argument`, the document named in the message and in `meta`) and nothing is
+/// stored under its key; one under it is stored.
+#[test]
+fn documents_over_the_backends_cap_are_refused_by_put_blob() {
+    let cache: Arc<dyn Cache> = Arc::new(cache_mem::MemCache::new(&CacheOptions {
+        max_document_size: Some(600),
+        ..CacheOptions::default()
+    }));
+    let s = Served::start(cache, Config::default());
+    let id = blob_id(1).to_string();
+    let put = |n: usize| {
+        let body =
+            json!({"diff_id": id, "blob_info": {"schema_version": 2, "created_by": "x".repeat(n)}});
+        s.post("PutBlob", JSON, body.to_string().as_bytes())
+    };
+    let resp = put(1000);
+    check_error(
+        &resp,
+        400,
+        "invalid_argument",
+        "more than the document size cap of 600 bytes",
+    );
+    let body = resp.json();
+    assert_eq!(body["meta"]["document_id"], id, "{body}");
+    assert_eq!(body["meta"]["document_kind"], "blob", "{body}");
+    assert_eq!(body["meta"]["document_limit"], "600", "{body}");
+    assert_eq!(s.blob_count(), 0);
+    let resp = put(10);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(s.blob_count(), 1);
+}
+
 /// Sends a request whose body is given raw (e.g. already chunked).
 fn raw_request(port: u16, path: &str, headers: &[(&str, &str)], raw_body: &[u8]) -> Response {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();

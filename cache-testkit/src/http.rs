@@ -2,8 +2,8 @@
 //! one request per connection (`Connection: close`), so a test controls every byte it
 //! sends — including bodies cut off mid-upload — and reads the whole answer.
 //!
-//! [`ScancacheServer`] runs the real `scancache server` process on a free loopback port
-//! and stops it (SIGTERM) or kills it on drop.
+//! [`ScancacheServer`] runs the real `scancache server` process on a free loopback port,
+//! restarts it on the same port, and stops it (SIGTERM) or kills it on drop.
 
 use std::{
     io::{self, Read, Write},
@@ -252,6 +252,55 @@ impl ScancacheServer {
         self.log_dir.path().join("server.log")
     }
 
+    /// Kills the server (SIGKILL) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the server and starts it again with the same command line, on the same
+    /// port, waiting until `/healthz` answers (or the port accepts connections, over TLS).
+    pub fn restart(&mut self, bin: impl AsRef<Path>) {
+        self.kill();
+        let tls = self.args.iter().any(|a| a == "--tls-cert");
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.log_path())
+            .expect("log");
+        let mut child = Command::new(bin.as_ref())
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot run scancache");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "scancache server exited on restart ({status}): {}",
+                    self.log()
+                );
+            }
+            let up = if tls {
+                TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            } else {
+                get(self.port, "/healthz").is_ok_and(|r| r.status == 200)
+            };
+            if up {
+                self.child = Some(child);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("scancache server did not restart: {}", self.log());
+    }
+
     /// Sends SIGTERM and waits for the exit (killing it after 20 s).
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
@@ -272,9 +321,6 @@ impl ScancacheServer {
 
 impl Drop for ScancacheServer {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
     }
 }

@@ -83,6 +83,12 @@ const PROGRAMS: &[Program] = &[
         example: "bench_targets",
         features: "",
     },
+    Program {
+        name: "remote",
+        package: "cache-cli",
+        example: "bench_remote",
+        features: "",
+    },
 ];
 
 /// Options of `cargo xtask bench`.

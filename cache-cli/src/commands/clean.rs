@@ -72,7 +72,7 @@ async fn clean_scan_cache(settings: &Settings, g: &GlobalOpts) -> Result<()> {
     match settings.spec {
         BackendSpec::Memory => Ok(()), // Nothing outlives a process.
         BackendSpec::Fs => clean_fs(&settings.cache_dir.join("fanal"), settings).await,
-        BackendSpec::Redis { .. } => {
+        BackendSpec::Redis { .. } | BackendSpec::Remote { .. } => {
             let cache = backend::open(settings, g).await?;
             cache.clear().await?;
             cache.close().await?;

@@ -1,19 +1,28 @@
-//! `scancache image`: scans an image archive through the cache and prints the report.
+//! `scancache image`: scans an image archive through the cache and prints the report; or,
+//! with `--server`, has a server build the report.
 
 use std::{
     io::{self, IsTerminal},
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
 };
 
-use anyhow::{Context, Result};
-use cache_core::{Cache, ClaimOptions};
-use cache_scan::{LayerWork, Limit, Progress, ScanOptions};
+use anyhow::{Context, Result, anyhow};
+use cache_core::{BackendSpec, Cache, ClaimOptions};
+use cache_remote::{ReferenceClient, UploadCache};
+use cache_scan::{BestEffort, LayerWork, Limit, Progress, ScanOptions, Uploaded};
+use cache_server::proto::scanner::{ScanOptions as ScanRequestOptions, ScanRequest};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::{ImageArgs, Lease};
+use crate::{
+    backend::{self, Settings},
+    cli::{GlobalOpts, ImageArgs, Lease, ReportFormat, Scanner},
+    output::Output,
+    server_report::ServerReport,
+};
 
 /// Runs `image` against an open backend.
 pub async fn run(args: &ImageArgs, cache: &dyn Cache, quiet: bool, lease: Lease) -> Result<()> {
@@ -97,5 +106,169 @@ impl Progress for Bar {
 
     fn finish(&self) {
         self.bar.finish_and_clear();
+    }
+}
+
+/// Runs `image` on the selected backend as an accelerator: when the cache cannot be
+/// opened, or fails during the scan, with an outage (unreachable, failing, unreadable,
+/// corrupt, full), the scan goes on without it — every layer analysed and verified,
+/// nothing stored — after one warning naming the cause and the fix. A misconfiguration
+/// (a refused password, token or certificate, an invalid setting) still fails.
+pub async fn run_best_effort(args: &ImageArgs, settings: &Settings, g: &GlobalOpts) -> Result<()> {
+    let spec = settings.spec.clone();
+    let dir = settings.cache_dir.clone();
+    let warn = move |e: &cache_core::Error| tracing::warn!("{}", outage_warning(e, &spec, &dir));
+    match backend::open_cache(settings, g).await {
+        Ok(cache) => {
+            let best = BestEffort::new(cache.as_ref(), Box::new(warn));
+            let result = run(args, &best, g.quiet, g.lease_timeout).await;
+            let closed = cache.close().await;
+            result?;
+            match closed {
+                Err(e) if !(e.is_outage() && best.is_down()) => Err(e.into()),
+                _ => Ok(()),
+            }
+        }
+        Err(e) if e.is_outage() => {
+            warn(&e);
+            run(args, &BestEffort::without_cache(), g.quiet, g.lease_timeout).await
+        }
+        Err(e) => Err(backend::opening(e, settings)),
+    }
+}
+
+/// The one warning of a scan that goes on without its cache: what happened, what it
+/// means, and how to mend it.
+fn outage_warning(e: &cache_core::Error, spec: &BackendSpec, dir: &Path) -> String {
+    let cause = e.to_string();
+    let fix = match spec {
+        BackendSpec::Fs if cause.contains("scancache clean") => String::new(),
+        BackendSpec::Fs if matches!(e, cache_core::Error::Io { .. }) => format!(
+            "; check that {} is readable and writable by this user and its disk has free \
+             space, or use another --cache-dir",
+            dir.display()
+        ),
+        BackendSpec::Fs => {
+            "; if the cache is damaged, `scancache clean --scan-cache` removes it".to_owned()
+        }
+        BackendSpec::Redis { .. } => {
+            "; check that Redis is running and reachable at that address".to_owned()
+        }
+        BackendSpec::Remote { .. } => {
+            "; check that the scancache server is running and reachable at that address".to_owned()
+        }
+        BackendSpec::Memory => String::new(),
+    };
+    format!(
+        "the scan cache is unavailable, scanning without it (every layer analysed, nothing \
+         stored): {cause}{fix} (--cache-required makes this an error)"
+    )
+}
+
+/// Runs `image --server URL`: the reference client's flow against `scancache server` or
+/// the reference's `trivy server` — `MissingBlobs`, the missing layers analysed here and
+/// uploaded (`PutBlob`), `PutArtifact`, then `Scan` — and prints the report the server
+/// built. Nothing is written on this side before the server's answer is complete.
+pub async fn run_on_server(args: &ImageArgs, g: &GlobalOpts) -> Result<()> {
+    let url = args.server.as_deref().unwrap_or_default();
+    if let Some(e) = sbom_with_server(args.format) {
+        return Err(e);
+    }
+    if g.cache_backend.is_some() {
+        tracing::warn!("--cache-backend is not used with --server: the server's cache is");
+    }
+    let config = backend::remote_config(url, g);
+    let client = ReferenceClient::new(&config).map_err(|e| match e.config_parts() {
+        Some((cache_core::Setting::TlsCa, reason)) => anyhow!("invalid --server-ca: {reason}"),
+        Some((_, reason)) => anyhow!("invalid --server: {reason}"),
+        None => e.into(),
+    })?;
+    let bar = (!g.quiet && io::stderr().is_terminal()).then(|| Arc::new(Bar::new()));
+    let options = ScanOptions {
+        image: args.image.clone(),
+        verify_layers: args.verify_layers,
+        max_db_size: args.max_db_size,
+        max_packages_per_layer: args.max_packages_per_layer,
+        max_layers: args.max_layers,
+        progress: bar.clone().map(|b| b as Arc<dyn Progress>),
+        ..ScanOptions::default()
+    };
+    let target = args.input.display().to_string();
+    let cap = cache_core::parse_size(&g.max_document_size)
+        .map_err(|e| backend::with_flag(e, "--max-document-size"))?;
+    let upload_cache = UploadCache::new(&client, Some(cap).filter(|&n| n > 0));
+    let uploaded = cache_scan::upload(&args.input, &upload_cache, &options).await;
+    if let Some(bar) = &bar {
+        bar.bar.finish_and_clear();
+    }
+    let uploaded = uploaded
+        .map_err(with_raise_hint)
+        .with_context(|| format!("cannot scan {target} through {}", client.location()))?;
+    let scanners = args
+        .scanners
+        .clone()
+        .unwrap_or_else(|| vec![Scanner::License]);
+    let request = scan_request(&target, &uploaded, &scanners);
+    let response = client
+        .scan(&request)
+        .await
+        .with_context(|| format!("the server {} did not scan {target}", client.location()))?;
+    let report = ServerReport {
+        artifact_name: &target,
+        uploaded: &uploaded,
+        response: &response,
+        vulnerabilities_asked: scanners.contains(&Scanner::Vuln),
+    };
+    let mut out = Output::create(args.output.as_deref())?;
+    let written = match args.format {
+        ReportFormat::Table => out.writer().write_all(report.to_table().as_bytes()),
+        ReportFormat::Json => report.write_json(out.writer()),
+        ReportFormat::Cyclonedx | ReportFormat::SpdxJson => {
+            return Err(sbom_with_server(args.format).unwrap_or_else(|| anyhow!("no report")));
+        }
+    };
+    written.with_context(|| format!("cannot write {}", out.name()))?;
+    out.finish()
+}
+
+/// The refusal of an SBOM format with `--server`: the report is the server's answer,
+/// which carries no layer of the SBOM writers' model.
+fn sbom_with_server(format: ReportFormat) -> Option<anyhow::Error> {
+    matches!(format, ReportFormat::Cyclonedx | ReportFormat::SpdxJson).then(|| {
+        anyhow!(
+            "--format {} cannot be used with --server: the report comes from the server's \
+             answer; use --format table or json",
+            match format {
+                ReportFormat::Cyclonedx => "cyclonedx",
+                _ => "spdx-json",
+            }
+        )
+    })
+}
+
+/// The `Scan` request of the reference client for this image: OS and language
+/// packages, every package relationship, the scanners asked for plus `sbom` (the
+/// packages themselves, which the reference client adds for its package list).
+fn scan_request(target: &str, uploaded: &Uploaded, scanners: &[Scanner]) -> ScanRequest {
+    let mut names: Vec<String> = scanners.iter().map(|s| s.name().to_owned()).collect();
+    names.dedup();
+    names.push("sbom".into());
+    ScanRequest {
+        target: target.to_owned(),
+        artifact_id: uploaded.keys.artifact.to_string(),
+        blob_ids: uploaded
+            .keys
+            .blobs
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        options: Some(ScanRequestOptions {
+            pkg_types: vec!["os".into(), "library".into()],
+            scanners: names,
+            pkg_relationships: ["unknown", "root", "workspace", "direct", "indirect"]
+                .map(String::from)
+                .to_vec(),
+            ..ScanRequestOptions::default()
+        }),
     }
 }

@@ -15,6 +15,11 @@ pub async fn run(args: &ServerArgs, cache: Arc<dyn Cache>, g: &GlobalOpts) -> Re
         path_prefix: args.path_prefix.clone(),
         token: g.token.clone().filter(|t| !t.is_empty()).map(Token::new),
         token_header: g.token_header.parse().context("invalid --token-header")?,
+        admin_token: g
+            .admin_token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .map(Token::new),
         max_request_size: args.max_request_size,
         request_timeout: args.request_timeout,
         max_concurrent_requests: args.max_concurrent_requests as usize,
@@ -46,6 +51,12 @@ pub async fn run(args: &ServerArgs, cache: Arc<dyn Cache>, g: &GlobalOpts) -> Re
     };
     if state.config().token.is_none() {
         tracing::warn!("no --token: the server accepts requests from anyone who can reach {addr}");
+    }
+    if state.config().admin_token.is_none() {
+        tracing::info!(
+            "no --admin-token: the admin RPCs of the scancache service (rm, gc, clear, export, \
+             import) are refused"
+        );
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
     let prefix = state.prefix();

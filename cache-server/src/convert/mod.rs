@@ -18,6 +18,7 @@
 //! listed in `docs/server.md`.
 
 mod gojson;
+pub mod scancache;
 
 use cache_core::{
     Application, Extra, LicenseFile, LicenseFinding, Os, Package, PackageInfo, PkgIdentifier,

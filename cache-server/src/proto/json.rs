@@ -201,6 +201,48 @@ impl Json for i64 {
     }
 }
 
+impl Json for u64 {
+    /// 64-bit integers are strings in proto3 JSON.
+    fn to_json(&self) -> Value {
+        Value::String(self.to_string())
+    }
+    fn from_json(value: &Value) -> Result<Self, JsonError> {
+        let i = integer(value)?;
+        u64::try_from(i).map_err(|_| JsonError::new(format!("{i} is out of range for uint64")))
+    }
+}
+
+impl Json for Vec<u8> {
+    /// `bytes` are base64 (standard alphabet, padded) in proto3 JSON; input may also use
+    /// the URL-safe alphabet and leave the padding out.
+    fn to_json(&self) -> Value {
+        use base64::Engine as _;
+        Value::String(base64::engine::general_purpose::STANDARD.encode(self))
+    }
+    fn from_json(value: &Value) -> Result<Self, JsonError> {
+        use base64::Engine as _;
+        let s = match value {
+            Value::Null => return Ok(Vec::new()),
+            Value::String(s) => s,
+            other => {
+                return Err(JsonError::new(format!(
+                    "expected base64 bytes, got {}",
+                    kind(other)
+                )));
+            }
+        };
+        let trimmed = s.trim_end_matches('=');
+        let config = base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone);
+        let standard = base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, config);
+        let url_safe = base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, config);
+        standard
+            .decode(trimmed)
+            .or_else(|_| url_safe.decode(trimmed))
+            .map_err(|e| JsonError::new(format!("not base64: {e}")))
+    }
+}
+
 /// A float from a JSON number, a numeric string, `"NaN"` or `"±Infinity"`.
 fn float(value: &Value) -> Result<f64, JsonError> {
     match value {
@@ -529,6 +571,23 @@ mod tests {
         assert_eq!(0.9f32.to_json(), Value::from(0.9));
         assert_eq!(7i64.to_json(), Value::from("7"));
         assert_eq!(f64::INFINITY.to_json(), Value::from("Infinity"));
+    }
+
+    #[test]
+    fn bytes_and_unsigned_read_like_proto3_json() {
+        let bytes = b"\xff\x00{\"a\"}".to_vec();
+        let json = bytes.to_json();
+        assert_eq!(json, Value::from("/wB7ImEifQ=="));
+        assert_eq!(Vec::<u8>::from_json(&json).unwrap(), bytes);
+        assert_eq!(Vec::<u8>::from_json(&"_wB7ImEifQ".into()).unwrap(), bytes);
+        assert!(Vec::<u8>::from_json(&"!!".into()).is_err());
+        assert!(Vec::<u8>::from_json(&Value::from(1)).is_err());
+        assert_eq!(u64::MAX.to_json(), Value::from(u64::MAX.to_string()));
+        assert_eq!(
+            u64::from_json(&"18446744073709551615".into()).unwrap(),
+            u64::MAX
+        );
+        assert!(u64::from_json(&Value::from(-1)).is_err());
     }
 
     #[test]
