@@ -125,16 +125,37 @@ fn cold_reports(inputs: &[PathBuf]) -> Vec<Value> {
         .collect()
 }
 
-/// Eight processes on one cache, started together: the base is analysed once in all,
-/// and every report equals the image's cold single-process report.
-fn eight_processes_analyse_the_base_once(cache_dir: &Path, backend: &[&str]) {
+/// Eight processes on one cache, all running while the base is being analysed: the base
+/// is analysed once in all, the seven others wait for it, and every report equals the
+/// image's cold single-process report. The first scan is held (SIGSTOP) from the moment
+/// it claims the base until the seven others have started, so they overlap it however
+/// fast this machine analyses the base.
+fn eight_processes_analyse_the_base_once(
+    cache_dir: &Path,
+    backend: &[&str],
+    claimed: &dyn Fn(&Path) -> bool,
+) {
     let dir = tempfile::tempdir().unwrap();
     let inputs = images(dir.path(), 8, 6 << 20);
     let cold = cold_reports(&inputs);
-    let children: Vec<Child> = inputs
-        .iter()
-        .map(|input| start_scan(cache_dir, backend, input, "30s"))
-        .collect();
+    let first = start_scan(cache_dir, backend, &inputs[0], "30s");
+    let started = Instant::now();
+    while !claimed(&inputs[0]) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the first scan never claimed the base"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    signal(&first, "-STOP");
+    let mut children = vec![first];
+    children.extend(
+        inputs[1..]
+            .iter()
+            .map(|input| start_scan(cache_dir, backend, input, "30s")),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&children[0], "-CONT");
     let outs: Vec<Output> = children
         .into_iter()
         .map(|c| c.wait_with_output().unwrap())
@@ -146,9 +167,10 @@ fn eight_processes_analyse_the_base_once(cache_dir: &Path, backend: &[&str]) {
         analysed, 1,
         "the base was analysed {analysed} times: {base:?}"
     );
-    assert!(
-        base.iter().any(|s| s == "waited"),
-        "no process waited: {base:?}"
+    assert_eq!(
+        base.iter().filter(|s| *s == "waited").count(),
+        7,
+        "the others did not all wait: {base:?}"
     );
     for (i, (r, c)) in reports.into_iter().zip(&cold).enumerate() {
         assert_eq!(sources(&r)[1], "analysed");
@@ -176,10 +198,56 @@ fn eight_processes_analyse_the_base_once(cache_dir: &Path, backend: &[&str]) {
     );
 }
 
+/// Asks a Redis server over one kept connection whether any claim key exists.
+struct ClaimProbe(std::net::TcpStream);
+
+impl ClaimProbe {
+    fn connect(port: u16, db: u32) -> ClaimProbe {
+        let mut probe = ClaimProbe(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
+        let db = db.to_string();
+        let reply = probe.ask(&["SELECT", &db]);
+        assert!(reply.starts_with("+OK"), "SELECT: {reply}");
+        probe
+    }
+
+    /// Sends one command and reads the first line of its reply.
+    fn ask(&mut self, args: &[&str]) -> String {
+        use std::io::{Read, Write};
+        let mut cmd = format!("*{}\r\n", args.len());
+        for a in args {
+            cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        self.0.write_all(cmd.as_bytes()).unwrap();
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            self.0.read_exact(&mut byte).unwrap();
+            line.push(byte[0]);
+        }
+        String::from_utf8_lossy(&line).into_owned()
+    }
+
+    /// True when a claim key exists. The connection is used no more after that (the rest
+    /// of that reply is left unread).
+    fn any_claim(&mut self) -> bool {
+        self.ask(&["KEYS", "fanal::claim::*"]) != "*0\r\n"
+    }
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`) to a scan.
+fn signal(child: &Child, sig: &str) {
+    let sent = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {sig} failed");
+}
+
 #[test]
 fn eight_processes_on_one_fs_cache_analyse_a_shared_base_once() {
     let cache = tempfile::tempdir().unwrap();
-    eight_processes_analyse_the_base_once(cache.path(), &[]);
+    let claimed = |input: &Path| base_claim_file(cache.path(), input).exists();
+    eight_processes_analyse_the_base_once(cache.path(), &[], &claimed);
 }
 
 #[test]
@@ -191,7 +259,11 @@ fn eight_processes_on_one_redis_analyse_a_shared_base_once() {
     };
     let url = server.url(5);
     let cache = tempfile::tempdir().unwrap();
-    eight_processes_analyse_the_base_once(cache.path(), &["--cache-backend", &url]);
+    // A kept connection, so a poll costs a fraction of a millisecond (a redis-cli run per
+    // poll can miss a claim that lives only as long as a small layer's analysis).
+    let probe = std::cell::RefCell::new(ClaimProbe::connect(server.port(), 5));
+    let claimed = |_: &Path| probe.borrow_mut().any_claim();
+    eight_processes_analyse_the_base_once(cache.path(), &["--cache-backend", &url], &claimed);
 }
 
 /// The claim file of the base layer of `input`, in the fs cache at `cache_dir`.
@@ -234,11 +306,7 @@ fn killed_owner(
     }
     // Stopped at once, so it is still mid-analysis when it is killed however fast this
     // machine analyses the base; it keeps its claim (lock held, lease running) meanwhile.
-    let stopped = Command::new("kill")
-        .args(["-STOP", &owner.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stopped.success(), "cannot stop the owner");
+    signal(&owner, "-STOP");
     let waiters: Vec<Child> = inputs[1..4]
         .iter()
         .map(|input| start_scan(cache, backend, input, lease))
