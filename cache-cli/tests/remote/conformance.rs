@@ -104,18 +104,21 @@ impl cache_testkit::Factory for Remote {
 
 mod fs {
     use super::*;
-    cache_testkit::conformance_tests!(Remote::new(Behind::Fs).unwrap());
+    cache_testkit::conformance_tests!(Remote::new(Behind::Fs).unwrap(), without_claims);
 }
 
 mod memory {
     use super::*;
-    cache_testkit::conformance_tests!(Remote::new(Behind::Memory).unwrap());
+    cache_testkit::conformance_tests!(Remote::new(Behind::Memory).unwrap(), without_claims);
 }
 
 mod redis {
     use super::*;
-    cache_testkit::conformance_tests!(match Remote::new(Behind::Redis) {
-        Some(f) => f,
-        None => return,
-    });
+    cache_testkit::conformance_tests!(
+        match Remote::new(Behind::Redis) {
+            Some(f) => f,
+            None => return,
+        },
+        without_claims
+    );
 }
