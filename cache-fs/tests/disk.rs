@@ -6,74 +6,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
-
 use cache_core::{BlobId, Cache, CacheOptions};
 use cache_fs::{FsCache, FsConfig};
-use cache_testkit::conformance::{blob_id, sample_blob};
-
-const SKIP_VAR: &str = "SCANCACHE_SKIP_MOUNT_TESTS";
-
-/// A tmpfs of a given size, unmounted on drop.
-struct Tmpfs {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs; `None` (after printing SKIPPED) only when explicitly skipped.
-    fn mount(size: &str) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mnt");
-        std::fs::create_dir(&path).unwrap();
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(&path)
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            let why = String::from_utf8_lossy(&out.stderr);
-            if std::env::var(SKIP_VAR).as_deref() == Ok("1") {
-                eprintln!("SKIPPED: cannot mount a tmpfs ({why}) and {SKIP_VAR}=1 is set");
-                return None;
-            }
-            panic!(
-                "cannot mount a tmpfs for this test ({why}); run the tests as root, or set \
-                 {SKIP_VAR}=1 to skip them"
-            );
-        }
-        Some(Tmpfs { _dir: dir, path })
-    }
-
-    fn remount_read_only(&self) {
-        let ok = Command::new("mount")
-            .args(["-o", "remount,ro"])
-            .arg(&self.path)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "cannot remount read-only");
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
+use cache_testkit::{
+    conformance::{blob_id, sample_blob},
+    tmpfs::Tmpfs,
+};
 
 fn small_map() -> FsConfig {
     FsConfig {

@@ -15,6 +15,7 @@
 //! - [`bbolt`]: bbolt files built page by page, and helpers to damage them.
 //! - [`bench`](mod@bench): the figure format of `cargo xtask bench` and timing helpers
 //!   for the benchmark programs.
+//! - [`tmpfs`]: small tmpfs mounts, for full disks and read-only file systems.
 //!
 //! ```
 //! use cache_testkit::conformance::{blob_id, sample_blob};
@@ -33,6 +34,7 @@ mod delegate;
 pub mod http;
 pub mod proxy;
 pub mod redis;
+pub mod tmpfs;
 pub mod trivy;
 
 pub use conformance::Factory;

@@ -26,6 +26,7 @@ use cache_testkit::{
         RedisCluster, RedisServer, SentinelOptions, SentinelSetup, ServerOptions, Tls, free_port,
         require_redis,
     },
+    tmpfs::Tmpfs,
 };
 use serde_json::Value;
 
@@ -376,53 +377,4 @@ fn remote_server_down_before_and_during_a_scan() {
     let url = server.url();
     scan(&["--cache-backend", &url, "--token", "nope"], &input)
         .fails_with(1, "unauthenticated: invalid token");
-}
-
-/// A tmpfs of a given size, unmounted on drop (mounting needs root;
-/// `SCANCACHE_SKIP_MOUNT_TESTS=1` skips visibly where it is refused).
-struct Tmpfs {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        const SKIP_VAR: &str = "SCANCACHE_SKIP_MOUNT_TESTS";
-        let dir = tempdir();
-        let path = dir.path().join("mnt");
-        std::fs::create_dir(&path).unwrap();
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(&path)
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            let why = String::from_utf8_lossy(&out.stderr);
-            if std::env::var(SKIP_VAR).as_deref() == Ok("1") {
-                eprintln!("SKIPPED: cannot mount a tmpfs ({why}) and {SKIP_VAR}=1 is set");
-                return None;
-            }
-            panic!(
-                "cannot mount a tmpfs for this test ({why}); run the tests as root, or set \
-                 {SKIP_VAR}=1 to skip them"
-            );
-        }
-        Some(Tmpfs { _dir: dir, path })
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
 }
