@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use cache_core::{BlobId, Cache, ClaimOptions, Claimed};
+use cache_core::{BlobId, Cache, ClaimOptions, Claimed, EntryKey};
 use cache_fixtures::{
     Compression, ImageBuilder, LayerBuilder, data::DEBIAN_OS_RELEASE, docker_save,
 };
@@ -125,13 +125,29 @@ async fn eight_concurrent_scans_sharing_a_base_analyse_it_once() {
     }
     let claims = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&claims);
-    let cache: Arc<dyn Cache> = Arc::new(Delegate::new(mem()).on_claim(move |_| {
-        counted.fetch_add(1, Ordering::SeqCst);
-    }));
+    let seen = Arc::clone(&claims);
+    // The base's result is held back until all eight scans have claimed, so the seven
+    // that did not get the base must wait for it however fast the owner is (on a loaded
+    // machine it could otherwise be stored before the others even ask).
+    let base = EntryKey::blob(&base_key(&paths[0]).await);
+    let cache: Arc<dyn Cache> = Arc::new(
+        Delegate::new(mem())
+            .on_claim(move |_| {
+                counted.fetch_add(1, Ordering::SeqCst);
+            })
+            .on_write(move |entries| {
+                if entries.iter().any(|e| e.key == base) {
+                    let deadline = Instant::now() + Duration::from_secs(20);
+                    while seen.load(Ordering::SeqCst) < 8 && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }),
+    );
     let reports = scan_all(&cache, &paths, &ScanOptions::default()).await;
     let [analysed, _, waited] = source_counts(&reports, 0);
     assert_eq!(analysed, 1, "the base was analysed {analysed} times");
-    assert!(waited >= 1, "no scan waited for the base");
+    assert_eq!(waited, 7, "the seven other scans waited for the base");
     assert_eq!(
         source_counts(&reports, 1)[0],
         8,
