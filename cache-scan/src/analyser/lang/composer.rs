@@ -12,8 +12,10 @@ use serde_json::Value;
 use super::{Skip, json, sort_packages};
 use crate::analyser::license;
 
+/// A Composer document: `vendor/composer/installed.json` and `composer.lock` list their
+/// packages alike.
 #[derive(Deserialize)]
-struct Installed {
+struct Document {
     #[serde(default, deserialize_with = "json::nullable")]
     packages: Vec<Entry>,
     #[serde(default, rename = "packages-dev", deserialize_with = "json::nullable")]
@@ -32,28 +34,22 @@ struct Entry {
     license: Value,
 }
 
-/// The installed packages, sorted.
-pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<Package>, Skip> {
-    let installed: Installed = json::first(bytes)?;
-    let mut pkgs: HashMap<String, Package> = HashMap::new();
-    let mut requires: Vec<(String, Vec<String>)> = Vec::new();
-    for (entries, dev) in [(installed.packages, false), (installed.packages_dev, true)] {
+/// The packages of a Composer document by name: `packages`, then `packages-dev` marked as
+/// development packages (a name in both is a production package), each with its
+/// licenses and the ID `id(name, version)`; a package's `DependsOn` holds the sorted IDs
+/// of the listed packages its `require` names, among the names `keep` accepts.
+pub(crate) fn packages(
+    bytes: &[u8],
+    id: fn(&str, &str) -> String,
+    keep: fn(&str) -> bool,
+) -> Result<BTreeMap<String, Package>, Skip> {
+    let doc: Document = json::first(bytes)?;
+    let mut pkgs: BTreeMap<String, Package> = BTreeMap::new();
+    let mut requires: HashMap<String, Vec<String>> = HashMap::new();
+    for (entries, dev) in [(doc.packages, false), (doc.packages_dev, true)] {
         for e in entries {
             if pkgs.contains_key(&e.name) {
                 continue;
-            }
-            let id = if e.version.is_empty() {
-                e.name.clone()
-            } else {
-                format!("{}@{}", e.name, e.version)
-            };
-            let deps: Vec<String> = e
-                .require
-                .into_keys()
-                .filter(|d| d != "php" && !d.starts_with("ext"))
-                .collect();
-            if !deps.is_empty() {
-                requires.push((e.name.clone(), deps));
             }
             let licenses = match &e.license {
                 Value::String(s) => license::names(s),
@@ -62,30 +58,56 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<Package>, Skip> {
                 ),
                 _ => Vec::new(),
             };
-            pkgs.insert(
-                e.name.clone(),
-                Package {
-                    id,
-                    name: e.name,
-                    version: e.version,
-                    licenses,
-                    dev,
-                    ..Package::default()
-                },
-            );
+            let deps: Vec<String> = e.require.into_keys().filter(|d| keep(d)).collect();
+            if !deps.is_empty() {
+                requires.insert(e.name.clone(), deps);
+            }
+            let package = Package {
+                id: id(&e.name, &e.version),
+                name: e.name.clone(),
+                version: e.version,
+                licenses,
+                dev,
+                ..Package::default()
+            };
+            pkgs.insert(e.name, package);
         }
     }
-    for (name, deps) in requires {
-        let mut ids: Vec<String> = deps
-            .iter()
-            .filter_map(|d| pkgs.get(d).map(|p| p.id.clone()))
-            .collect();
-        ids.sort();
+    let ids: HashMap<&str, String> = pkgs
+        .iter()
+        .map(|(n, p)| (n.as_str(), p.id.clone()))
+        .collect();
+    let resolved: Vec<(String, Vec<String>)> = requires
+        .into_iter()
+        .map(|(name, deps)| {
+            let mut on: Vec<String> = deps
+                .iter()
+                .filter_map(|d| ids.get(d.as_str()).cloned())
+                .collect();
+            on.sort();
+            (name, on)
+        })
+        .collect();
+    for (name, on) in resolved {
         if let Some(p) = pkgs.get_mut(&name) {
-            p.depends_on = ids;
+            p.depends_on = on;
         }
     }
-    let mut out: Vec<Package> = pkgs.into_values().collect();
+    Ok(pkgs)
+}
+
+/// The installed packages, sorted. Platform requirements (`php`, `ext-…`) are not
+/// packages; a package without a version has its name as its ID.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<Package>, Skip> {
+    let id = |name: &str, version: &str| {
+        if version.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{name}@{version}")
+        }
+    };
+    let keep = |d: &str| d != "php" && !d.starts_with("ext");
+    let mut out: Vec<Package> = packages(bytes, id, keep)?.into_values().collect();
     sort_packages(&mut out);
     Ok(out)
 }

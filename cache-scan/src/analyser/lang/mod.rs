@@ -22,7 +22,7 @@
 //! | `conda-pkg` | `*/envs/*/conda-meta/*-*-*.json` | 8 MiB |
 //! | `dotnet-core` | `*.deps.json` | 16 MiB |
 
-mod composer;
+pub(crate) mod composer;
 mod conda;
 mod dotnet;
 mod elf;
