@@ -325,21 +325,7 @@ struct Tools {
 
 impl Tools {
     fn find() -> Tools {
-        // target/release/examples/bench_extreme → target/release/scancache
-        let exe = std::env::current_exe().unwrap();
-        let scancache = exe
-            .parent()
-            .and_then(Path::parent)
-            .map(|d| d.join("scancache"))
-            .filter(|p| p.is_file());
-        let Some(scancache) = scancache else {
-            eprintln!(
-                "bench_extreme: the release scancache binary is missing next to {}; build \
-                 it with `cargo build --release -p cache-cli` (cargo xtask bench does)",
-                exe.display()
-            );
-            std::process::exit(1);
-        };
+        let scancache = cache_testkit::bench::scancache_binary();
         Tools {
             scancache,
             time: Some(PathBuf::from("/usr/bin/time")).filter(|p| p.is_file()),

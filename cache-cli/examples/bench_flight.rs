@@ -24,7 +24,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     time::Instant,
 };
@@ -38,7 +38,7 @@ use serde_json::Value;
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (base_mib, reps) = if quick { (64, 2) } else { (512, 3) };
-    let scancache = find_scancache();
+    let scancache = cache_testkit::bench::scancache_binary();
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("images");
     let upper = 1 << 20;
@@ -356,22 +356,4 @@ fn check(out: &std::process::Output) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn find_scancache() -> PathBuf {
-    // target/release/examples/bench_flight → target/release/scancache
-    let exe = std::env::current_exe().unwrap();
-    let found = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("scancache"))
-        .filter(|p| p.is_file());
-    found.unwrap_or_else(|| {
-        eprintln!(
-            "bench_flight: the release scancache binary is missing next to {}; build it with \
-             `cargo build --release -p cache-cli` (cargo xtask bench does)",
-            exe.display()
-        );
-        std::process::exit(1);
-    })
 }

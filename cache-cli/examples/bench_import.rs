@@ -54,7 +54,7 @@ const PAGE: usize = 4096;
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (entries, reps) = if quick { (5_000, 3) } else { (50_000, 7) };
-    let scancache = scancache_binary();
+    let scancache = cache_testkit::bench::scancache_binary();
     let Some(trivy) = require_trivy() else {
         eprintln!("bench_import: skipped (no trivy)");
         return;
@@ -305,23 +305,4 @@ fn tree(b: &mut FileBuilder, items: &[(Vec<u8>, Vec<u8>)]) -> u64 {
             .collect();
     }
     level[0].1
-}
-
-/// `target/release/scancache`, beside this program's directory.
-fn scancache_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let found = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("scancache"))
-        .filter(|p| p.is_file());
-    found.unwrap_or_else(|| {
-        eprintln!(
-            "bench_import: the release scancache binary is missing next to {} (expected \
-             target/release/scancache); build it with `cargo build --release -p cache-cli` \
-             (cargo xtask bench does)",
-            exe.display()
-        );
-        std::process::exit(1);
-    })
 }

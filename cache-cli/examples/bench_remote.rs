@@ -24,7 +24,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -54,7 +54,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let scancache = scancache_binary();
+    let scancache = cache_testkit::bench::scancache_binary();
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("image.tar");
     std::fs::write(&image, docker_save(&[&bulk_images(1, 60)[0]])).unwrap();
@@ -225,23 +225,4 @@ async fn run_tasks(cache: &Arc<dyn Cache>, ids: &Arc<Vec<BlobId>>, calls: usize)
 fn redis_available() -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("redis-server").is_file()))
-}
-
-/// The release `scancache` binary next to this program's directory.
-fn scancache_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let found = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("scancache"))
-        .filter(|p| p.is_file());
-    found.unwrap_or_else(|| {
-        eprintln!(
-            "bench_remote: the release scancache binary is missing next to {} (expected \
-             target/release/scancache); build it with `cargo build --release -p cache-cli` \
-             (cargo xtask bench does)",
-            exe.display()
-        );
-        std::process::exit(1);
-    })
 }

@@ -184,22 +184,7 @@ struct Tools {
 
 impl Tools {
     fn find() -> Tools {
-        // target/release/examples/bench_scan → target/release/scancache
-        let exe = std::env::current_exe().unwrap();
-        let scancache = exe
-            .parent()
-            .and_then(Path::parent)
-            .map(|d| d.join("scancache"))
-            .filter(|p| p.is_file());
-        let Some(scancache) = scancache else {
-            eprintln!(
-                "bench_scan: the release scancache binary is missing next to {} (expected \
-                 target/release/scancache); build it with `cargo build --release -p \
-                 cache-cli` (cargo xtask bench does)",
-                exe.display()
-            );
-            std::process::exit(1);
-        };
+        let scancache = cache_testkit::bench::scancache_binary();
         for (tool, arg) in [("gzip", "--version"), ("sha256sum", "--version")] {
             let ok = Command::new(tool)
                 .arg(arg)
