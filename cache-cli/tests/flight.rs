@@ -1,6 +1,7 @@
 //! The single-flight across processes: `scancache image` processes started together on
-//! one cache analyse a shared base layer once, the others wait for its result; a killed
-//! owner hands the layer to a waiter.
+//! one cache — an fs cache directory, a Redis, or a `scancache server` reached through
+//! the remote backend — analyse a shared base layer once, the others wait for its result;
+//! a killed owner hands the layer to a waiter.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,7 +14,7 @@ use std::{
 use cache_fixtures::{
     Compression, ImageBuilder, LayerBuilder, data::DEBIAN_OS_RELEASE, docker_save,
 };
-use cache_testkit::redis::RedisServer;
+use cache_testkit::{http::ScancacheServer, redis::RedisServer};
 use serde_json::Value;
 
 fn stanza(name: &str, version: &str) -> String {
@@ -266,6 +267,44 @@ fn eight_processes_on_one_redis_analyse_a_shared_base_once() {
     eight_processes_analyse_the_base_once(cache.path(), &["--cache-backend", &url], &claimed);
 }
 
+/// A `scancache server` over the fs cache at `dir`, for scans through the remote backend.
+fn server_over(dir: &Path) -> ScancacheServer {
+    let dir = dir.display().to_string();
+    ScancacheServer::start(
+        env!("CARGO_BIN_EXE_scancache"),
+        &["--cache-dir", &dir],
+        &[],
+        &[],
+    )
+}
+
+/// One counter of a server's `/metrics` (0 when absent).
+fn server_metric(server: &ScancacheServer, name: &str) -> f64 {
+    let text = cache_testkit::http::get(server.port(), "/metrics")
+        .unwrap()
+        .text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn eight_processes_through_one_server_analyse_a_shared_base_once() {
+    // The remote backend forwards the claims to the server's backend (fs here), so the
+    // base's claim is the server's lock file.
+    let served = tempfile::tempdir().unwrap();
+    let server = server_over(served.path());
+    let url = server.url();
+    let cache = tempfile::tempdir().unwrap();
+    let claimed = |input: &Path| base_claim_file(served.path(), input).exists();
+    eight_processes_analyse_the_base_once(cache.path(), &["--cache-backend", &url], &claimed);
+    assert_eq!(
+        server_metric(&server, "scancache_server_forwarded_claims_busy_total"),
+        7.0,
+        "the seven waiters did not find the base claimed through the server"
+    );
+}
+
 /// The claim file of the base layer of `input`, in the fs cache at `cache_dir`.
 fn base_claim_file(cache_dir: &Path, input: &Path) -> PathBuf {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -365,6 +404,24 @@ fn a_killed_owner_on_redis_is_taken_over_when_its_lease_runs_out() {
             .contains("fanal::claim::")
     };
     // Lease 2 s: the takeover comes within it; the rest is the taker's analysis.
+    killed_owner(
+        cache.path(),
+        &["--cache-backend", &url],
+        "2s",
+        &claimed,
+        Duration::from_secs(60),
+    );
+}
+
+#[test]
+fn a_killed_owner_through_a_server_is_taken_over_when_its_lease_runs_out() {
+    // The server holds the claims of its remote clients, so a client's death does not
+    // end them: its claim runs out with its lease (2 s), and a waiter takes it over.
+    let served = tempfile::tempdir().unwrap();
+    let server = server_over(served.path());
+    let url = server.url();
+    let cache = tempfile::tempdir().unwrap();
+    let claimed = |input: &Path| base_claim_file(served.path(), input).exists();
     killed_owner(
         cache.path(),
         &["--cache-backend", &url],

@@ -21,6 +21,11 @@
 //! Waiters block in `flock` on the owner's file in a thread of their own, so they wake up
 //! the moment the owner releases or dies, with no polling; they also wake when the
 //! recorded expiry passes.
+//!
+//! A process that holds claims for others — `scancache server`, for its remote clients —
+//! outlives an owner that went away without releasing: each claim of this process whose
+//! lease ran out unrenewed has its file closed at the next claim, so neither its
+//! descriptor nor a waiter's thread blocked on it is kept for ever.
 
 use std::{
     collections::HashMap,
@@ -45,8 +50,15 @@ const GUARD: &str = "guard.lock";
 #[derive(Debug)]
 pub(crate) struct Claims {
     dir: PathBuf,
-    held: Mutex<HashMap<String, File>>,
+    held: Mutex<HashMap<String, Held>>,
     counter: AtomicU64,
+}
+
+/// A lock file this process holds, and when its lease runs out.
+#[derive(Debug)]
+struct Held {
+    file: File,
+    expires: Instant,
 }
 
 impl Claims {
@@ -67,6 +79,7 @@ impl Claims {
 
     /// Claims every key of `ids` for `lease`, under one hold of the guard.
     pub(crate) fn claim(&self, ids: &[BlobId], lease: Duration) -> Result<Vec<Claimed>> {
+        self.close_run_out();
         let guard = self.guard()?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -93,7 +106,9 @@ impl Claims {
                     // locked is the one at the path.
                     let token = self.token();
                     write_lease(&file, lease, &token).map_err(fail)?;
-                    self.held_map().insert(token.clone(), file);
+                    let expires = Instant::now() + lease;
+                    self.held_map()
+                        .insert(token.clone(), Held { file, expires });
                     return Ok(Claimed::Owned(Claim::new(id.clone(), token)));
                 }
                 Err(fs4::TryLockError::WouldBlock) => {
@@ -113,14 +128,23 @@ impl Claims {
 
     /// Rewrites the expiry of each claim this process still holds.
     pub(crate) fn renew(&self, claims: &[Claim], lease: Duration) -> Result<()> {
-        let held = self.held_map();
+        let mut held = self.held_map();
         for claim in claims {
-            if let Some(file) = held.get(claim.token()) {
-                write_lease(file, lease, claim.token())
+            if let Some(h) = held.get_mut(claim.token()) {
+                write_lease(&h.file, lease, claim.token())
                     .map_err(|e| Error::io("cannot renew a claim in", self.path(claim.id()), e))?;
+                h.expires = Instant::now() + lease;
             }
         }
         Ok(())
+    }
+
+    /// Closes the files of this process's claims whose lease ran out without a renewal
+    /// or a release (their owner hung or went away): such a claim has ended, and closing
+    /// its file unlocks it, so a waiter blocked on it wakes and no descriptor is kept.
+    fn close_run_out(&self) {
+        let now = Instant::now();
+        self.held_map().retain(|_, h| h.expires > now);
     }
 
     /// Ends claims this process holds: unlocks each file (closing it). The file stays,
@@ -129,7 +153,7 @@ impl Claims {
     /// a second for a cold scan of 200 small layers; `gc` and `clear` remove the files
     /// nobody holds.
     pub(crate) fn release(&self, claims: &[Claim]) -> Result<()> {
-        let files: Vec<File> = {
+        let files: Vec<Held> = {
             let mut held = self.held_map();
             claims
                 .iter()
@@ -253,7 +277,7 @@ impl Claims {
         format!("{}-{nanos}-{n}", std::process::id())
     }
 
-    fn held_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, File>> {
+    fn held_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -288,5 +312,41 @@ fn remove(path: &Path) -> io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> BlobId {
+        BlobId::from(cache_core::Digest::from_sha256([n; 32]))
+    }
+
+    #[test]
+    fn a_run_out_claim_has_its_file_closed_by_the_next_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let claims = Claims::new(dir.path());
+        let first = claims.claim(&[id(1)], Duration::from_millis(50)).unwrap();
+        assert!(matches!(first[0], Claimed::Owned(_)));
+        let kept = claims.claim(&[id(3)], Duration::from_secs(30)).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        claims.claim(&[id(2)], Duration::from_secs(30)).unwrap();
+        assert_eq!(
+            claims.held_map().len(),
+            2,
+            "the run-out claim's file is still open"
+        );
+        let file = File::open(claims.path(&id(1))).unwrap();
+        assert!(
+            fs4::FileExt::try_lock(&file).is_ok(),
+            "the run-out claim's file is still locked"
+        );
+        let file = File::open(claims.path(&id(3))).unwrap();
+        assert!(
+            fs4::FileExt::try_lock(&file).is_err(),
+            "a live claim's file was unlocked"
+        );
+        drop(kept);
     }
 }

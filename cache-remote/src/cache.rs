@@ -3,16 +3,19 @@
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
 use bytes::{Buf, Bytes, BytesMut};
 use cache_core::{
-    ArtifactId, BlobId, Cache, CacheOptions, Digest, EntryKey, EntryKind, Error, GcOptions,
-    GcReport, Missing, RawEntry, Result, Setting, Stats, Visitor, Walk, Walked, mask_url,
+    ArtifactId, BlobId, Cache, CacheOptions, Claim, Claimed, Digest, EntryKey, EntryKind, Error,
+    GcOptions, GcReport, Missing, RawEntry, Result, Setting, Stats, Visitor, Walk, Walked,
+    mask_url,
 };
-use cache_server::{convert::scancache as cv, native::SERVICE, proto::scancache as ps};
+use cache_server::{
+    convert::scancache as cv, native::SERVICE, proto::scancache as ps, twirp::Code,
+};
 use http::{HeaderName, HeaderValue};
 use http_body_util::BodyExt;
 use prost::Message;
@@ -32,6 +35,10 @@ pub const MAX_BATCH_BYTES: usize = 8 << 20;
 
 /// The largest frame of a streamed walk accepted.
 const MAX_FRAME_BYTES: usize = 64 << 20;
+
+/// The longest wait one `AwaitRelease` call asks for; a longer wait is several calls, so
+/// no call outlives a proxy's idle timeout (the server caps each at its own maximum too).
+pub const MAX_AWAIT_CALL: Duration = Duration::from_secs(20);
 
 /// A scan cache served by a `scancache server`, reached over HTTP(S).
 ///
@@ -54,6 +61,15 @@ const MAX_FRAME_BYTES: usize = 64 << 20;
 /// unsound and unused entries with its own conditional removal — an LMDB transaction, a
 /// Redis script — and compacts its files).
 ///
+/// The claims of the single-flight are the server's backend's, through the service's
+/// `Claim`, `Renew`, `Release` and `AwaitRelease` RPCs (`AwaitRelease` a long poll of at
+/// most [`MAX_AWAIT_CALL`] per call), so scans through this cache wait for each other,
+/// and for every other user of the server's backend, as scans of one local cache do; the
+/// claim's token travels to the client and back unchanged. A server without those RPCs
+/// (an older version, answering `bad_route`) makes this cache do without claims, as a
+/// backend without claims does (every claim granted, holding nothing; no wait), with one
+/// warning.
+///
 /// `Write` (import), `Delete`, `Export`, `Clear`, `Gc` and `Compact` need the admin
 /// token; the others need only the token, when the server has one.
 #[derive(Debug)]
@@ -66,6 +82,9 @@ pub struct RemoteCache {
     admin_headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
     closed: AtomicBool,
+    /// Set when the server answered a claim RPC with `bad_route` (an older server): this
+    /// cache then does without claims.
+    no_claims: AtomicBool,
 }
 
 impl RemoteCache {
@@ -112,6 +131,7 @@ impl RemoteCache {
             admin_headers,
             timeout: config.request_timeout,
             closed: AtomicBool::new(false),
+            no_claims: AtomicBool::new(false),
         })
     }
 
@@ -140,6 +160,49 @@ impl RemoteCache {
             .await
             .map_err(|f| f.into_error(&self.location, method))?;
         R::decode(body).map_err(|e| self.invalid(method, format!("cannot decode the answer: {e}")))
+    }
+
+    /// Calls the claim RPC `method` with `request`, each attempt within `timeout`, and
+    /// decodes the answer; `Ok(None)` when the server has no claim RPCs (a route it does
+    /// not know: an older server), which turns claims off for this cache with one
+    /// warning.
+    async fn claim_call<R: Message + Default>(
+        &self,
+        method: &str,
+        request: &impl Message,
+        timeout: Duration,
+    ) -> Result<Option<R>> {
+        if self.no_claims.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let uri = self.endpoint.uri(SERVICE, method);
+        let call = Call {
+            uri: &uri,
+            what: method,
+            headers: &self.headers,
+            body: Bytes::from(request.encode_to_vec()),
+            timeout,
+        };
+        match self.transport.unary(&call).await {
+            Ok(body) => R::decode(body)
+                .map(Some)
+                .map_err(|e| self.invalid(method, format!("cannot decode the answer: {e}"))),
+            Err(Failure::Status {
+                status: 404,
+                code: Some(Code::BadRoute) | None,
+                ..
+            }) => {
+                if !self.no_claims.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        server = %self.location,
+                        "the server has no {method} RPC (an older version): scans through it \
+                         do not wait for each other's layers"
+                    );
+                }
+                Ok(None)
+            }
+            Err(f) => Err(f.into_error(&self.location, method)),
+        }
     }
 
     fn invalid(&self, method: &str, message: String) -> Error {
@@ -417,6 +480,102 @@ impl Cache for RemoteCache {
             go_on_after_refusal(stored, &mut refused)?;
         }
         refused.map_or(Ok(()), Err)
+    }
+
+    /// The server's backend's claims, through `Claim` (one call for all the keys).
+    async fn claim(&self, ids: &[BlobId], lease: Duration) -> Result<Vec<Claimed>> {
+        let unheld = || {
+            ids.iter()
+                .map(|id| Claimed::Owned(Claim::unheld(id.clone())))
+                .collect()
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = ps::ClaimRequest {
+            ids: ids.iter().map(ToString::to_string).collect(),
+            lease_ms: cv::lease_ms(lease),
+        };
+        let Some(answer) = self
+            .claim_call::<ps::ClaimResponse>("Claim", &request, self.timeout)
+            .await?
+        else {
+            return Ok(unheld());
+        };
+        if answer.claims.len() != ids.len() {
+            return Err(self.invalid(
+                "Claim",
+                format!("{} answers for {} IDs", answer.claims.len(), ids.len()),
+            ));
+        }
+        ids.iter()
+            .zip(answer.claims)
+            .map(|(id, c)| {
+                cv::claimed(id.clone(), c).map_err(|e| self.invalid("Claim", format!("{id}: {e}")))
+            })
+            .collect()
+    }
+
+    /// `Renew` of the claims that hold something.
+    async fn renew(&self, claims: &[Claim], lease: Duration) -> Result<()> {
+        let claims: Vec<ps::ClaimToken> = claims
+            .iter()
+            .filter(|c| !c.is_unheld())
+            .map(cv::claim_message)
+            .collect();
+        if claims.is_empty() {
+            return Ok(());
+        }
+        let request = ps::RenewRequest {
+            claims,
+            lease_ms: cv::lease_ms(lease),
+        };
+        self.claim_call::<ps::Nothing>("Renew", &request, self.timeout)
+            .await
+            .map(drop)
+    }
+
+    /// `Release` of the claims that hold something.
+    async fn release(&self, claims: &[Claim]) -> Result<()> {
+        let claims: Vec<ps::ClaimToken> = claims
+            .iter()
+            .filter(|c| !c.is_unheld())
+            .map(cv::claim_message)
+            .collect();
+        if claims.is_empty() {
+            return Ok(());
+        }
+        self.claim_call::<ps::Nothing>("Release", &ps::ReleaseRequest { claims }, self.timeout)
+            .await
+            .map(drop)
+    }
+
+    /// `AwaitRelease`, a long poll answered when the claim ends: one call per
+    /// [`MAX_AWAIT_CALL`] (or the server's own cap, if lower) of `timeout`.
+    async fn await_release(&self, id: &BlobId, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(MAX_AWAIT_CALL);
+            let request = ps::AwaitReleaseRequest {
+                id: id.to_string(),
+                timeout_ms: cv::timeout_ms(wait),
+            };
+            let answer = self
+                .claim_call::<ps::AwaitReleaseResponse>(
+                    "AwaitRelease",
+                    &request,
+                    wait + self.timeout,
+                )
+                .await?;
+            match answer {
+                None => return Ok(true),
+                Some(a) if a.released => return Ok(true),
+                Some(_) if Instant::now() >= deadline => return Ok(false),
+                Some(_) => {}
+            }
+        }
     }
 
     async fn compact(&self) -> Result<()> {

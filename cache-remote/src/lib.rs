@@ -4,8 +4,10 @@
 //!   `scancache server`'s own service (`scancache.cache.v1.Cache`, carrying the stored
 //!   bytes unchanged), so any front end — `scancache image`, the `cache` commands,
 //!   another `scancache server` — can use a shared cache service as its backend
-//!   (`--cache-backend http(s)://host:port`). The server's backend stores the entries
-//!   and applies its TTL and size bound.
+//!   (`--cache-backend http(s)://host:port`). The server's backend stores the entries,
+//!   applies its TTL and size bound, and holds the single-flight's claims (the service's
+//!   `Claim`, `Renew`, `Release` and `AwaitRelease`), so scans through one server wait
+//!   for each other's layers.
 //! - [`ReferenceClient`]: the reference scanner's own client protocol (`MissingBlobs`,
 //!   `PutBlob`, `PutArtifact`, `Scan`), against `scancache server` or the reference's
 //!   `trivy server`, for `scancache image --server`; [`UploadCache`] is its upload-only
@@ -43,7 +45,7 @@ mod config;
 mod reference;
 mod transport;
 
-pub use cache::{MAX_BATCH_BYTES, RemoteCache};
+pub use cache::{MAX_AWAIT_CALL, MAX_BATCH_BYTES, RemoteCache};
 pub use config::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFIX, DEFAULT_REQUEST_TIMEOUT, DEFAULT_TOKEN_HEADER,
     Endpoint, RemoteConfig,

@@ -27,6 +27,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default number of requests served at once (the rest wait).
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 512;
 
+/// The default longest wait of one `AwaitRelease` request: 20 s. A client that waits
+/// longer asks again, so no request is held longer than this, and none outlives the
+/// idle timeouts of the proxies commonly put in front of a server.
+pub const DEFAULT_MAX_AWAIT: Duration = Duration::from_secs(20);
+
 /// The service's settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -50,8 +55,13 @@ pub struct Config {
     /// their own listener).
     pub serve_metrics: bool,
     /// The fixed lease of the claims `MissingBlobs` takes for its callers, which cannot
-    /// renew (docs/single-flight.md); `None` takes no claims.
+    /// renew (docs/single-flight.md); `None` takes no claims, for them or for the remote
+    /// backends' `Claim` (which then grants every key with a claim that holds nothing).
     pub lease: Option<Duration>,
+    /// The longest one `AwaitRelease` request waits, whatever its timeout asks (the
+    /// client asks again if it waits longer). Such a request is held outside the
+    /// concurrency bound and the request timeout, so this is what bounds it.
+    pub max_await: Duration,
 }
 
 impl Default for Config {
@@ -66,6 +76,7 @@ impl Default for Config {
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             serve_metrics: true,
             lease: Some(cache_core::DEFAULT_LEASE),
+            max_await: DEFAULT_MAX_AWAIT,
         }
     }
 }

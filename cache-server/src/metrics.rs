@@ -15,7 +15,7 @@ use prometheus_client::{
 
 /// The RPC a request named, as the `method` label (`other` for anything else): the
 /// reference's, then those of scancache's own service ([`crate::native::METHODS`]).
-pub const METHODS: [&str; 17] = [
+pub const METHODS: [&str; 21] = [
     "PutArtifact",
     "PutBlob",
     "MissingBlobs",
@@ -32,6 +32,10 @@ pub const METHODS: [&str; 17] = [
     "Gc",
     "Stats",
     "Compact",
+    "Claim",
+    "Renew",
+    "Release",
+    "AwaitRelease",
     "other",
 ];
 
@@ -68,6 +72,11 @@ pub struct Metrics {
     wait_seconds: Counter<f64, AtomicU64>,
     takeovers: Counter,
     expired_leases: Counter,
+    forwarded_claims: Counter,
+    forwarded_busy: Counter,
+    forwarded_waits: Counter,
+    forwarded_wait_seconds: Counter<f64, AtomicU64>,
+    forwarded_wait_timeouts: Counter,
     failed: AtomicU64,
     total: AtomicU64,
 }
@@ -179,8 +188,43 @@ impl Metrics {
             "Claims whose lease ran out without a PutBlob, and waits that reached the lease",
             expired_leases.clone(),
         );
+        let forwarded_claims = Counter::default();
+        let forwarded_busy = Counter::default();
+        let forwarded_waits = Counter::default();
+        let forwarded_wait_seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        let forwarded_wait_timeouts = Counter::default();
+        registry.register(
+            "forwarded_claims",
+            "Layer claims the Claim RPC granted to remote backends (the caller analyses the layer)",
+            forwarded_claims.clone(),
+        );
+        registry.register(
+            "forwarded_claims_busy",
+            "Layers the Claim RPC found claimed by another caller",
+            forwarded_busy.clone(),
+        );
+        registry.register(
+            "forwarded_claim_waits",
+            "AwaitRelease requests: remote backends waiting for another caller's claim",
+            forwarded_waits.clone(),
+        );
+        registry.register(
+            "forwarded_claim_wait_seconds",
+            "Time AwaitRelease requests spent waiting",
+            forwarded_wait_seconds.clone(),
+        );
+        registry.register(
+            "forwarded_claim_wait_timeouts",
+            "AwaitRelease requests answered before the claim ended (their timeout or the server's cap)",
+            forwarded_wait_timeouts.clone(),
+        );
         Metrics {
             registry,
+            forwarded_claims,
+            forwarded_busy,
+            forwarded_waits,
+            forwarded_wait_seconds,
+            forwarded_wait_timeouts,
             claims,
             waits,
             wait_seconds,
@@ -311,6 +355,24 @@ impl Metrics {
         self.expired_leases.inc();
     }
 
+    /// Counts the answers of a `Claim` request: keys granted and keys busy.
+    pub fn forwarded_claims(&self, owned: usize, busy: usize) {
+        self.forwarded_claims
+            .inc_by(u64::try_from(owned).unwrap_or(u64::MAX));
+        self.forwarded_busy
+            .inc_by(u64::try_from(busy).unwrap_or(u64::MAX));
+    }
+
+    /// Counts an `AwaitRelease` request, the time it waited, and whether the claim ended
+    /// within it.
+    pub fn forwarded_wait(&self, waited: Duration, released: bool) {
+        self.forwarded_waits.inc();
+        self.forwarded_wait_seconds.inc_by(waited.as_secs_f64());
+        if !released {
+            self.forwarded_wait_timeouts.inc();
+        }
+    }
+
     /// The number of stored blobs so far.
     pub fn put_blob_count(&self) -> u64 {
         self.put_blobs.get()
@@ -368,6 +430,11 @@ mod tests {
             ("/twirp/trivy.cache.v1.Cache/Scan", "other"),
             ("/twirp/trivy.cache.v1.Cache/Nope", "other"),
             ("/twirp/scancache.cache.v1.Cache/Read", "Read"),
+            (
+                "/twirp/scancache.cache.v1.Cache/AwaitRelease",
+                "AwaitRelease",
+            ),
+            ("/twirp/trivy.cache.v1.Cache/Claim", "other"),
             ("/twirp/scancache.cache.v1.Cache/PutBlob", "other"),
             ("/twirp/trivy.cache.v1.Cache/Read", "other"),
             ("/other/trivy.cache.v1.Cache/PutBlob", "other"),

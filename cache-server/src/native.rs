@@ -4,6 +4,13 @@
 //! as the stored bytes, unchanged ([`crate::proto::scancache`]); the contract, with what
 //! each RPC does and which need the admin token, is `docs/remote.md`.
 //!
+//! The claim RPCs (`Claim`, `Renew`, `Release`, `AwaitRelease`) forward the single-flight
+//! of the remote backend's scans to this server's backend: the same trait methods, with
+//! the client's lease and token, so the remote backend's claims are those of every other
+//! user of the backend. `AwaitRelease` is a long poll, held outside the concurrency
+//! bound and the request timeout (as a held `MissingBlobs` is) and capped by
+//! [`crate::Config::max_await`].
+//!
 //! Handlers are decode → one cache call → encode. `List` and `Export` stream their
 //! answer: the backend's walk runs on a blocking thread and hands frames of entries to
 //! the response body through a bounded channel, so the client's reading speed paces the
@@ -15,16 +22,18 @@ use std::{
     pin::Pin,
     sync::mpsc as std_mpsc,
     task::{Context, Poll},
+    time::{Duration, Instant},
 };
 
 use axum::{
+    Extension,
     body::Body,
     extract::State,
     http::{HeaderValue, header},
     response::Response,
 };
 use bytes::Bytes;
-use cache_core::{EntryKey, Walk};
+use cache_core::{Claim, Claimed, EntryKey, Walk};
 use http_body::Frame;
 use prost::Message as _;
 use tokio::sync::mpsc;
@@ -32,6 +41,7 @@ use tokio::sync::mpsc;
 use crate::{
     ServerState,
     convert::scancache as cv,
+    layers::Hold,
     proto::scancache as ps,
     twirp::{Code, Codec, TwirpError, TwirpRequest, reply},
 };
@@ -49,7 +59,7 @@ const FRAME_BYTES: usize = 256 << 10;
 const FRAMES_IN_FLIGHT: usize = 2;
 
 /// The RPCs of the service, as the metrics' `method` label names them.
-pub const METHODS: [&str; 11] = [
+pub const METHODS: [&str; 15] = [
     "Missing",
     "Read",
     "PutValues",
@@ -61,6 +71,10 @@ pub const METHODS: [&str; 11] = [
     "Gc",
     "Stats",
     "Compact",
+    "Claim",
+    "Renew",
+    "Release",
+    "AwaitRelease",
 ];
 
 /// The RPCs that change or dump the cache: they need the admin token.
@@ -268,6 +282,100 @@ pub(crate) async fn compact(
     Ok(reply(req.codec, &ps::Nothing {}))
 }
 
+/// `Claim`: the backend's `claim` of every ID with the client's lease; per ID, the
+/// token of an owned claim or busy. A server whose claims are off (`Config::lease` is
+/// `None`) grants every key with a claim that holds nothing.
+pub(crate) async fn claim(
+    State(s): State<ServerState>,
+    req: TwirpRequest<ps::ClaimRequest>,
+) -> Result<Response, TwirpError> {
+    let ids = cv::blob_ids(&req.message.ids, "ids").map_err(invalid)?;
+    let lease = cv::lease(req.message.lease_ms).map_err(|e| invalid(format!("lease_ms: {e}")))?;
+    let claimed: Vec<Claimed> = if s.config().lease.is_none() || ids.is_empty() {
+        ids.into_iter()
+            .map(|id| Claimed::Owned(Claim::unheld(id)))
+            .collect()
+    } else {
+        s.cache()
+            .claim(&ids, lease)
+            .await
+            .map_err(|e| s.backend_error(e))?
+    };
+    let busy = claimed.iter().filter(|c| **c == Claimed::Busy).count();
+    s.metrics().forwarded_claims(claimed.len() - busy, busy);
+    let answer = ps::ClaimResponse {
+        claims: claimed.iter().map(cv::claimed_message).collect(),
+    };
+    Ok(reply(req.codec, &answer))
+}
+
+/// The claims of a `Renew` or `Release` request, each with a valid ID and token.
+fn claims_of(claims: &[ps::ClaimToken]) -> Result<Vec<Claim>, TwirpError> {
+    claims
+        .iter()
+        .enumerate()
+        .map(|(i, c)| cv::claim(c).map_err(|e| invalid(format!("claims[{i}].{e}"))))
+        .collect()
+}
+
+/// `Renew`: the backend's `renew` of the client's claims with its lease.
+pub(crate) async fn renew(
+    State(s): State<ServerState>,
+    req: TwirpRequest<ps::RenewRequest>,
+) -> Result<Response, TwirpError> {
+    let claims = claims_of(&req.message.claims)?;
+    let lease = cv::lease(req.message.lease_ms).map_err(|e| invalid(format!("lease_ms: {e}")))?;
+    if !claims.is_empty() {
+        s.cache()
+            .renew(&claims, lease)
+            .await
+            .map_err(|e| s.backend_error(e))?;
+    }
+    Ok(reply(req.codec, &ps::Nothing {}))
+}
+
+/// `Release`: the backend's `release` of the client's claims.
+pub(crate) async fn release(
+    State(s): State<ServerState>,
+    req: TwirpRequest<ps::ReleaseRequest>,
+) -> Result<Response, TwirpError> {
+    let claims = claims_of(&req.message.claims)?;
+    if !claims.is_empty() {
+        s.cache()
+            .release(&claims)
+            .await
+            .map_err(|e| s.backend_error(e))?;
+    }
+    Ok(reply(req.codec, &ps::Nothing {}))
+}
+
+/// `AwaitRelease`: the backend's `await_release`, for the client's timeout capped at
+/// [`crate::Config::max_await`]. The request steps out of the concurrency bound and the
+/// request timeout first (its wait is bounded by the cap instead), so the owner's
+/// `PutValues` and `Release` always get through.
+pub(crate) async fn await_release(
+    State(s): State<ServerState>,
+    hold: Option<Extension<Hold>>,
+    req: TwirpRequest<ps::AwaitReleaseRequest>,
+) -> Result<Response, TwirpError> {
+    let id = crate::service::blob_id(&req.message.id, "id")?;
+    let timeout = Duration::from_millis(req.message.timeout_ms).min(s.config().max_await);
+    if let Some(Extension(hold)) = &hold {
+        hold.step_out();
+    }
+    let started = Instant::now();
+    let released = if s.config().lease.is_none() {
+        true
+    } else {
+        s.cache()
+            .await_release(&id, timeout)
+            .await
+            .map_err(|e| s.backend_error(e))?
+    };
+    s.metrics().forwarded_wait(started.elapsed(), released);
+    Ok(reply(req.codec, &ps::AwaitReleaseResponse { released }))
+}
+
 /// Runs a walk and streams it: frames of entries, the last one saying how the walk
 /// ended. A walk that fails before its first frame is an ordinary error answer.
 async fn stream_walk(
@@ -403,6 +511,13 @@ mod tests {
     fn every_admin_method_is_a_method() {
         for m in ADMIN_METHODS {
             assert!(METHODS.contains(&m), "{m}");
+        }
+    }
+
+    #[test]
+    fn every_method_has_a_metrics_label() {
+        for m in METHODS {
+            assert!(crate::metrics::METHODS.contains(&m), "{m}");
         }
     }
 

@@ -279,6 +279,10 @@ fn native_routes(state: &ServerState) -> Router<ServerState> {
         .route(&path("PutValues"), any(native::put_values))
         .route(&path("List"), any(native::list))
         .route(&path("Stats"), any(native::stats))
+        .route(&path("Claim"), any(native::claim))
+        .route(&path("Renew"), any(native::renew))
+        .route(&path("Release"), any(native::release))
+        .route(&path("AwaitRelease"), any(native::await_release))
         .merge(admin)
 }
 
@@ -298,7 +302,7 @@ async fn bad_route(req: axum::extract::Request) -> TwirpError {
 }
 
 /// Parses a blob ID; `field` names the request field in the error.
-fn blob_id(s: &str, field: &str) -> Result<BlobId, TwirpError> {
+pub(crate) fn blob_id(s: &str, field: &str) -> Result<BlobId, TwirpError> {
     s.parse().map_err(|e: cache_core::Error| {
         TwirpError::new(Code::InvalidArgument, format!("{field}: {e}"))
     })

@@ -33,8 +33,8 @@ const JSON: &str = "application/json";
 
 /// The library's router served on a free port by a runtime of its own.
 pub(crate) struct Served {
-    port: u16,
-    state: ServerState,
+    pub(crate) port: u16,
+    pub(crate) state: ServerState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }

@@ -6,6 +6,7 @@
 use cache_server::proto::Json;
 use serde_json::Value;
 
+mod claims;
 mod convert;
 mod protocol;
 mod scan;

@@ -58,61 +58,8 @@ macro_rules! suite {
                     }
                 )*
             };
-            // A backend that does not claim (its claims hold nothing): each claim case
-            // checks instead that it never makes a caller wait
-            // ([`conformance::claims_are_not_held`]).
-            ($factory:expr, without_claims) => {
-                $(
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                    async fn $case() {
-                        if $crate::conformance::CLAIM_CASES.contains(&stringify!($case)) {
-                            $crate::conformance::claims_are_not_held(&$factory).await;
-                        } else {
-                            $crate::conformance::$case(&$factory).await;
-                        }
-                    }
-                )*
-            };
         }
     };
-}
-
-/// The cases about claims (single-flight), which a backend without claims replaces by
-/// [`claims_are_not_held`] (`conformance_tests!(factory, without_claims)`).
-pub const CLAIM_CASES: [&str; 6] = [
-    "claims_are_per_key_and_a_live_claim_is_busy",
-    "a_waiter_wakes_when_the_owner_stores_and_releases",
-    "a_claim_released_without_a_result_is_taken_over",
-    "an_unrenewed_claim_runs_out_and_a_renewed_one_stays",
-    "a_lost_claim_cannot_end_the_new_owners",
-    "a_wait_past_its_bound_times_out",
-];
-
-/// What a backend without claims promises: every claim is granted at once and holds
-/// nothing, so a second caller is never busy, and a wait ends at once.
-pub async fn claims_are_not_held(f: &dyn Factory) {
-    let c = fresh(f).await;
-    let lease = Duration::from_secs(30);
-    for _ in 0..2 {
-        let claimed = c.claim(&[blob_id(1), blob_id(2)], lease).await.unwrap();
-        assert_eq!(claimed.len(), 2);
-        for one in &claimed {
-            match one {
-                Claimed::Owned(claim) => assert!(claim.is_unheld(), "{claim:?}"),
-                other => panic!("a backend without claims made a caller wait: {other:?}"),
-            }
-        }
-    }
-    let started = std::time::Instant::now();
-    assert!(
-        c.await_release(&blob_id(1), Duration::from_secs(10))
-            .await
-            .unwrap()
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "the wait did not end at once"
-    );
 }
 
 /// Makes fresh, empty caches of the backend under test.

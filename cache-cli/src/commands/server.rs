@@ -25,6 +25,7 @@ pub async fn run(args: &ServerArgs, cache: Arc<dyn Cache>, g: &GlobalOpts) -> Re
         max_concurrent_requests: args.max_concurrent_requests as usize,
         serve_metrics: args.metrics_listen.is_none(),
         lease: g.lease_timeout.0,
+        max_await: cache_server::DEFAULT_MAX_AWAIT,
     };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(cache_server::load_tls(cert, key)?),

@@ -6,8 +6,10 @@
 //! has no TTL or bound, and is given no cap of its own here, so that the server's
 //! refusal of an oversize document is what the cap's case checks): a fresh,
 //! empty cache that no other case shares. A server starts in a few tens of
-//! milliseconds, so the 60 cases stay within seconds; the Redis cases share one
-//! `redis-server` per case, a database per server.
+//! milliseconds, so the 87 cases stay within seconds; the Redis cases share one
+//! `redis-server` per case, a database per server. The claim cases run against the
+//! server's own claims: the remote backend forwards them (`Claim`, `Renew`, `Release`,
+//! `AwaitRelease`) to the server's backend.
 
 use std::{
     sync::{
@@ -104,21 +106,18 @@ impl cache_testkit::Factory for Remote {
 
 mod fs {
     use super::*;
-    cache_testkit::conformance_tests!(Remote::new(Behind::Fs).unwrap(), without_claims);
+    cache_testkit::conformance_tests!(Remote::new(Behind::Fs).unwrap());
 }
 
 mod memory {
     use super::*;
-    cache_testkit::conformance_tests!(Remote::new(Behind::Memory).unwrap(), without_claims);
+    cache_testkit::conformance_tests!(Remote::new(Behind::Memory).unwrap());
 }
 
 mod redis {
     use super::*;
-    cache_testkit::conformance_tests!(
-        match Remote::new(Behind::Redis) {
-            Some(f) => f,
-            None => return,
-        },
-        without_claims
-    );
+    cache_testkit::conformance_tests!(match Remote::new(Behind::Redis) {
+        Some(f) => f,
+        None => return,
+    });
 }

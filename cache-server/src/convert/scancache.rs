@@ -1,6 +1,6 @@
 //! The scancache service's messages ↔ cache-core's types (`EntryKey`, `RawEntry`,
-//! `Walked`, `Stats`, `GcOptions`, `GcReport`, and the error of a document over the
-//! size cap), used by the server's handlers and by the remote
+//! `Walked`, `Stats`, `GcOptions`, `GcReport`, claims and their leases, and the error of
+//! a document over the size cap), used by the server's handlers and by the remote
 //! backend alike, so both sides read the wire the same way.
 //!
 //! Expiries travel as Unix milliseconds: a time before the epoch is sent as 0 (it has
@@ -10,8 +10,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cache_core::{
-    BlobId, Digest, EntryKey, EntryKind, EntryMeta, Error, GcOptions, GcReport, RawEntry, Stats,
-    Walked,
+    BlobId, Claim, Claimed, Digest, EntryKey, EntryKind, EntryMeta, Error, GcOptions, GcReport,
+    RawEntry, Stats, Walked,
 };
 
 use crate::{
@@ -27,6 +27,13 @@ pub const TOO_LARGE_META: [&str; 4] = [
     "document_size",
     "document_limit",
 ];
+
+/// The longest lease a claim may be given (`Claim`, `Renew`): a day. An owner renews its
+/// claims while it works, so a longer lease would only keep a dead owner's claim longer.
+pub const MAX_LEASE: Duration = Duration::from_secs(86_400);
+
+/// The longest claim token accepted, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 256;
 
 /// A kind's number on the wire.
 pub fn kind_number(kind: EntryKind) -> i32 {
@@ -134,6 +141,95 @@ pub fn blob_ids(ids: &[String], field: &str) -> Result<Vec<BlobId>, String> {
         .enumerate()
         .map(|(i, s)| s.parse().map_err(|e| format!("{field}[{i}]: {e}")))
         .collect()
+}
+
+/// A lease on the wire, in whole milliseconds (rounded up), within what the service
+/// accepts: at least 1 ms, at most [`MAX_LEASE`].
+pub fn lease_ms(lease: Duration) -> u64 {
+    let max = u64::try_from(MAX_LEASE.as_millis()).unwrap_or(u64::MAX);
+    u64::try_from(lease.as_nanos().div_ceil(1_000_000))
+        .unwrap_or(u64::MAX)
+        .clamp(1, max)
+}
+
+/// A lease from the wire: at least 1 ms, at most [`MAX_LEASE`].
+pub fn lease(ms: u64) -> Result<Duration, String> {
+    let lease = Duration::from_millis(ms);
+    if ms == 0 {
+        Err("a lease must be at least 1 ms".into())
+    } else if lease > MAX_LEASE {
+        Err(format!(
+            "{ms} ms is longer than the longest lease, {} ms (a day)",
+            MAX_LEASE.as_millis()
+        ))
+    } else {
+        Ok(lease)
+    }
+}
+
+/// A wait's time on the wire, in whole milliseconds (rounded up, so a wait of a
+/// fraction of a millisecond still waits).
+pub fn timeout_ms(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+/// Checks a claim token: 1 to [`MAX_TOKEN_BYTES`] bytes of printable ASCII without
+/// spaces (what every backend hands out).
+pub fn check_token(token: &str) -> Result<(), String> {
+    if token.is_empty() {
+        return Err(
+            "the token is empty (a claim that holds nothing has nothing to renew or release)"
+                .into(),
+        );
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(format!(
+            "the token is {} bytes, more than {MAX_TOKEN_BYTES}",
+            token.len()
+        ));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("the token holds a byte that is not printable ASCII".into());
+    }
+    Ok(())
+}
+
+/// A claim the caller owns, on the wire.
+pub fn claim_message(claim: &Claim) -> ps::ClaimToken {
+    ps::ClaimToken {
+        id: claim.id().to_string(),
+        token: claim.token().to_owned(),
+    }
+}
+
+/// A claim from the wire: a valid ID and token ([`check_token`]).
+pub fn claim(message: &ps::ClaimToken) -> Result<Claim, String> {
+    let id: BlobId = message.id.parse().map_err(|e: Error| format!("id: {e}"))?;
+    check_token(&message.token).map_err(|e| format!("token: {e}"))?;
+    Ok(Claim::new(id, message.token.clone()))
+}
+
+/// One answer of `Claim`, on the wire.
+pub fn claimed_message(claimed: &Claimed) -> ps::Claimed {
+    ps::Claimed {
+        token: match claimed {
+            Claimed::Owned(claim) => Some(claim.token().to_owned()),
+            Claimed::Busy => None,
+        },
+    }
+}
+
+/// One answer of `Claim` for `id`, from the wire; an empty token is a claim that holds
+/// nothing ([`Claim::unheld`]).
+pub fn claimed(id: BlobId, message: ps::Claimed) -> Result<Claimed, String> {
+    match message.token {
+        None => Ok(Claimed::Busy),
+        Some(token) if token.is_empty() => Ok(Claimed::Owned(Claim::unheld(id))),
+        Some(token) => {
+            check_token(&token)?;
+            Ok(Claimed::Owned(Claim::new(id, token)))
+        }
+    }
 }
 
 impl From<&Stats> for ps::StatsResponse {
@@ -350,6 +446,59 @@ mod tests {
             let options = GcOptions { unused_for };
             assert_eq!(GcOptions::from(&ps::GcRequest::from(&options)), options);
         }
+    }
+
+    #[test]
+    fn claims_round_trip_and_bad_ones_are_named() {
+        let id = BlobId::from(digest(4));
+        let owned = Claim::new(id.clone(), "4242-17-3".into());
+        assert_eq!(claim(&claim_message(&owned)).unwrap(), owned);
+        for answer in [
+            Claimed::Owned(owned.clone()),
+            Claimed::Owned(Claim::unheld(id.clone())),
+            Claimed::Busy,
+        ] {
+            assert_eq!(
+                claimed(id.clone(), claimed_message(&answer)).unwrap(),
+                answer
+            );
+        }
+        let bad = |id: &str, token: &str| {
+            claim(&ps::ClaimToken {
+                id: id.into(),
+                token: token.into(),
+            })
+            .unwrap_err()
+        };
+        let good_id = id.to_string();
+        assert!(bad("sha256:x", "t").starts_with("id: "));
+        assert!(bad(&good_id, "").contains("token is empty"));
+        assert!(bad(&good_id, "a b").contains("not printable"));
+        assert!(bad(&good_id, "caf\u{e9}").contains("not printable"));
+        assert!(bad(&good_id, &"x".repeat(MAX_TOKEN_BYTES + 1)).contains("257 bytes"));
+        assert!(
+            claimed(
+                id,
+                ps::Claimed {
+                    token: Some("a\nb".into())
+                }
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn leases_are_bounded_both_ways() {
+        assert_eq!(lease_ms(Duration::from_secs(30)), 30_000);
+        assert_eq!(lease_ms(Duration::from_micros(1)), 1);
+        assert_eq!(lease_ms(Duration::ZERO), 1);
+        assert_eq!(lease_ms(Duration::from_secs(10 * 86_400)), 86_400_000);
+        assert_eq!(lease(30_000), Ok(Duration::from_secs(30)));
+        assert!(lease(0).unwrap_err().contains("at least 1 ms"));
+        assert!(lease(86_400_001).unwrap_err().contains("longest lease"));
+        assert!(lease(u64::MAX).is_err());
+        assert_eq!(timeout_ms(Duration::from_micros(1500)), 2);
+        assert_eq!(timeout_ms(Duration::ZERO), 0);
     }
 
     #[test]

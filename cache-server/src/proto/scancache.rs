@@ -324,3 +324,95 @@ json_message!(StatsResponse {
     unread_30d,
     access_unknown
 });
+
+/// `Claim`'s request: claim these blob keys for the caller (single-flight; the contract
+/// is `docs/single-flight.md`).
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct ClaimRequest {
+    /// The blobs' cache IDs.
+    #[prost(string, repeated, tag = "1")]
+    pub ids: Vec<String>,
+    /// How long the claims live without being renewed, in milliseconds: at least 1, at
+    /// most a day (`convert::scancache::MAX_LEASE`).
+    #[prost(uint64, tag = "2")]
+    pub lease_ms: u64,
+}
+json_message!(ClaimRequest { ids, lease_ms });
+
+/// One answer of `Claim`: owned (with its token) or busy.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Claimed {
+    /// Present when the caller owns the claim: the token that proves it, which `Renew`
+    /// and `Release` take back (empty for a claim that holds nothing, from a server whose
+    /// claims are off). Absent when another caller holds a live claim on the key.
+    #[prost(string, optional, tag = "1")]
+    pub token: Option<String>,
+}
+json_message!(Claimed { token });
+
+/// `Claim`'s answer, one per requested ID, in request order.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct ClaimResponse {
+    /// The answers.
+    #[prost(message, repeated, tag = "1")]
+    pub claims: Vec<Claimed>,
+}
+json_message!(ClaimResponse { claims });
+
+/// A claim the caller owns: the key and the token `Claim` answered with.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct ClaimToken {
+    /// The blob's cache ID.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// The token (printable ASCII without spaces, at most 256 bytes).
+    #[prost(string, tag = "2")]
+    pub token: String,
+}
+json_message!(ClaimToken { id, token });
+
+/// `Renew`'s request: extend the caller's claims. A claim that is no longer the
+/// caller's (it ran out and was taken over) is left alone.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct RenewRequest {
+    /// The claims.
+    #[prost(message, repeated, tag = "1")]
+    pub claims: Vec<ClaimToken>,
+    /// The new lease from now, in milliseconds (as in `ClaimRequest`).
+    #[prost(uint64, tag = "2")]
+    pub lease_ms: u64,
+}
+json_message!(RenewRequest { claims, lease_ms });
+
+/// `Release`'s request: end the caller's claims at once, waking their waiters. A claim
+/// that is no longer the caller's is left alone.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct ReleaseRequest {
+    /// The claims.
+    #[prost(message, repeated, tag = "1")]
+    pub claims: Vec<ClaimToken>,
+}
+json_message!(ReleaseRequest { claims });
+
+/// `AwaitRelease`'s request: wait until no live claim on a key exists, at most
+/// `timeout_ms` (and at most the server's own cap).
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct AwaitReleaseRequest {
+    /// The blob's cache ID.
+    #[prost(string, tag = "1")]
+    pub id: String,
+    /// The longest wait, in milliseconds.
+    #[prost(uint64, tag = "2")]
+    pub timeout_ms: u64,
+}
+json_message!(AwaitReleaseRequest { id, timeout_ms });
+
+/// `AwaitRelease`'s answer.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct AwaitReleaseResponse {
+    /// True when the claim ended (or there was none, or a result for the key was stored);
+    /// false when the wait's time ran out first.
+    #[prost(bool, tag = "1")]
+    pub released: bool,
+}
+json_message!(AwaitReleaseResponse { released });
