@@ -168,6 +168,31 @@ impl Record {
     }
 }
 
+/// The release `scancache` binary that `cargo xtask bench` builds, found beside the
+/// directory of the running benchmark program (`target/release/examples/bench_x` →
+/// `target/release/scancache`). Without it the program exits with one line saying how to
+/// build it.
+pub fn scancache_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let found = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .map(|d| d.join("scancache"))
+        .filter(|p| p.is_file());
+    found.unwrap_or_else(|| {
+        let program = exe
+            .file_stem()
+            .map_or_else(|| "benchmark".into(), |s| s.to_string_lossy());
+        eprintln!(
+            "{program}: the release scancache binary is missing next to {} (expected \
+             target/release/scancache); build it with `cargo build --release -p cache-cli` \
+             (cargo xtask bench does)",
+            exe.display()
+        );
+        std::process::exit(1);
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,29 +227,4 @@ mod tests {
         assert_eq!(Record::parse_line(&line).unwrap().unwrap(), record);
         assert!(Record::parse_line("put 2.0 us/op").is_none());
     }
-}
-
-/// The release `scancache` binary that `cargo xtask bench` builds, found beside the
-/// directory of the running benchmark program (`target/release/examples/bench_x` →
-/// `target/release/scancache`). Without it the program exits with one line saying how to
-/// build it.
-pub fn scancache_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    let found = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .map(|d| d.join("scancache"))
-        .filter(|p| p.is_file());
-    found.unwrap_or_else(|| {
-        let program = exe
-            .file_stem()
-            .map_or_else(|| "benchmark".into(), |s| s.to_string_lossy());
-        eprintln!(
-            "{program}: the release scancache binary is missing next to {} (expected \
-             target/release/scancache); build it with `cargo build --release -p cache-cli` \
-             (cargo xtask bench does)",
-            exe.display()
-        );
-        std::process::exit(1);
-    })
 }
