@@ -142,7 +142,9 @@ async fn list(root: &Path, options: &TreeOptions) -> Result<(PathBuf, Vec<Found<
             files: options.skip_files.iter().map(|g| Glob::new(g)).collect(),
         };
         let kind = options.kind;
-        let files = walk::walk(&root, &skips, |p, m| select(kind, p, m));
+        // Only rootfs selects by mode (executables); fs by path alone.
+        let by_mode = kind == TreeKind::Rootfs;
+        let files = walk::walk(&root, &skips, by_mode, |p, m| select(kind, p, m));
         Ok((root, files))
     })
     .await
