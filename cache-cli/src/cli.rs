@@ -182,7 +182,7 @@ pub struct GlobalOpts {
     )]
     pub admin_token: Option<String>,
 
-    /// CA certificates (PEM) to verify an https:// scancache server or `image --server`
+    /// CA certificates (PEM) to verify an https:// scancache server or a --server
     /// with, instead of the system's roots.
     ///
     /// Example: --server-ca /etc/ssl/scancache-ca.pem
@@ -276,6 +276,8 @@ pub enum Command {
     /// Example: scancache fs . --format json -o report.json
     ///
     /// Example: scancache --cache-backend fs fs ~/src/app --skip-dirs '**/testdata'
+    ///
+    /// Example: scancache fs . --server http://scanner:4954 --token "$TOKEN" --format json
     Fs(TreeArgs),
     /// Scan an unpacked root file system (a mounted image or VM disk, a chroot): its OS
     /// and installed packages, with the analysers of image layers, as one layer.
@@ -286,6 +288,8 @@ pub enum Command {
     /// Cache backend default: memory (an explicit --cache-backend wins).
     ///
     /// Example: scancache rootfs /mnt/image --format cyclonedx -o sbom.cdx.json
+    ///
+    /// Example: scancache rootfs /mnt/image --server http://scanner:4954 --scanners vuln
     Rootfs(TreeArgs),
     /// Read a CycloneDX (JSON) or SPDX (JSON) SBOM back into a report: its OS and
     /// packages, printed in any format.
@@ -293,6 +297,8 @@ pub enum Command {
     /// Cache backend default: memory (an explicit --cache-backend wins).
     ///
     /// Example: scancache sbom sbom.cdx.json --format table
+    ///
+    /// Example: scancache sbom sbom.spdx.json --server http://scanner:4954 --format json
     Sbom(SbomArgs),
     /// Remove caches from the cache directory (and the scan cache of the selected backend).
     ///
@@ -302,7 +308,8 @@ pub enum Command {
     #[command(subcommand)]
     Cache(CacheCommand),
     /// Serve the scan cache to scanners over the reference scanner's client/server
-    /// protocol (Twirp), so `trivy image --server URL` clients share this cache.
+    /// protocol (Twirp), so reference clients (`trivy image|fs|rootfs|sbom --server URL`)
+    /// and `scancache image|fs|rootfs|sbom --server URL` share this cache.
     ///
     /// The backend is the one the global options select (fs, memory, Redis); any number
     /// of servers over one Redis serve one cache. The server has no vulnerability
@@ -321,6 +328,16 @@ pub enum Command {
 }
 
 impl Command {
+    /// The `--server` options of a scanning command.
+    pub fn remote(&self) -> Option<&ServerScanArgs> {
+        match self {
+            Command::Image(a) => Some(&a.remote),
+            Command::Fs(a) | Command::Rootfs(a) => Some(&a.remote),
+            Command::Sbom(a) => Some(&a.remote),
+            _ => None,
+        }
+    }
+
     /// The backend this command uses when `--cache-backend` is not given: memory for
     /// the scans of directories and SBOMs, fs for images and the cache commands.
     pub fn default_backend(&self) -> &'static str {
@@ -374,28 +391,9 @@ pub struct ImageArgs {
     #[arg(long, env = "SCANCACHE_VERIFY_LAYERS")]
     pub verify_layers: bool,
 
-    /// Scan through this server the way the reference client does: ask it which layers
-    /// it lacks, analyse and upload only those, and print the report the server builds
-    /// (with vulnerabilities, when it has a database). `scancache server` or the
-    /// reference's `trivy server`; the --cache-* options are not used.
-    ///
-    /// Example: scancache image --server http://scanner:4954 --token "$TOKEN" --input app.tar
-    #[arg(long, env = "SCANCACHE_SERVER", value_name = "URL")]
-    pub server: Option<String>,
-
-    /// With --server: what the server reports besides packages, comma separated
-    /// [default: license]. vuln needs a server with a vulnerability database.
-    ///
-    /// Example: --scanners vuln,license
-    #[arg(
-        long,
-        env = "SCANCACHE_SCANNERS",
-        value_name = "LIST",
-        value_enum,
-        value_delimiter = ',',
-        requires = "server"
-    )]
-    pub scanners: Option<Vec<Scanner>>,
+    /// Scanning through a server (`--server`, `--scanners`).
+    #[command(flatten)]
+    pub remote: ServerScanArgs,
 
     /// Largest package database file accepted.
     ///
@@ -431,6 +429,46 @@ pub struct ImageArgs {
         default_value_t = cache_scan::DEFAULT_MAX_LAYERS
     )]
     pub max_layers: usize,
+}
+
+/// The options of a scan a server answers, the same for every scanning command.
+#[derive(Debug, Args)]
+pub struct ServerScanArgs {
+    /// Scan through this server the way the reference client does: ask it which results
+    /// it lacks (an image's layers, a directory's or SBOM's analysis), analyse and upload
+    /// only those, and print the report the server builds (with vulnerabilities, when it
+    /// has a database). `scancache server` or the reference's `trivy server`; --token,
+    /// --token-header and --server-ca apply. image uses no local cache; fs and rootfs
+    /// analyse through the --cache-backend (memory by default), so an unchanged tree on a
+    /// persistent one is uploaded without reading it. SBOM formats cannot be written (the
+    /// server's answer is not the SBOM writers' model): use table or json.
+    ///
+    /// Example: scancache image --server http://scanner:4954 --token "$TOKEN" --input app.tar
+    #[arg(long, env = "SCANCACHE_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// With --server: what the server reports besides packages, comma separated
+    /// [default: license]. vuln needs a server with a vulnerability database.
+    ///
+    /// Example: --scanners vuln,license
+    #[arg(
+        long,
+        env = "SCANCACHE_SCANNERS",
+        value_name = "LIST",
+        value_enum,
+        value_delimiter = ',',
+        requires = "server"
+    )]
+    pub scanners: Option<Vec<Scanner>>,
+}
+
+impl ServerScanArgs {
+    /// The scanners asked for: `--scanners`, or `license`.
+    pub fn scanners(&self) -> Vec<Scanner> {
+        self.scanners
+            .clone()
+            .unwrap_or_else(|| vec![Scanner::License])
+    }
 }
 
 /// Arguments of `server`.
@@ -599,6 +637,10 @@ pub struct TreeArgs {
         value_parser = parse_db_size
     )]
     pub max_db_size: u64,
+
+    /// Scanning through a server (`--server`, `--scanners`).
+    #[command(flatten)]
+    pub remote: ServerScanArgs,
 }
 
 /// Arguments of `sbom`.
@@ -624,6 +666,10 @@ pub struct SbomArgs {
     /// Example: -o report.json
     #[arg(short, long, env = "SCANCACHE_OUTPUT", value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Scanning through a server (`--server`, `--scanners`).
+    #[command(flatten)]
+    pub remote: ServerScanArgs,
 }
 
 impl CleanArgs {
@@ -638,7 +684,7 @@ impl CleanArgs {
     }
 }
 
-/// What a server reports with `image --server --scanners`, by the reference's names.
+/// What a server reports with `--server --scanners`, by the reference's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scanner {
     /// Vulnerabilities of the packages (the server needs a vulnerability database).

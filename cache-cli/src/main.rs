@@ -7,6 +7,7 @@
 
 use std::process::ExitCode;
 
+use cache_scan::TreeKind;
 use clap::{CommandFactory, Parser, error::ErrorKind};
 
 mod backend;
@@ -78,8 +79,7 @@ fn main() -> ExitCode {
             .error(ErrorKind::ValueValidation, format!("{e:#}"))
             .exit(),
     };
-    if let Command::Image(args) = &cli.command
-        && let Some(url) = &args.server
+    if let Some(url) = cli.command.remote().and_then(|r| r.server.as_deref())
         && let Err(e) = backend::remote_config(url, &cli.global).validate()
     {
         let reason = e
@@ -127,8 +127,17 @@ async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Clean(args) => return commands::clean::run(args, &settings, g).await,
-        Command::Image(args) if args.server.is_some() => {
+        Command::Image(args) if args.remote.server.is_some() => {
             return commands::image::run_on_server(args, g).await;
+        }
+        Command::Fs(args) if args.remote.server.is_some() => {
+            return commands::tree::run_on_server(args, TreeKind::Fs, &settings, g).await;
+        }
+        Command::Rootfs(args) if args.remote.server.is_some() => {
+            return commands::tree::run_on_server(args, TreeKind::Rootfs, &settings, g).await;
+        }
+        Command::Sbom(args) if args.remote.server.is_some() => {
+            return commands::sbom::run_on_server(args, g).await;
         }
         Command::Image(args) if !g.cache_required => {
             // A scan goes on without its cache when the cache is down (docs/cli.md).
@@ -162,12 +171,8 @@ async fn run(cli: Cli, settings: backend::Settings) -> anyhow::Result<()> {
         }
         Command::Cache(cmd) => commands::cache::run(cmd, cache.as_ref()).await,
         Command::Server(args) => commands::server::run(args, cache.clone(), g).await,
-        Command::Fs(args) => {
-            commands::tree::run(args, cache_scan::TreeKind::Fs, cache.as_ref()).await
-        }
-        Command::Rootfs(args) => {
-            commands::tree::run(args, cache_scan::TreeKind::Rootfs, cache.as_ref()).await
-        }
+        Command::Fs(args) => commands::tree::run(args, TreeKind::Fs, cache.as_ref()).await,
+        Command::Rootfs(args) => commands::tree::run(args, TreeKind::Rootfs, cache.as_ref()).await,
         Command::Sbom(args) => commands::sbom::run(args, cache.as_ref()).await,
         Command::Completion { .. } | Command::Clean(_) => Ok(()),
     };

@@ -1,10 +1,10 @@
-//! The report of `scancache image --server`: what the server's `Scan` answered, as JSON
-//! shaped like the reference's report (`Results` with `Packages`, `Vulnerabilities`,
-//! `Licenses`) or as a table (OS, packages, vulnerabilities).
+//! The report of `scancache image|fs|rootfs|sbom --server`: what the server's `Scan`
+//! answered, as JSON shaped like the reference's report (`Results` with `Packages`,
+//! `Vulnerabilities`, `Licenses`) or as a table (OS, packages, vulnerabilities).
 
 use std::{collections::BTreeMap, fmt::Write as _, io};
 
-use cache_scan::Uploaded;
+use cache_scan::{TargetSource, Uploaded, UploadedTarget};
 use cache_server::{
     convert::category_name,
     proto::{
@@ -28,12 +28,21 @@ const STATUSES: [&str; 8] = [
     "end_of_life",
 ];
 
-/// A scan's report as the server gave it, with what the client knows of the image.
+/// What was uploaded for the server to scan.
+#[derive(Clone, Copy)]
+pub enum Subject<'a> {
+    /// An image: its facts from the archive, and what the upload did per layer.
+    Image(&'a Uploaded),
+    /// A directory or an SBOM: its one result.
+    Target(&'a UploadedTarget),
+}
+
+/// A scan's report as the server gave it, with what the client knows of the target.
 pub struct ServerReport<'a> {
-    /// The name the image was scanned under: the input path.
+    /// The name the target was scanned under: the input path.
     pub artifact_name: &'a str,
     /// What the upload found and did.
-    pub uploaded: &'a Uploaded,
+    pub subject: Subject<'a>,
     /// The server's answer.
     pub response: &'a ScanResponse,
     /// Whether vulnerabilities were asked for (the table then shows their count even
@@ -50,19 +59,29 @@ impl ServerReport<'_> {
 
     fn json_view(&self) -> JsonReport<'_> {
         let os = self.response.os.as_ref().filter(|os| !os.family.is_empty());
+        let (artifact_type, image_id, diff_ids, repo_tags): (_, &str, &[String], &[String]) =
+            match self.subject {
+                Subject::Image(up) => (
+                    "container_image",
+                    up.image_id.as_str(),
+                    up.diff_ids.as_slice(),
+                    up.repo_tags.as_slice(),
+                ),
+                Subject::Target(t) => (t.artifact_type.as_str(), "", &[], &[]),
+            };
         JsonReport {
             schema_version: cache_scan::REPORT_SCHEMA_VERSION,
             artifact_name: self.artifact_name,
-            artifact_type: "container_image",
+            artifact_type,
             metadata: JsonMetadata {
                 os: os.map(|os| JsonOs {
                     family: &os.family,
                     name: &os.name,
                     eosl: os.eosl,
                 }),
-                image_id: &self.uploaded.image_id,
-                diff_ids: &self.uploaded.diff_ids,
-                repo_tags: &self.uploaded.repo_tags,
+                image_id,
+                diff_ids,
+                repo_tags,
             },
             results: self.response.results.iter().map(JsonResult::from).collect(),
         }
@@ -73,14 +92,22 @@ impl ServerReport<'_> {
     /// severity, title).
     pub fn to_table(&self) -> String {
         let mut out = String::new();
-        let tags = &self.uploaded.repo_tags;
-        let image = if tags.is_empty() {
-            self.artifact_name.to_owned()
-        } else {
-            format!("{} ({})", self.artifact_name, tags.join(", "))
-        };
-        let _ = writeln!(out, "Image     {}", fit(&printable(&image), 70));
-        let _ = writeln!(out, "Image ID  {}", short_digest(&self.uploaded.image_id));
+        match self.subject {
+            Subject::Image(up) => {
+                let tags = &up.repo_tags;
+                let image = if tags.is_empty() {
+                    self.artifact_name.to_owned()
+                } else {
+                    format!("{} ({})", self.artifact_name, tags.join(", "))
+                };
+                let _ = writeln!(out, "Image     {}", fit(&printable(&image), 70));
+                let _ = writeln!(out, "Image ID  {}", short_digest(&up.image_id));
+            }
+            Subject::Target(_) => {
+                let name = printable(self.artifact_name);
+                let _ = writeln!(out, "Target    {}", fit(&name, 70));
+            }
+        }
         let os = self
             .response
             .os
@@ -91,12 +118,24 @@ impl ServerReport<'_> {
                 |os| format!("{} {}", os.family, os.name),
             );
         let _ = writeln!(out, "OS        {}", fit(&printable(&os), 70));
-        let c = self.uploaded.layers;
-        let _ = writeln!(
-            out,
-            "Layers    {} ({} uploaded, {} already on the server)",
-            c.total, c.analysed, c.cached
-        );
+        match self.subject {
+            Subject::Image(up) => {
+                let c = up.layers;
+                let _ = writeln!(
+                    out,
+                    "Layers    {} ({} uploaded, {} already on the server)",
+                    c.total, c.analysed, c.cached
+                );
+            }
+            Subject::Target(t) => {
+                let how = match t.source {
+                    TargetSource::OnServer => "already on the server",
+                    TargetSource::LocalCache => "uploaded from the local cache",
+                    TargetSource::Analysed => "analysed and uploaded",
+                };
+                let _ = writeln!(out, "Result    {how}");
+            }
+        }
         let with_packages: Vec<&ScanResult> = self
             .response
             .results
@@ -269,9 +308,9 @@ struct JsonReport<'a> {
 struct JsonMetadata<'a> {
     #[serde(rename = "OS", skip_serializing_if = "Option::is_none")]
     os: Option<JsonOs<'a>>,
-    #[serde(rename = "ImageID")]
+    #[serde(rename = "ImageID", skip_serializing_if = "str::is_empty")]
     image_id: &'a str,
-    #[serde(rename = "DiffIDs")]
+    #[serde(rename = "DiffIDs", skip_serializing_if = "<[_]>::is_empty")]
     diff_ids: &'a [String],
     #[serde(rename = "RepoTags", skip_serializing_if = "<[_]>::is_empty")]
     repo_tags: &'a [String],
@@ -596,7 +635,7 @@ mod tests {
         let (up, resp) = (uploaded(), response());
         let report = ServerReport {
             artifact_name: "app.tar",
-            uploaded: &up,
+            subject: Subject::Image(&up),
             response: &resp,
             vulnerabilities_asked: true,
         };
@@ -624,7 +663,7 @@ mod tests {
         let (up, resp) = (uploaded(), response());
         let report = ServerReport {
             artifact_name: "app.tar",
-            uploaded: &up,
+            subject: Subject::Image(&up),
             response: &resp,
             vulnerabilities_asked: true,
         };
@@ -653,5 +692,32 @@ mod tests {
             !table.contains('\u{1b}'),
             "escape sequences are shown escaped: {table}"
         );
+    }
+
+    #[test]
+    fn a_directory_s_report_has_no_image_fields() {
+        let resp = response();
+        let target = UploadedTarget {
+            key: BlobId::from(Digest::from_sha256([3; 32])),
+            artifact_type: cache_scan::ArtifactType::Filesystem,
+            source: TargetSource::OnServer,
+        };
+        let report = ServerReport {
+            artifact_name: "src/app",
+            subject: Subject::Target(&target),
+            response: &resp,
+            vulnerabilities_asked: false,
+        };
+        let mut out = Vec::new();
+        report.write_json(&mut out).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["ArtifactType"], "filesystem");
+        assert_eq!(v["ArtifactName"], "src/app");
+        for absent in ["ImageID", "DiffIDs", "RepoTags"] {
+            assert!(v["Metadata"].get(absent).is_none(), "{absent}: {v}");
+        }
+        let table = report.to_table();
+        assert!(table.starts_with("Target    src/app\n"), "{table}");
+        assert!(table.contains("Result    already on the server"), "{table}");
     }
 }

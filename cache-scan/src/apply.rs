@@ -117,9 +117,12 @@ fn items(list: &Option<Value>) -> &[Value] {
     }
 }
 
-/// A language package's identity within its file, as the reference matches it.
-fn lib_key(p: &Package) -> String {
-    format!("{}\0{}\0{}", p.name, p.version, p.release)
+/// A language package's identity within its file, as the reference matches it: the
+/// file, and the package's name, version and release.
+type LibKey<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+fn lib_key<'a>(path: &'a str, p: &'a Package) -> LibKey<'a> {
+    (path, &p.name, &p.version, &p.release)
 }
 
 /// Applies layers bottom first.
@@ -145,7 +148,7 @@ fn lib_key(p: &Package) -> String {
 pub fn apply(layers: &[LayerView<'_>]) -> Applied {
     let mut held: BTreeMap<(&str, Slot<'_>), (usize, Held<'_>)> = BTreeMap::new();
     let mut first_seen: HashMap<(&str, &str), (usize, &Package)> = HashMap::new();
-    let mut first_lib: HashMap<(&str, String), usize> = HashMap::new();
+    let mut first_lib: HashMap<LibKey<'_>, usize> = HashMap::new();
     let mut secrets: BTreeMap<String, Vec<(usize, Value)>> = BTreeMap::new();
     let mut os: Option<Os> = None;
     let mut repository = None;
@@ -177,10 +180,11 @@ pub fn apply(layers: &[LayerView<'_>]) -> Applied {
                 ),
                 (i, Held::Application(app)),
             );
-            for p in &app.packages {
-                first_lib
-                    .entry((app.file_path.as_str(), lib_key(p)))
-                    .or_insert(i);
+            // With one layer every package is that layer's: nothing to attribute.
+            if layers.len() > 1 {
+                for p in &app.packages {
+                    first_lib.entry(lib_key(&app.file_path, p)).or_insert(i);
+                }
             }
         }
         for license in &layer.blob.licenses {
@@ -302,17 +306,7 @@ pub fn apply(layers: &[LayerView<'_>]) -> Applied {
         }
     }
     let applications = applications(layers, &apps, &first_lib);
-    packages.sort_by(|a, b| {
-        let key = |p: &ReportPackage| {
-            (
-                p.package.name.clone(),
-                p.package.id.clone(),
-                p.package.arch.clone(),
-                p.file_path.clone(),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
+    packages.sort_by(|a, b| os_order(a).cmp(&os_order(b)));
     Applied {
         os,
         repository,
@@ -335,15 +329,15 @@ pub fn apply(layers: &[LayerView<'_>]) -> Applied {
 fn applications(
     layers: &[LayerView<'_>],
     apps: &[(&str, &str, usize, &Application)],
-    first_lib: &HashMap<(&str, String), usize>,
+    first_lib: &HashMap<LibKey<'_>, usize>,
 ) -> Vec<ReportApplication> {
     let mut out: Vec<ReportApplication> = Vec::new();
     let mut aggregated: BTreeMap<&str, Vec<ReportPackage>> = BTreeMap::new();
     for &(path, app_type, provider, app) in apps {
-        let mut pkgs = Vec::new();
+        let mut pkgs = Vec::with_capacity(app.packages.len());
         for p in &app.packages {
             let origin = first_lib
-                .get(&(path, lib_key(p)))
+                .get(&lib_key(path, p))
                 .copied()
                 .filter(|o| *o <= provider)
                 .unwrap_or(provider);
@@ -379,26 +373,7 @@ fn applications(
         }
     }
     for app in &mut out {
-        let rank = |r: &str| match r {
-            "root" => 1,
-            "workspace" => 2,
-            "direct" => 3,
-            "indirect" => 4,
-            _ => 5,
-        };
-        app.packages.sort_by(|a, b| {
-            let key = |p: &ReportPackage| {
-                (
-                    rank(&p.package.relationship),
-                    p.package.name.clone(),
-                    p.package.version.clone(),
-                    p.package.id.clone(),
-                    p.package.file_path.clone(),
-                    p.file_path.clone(),
-                )
-            };
-            key(a).cmp(&key(b))
-        });
+        app.packages.sort_by(|a, b| lib_order(a).cmp(&lib_order(b)));
     }
     out.sort_by(|a, b| (&a.app_type, &a.file_path).cmp(&(&b.app_type, &b.file_path)));
     out
@@ -429,6 +404,36 @@ fn identify(package: &mut Package, result_type: &str, os: Option<&Os>, app_path:
         id.uid = hex::encode(h.finalize().get(..8).unwrap_or_default());
     }
     package.identifier = (!PkgIdentifier::is_empty(&id)).then_some(id);
+}
+
+/// The order of OS packages: name, ID, architecture, database path.
+fn os_order(p: &ReportPackage) -> (&str, &str, &str, &str) {
+    (
+        &p.package.name,
+        &p.package.id,
+        &p.package.arch,
+        &p.file_path,
+    )
+}
+
+/// The order of an application's packages: relationship (root, workspace, direct,
+/// indirect, unknown), name, version, ID, the package's file, the application's file.
+fn lib_order(p: &ReportPackage) -> (u8, &str, &str, &str, &str, &str) {
+    let rank = match p.package.relationship.as_str() {
+        "root" => 1,
+        "workspace" => 2,
+        "direct" => 3,
+        "indirect" => 4,
+        _ => 5,
+    };
+    (
+        rank,
+        &p.package.name,
+        &p.package.version,
+        &p.package.id,
+        &p.package.file_path,
+        &p.file_path,
+    )
 }
 
 /// True when `path` lies inside directory `dir` (`""` is the root).

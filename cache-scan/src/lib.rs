@@ -56,7 +56,8 @@
 //!
 //! [`upload()`] is the other half of a scan against a server that builds the report
 //! itself (the reference client's flow): only the missing layers are analysed and
-//! stored, nothing is read back. [`BestEffort`] wraps a cache so that it never stops a
+//! stored, nothing is read back; [`upload_tree()`] and [`sbom::upload_sbom()`] do the
+//! same for a directory and an SBOM. [`BestEffort`] wraps a cache so that it never stops a
 //! scan: after an outage the scan goes on without it.
 //!
 //! This crate does not print (progress goes to a [`Progress`] hook, logs to `tracing`),
@@ -108,5 +109,5 @@ pub use report::{
     ReportPackage,
 };
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};
-pub use tree::{TreeKind, TreeOptions, scan_tree, tree_key_of};
-pub use upload::{Uploaded, upload};
+pub use tree::{TreeKind, TreeOptions, scan_tree, tree_key_of, upload_tree};
+pub use upload::{TargetSource, Uploaded, UploadedTarget, upload};

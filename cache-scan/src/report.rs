@@ -1,7 +1,11 @@
 //! [`Report`]: the result of a scan, as JSON shaped like the reference tool's report or
 //! as a table for an 80-column terminal.
 
-use std::{fmt::Write as _, io};
+use std::{
+    borrow::Cow,
+    fmt::Write as _,
+    io::{self, Write as _},
+};
 
 use cache_core::{Os, Package, Repository};
 use serde::Serialize;
@@ -199,9 +203,13 @@ impl Report {
 
     /// Writes the JSON report (see [`Report::to_json`]) pretty-printed, keys in the
     /// reference tool's order, followed by a newline.
-    pub fn write_json<W: io::Write>(&self, mut out: W) -> io::Result<()> {
+    pub fn write_json<W: io::Write>(&self, out: W) -> io::Result<()> {
+        // A buffer of its own: the serializer's many small writes stay monomorphic
+        // copies, whatever writer (a `dyn Write`) the caller passes.
+        let mut out = io::BufWriter::with_capacity(1 << 16, out);
         serde_json::to_writer_pretty(&mut out, &self.json_view()).map_err(io::Error::other)?;
-        out.write_all(b"\n")
+        out.write_all(b"\n")?;
+        out.flush()
     }
 
     fn json_view(&self) -> JsonReport<'_> {
@@ -392,7 +400,7 @@ struct JsonResult<'a> {
 #[derive(Serialize)]
 struct JsonPackage<'a> {
     #[serde(flatten)]
-    package: Package,
+    package: Cow<'a, Package>,
     #[serde(rename = "Layer", skip_serializing_if = "Option::is_none")]
     layer: Option<JsonLayer<'a>>,
 }
@@ -408,10 +416,17 @@ struct JsonLayer<'a> {
 
 impl<'a> From<&'a ReportPackage> for JsonPackage<'a> {
     fn from(p: &'a ReportPackage) -> Self {
-        let mut package = p.package.clone();
-        package.installed_files.clear();
-        // A `Layer` kept from another tool's document would be written twice.
-        package.extra.remove("Layer");
+        // Installed files are left out, and a `Layer` kept from another tool's document
+        // would be written twice: a package with neither is written as it is (no copy).
+        let package =
+            if p.package.installed_files.is_empty() && !p.package.extra.contains_key("Layer") {
+                Cow::Borrowed(&p.package)
+            } else {
+                let mut package = p.package.clone();
+                package.installed_files.clear();
+                package.extra.remove("Layer");
+                Cow::Owned(package)
+            };
         JsonPackage {
             package,
             // Packages of a directory or an SBOM without layers have none.

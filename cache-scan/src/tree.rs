@@ -17,6 +17,7 @@ use crate::{
     limits::{Crossed, LayerLimits, Stop, Tally, lang_weight},
     report::{ArtifactType, LayerCounts, Report},
     run::blocking,
+    upload::{TargetSource, UploadedTarget},
     walk::{self, Found, Skips},
 };
 
@@ -141,7 +142,9 @@ async fn list(root: &Path, options: &TreeOptions) -> Result<(PathBuf, Vec<Found<
             files: options.skip_files.iter().map(|g| Glob::new(g)).collect(),
         };
         let kind = options.kind;
-        let files = walk::walk(&root, &skips, |p, m| select(kind, p, m));
+        // Only rootfs selects by mode (executables); fs by path alone.
+        let by_mode = kind == TreeKind::Rootfs;
+        let files = walk::walk(&root, &skips, by_mode, |p, m| select(kind, p, m));
         Ok((root, files))
     })
     .await
@@ -161,38 +164,13 @@ async fn list(root: &Path, options: &TreeOptions) -> Result<(PathBuf, Vec<Found<
 pub async fn scan_tree(root: &Path, cache: &dyn Cache, options: &TreeOptions) -> Result<Report> {
     let started = Instant::now();
     let (dir, files) = list(root, options).await?;
-    let key = tree_key(&walk::listing_digest(&files), options)?;
-    let blob_id = BlobId::from(key.clone());
-    let artifact = ArtifactId::from(key);
-    let missing = cache
-        .missing_blobs(&artifact, std::slice::from_ref(&blob_id))
-        .await?;
-    let mut counts = LayerCounts {
+    let blob_id = BlobId::from(tree_key(&walk::listing_digest(&files), options)?);
+    let (blob, cached) = result_of(dir, files, &blob_id, cache, options, None).await?;
+    let counts = LayerCounts {
         total: 1,
+        analysed: usize::from(!cached),
+        cached: usize::from(cached),
         ..LayerCounts::default()
-    };
-    let cached = if missing.blobs.is_empty() {
-        cache.get_blob(&blob_id).await?
-    } else {
-        None
-    };
-    let blob = match cached {
-        Some(blob) => {
-            tracing::debug!(blob = %blob_id, "directory result cached");
-            counts.cached = 1;
-            blob
-        }
-        None => {
-            let max_db = options.max_db_size;
-            let limits = LayerLimits {
-                max_packages: options.max_packages,
-                max_document: cache.options().max_document_size,
-            };
-            let blob = blocking(move || analyse(&dir, &files, max_db, limits)).await?;
-            cache.put_blob(&blob_id, &blob).await?;
-            counts.analysed = 1;
-            blob
-        }
     };
     let report = assemble(root, &blob, counts, options);
     tracing::info!(
@@ -206,6 +184,95 @@ pub async fn scan_tree(root: &Path, cache: &dyn Cache, options: &TreeOptions) ->
         "scanned directory"
     );
     Ok(report)
+}
+
+/// Stores the result of the directory `root` in `server` the way the reference client
+/// fills a server, without reading anything back (the server builds the report):
+/// walk the metadata and derive the key as [`scan_tree`] does → one `missing_blobs` on
+/// the server → only when it lacks the result, obtain it through `local` as
+/// [`scan_tree`] would (a hit there reads no file; a miss reads and analyses the tree
+/// and stores the result in `local` too) and `put_blob` it to the server. No artifact
+/// entry is written ([`UploadedTarget`]).
+///
+/// Must be called within a Tokio runtime.
+#[tracing::instrument(skip_all, fields(root = %root.display(), kind = options.kind.as_str()))]
+pub async fn upload_tree(
+    root: &Path,
+    server: &dyn Cache,
+    local: &dyn Cache,
+    options: &TreeOptions,
+) -> Result<UploadedTarget> {
+    let started = Instant::now();
+    let (dir, files) = list(root, options).await?;
+    let key = tree_key(&walk::listing_digest(&files), options)?;
+    let blob_id = BlobId::from(key.clone());
+    let missing = server
+        .missing_blobs(&ArtifactId::from(key), std::slice::from_ref(&blob_id))
+        .await?;
+    let source = if missing.blobs.is_empty() {
+        TargetSource::OnServer
+    } else {
+        let cap = server.options().max_document_size;
+        let (blob, cached) = result_of(dir, files, &blob_id, local, options, cap).await?;
+        server.put_blob(&blob_id, &blob).await?;
+        if cached {
+            TargetSource::LocalCache
+        } else {
+            TargetSource::Analysed
+        }
+    };
+    tracing::info!(
+        path = %root.display(),
+        target = options.kind.as_str(),
+        on_server = source == TargetSource::OnServer,
+        from_local_cache = source == TargetSource::LocalCache,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "uploaded directory"
+    );
+    Ok(UploadedTarget {
+        key: blob_id,
+        artifact_type: ArtifactType::Filesystem,
+        source,
+    })
+}
+
+/// The result of the listed tree under `blob_id` from `cache`, or, when the cache lacks
+/// it, read and analysed (within the caps of one layer's result and the smaller of the
+/// cache's and `max_document`'s document size caps) and stored there; `true` when it
+/// came from the cache.
+async fn result_of(
+    dir: PathBuf,
+    files: Vec<Found<Want>>,
+    blob_id: &BlobId,
+    cache: &dyn Cache,
+    options: &TreeOptions,
+    max_document: Option<u64>,
+) -> Result<(BlobInfo, bool)> {
+    let artifact = ArtifactId::from(blob_id.digest().clone());
+    let missing = cache
+        .missing_blobs(&artifact, std::slice::from_ref(blob_id))
+        .await?;
+    let cached = if missing.blobs.is_empty() {
+        cache.get_blob(blob_id).await?
+    } else {
+        None
+    };
+    if let Some(blob) = cached {
+        tracing::debug!(blob = %blob_id, "directory result cached");
+        return Ok((blob, true));
+    }
+    let max_db = options.max_db_size;
+    let local = cache.options().max_document_size;
+    let limits = LayerLimits {
+        max_packages: options.max_packages,
+        max_document: match (local, max_document) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
+    };
+    let blob = blocking(move || analyse(&dir, &files, max_db, limits)).await?;
+    cache.put_blob(blob_id, &blob).await?;
+    Ok((blob, false))
 }
 
 /// Reads and analyses the selected files, within the caps of one layer's result

@@ -1,14 +1,17 @@
 //! [`upload()`]: the reference client's half of a scan against a server — ask which
 //! layers the server lacks, analyse only those (verified while streaming, as in
 //! [`crate::scan()`]), store each result and then the image record — without reading
-//! anything back: the server builds the report (`scancache image --server`).
+//! anything back: the server builds the report (`scancache image --server`). The same
+//! half for a directory ([`crate::upload_tree()`]) and an SBOM
+//! ([`crate::sbom::upload_sbom()`]), whose one result is uploaded as [`UploadedTarget`]
+//! says.
 
 use std::{path::Path, sync::Arc, time::Instant};
 
-use cache_core::Cache;
+use cache_core::{BlobId, Cache};
 
 use crate::{
-    ScanOptions,
+    ArtifactType, ScanOptions,
     error::Result,
     flight::Held,
     plan::Planner,
@@ -83,4 +86,30 @@ pub async fn upload(input: &Path, cache: &dyn Cache, options: &ScanOptions) -> R
         keys,
         layers: counts,
     })
+}
+
+/// Where the one result of a directory or SBOM upload came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetSource {
+    /// The server had it: nothing was read or sent.
+    OnServer,
+    /// The server lacked it and the local cache had it: it was sent without reading the
+    /// target's files.
+    LocalCache,
+    /// The server lacked it: the target was read and analysed here, and the result sent.
+    Analysed,
+}
+
+/// What [`crate::upload_tree()`] or [`crate::sbom::upload_sbom()`] did: the key the
+/// server holds the target's result under, and where that result came from. No artifact
+/// entry is written for these targets (as the reference's client writes none for them):
+/// the key is the artifact ID a `Scan` names, and a server answers without the entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadedTarget {
+    /// The blob ID of the result, also the artifact ID of the scan.
+    pub key: BlobId,
+    /// What was scanned: a directory, a CycloneDX or an SPDX document.
+    pub artifact_type: ArtifactType,
+    /// Whether the server had the result, or where it came from.
+    pub source: TargetSource,
 }

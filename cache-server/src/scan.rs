@@ -1,7 +1,8 @@
 //! The `Scan` RPC: the image's layers, read from the cache and applied by the same code
 //! as `scancache image` ([`cache_scan::apply`]), turned into the results the
 //! reference's scan service gives — without vulnerabilities, which need a database this
-//! server does not have.
+//! server does not have. A directory's or an SBOM's scan is one blob and no artifact
+//! entry, which the reference's client does not write for them.
 //!
 //! Results, in the reference's order: OS packages (`os-pkgs`) and language packages
 //! (`lang-pkgs`, one result per file, individual package files of one type gathered
@@ -83,19 +84,19 @@ pub(crate) async fn scan(
         pc::BlobInfo::try_from(&blob).map_err(|e| corrupt("blob", id, &e))?;
         found.push(blob);
     }
-    let image = s
+    // A directory or SBOM has no artifact entry (the reference's client writes none for
+    // them): the scan goes on without one, as the reference's server's does.
+    let image = match s
         .cache()
         .get_artifact(&artifact)
         .await
         .map_err(|e| s.backend_error(e))?
-        .ok_or_else(|| {
-            TwirpError::new(
-                Code::NotFound,
-                format!("artifact cache missing: {artifact}"),
-            )
-        })?;
-    let image =
-        pc::ArtifactInfo::try_from(&image).map_err(|e| corrupt("artifact", &artifact, &e))?;
+    {
+        Some(image) => {
+            pc::ArtifactInfo::try_from(&image).map_err(|e| corrupt("artifact", &artifact, &e))?
+        }
+        None => pc::ArtifactInfo::default(),
+    };
     let answer = Scan::new(&request.target, &options, &found)
         .answer(&image)
         .map_err(|e| {

@@ -85,3 +85,51 @@ fn the_answer_is_the_reference_servers_purls_included() {
         );
     }
 }
+
+/// A directory's or an SBOM's scan: one blob, stored under the key that is also the
+/// artifact ID, and no artifact entry (the reference's client writes none for them). The
+/// answer is the blob's packages, as the reference's server gives them without the entry.
+#[test]
+fn a_scan_without_an_artifact_entry_answers_from_its_blob() {
+    let req = ScanRequest::decode(&data("client-scan.pb")[..]).unwrap();
+    let lang: BlobInfo = serde_json::from_slice(&data("reference-blob-lang.json")).unwrap();
+    let key: BlobId = req.blob_ids[1].parse().unwrap();
+    let absent = req.blob_ids[0].clone();
+    let cache = cache_mem::MemCache::new(&CacheOptions::default());
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(cache.put_blob(&key, &lang))
+        .unwrap();
+    let s = Served::start(Arc::new(cache), Default::default());
+    let dir = ScanRequest {
+        target: "project".into(),
+        artifact_id: key.to_string(),
+        blob_ids: vec![key.to_string()],
+        ..req
+    };
+    let resp = s.scan_pb(&dir);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let got = ScanResponse::decode(&resp.body[..]).unwrap();
+    let packages: usize = got
+        .results
+        .iter()
+        .filter(|r| r.class == "lang-pkgs")
+        .map(|r| r.packages.len())
+        .sum();
+    let stored: usize = lang.applications.iter().map(|a| a.packages.len()).sum();
+    assert!(stored > 0);
+    assert_eq!(packages, stored, "{got:?}");
+    // A blob that is missing is still an error, named.
+    let missing = ScanRequest {
+        blob_ids: vec![absent],
+        ..dir
+    };
+    let resp = s.scan_pb(&missing);
+    assert_eq!(resp.status, 404, "{}", resp.text());
+    assert!(
+        resp.text().contains("layer cache missing"),
+        "{}",
+        resp.text()
+    );
+}

@@ -10,18 +10,16 @@ use std::{
     },
 };
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use cache_core::{BackendSpec, Cache, ClaimOptions};
-use cache_remote::{ReferenceClient, UploadCache};
-use cache_scan::{BestEffort, LayerWork, Limit, Progress, ScanOptions, Uploaded};
-use cache_server::proto::scanner::{ScanOptions as ScanRequestOptions, ScanRequest};
+use cache_scan::{BestEffort, LayerWork, Limit, Progress, ScanOptions};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::on_server;
 use crate::{
     backend::{self, Settings},
-    cli::{GlobalOpts, ImageArgs, Lease, ReportFormat, Scanner},
-    output::Output,
-    server_report::ServerReport,
+    cli::{GlobalOpts, ImageArgs, Lease},
+    server_report::Subject,
 };
 
 /// Runs `image` against an open backend.
@@ -170,19 +168,14 @@ fn outage_warning(e: &cache_core::Error, spec: &BackendSpec, dir: &Path) -> Stri
 /// uploaded (`PutBlob`), `PutArtifact`, then `Scan` — and prints the report the server
 /// built. Nothing is written on this side before the server's answer is complete.
 pub async fn run_on_server(args: &ImageArgs, g: &GlobalOpts) -> Result<()> {
-    let url = args.server.as_deref().unwrap_or_default();
-    if let Some(e) = sbom_with_server(args.format) {
+    let url = args.remote.server.as_deref().unwrap_or_default();
+    if let Some(e) = on_server::sbom_with_server(args.format) {
         return Err(e);
     }
     if g.cache_backend.is_some() {
         tracing::warn!("--cache-backend is not used with --server: the server's cache is");
     }
-    let config = backend::remote_config(url, g);
-    let client = ReferenceClient::new(&config).map_err(|e| match e.config_parts() {
-        Some((cache_core::Setting::TlsCa, reason)) => anyhow!("invalid --server-ca: {reason}"),
-        Some((_, reason)) => anyhow!("invalid --server: {reason}"),
-        None => e.into(),
-    })?;
+    let client = on_server::client(url, g)?;
     let bar = (!g.quiet && io::stderr().is_terminal()).then(|| Arc::new(Bar::new()));
     let options = ScanOptions {
         image: args.image.clone(),
@@ -194,9 +187,7 @@ pub async fn run_on_server(args: &ImageArgs, g: &GlobalOpts) -> Result<()> {
         ..ScanOptions::default()
     };
     let target = args.input.display().to_string();
-    let cap = cache_core::parse_size(&g.max_document_size)
-        .map_err(|e| backend::with_flag(e, "--max-document-size"))?;
-    let upload_cache = UploadCache::new(&client, Some(cap).filter(|&n| n > 0));
+    let upload_cache = on_server::upload_cache(&client, g)?;
     let uploaded = cache_scan::upload(&args.input, &upload_cache, &options).await;
     if let Some(bar) = &bar {
         bar.bar.finish_and_clear();
@@ -204,57 +195,8 @@ pub async fn run_on_server(args: &ImageArgs, g: &GlobalOpts) -> Result<()> {
     let uploaded = uploaded
         .map_err(with_raise_hint)
         .with_context(|| format!("cannot scan {target} through {}", client.location()))?;
-    let scanners = args
-        .scanners
-        .clone()
-        .unwrap_or_else(|| vec![Scanner::License]);
-    let request = scan_request(&target, &uploaded, &scanners);
-    let response = client
-        .scan(&request)
-        .await
-        .with_context(|| format!("the server {} did not scan {target}", client.location()))?;
-    let report = ServerReport {
-        artifact_name: &target,
-        uploaded: &uploaded,
-        response: &response,
-        vulnerabilities_asked: scanners.contains(&Scanner::Vuln),
-    };
-    let mut out = Output::create(args.output.as_deref())?;
-    let written = match args.format {
-        ReportFormat::Table => out.writer().write_all(report.to_table().as_bytes()),
-        ReportFormat::Json => report.write_json(out.writer()),
-        ReportFormat::Cyclonedx | ReportFormat::SpdxJson => {
-            return Err(sbom_with_server(args.format).unwrap_or_else(|| anyhow!("no report")));
-        }
-    };
-    written.with_context(|| format!("cannot write {}", out.name()))?;
-    out.finish()
-}
-
-/// The refusal of an SBOM format with `--server`: the report is the server's answer,
-/// which carries no layer of the SBOM writers' model.
-fn sbom_with_server(format: ReportFormat) -> Option<anyhow::Error> {
-    matches!(format, ReportFormat::Cyclonedx | ReportFormat::SpdxJson).then(|| {
-        anyhow!(
-            "--format {} cannot be used with --server: the report comes from the server's \
-             answer; use --format table or json",
-            match format {
-                ReportFormat::Cyclonedx => "cyclonedx",
-                _ => "spdx-json",
-            }
-        )
-    })
-}
-
-/// The `Scan` request of the reference client for this image: OS and language
-/// packages, every package relationship, the scanners asked for plus `sbom` (the
-/// packages themselves, which the reference client adds for its package list).
-fn scan_request(target: &str, uploaded: &Uploaded, scanners: &[Scanner]) -> ScanRequest {
-    let mut names: Vec<String> = scanners.iter().map(|s| s.name().to_owned()).collect();
-    names.dedup();
-    names.push("sbom".into());
-    ScanRequest {
-        target: target.to_owned(),
+    let request = on_server::Request {
+        target: &target,
         artifact_id: uploaded.keys.artifact.to_string(),
         blob_ids: uploaded
             .keys
@@ -262,13 +204,15 @@ fn scan_request(target: &str, uploaded: &Uploaded, scanners: &[Scanner]) -> Scan
             .iter()
             .map(ToString::to_string)
             .collect(),
-        options: Some(ScanRequestOptions {
-            pkg_types: vec!["os".into(), "library".into()],
-            scanners: names,
-            pkg_relationships: ["unknown", "root", "workspace", "direct", "indirect"]
-                .map(String::from)
-                .to_vec(),
-            ..ScanRequestOptions::default()
-        }),
-    }
+        include_dev_deps: false,
+    };
+    on_server::scan_and_write(
+        &client,
+        &request,
+        Subject::Image(&uploaded),
+        &args.remote,
+        args.format,
+        args.output.as_deref(),
+    )
+    .await
 }

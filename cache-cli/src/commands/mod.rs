@@ -4,6 +4,7 @@ pub mod cache;
 pub mod clean;
 pub mod image;
 pub mod import_trivy;
+pub mod on_server;
 pub mod report;
 pub mod sbom;
 pub mod server;

@@ -1,6 +1,6 @@
 //! SBOM documents of a scanned image: CycloneDX 1.6 JSON ([`cyclonedx()`]) and SPDX 2.3
 //! JSON ([`spdx()`]), built from a [`Report`]; and SBOMs read back ([`read()`],
-//! [`scan_sbom()`]).
+//! [`scan_sbom()`]) or uploaded for a server to scan ([`upload_sbom()`]).
 //!
 //! Both describe the same tree: the image (a container), its OS, each language
 //! application, and every package with its PURL, licenses, the layer it came from and
@@ -16,7 +16,7 @@ mod read;
 mod spdx;
 
 pub use cyclonedx::cyclonedx;
-pub use read::{MAX_SBOM, ReadSbom, SBOM_ANALYSERS, read, scan_sbom};
+pub use read::{MAX_SBOM, ReadSbom, SBOM_ANALYSERS, read, scan_sbom, upload_sbom};
 pub use spdx::spdx;
 
 use std::collections::HashSet;

@@ -15,7 +15,9 @@ use std::{
     path::Path,
 };
 
-use cache_core::{Application, BlobId, BlobInfo, Cache, Os, Package, PackageInfo, PkgIdentifier};
+use cache_core::{
+    Application, ArtifactId, BlobId, BlobInfo, Cache, Os, Package, PackageInfo, PkgIdentifier,
+};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
@@ -23,6 +25,7 @@ use crate::{
     ArtifactType, LayerCounts, Report,
     apply::{LayerView, apply},
     error::{Result, ScanError},
+    upload::{TargetSource, UploadedTarget},
 };
 
 /// Largest SBOM read.
@@ -80,9 +83,9 @@ pub fn read(bytes: &[u8]) -> std::result::Result<ReadSbom, String> {
     Err("neither a CycloneDX document (bomFormat) nor an SPDX document (spdxVersion)".into())
 }
 
-/// Reads the SBOM at `path` through `cache` (the key: [`cache_core::calc_key`] of the
-/// document's SHA-256 and [`SBOM_ANALYSERS`]) and returns its report.
-pub async fn scan_sbom(path: &Path, cache: &dyn Cache) -> Result<Report> {
+/// The bytes of the SBOM at `path` (a regular file within [`MAX_SBOM`]) and its key:
+/// [`cache_core::calc_key`] of the document's SHA-256 and [`SBOM_ANALYSERS`].
+async fn read_file(path: &Path) -> Result<(Vec<u8>, BlobId)> {
     let owned = path.to_path_buf();
     let bytes = crate::run::blocking(move || {
         let meta =
@@ -108,6 +111,50 @@ pub async fn scan_sbom(path: &Path, cache: &dyn Cache) -> Result<Report> {
         SBOM_ANALYSERS.iter().copied(),
         std::iter::empty::<(&str, &str)>(),
     )?);
+    Ok((bytes, key))
+}
+
+/// Stores the reading of the SBOM at `path` in `server` the way the reference client
+/// fills a server, without reading anything back (the server builds the report): the
+/// document is read and checked (a bad one fails before the server is asked anything),
+/// then one `missing_blobs`, and `put_blob` only when the server lacks the result. The
+/// key is [`scan_sbom`]'s; no artifact entry is written ([`UploadedTarget`]). No local
+/// cache is involved: the document is read whole to find its key anyway, and reading it
+/// back costs no more than decoding a cached result.
+///
+/// Must be called within a Tokio runtime.
+pub async fn upload_sbom(path: &Path, server: &dyn Cache) -> Result<UploadedTarget> {
+    let (bytes, key) = read_file(path).await?;
+    let read = read(&bytes).map_err(|reason| ScanError::Sbom {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    let artifact = ArtifactId::from(key.digest().clone());
+    let missing = server
+        .missing_blobs(&artifact, std::slice::from_ref(&key))
+        .await?;
+    let source = if missing.blobs.is_empty() {
+        TargetSource::OnServer
+    } else {
+        server.put_blob(&key, &read.blob).await?;
+        TargetSource::Analysed
+    };
+    tracing::info!(
+        path = %path.display(),
+        on_server = source == TargetSource::OnServer,
+        "uploaded SBOM"
+    );
+    Ok(UploadedTarget {
+        key,
+        artifact_type: read.format,
+        source,
+    })
+}
+
+/// Reads the SBOM at `path` through `cache` (the key: [`cache_core::calc_key`] of the
+/// document's SHA-256 and [`SBOM_ANALYSERS`]) and returns its report.
+pub async fn scan_sbom(path: &Path, cache: &dyn Cache) -> Result<Report> {
+    let (bytes, key) = read_file(path).await?;
     let mut counts = LayerCounts {
         total: 1,
         ..LayerCounts::default()
