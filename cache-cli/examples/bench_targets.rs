@@ -46,7 +46,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (reps, rootfs_mb) = if quick { (3, 60) } else { (7, 600) };
-    let scancache = scancache_binary();
+    let scancache = cache_testkit::bench::scancache_binary();
     let dir = tempfile::tempdir().unwrap();
 
     let tree = dir.path().join("tree");
@@ -305,23 +305,4 @@ fn image_of(root: &Path, work: &Path) -> PathBuf {
         .args(["manifest.json", &config_name, "layer.tar"]));
     fs::remove_dir_all(&image).unwrap();
     archive
-}
-
-/// The release `scancache` binary next to this program (`target/release/`).
-fn scancache_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let found = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("scancache"))
-        .filter(|p| p.is_file());
-    found.unwrap_or_else(|| {
-        eprintln!(
-            "bench_targets: the release scancache binary is missing next to {} (expected \
-             target/release/scancache); build it with `cargo build --release -p cache-cli` \
-             (cargo xtask bench does)",
-            exe.display()
-        );
-        std::process::exit(1);
-    })
 }
