@@ -25,8 +25,9 @@ use cli::{CacheCommand, Cli, Command};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `purge_delay` option (its index in mimalloc 3's `mi_option_t`, which the
-/// bindings do not name).
+/// mimalloc's `purge_delay` option: its index in mimalloc 3's `mi_option_t`, which the
+/// bindings do not name — read from the header vendored by libmimalloc-sys 0.1.49
+/// (`c_src/mimalloc/v3/include/mimalloc.h`); check it again when that crate is upgraded.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Makes mimalloc return freed pages to the OS at once instead of 10 ms later. A scan
