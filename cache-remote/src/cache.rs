@@ -135,13 +135,15 @@ impl RemoteCache {
         })
     }
 
-    /// Calls `method` with `request` and decodes the answer as `R`.
-    async fn call<R: Message + Default>(
+    /// Sends `request` to `method` (the admin headers when `admin`), each attempt within
+    /// `timeout`; the answer's bytes, or why the transport failed.
+    async fn send(
         &self,
         method: &str,
         admin: bool,
         request: &impl Message,
-    ) -> Result<R> {
+        timeout: Duration,
+    ) -> std::result::Result<Bytes, Failure> {
         let uri = self.endpoint.uri(SERVICE, method);
         let call = Call {
             uri: &uri,
@@ -152,14 +154,28 @@ impl RemoteCache {
                 &self.headers
             },
             body: Bytes::from(request.encode_to_vec()),
-            timeout: self.timeout,
+            timeout,
         };
+        self.transport.unary(&call).await
+    }
+
+    /// Decodes `method`'s answer as `R`.
+    fn decode<R: Message + Default>(&self, method: &str, body: Bytes) -> Result<R> {
+        R::decode(body).map_err(|e| self.invalid(method, format!("cannot decode the answer: {e}")))
+    }
+
+    /// Calls `method` with `request` and decodes the answer as `R`.
+    async fn call<R: Message + Default>(
+        &self,
+        method: &str,
+        admin: bool,
+        request: &impl Message,
+    ) -> Result<R> {
         let body = self
-            .transport
-            .unary(&call)
+            .send(method, admin, request, self.timeout)
             .await
             .map_err(|f| f.into_error(&self.location, method))?;
-        R::decode(body).map_err(|e| self.invalid(method, format!("cannot decode the answer: {e}")))
+        self.decode(method, body)
     }
 
     /// Calls the claim RPC `method` with `request`, each attempt within `timeout`, and
@@ -175,18 +191,8 @@ impl RemoteCache {
         if self.no_claims.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let uri = self.endpoint.uri(SERVICE, method);
-        let call = Call {
-            uri: &uri,
-            what: method,
-            headers: &self.headers,
-            body: Bytes::from(request.encode_to_vec()),
-            timeout,
-        };
-        match self.transport.unary(&call).await {
-            Ok(body) => R::decode(body)
-                .map(Some)
-                .map_err(|e| self.invalid(method, format!("cannot decode the answer: {e}"))),
+        match self.send(method, false, request, timeout).await {
+            Ok(body) => self.decode(method, body).map(Some),
             Err(Failure::Status {
                 status: 404,
                 code: Some(Code::BadRoute) | None,
