@@ -1,7 +1,8 @@
 //! The fuzzing harness of scancache: byte-mutation fuzzing of the archive, tar, manifest,
-//! compression and package-database readers and of the language analysers (ELF with Go
+//! compression and package-database readers, of the language analysers (ELF with Go
 //! build information and cargo-auditable data, zip/jar, `package.json`, Python metadata,
-//! the other package manifests) on the stable toolchain, and the regression corpus every
+//! the other package manifests) and of the server's `PutBlob` fast path (which must store
+//! what its general path stores) on the stable toolchain, and the regression corpus every
 //! input that ever crashed, hung or blew a cap is kept in.
 //!
 //! Each [`Target`] feeds bytes to one entry point of `cache_scan::fuzzing` (hidden from
@@ -52,7 +53,7 @@ pub struct Target {
 }
 
 /// Every target, in the order `cargo xtask fuzz` runs them.
-pub const TARGETS: [Target; 26] = [
+pub const TARGETS: [Target; 27] = [
     Target {
         name: "tar",
         run: |d, _| {
@@ -276,7 +277,126 @@ pub const TARGETS: [Target; 26] = [
         seeds: manifest_seeds,
         rewrap: false,
     },
+    Target {
+        name: "put-blob",
+        run: |d, _| put_blob_paths_agree(d),
+        seeds: put_blob_seeds,
+        rewrap: false,
+    },
 ];
+
+/// The server's `PutBlob` fast path (a protobuf request transcoded straight into the
+/// stored document) must store exactly what the general path (decode, convert, encode)
+/// stores, and take only requests that path decodes; anything else panics, which the
+/// fuzzer saves.
+fn put_blob_paths_agree(body: &[u8]) {
+    use cache_server::proto::cache::PutBlobRequest;
+    use prost::Message;
+    let Some(fast) = cache_server::convert::transcode::put_blob_request(body) else {
+        return;
+    };
+    let general =
+        PutBlobRequest::decode(body).expect("the fast path took a request protobuf refuses");
+    assert_eq!(
+        fast.diff_id, general.diff_id,
+        "the paths read different IDs"
+    );
+    let blob = general
+        .blob_info
+        .expect("the fast path took a request without a blob");
+    let stored = cache_core::codec::encode(&cache_core::BlobInfo::from(blob));
+    assert!(
+        fast.document == stored,
+        "the paths store different documents"
+    );
+}
+
+/// Real requests of the reference client (captured on the wire, in cache-server's test
+/// data) and one with every package field set.
+fn put_blob_seeds() -> Vec<Vec<u8>> {
+    use cache_server::proto::{
+        cache::{BlobInfo, PutBlobRequest},
+        common::{
+            Application, BuildInfo, Layer, Location, Os, Package, PackageInfo, PackageRepository,
+            PkgIdentifier,
+        },
+    };
+    use prost::Message;
+    let package = |n: i32| Package {
+        id: format!("pkg{n}@1.0-{n}"),
+        name: format!("pkg{n}"),
+        version: "1.0".into(),
+        release: n.to_string(),
+        epoch: n,
+        identifier: Some(PkgIdentifier {
+            purl: format!("pkg:npm/pkg{n}@1.0"),
+            bom_ref: "ref".into(),
+            uid: "0123abcd".into(),
+        }),
+        arch: "amd64".into(),
+        src_name: "src\"quoted\"".into(),
+        src_epoch: -n,
+        licenses: vec!["MIT".into(), "Apache-2.0".into()],
+        locations: vec![Location {
+            start_line: 4,
+            end_line: 9,
+        }],
+        layer: Some(Layer {
+            digest: "sha256:aa".into(),
+            size: 7,
+            ..Layer::default()
+        }),
+        file_path: "app/package-lock.json".into(),
+        depends_on: vec!["dep@2".into()],
+        dev: true,
+        indirect: true,
+        relationship: n,
+        repository: Some(PackageRepository {
+            class: "official".into(),
+        }),
+        modularitylabel: "nodejs:18:1".into(),
+        build_info: Some(BuildInfo {
+            content_sets: vec!["rhel-8".into()],
+            nvr: "ubi8-1".into(),
+            arch: "x86_64".into(),
+        }),
+        installed_files: vec!["usr/bin/x".into()],
+        ..Package::default()
+    };
+    let every_field = PutBlobRequest {
+        diff_id: format!("sha256:{:064x}", 1),
+        blob_info: Some(BlobInfo {
+            schema_version: 2,
+            os: Some(Os {
+                family: "alpine".into(),
+                name: "3.20.3".into(),
+                eosl: true,
+                extended: true,
+                supplier: "s".into(),
+            }),
+            package_infos: vec![PackageInfo {
+                file_path: "lib/apk/db/installed".into(),
+                packages: vec![package(1), package(2)],
+            }],
+            applications: vec![Application {
+                r#type: "npm".into(),
+                file_path: "package-lock.json".into(),
+                packages: vec![package(3)],
+            }],
+            opaque_dirs: vec!["var/cache/".into()],
+            whiteout_files: vec!["etc/gone".into()],
+            digest: "sha256:bb".into(),
+            size: 5_000_000,
+            created_by: "ADD file:base in /".into(),
+            ..BlobInfo::default()
+        }),
+    };
+    vec![
+        include_bytes!("../../cache-server/tests/data/client-put-blob-os.pb").to_vec(),
+        include_bytes!("../../cache-server/tests/data/client-put-blob-lang.pb").to_vec(),
+        every_field.encode_to_vec(),
+    ]
+}
 
 /// The target named `name`.
 pub fn target(name: &str) -> Option<&'static Target> {

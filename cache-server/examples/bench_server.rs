@@ -445,6 +445,14 @@ fn report_vs_trivy(kind: &str, ours: &ServerFigures, trivy: &ServerFigures) {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    // `--only memory|fs|redis|trivy` (repeatable) runs only those parts, for profiling one.
+    let args: Vec<String> = std::env::args().collect();
+    let only: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "--only")
+        .map(|w| w[1].as_str())
+        .collect();
+    let part = |name: &str| only.is_empty() || only.contains(&name);
     let plan = if quick {
         Plan {
             duration: Duration::from_millis(500),
@@ -463,39 +471,50 @@ async fn main() {
     let mut rss = Vec::new();
 
     // Memory: no target.
-    let server = ScancacheServer::start(&bin, &["-q", "--cache-backend", "memory"], &[], &[]);
-    let ours_mem = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
-    rss.push(("memory", peak_rss_mb(server.pid())));
-    drop(server);
-    let direct = bench_direct(plan, Arc::new(cache_mem::MemCache::new(&options))).await;
-    report_vs_direct("memory", &ours_mem, &direct, false);
+    if part("memory") {
+        let server = ScancacheServer::start(&bin, &["-q", "--cache-backend", "memory"], &[], &[]);
+        let ours_mem = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
+        rss.push(("memory", peak_rss_mb(server.pid())));
+        drop(server);
+        let direct = bench_direct(plan, Arc::new(cache_mem::MemCache::new(&options))).await;
+        report_vs_direct("memory", &ours_mem, &direct, false);
+    }
 
     // fs (LMDB).
-    let server_dir = dir.path().join("server-fs");
-    let server = ScancacheServer::start(
-        &bin,
-        &["-q", "--cache-dir", &server_dir.display().to_string()],
-        &[],
-        &[],
-    );
-    let ours_fs = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
-    rss.push(("fs", peak_rss_mb(server.pid())));
-    drop(server);
-    let direct_fs = cache_fs::FsCache::open(&dir.path().join("direct-fs"), &options).unwrap();
-    let direct = bench_direct(plan, Arc::new(direct_fs)).await;
-    report_vs_direct("fs", &ours_fs, &direct, true);
+    let mut ours_fs = None;
+    if part("fs") {
+        let server_dir = dir.path().join("server-fs");
+        let server = ScancacheServer::start(
+            &bin,
+            &["-q", "--cache-dir", &server_dir.display().to_string()],
+            &[],
+            &[],
+        );
+        let ours = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
+        rss.push(("fs", peak_rss_mb(server.pid())));
+        drop(server);
+        let direct_fs = cache_fs::FsCache::open(&dir.path().join("direct-fs"), &options).unwrap();
+        let direct = bench_direct(plan, Arc::new(direct_fs)).await;
+        report_vs_direct("fs", &ours, &direct, true);
+        ours_fs = Some(ours);
+    }
 
     // Redis: the server on database 1, direct calls on database 2.
-    let server = ScancacheServer::start(&bin, &["-q", "--cache-backend", &redis.url(1)], &[], &[]);
-    let ours_redis = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
-    rss.push(("redis", peak_rss_mb(server.pid())));
-    drop(server);
-    let direct_redis =
-        cache_redis::RedisCache::connect(cache_redis::RedisConfig::new(redis.url(2)), &options)
-            .await
-            .unwrap();
-    let direct = bench_direct(plan, Arc::new(direct_redis)).await;
-    report_vs_direct("redis", &ours_redis, &direct, true);
+    let mut ours_redis = None;
+    if part("redis") {
+        let server =
+            ScancacheServer::start(&bin, &["-q", "--cache-backend", &redis.url(1)], &[], &[]);
+        let ours = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
+        rss.push(("redis", peak_rss_mb(server.pid())));
+        drop(server);
+        let direct_redis =
+            cache_redis::RedisCache::connect(cache_redis::RedisConfig::new(redis.url(2)), &options)
+                .await
+                .unwrap();
+        let direct = bench_direct(plan, Arc::new(direct_redis)).await;
+        report_vs_direct("redis", &ours, &direct, true);
+        ours_redis = Some(ours);
+    }
 
     for (backend, mb) in &rss {
         Figure {
@@ -510,16 +529,23 @@ async fn main() {
     }
 
     // The reference's own server: bbolt, and the same kind of Redis (database 3).
+    if !part("trivy") {
+        return;
+    }
     match require_trivy() {
         Some(trivy) => {
-            let reference = TrivyServer::start(&trivy, &[]);
-            let trivy_fs = bench_endpoint(plan, &Endpoint::new(reference.url()), None).await;
-            drop(reference);
-            report_vs_trivy("fs (LMDB vs bbolt)", &ours_fs, &trivy_fs);
-            let reference = TrivyServer::start(&trivy, &["--cache-backend", &redis.url(3)]);
-            let trivy_redis = bench_endpoint(plan, &Endpoint::new(reference.url()), None).await;
-            drop(reference);
-            report_vs_trivy("redis", &ours_redis, &trivy_redis);
+            if let Some(ours) = &ours_fs {
+                let reference = TrivyServer::start(&trivy, &[]);
+                let trivy_fs = bench_endpoint(plan, &Endpoint::new(reference.url()), None).await;
+                drop(reference);
+                report_vs_trivy("fs (LMDB vs bbolt)", ours, &trivy_fs);
+            }
+            if let Some(ours) = &ours_redis {
+                let reference = TrivyServer::start(&trivy, &["--cache-backend", &redis.url(3)]);
+                let trivy_redis = bench_endpoint(plan, &Endpoint::new(reference.url()), None).await;
+                drop(reference);
+                report_vs_trivy("redis", ours, &trivy_redis);
+            }
         }
         None => println!("trivy is not installed: the reference server figures are skipped"),
     }

@@ -20,6 +20,7 @@ use tower::ServiceBuilder;
 use crate::{
     Config,
     batch::{Batcher, WriteError},
+    convert::transcode,
     flight::ClientClaims,
     layers::{self, Hold},
     metrics::Metrics,
@@ -29,7 +30,7 @@ use crate::{
         PutBlobRequest,
     },
     scan,
-    twirp::{Code, TwirpError, TwirpRequest, reply},
+    twirp::{Code, Codec, RawTwirpRequest, TwirpError, TwirpRequest, reply},
 };
 
 /// How long a readiness answer is reused.
@@ -344,17 +345,29 @@ async fn put_artifact(
 
 async fn put_blob(
     State(s): State<ServerState>,
-    req: TwirpRequest<PutBlobRequest>,
+    req: RawTwirpRequest,
 ) -> Result<Response, TwirpError> {
-    let id = blob_id(&req.message.diff_id, "diff_id")?;
-    let info = req
-        .message
-        .blob_info
-        .ok_or_else(|| TwirpError::new(Code::InvalidArgument, "blob_info is required"))?;
-    let doc = cache_core::BlobInfo::from(info);
-    s.store(EntryKey::blob(&id), codec::encode(&doc)).await?;
+    // Protobuf requests of the usual shape are written straight into the document; the
+    // others are decoded and converted (both store the same bytes, module `transcode`).
+    let fast = match req.codec {
+        Codec::Protobuf => transcode::put_blob_request(&req.body),
+        Codec::Json => None,
+    };
+    let (id, document) = match fast {
+        Some(blob) => (blob_id(blob.diff_id, "diff_id")?, blob.document),
+        None => {
+            let req = req.decode::<PutBlobRequest>()?;
+            let id = blob_id(&req.message.diff_id, "diff_id")?;
+            let info = req
+                .message
+                .blob_info
+                .ok_or_else(|| TwirpError::new(Code::InvalidArgument, "blob_info is required"))?;
+            (id, codec::encode(&cache_core::BlobInfo::from(info)))
+        }
+    };
+    s.store(EntryKey::blob(&id), document).await?;
     s.inner.claims.stored(s.cache().as_ref(), &id).await;
-    s.metrics().put_blob(req.body_bytes);
+    s.metrics().put_blob(req.body.len());
     Ok(reply(req.codec, &Empty {}))
 }
 

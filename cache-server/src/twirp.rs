@@ -329,11 +329,30 @@ pub fn reply<R: prost::Message + Json>(codec: Codec, message: &R) -> Response {
     resp
 }
 
-impl<S, M> FromRequest<S> for TwirpRequest<M>
-where
-    S: Send + Sync,
-    M: prost::Message + Default + Json,
-{
+/// A Twirp request read but not decoded: the (decompressed) body and its codec, for a
+/// handler that reads the body itself (`PutBlob`'s fast path).
+#[derive(Debug)]
+pub struct RawTwirpRequest {
+    /// The body, decompressed.
+    pub body: Bytes,
+    /// The request's codec.
+    pub codec: Codec,
+}
+
+impl RawTwirpRequest {
+    /// Decodes the body as `M`.
+    pub fn decode<M: prost::Message + Default + Json>(
+        &self,
+    ) -> Result<TwirpRequest<M>, TwirpError> {
+        Ok(TwirpRequest {
+            message: self.codec.decode(&self.body)?,
+            codec: self.codec,
+            body_bytes: self.body.len(),
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for RawTwirpRequest {
     type Rejection = TwirpError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, TwirpError> {
@@ -368,12 +387,19 @@ where
             .await
             .map_err(|e| read_error(&e, limit))?;
         let body = decompress(raw, encoding.as_deref(), limit)?;
-        let message = codec.decode(&body)?;
-        Ok(TwirpRequest {
-            message,
-            codec,
-            body_bytes: body.len(),
-        })
+        Ok(RawTwirpRequest { body, codec })
+    }
+}
+
+impl<S, M> FromRequest<S> for TwirpRequest<M>
+where
+    S: Send + Sync,
+    M: prost::Message + Default + Json,
+{
+    type Rejection = TwirpError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, TwirpError> {
+        RawTwirpRequest::from_request(req, state).await?.decode()
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::canonical;
 
-fn data(name: &str) -> Vec<u8> {
+pub(crate) fn data(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
@@ -159,7 +159,7 @@ fn code() -> Option<pb::Code> {
 }
 
 /// A package with every field set.
-fn full_package(n: i32) -> pb::Package {
+pub(crate) fn full_package(n: i32) -> pb::Package {
     pb::Package {
         id: format!("pkg{n}@1.0-{n}"),
         name: format!("pkg{n}"),
@@ -235,7 +235,7 @@ fn misconf_result(n: i32) -> pb::MisconfResult {
 }
 
 /// A blob message with every field of every message set.
-fn full_blob() -> pc::BlobInfo {
+pub(crate) fn full_blob() -> pc::BlobInfo {
     use prost_types::value::Kind;
     pc::BlobInfo {
         schema_version: 2,

@@ -10,6 +10,7 @@ mod claims;
 mod convert;
 mod protocol;
 mod scan;
+mod transcode;
 
 /// A message's JSON form with every sub-message that holds nothing (all fields unset)
 /// written as absent: the reference turns both into the same zero value, so the protocol

@@ -19,6 +19,7 @@
 
 mod gojson;
 pub mod scancache;
+pub mod transcode;
 
 use cache_core::{
     Application, Extra, LicenseFile, LicenseFinding, Os, Package, PackageInfo, PkgIdentifier,
