@@ -237,6 +237,16 @@ pub trait Cache: Send + Sync + fmt::Debug {
         Ok(None)
     }
 
+    /// Whether concurrent writers gain from having their documents stored by one
+    /// [`Cache::put_values`] call rather than one call each: true where every call is a
+    /// costly commit (an LMDB transaction synced to disk, a request to a server). A
+    /// service in front of the cache groups its writes when it is (group commit) and
+    /// otherwise writes each at once, as a backend that pipelines concurrent calls itself
+    /// (Redis) or stores in memory gains nothing from the extra hop. The default is false.
+    fn groups_writes(&self) -> bool {
+        false
+    }
+
     // ---- Claims (optional capabilities: the defaults never wait) ---------------------
 
     /// Claims the blob keys `ids` for `lease` (single-flight, [`crate::claim`]): per key,

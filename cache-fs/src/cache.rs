@@ -600,6 +600,11 @@ impl Cache for FsCache {
     async fn disk_bytes(&self) -> Result<Option<u64>> {
         Ok(Some(self.store()?.disk_bytes()?))
     }
+
+    /// Every write is a transaction synced to disk.
+    fn groups_writes(&self) -> bool {
+        true
+    }
 }
 
 impl FsCache {

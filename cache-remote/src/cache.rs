@@ -593,6 +593,11 @@ impl Cache for RemoteCache {
         Ok(self.stats().await?.disk_bytes)
     }
 
+    /// Every write is a request to the server.
+    fn groups_writes(&self) -> bool {
+        true
+    }
+
     /// The server's own counts (see the type's docs for why this is overridden).
     async fn stats(&self) -> Result<Stats> {
         let answer: ps::StatsResponse = self.call("Stats", false, &ps::Nothing {}).await?;

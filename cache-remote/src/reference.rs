@@ -199,6 +199,11 @@ impl Cache for UploadCache<'_> {
         self.client.location.clone()
     }
 
+    /// Every write is a request to the server.
+    fn groups_writes(&self) -> bool {
+        true
+    }
+
     fn options(&self) -> &CacheOptions {
         &self.options
     }

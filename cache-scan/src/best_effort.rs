@@ -124,6 +124,10 @@ impl Cache for BestEffort<'_> {
         self.inner.map_or_else(|| "none".into(), |c| c.location())
     }
 
+    fn groups_writes(&self) -> bool {
+        self.inner.is_some_and(|c| c.groups_writes())
+    }
+
     fn options(&self) -> &CacheOptions {
         &self.options
     }

@@ -7,7 +7,10 @@
 //! [`MAX_ENTRIES`] or about [`MAX_BYTES`]) and stores them together, so under load a
 //! commit carries many documents and a lone request is written at once. On LMDB, where
 //! every commit is a sync to disk, this is what keeps 16 concurrent uploads from queueing
-//! for 16 commits (BENCHMARKS.md).
+//! for 16 commits (BENCHMARKS.md). Only backends that say so (`Cache::groups_writes`:
+//! LMDB, a remote server) are written through it; the others (Redis, which pipelines
+//! concurrent commands on its connection by itself, and memory) are written by each
+//! request's handler at once, without the hop to a writer task.
 
 use std::sync::{Arc, OnceLock};
 

@@ -134,7 +134,8 @@ pub(crate) async fn read(
     Ok(reply(req.codec, &answer))
 }
 
-/// `PutValues`: values stored with the server's TTL, through the group commit.
+/// `PutValues`: values stored with the server's TTL (through the group commit where the
+/// backend groups writes).
 pub(crate) async fn put_values(
     State(s): State<ServerState>,
     req: TwirpRequest<ps::PutValuesRequest>,

@@ -152,6 +152,14 @@ impl ServerState {
     }
 
     async fn put_batched(&self, values: Vec<(EntryKey, Vec<u8>)>) -> Result<(), TwirpError> {
+        // A backend that gains nothing from grouped writes is written at once.
+        if !self.cache().groups_writes() {
+            return self
+                .cache()
+                .put_values(values)
+                .await
+                .map_err(|e| self.backend_error(e));
+        }
         match self.inner.batcher.put_many(self.cache(), values).await {
             Ok(()) => Ok(()),
             Err(WriteError::Backend(e)) => {

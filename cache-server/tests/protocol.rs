@@ -867,6 +867,36 @@ fn concurrent_uploads_are_committed_together_and_all_land() {
     );
 }
 
+/// Group commit is for backends whose every write is a costly commit (LMDB); on memory
+/// (and Redis, which pipelines by itself) each upload is written at once, alone.
+#[test]
+fn only_backends_that_group_writes_get_a_group_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = cache_fs::FsCache::open(dir.path(), &CacheOptions::default()).unwrap();
+    assert!(fs.groups_writes());
+    let mem = cache_mem::MemCache::new(&CacheOptions::default());
+    assert!(!mem.groups_writes());
+    let writes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = writes.clone();
+    let watched = cache_testkit::Delegate::new(mem)
+        .on_write(move |entries| seen.lock().unwrap().push(entries.len()));
+    let s = Served::start(Arc::new(watched), Config::default());
+    let port = s.port;
+    let threads: Vec<_> = (0..16u64)
+        .map(|n| {
+            std::thread::spawn(move || {
+                let body = put_blob_json(&blob_id(n).to_string());
+                http::post(port, &format!("{CACHE}/PutBlob"), JSON, &[], &body).unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap().status, 200);
+    }
+    assert_eq!(*writes.lock().unwrap(), vec![1; 16]);
+    assert_eq!(s.blob_count(), 16);
+}
+
 #[test]
 fn a_document_over_the_cap_fails_its_own_request_only() {
     // A cap that the small blob fits and the large one does not.

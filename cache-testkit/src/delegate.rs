@@ -178,6 +178,10 @@ impl<C: Cache> Cache for Delegate<C> {
         self.inner.disk_bytes().await
     }
 
+    fn groups_writes(&self) -> bool {
+        self.inner.groups_writes()
+    }
+
     async fn claim(&self, ids: &[BlobId], lease: Duration) -> Result<Vec<Claimed>> {
         if let Some(hook) = &self.claim {
             hook(ids);
