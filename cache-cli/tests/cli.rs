@@ -1543,11 +1543,21 @@ fn check_stored_reports(w: &World) {
         let rebuilt = w.run(&["fs", tree, "-f", format]).ok();
         assert!(!used_stored_report(&rebuilt), "{}", rebuilt.explain());
         assert_eq!(
-            (tree_field(&rebuilt, "analysed"), tree_field(&rebuilt, "cached")),
+            (
+                tree_field(&rebuilt, "analysed"),
+                tree_field(&rebuilt, "cached")
+            ),
             (0, 1)
         );
-        assert_eq!(rebuilt.out.stdout, warm.out.stdout, "{format}: rebuilt = warm");
-        assert_eq!(stored_reports(w), ids, "{format}: stored again under its key");
+        assert_eq!(
+            rebuilt.out.stdout, warm.out.stdout,
+            "{format}: rebuilt = warm"
+        );
+        assert_eq!(
+            stored_reports(w),
+            ids,
+            "{format}: stored again under its key"
+        );
         // To a file: the same bytes.
         let file = w.dir.path().join(format!("report.{format}"));
         let to_file = w
@@ -1559,16 +1569,25 @@ fn check_stored_reports(w: &World) {
         w.run(&["cache", "rm", &ids[0]]).ok();
     }
     // Another output option misses the stored reports but still finds the result.
-    let dev = w.run(&["fs", tree, "-f", "json", "--include-dev-deps"]).ok();
+    let dev = w
+        .run(&["fs", tree, "-f", "json", "--include-dev-deps"])
+        .ok();
     assert!(!used_stored_report(&dev), "{}", dev.explain());
     assert_eq!(tree_field(&dev, "cached"), 1, "{}", dev.explain());
     let name = w
         .run(&["fs", &format!("{tree}/"), "-f", "json"])
         .ok()
         .json();
-    assert_eq!(name["ArtifactName"], format!("{tree}/"), "the name is a key input");
+    assert_eq!(
+        name["ArtifactName"],
+        format!("{tree}/"),
+        "the name is a key input"
+    );
     let cold = w.run(&["fs", tree, "-f", "json"]).ok();
-    assert!(!used_stored_report(&cold), "the json report was removed above");
+    assert!(
+        !used_stored_report(&cold),
+        "the json report was removed above"
+    );
 
     // The lockfiles are never read again: scrambled with their metadata kept, the
     // stored report is still written (and the result would be too: the key's blind spot).
@@ -1577,7 +1596,9 @@ fn check_stored_reports(w: &World) {
     assert!(used_stored_report(&warm), "{}", warm.explain());
     assert!(!warm.stderr().contains("WARN"), "{}", warm.explain());
     assert_eq!(warm.out.stdout, cold.out.stdout);
-    let dev_again = w.run(&["fs", tree, "-f", "json", "--include-dev-deps"]).ok();
+    let dev_again = w
+        .run(&["fs", tree, "-f", "json", "--include-dev-deps"])
+        .ok();
     assert!(used_stored_report(&dev_again), "{}", dev_again.explain());
     assert_eq!(dev_again.out.stdout, dev.out.stdout);
 }
@@ -1596,9 +1617,16 @@ fn stored_reports_on_fs_are_byte_identical_and_read_no_lockfile() {
     w.run(&["cache", "gc"])
         .ok()
         .err_has("Removed 0 expired and 0 stale entries");
-    assert_eq!(stored_reports(&w).len() as u64, reports, "gc keeps sound reports");
+    assert_eq!(
+        stored_reports(&w).len() as u64,
+        reports,
+        "gc keeps sound reports"
+    );
     let ls = w.run(&["cache", "ls"]).ok().stdout();
-    assert_eq!(ls.lines().filter(|l| l.starts_with("report ")).count() as u64, reports);
+    assert_eq!(
+        ls.lines().filter(|l| l.starts_with("report ")).count() as u64,
+        reports
+    );
     // `cache get --kind report` prints the stored bytes.
     let id = &stored_reports(&w)[0];
     let got = w.run(&["cache", "get", "--kind", "report", id]).ok();
@@ -1606,14 +1634,21 @@ fn stored_reports_on_fs_are_byte_identical_and_read_no_lockfile() {
     // Export leaves them out (the next scan rebuilds them); import refuses them.
     let export = w.run(&["cache", "export", "-"]).ok();
     assert_eq!(export.stdout().lines().count(), 1, "{}", export.explain());
-    assert!(export.stderr().contains(&format!("Left out {reports} stored reports")));
+    assert!(
+        export
+            .stderr()
+            .contains(&format!("Left out {reports} stored reports"))
+    );
     let line = format!(r#"{{"kind":"report","id":"{id}","document":{{}},"expires_at":null}}"#);
     w.run_with_input(&["cache", "import", "-"], Some(&line))
         .code(1)
         .err_has("stored reports are not imported");
     w.run(&["clean", "--scan-cache"]).ok();
     let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
-    assert_eq!((stats["reports"].as_u64(), stats["blobs"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (stats["reports"].as_u64(), stats["blobs"].as_u64()),
+        (Some(0), Some(0))
+    );
 }
 
 #[test]
@@ -1633,7 +1668,14 @@ fn stored_reports_on_redis_and_a_damaged_one_is_ignored_with_a_warning() {
     for id in &ids {
         let key = format!("fanal::report::{id}");
         let len: usize = server.cli(&["-n", "3", "STRLEN", &key]).parse().unwrap();
-        server.cli(&["-n", "3", "SETRANGE", &key, &(len - 2).to_string(), "\u{7f}"]);
+        server.cli(&[
+            "-n",
+            "3",
+            "SETRANGE",
+            &key,
+            &(len - 2).to_string(),
+            "\u{7f}",
+        ]);
     }
     let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
     assert_eq!(stats["reports"].as_u64(), Some(ids.len() as u64), "{stats}");
@@ -1645,7 +1687,10 @@ fn stored_reports_on_redis_and_a_damaged_one_is_ignored_with_a_warning() {
         "{}",
         damaged.explain()
     );
-    assert_eq!(damaged.out.stdout, good.out.stdout, "no part of the damaged report");
+    assert_eq!(
+        damaged.out.stdout, good.out.stdout,
+        "no part of the damaged report"
+    );
     // It was stored again; gc removes the other damaged ones and keeps that one.
     assert!(used_stored_report(&w.run(&["fs", tree, "-f", "json"]).ok()));
     w.run(&["cache", "gc"])

@@ -150,8 +150,14 @@ mod tests {
     fn damaged_values_are_corrupt() {
         let stored = encode(b"0123456789");
         let cases: Vec<(Vec<u8>, &str)> = vec![
-            (stored[..stored.len() - 1].to_vec(), "9 bytes after the header"),
-            ([stored.as_slice(), b"x"].concat(), "11 bytes after the header"),
+            (
+                stored[..stored.len() - 1].to_vec(),
+                "9 bytes after the header",
+            ),
+            (
+                [stored.as_slice(), b"x"].concat(),
+                "11 bytes after the header",
+            ),
             (
                 [&stored[..stored.len() - 1], b"X"].concat(),
                 "do not match their SHA-256",
@@ -182,7 +188,10 @@ mod tests {
     fn documented_report_key() {
         let subject = Digest::from_sha256([7; 32]);
         let key = report_key(&subject, [("format", "json"), ("artifact-name", ".")]).unwrap();
-        assert_eq!(key.as_str(), "sha256:b288f7a5eaaa70d72e0391084341d63949a041380fd9fb4243e3f44e3fad75ff");
+        assert_eq!(
+            key.as_str(),
+            "sha256:b288f7a5eaaa70d72e0391084341d63949a041380fd9fb4243e3f44e3fad75ff"
+        );
         let other = report_key(&subject, [("format", "table"), ("artifact-name", ".")]).unwrap();
         assert_ne!(key, other);
     }

@@ -224,12 +224,24 @@ mod tests {
             Schema::of(EntryKind::Blob, br#"{"SchemaVersion":1,"OS":{}}"#),
             Schema::Version(1)
         );
-        assert_eq!(Schema::of(EntryKind::Blob, b"{not json"), Schema::NotDocument);
+        assert_eq!(
+            Schema::of(EntryKind::Blob, b"{not json"),
+            Schema::NotDocument
+        );
         assert_eq!(Schema::of(EntryKind::Blob, b"[2]"), Schema::NotDocument);
         // Versions the header cannot hold are judged from the document when read.
-        assert_eq!(Schema::of(EntryKind::Blob, br#"{"SchemaVersion":70000}"#), Schema::Unknown);
-        assert_eq!(Schema::of(EntryKind::Blob, br#"{"SchemaVersion":-1}"#), Schema::Unknown);
-        assert_eq!(Schema::of(EntryKind::Blob, br#"{"SchemaVersion":0}"#), Schema::Unknown);
+        assert_eq!(
+            Schema::of(EntryKind::Blob, br#"{"SchemaVersion":70000}"#),
+            Schema::Unknown
+        );
+        assert_eq!(
+            Schema::of(EntryKind::Blob, br#"{"SchemaVersion":-1}"#),
+            Schema::Unknown
+        );
+        assert_eq!(
+            Schema::of(EntryKind::Blob, br#"{"SchemaVersion":0}"#),
+            Schema::Unknown
+        );
         for schema in [
             Schema::Unknown,
             Schema::Version(1),

@@ -60,8 +60,7 @@ pub fn kind_filter(number: i32) -> Result<Option<EntryKind>, String> {
 
 /// The kind of a wire number, which must name one.
 pub fn kind_of(number: i32) -> Result<EntryKind, String> {
-    kind_filter(number)?
-        .ok_or_else(|| "a kind (ARTIFACT, BLOB or REPORT) is required".to_owned())
+    kind_filter(number)?.ok_or_else(|| "a kind (ARTIFACT, BLOB or REPORT) is required".to_owned())
 }
 
 /// A key on the wire.
