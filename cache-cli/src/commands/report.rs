@@ -15,7 +15,7 @@ pub fn write(
     write_bytes(&render(report, format)?, output)
 }
 
-/// The bytes of `report` as `format`, exactly as [`write`] writes them.
+/// The bytes of `report` as `format`, exactly as [`write()`] writes them.
 pub fn render(report: &cache_scan::Report, format: ReportFormat) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     match format {
