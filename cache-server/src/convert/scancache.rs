@@ -344,11 +344,7 @@ pub fn too_large(meta: &[(String, String)]) -> Option<Error> {
             .map(|(_, v)| v.as_str())
     };
     let [k, i, s, l] = TOO_LARGE_META;
-    let kind = match get(k)? {
-        "artifact" => EntryKind::Artifact,
-        "blob" => EntryKind::Blob,
-        _ => return None,
-    };
+    let kind: EntryKind = get(k)?.parse().ok()?;
     Some(Error::DocumentTooLarge {
         kind,
         id: get(i)?.to_owned(),
