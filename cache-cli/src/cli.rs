@@ -763,6 +763,8 @@ pub enum KindArg {
     Artifact,
     /// Layer analysis results.
     Blob,
+    /// Stored reports of directory scans (scancache's own).
+    Report,
 }
 
 impl From<KindArg> for EntryKind {
@@ -770,6 +772,7 @@ impl From<KindArg> for EntryKind {
         match k {
             KindArg::Artifact => EntryKind::Artifact,
             KindArg::Blob => EntryKind::Blob,
+            KindArg::Report => EntryKind::Report,
         }
     }
 }
@@ -802,7 +805,8 @@ pub enum CacheCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Print the JSON document stored under an ID.
+    /// Print the JSON document stored under an ID (with --kind report, the stored report
+    /// as it was written).
     ///
     /// Example: scancache cache get sha256:5317…
     Get {
@@ -815,7 +819,7 @@ pub enum CacheCommand {
         #[arg(long, value_enum)]
         kind: Option<KindArg>,
     },
-    /// Remove entries (artifacts or blobs) by ID.
+    /// Remove entries (artifacts, blobs or stored reports) by ID.
     ///
     /// Example: scancache cache rm sha256:5317… sha256:9a0b…
     Rm {

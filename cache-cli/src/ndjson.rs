@@ -65,6 +65,11 @@ pub fn check_document(kind: EntryKind, doc: &str) -> Result<()> {
     let check = match kind {
         EntryKind::Artifact => serde_json::from_str::<ArtifactInfo>(doc).map(|_| ()),
         EntryKind::Blob => serde_json::from_str::<BlobInfo>(doc).map(|_| ()),
+        EntryKind::Report => {
+            return Err(anyhow!(
+                "stored reports are not imported (the next scan rebuilds them)"
+            ));
+        }
     };
     check.map_err(|e| anyhow!("document is not a valid {kind}: {e}"))
 }

@@ -1463,3 +1463,240 @@ fn caps_and_unused_entries_from_the_command_line() {
     .err_has("document size cap")
     .err_has("Imported 0 entries");
 }
+
+// ---- Stored reports of directory scans ----------------------------------------------
+
+/// True when the run wrote a stored report (its summary says so).
+fn used_stored_report(run: &Run) -> bool {
+    run.stderr()
+        .lines()
+        .any(|l| l.contains("scanned directory") && l.contains("stored_report=true"))
+}
+
+/// The IDs of the stored reports `cache ls --kind report` lists.
+fn stored_reports(w: &World) -> Vec<String> {
+    let ls = w
+        .run(&["cache", "ls", "--kind", "report", "--format", "json"])
+        .ok()
+        .json();
+    ls.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["kind"], "report", "{e}");
+            e["id"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// Rewrites every lockfile of `tree` with garbage of the same size and gives it back its
+/// modification time (the blind spot of a directory's key): a scan that read one would
+/// warn and report other packages.
+fn scramble_lockfiles_keeping_their_metadata(tree: &Path) {
+    for (path, text) in cache_fixtures::project_files(20) {
+        let file = tree.join(&path);
+        let mtime = fs::metadata(&file).unwrap().modified().unwrap();
+        fs::write(&file, "#".repeat(text.len())).unwrap();
+        let f = fs::File::options().write(true).open(&file).unwrap();
+        f.set_modified(mtime).unwrap();
+    }
+}
+
+/// Cold, warm (stored report), warm without the report (the result from the cache, the
+/// report built and stored again) and warm again: the three warm outputs are the same
+/// bytes, and a JSON report is the cold one byte for byte (a table differs from the cold
+/// one only in its layer count line). The warm runs read no lockfile.
+fn check_stored_reports(w: &World) {
+    let tree = w.dir.path().join("tree");
+    cache_fixtures::write_project(&tree, 20).unwrap();
+    let tree = tree.to_str().unwrap();
+    for format in ["json", "table"] {
+        w.run(&["clean", "--scan-cache"]).ok();
+        let cold = w.run(&["fs", tree, "-f", format]).ok();
+        assert_eq!(tree_field(&cold, "analysed"), 1, "{}", cold.explain());
+        assert!(!used_stored_report(&cold), "{}", cold.explain());
+        let warm = w.run(&["fs", tree, "-f", format]).ok();
+        assert!(used_stored_report(&warm), "{}", warm.explain());
+        if format == "json" {
+            assert_eq!(warm.out.stdout, cold.out.stdout, "json: warm = cold");
+        } else {
+            let (cold_out, warm_out) = (cold.stdout(), warm.stdout());
+            assert_eq!(cold_out.lines().count(), warm_out.lines().count());
+            let differing: Vec<(&str, &str)> = cold_out
+                .lines()
+                .zip(warm_out.lines())
+                .filter(|(a, b)| a != b)
+                .collect();
+            assert_eq!(
+                differing,
+                [(
+                    "Layers    1 (1 analysed, 0 from cache)",
+                    "Layers    1 (0 analysed, 1 from cache)"
+                )],
+                "table: only the layer counts differ"
+            );
+        }
+        // Without the stored report: today's path, the same bytes, the report stored again.
+        let ids = stored_reports(w);
+        assert_eq!(ids.len(), 1, "{format}: {ids:?}");
+        w.run(&["cache", "rm", &ids[0]]).ok();
+        let rebuilt = w.run(&["fs", tree, "-f", format]).ok();
+        assert!(!used_stored_report(&rebuilt), "{}", rebuilt.explain());
+        assert_eq!(
+            (
+                tree_field(&rebuilt, "analysed"),
+                tree_field(&rebuilt, "cached")
+            ),
+            (0, 1)
+        );
+        assert_eq!(
+            rebuilt.out.stdout, warm.out.stdout,
+            "{format}: rebuilt = warm"
+        );
+        assert_eq!(
+            stored_reports(w),
+            ids,
+            "{format}: stored again under its key"
+        );
+        // To a file: the same bytes.
+        let file = w.dir.path().join(format!("report.{format}"));
+        let to_file = w
+            .run(&["fs", tree, "-f", format, "-o", file.to_str().unwrap()])
+            .ok();
+        assert!(used_stored_report(&to_file), "{}", to_file.explain());
+        assert_eq!(fs::read(&file).unwrap(), warm.out.stdout);
+        // Each format has its own report: start the next one without this one.
+        w.run(&["cache", "rm", &ids[0]]).ok();
+    }
+    // Another output option misses the stored reports but still finds the result.
+    let dev = w
+        .run(&["fs", tree, "-f", "json", "--include-dev-deps"])
+        .ok();
+    assert!(!used_stored_report(&dev), "{}", dev.explain());
+    assert_eq!(tree_field(&dev, "cached"), 1, "{}", dev.explain());
+    let name = w
+        .run(&["fs", &format!("{tree}/"), "-f", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        name["ArtifactName"],
+        format!("{tree}/"),
+        "the name is a key input"
+    );
+    let cold = w.run(&["fs", tree, "-f", "json"]).ok();
+    assert!(
+        !used_stored_report(&cold),
+        "the json report was removed above"
+    );
+
+    // The lockfiles are never read again: scrambled with their metadata kept, the
+    // stored report is still written (and the result would be too: the key's blind spot).
+    scramble_lockfiles_keeping_their_metadata(Path::new(tree));
+    let warm = w.run(&["fs", tree, "-f", "json"]).ok();
+    assert!(used_stored_report(&warm), "{}", warm.explain());
+    assert!(!warm.stderr().contains("WARN"), "{}", warm.explain());
+    assert_eq!(warm.out.stdout, cold.out.stdout);
+    let dev_again = w
+        .run(&["fs", tree, "-f", "json", "--include-dev-deps"])
+        .ok();
+    assert!(used_stored_report(&dev_again), "{}", dev_again.explain());
+    assert_eq!(dev_again.out.stdout, dev.out.stdout);
+}
+
+#[test]
+fn stored_reports_on_fs_are_byte_identical_and_read_no_lockfile() {
+    let w = World::new(vec!["--cache-backend".into(), "fs".into()]);
+    check_stored_reports(&w);
+    // The cache commands count, keep, list and remove stored reports as their own kind.
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    let reports = stats["reports"].as_u64().unwrap();
+    assert!(reports >= 3, "{stats}");
+    assert_eq!(stats["blobs"], 1, "one result for every report: {stats}");
+    let text = w.run(&["cache", "stats"]).ok().stdout();
+    assert!(text.contains(&format!("reports:    {reports}")), "{text}");
+    w.run(&["cache", "gc"])
+        .ok()
+        .err_has("Removed 0 expired and 0 stale entries");
+    assert_eq!(
+        stored_reports(&w).len() as u64,
+        reports,
+        "gc keeps sound reports"
+    );
+    let ls = w.run(&["cache", "ls"]).ok().stdout();
+    assert_eq!(
+        ls.lines().filter(|l| l.starts_with("report ")).count() as u64,
+        reports
+    );
+    // `cache get --kind report` prints the stored bytes.
+    let id = &stored_reports(&w)[0];
+    let got = w.run(&["cache", "get", "--kind", "report", id]).ok();
+    assert!(!got.out.stdout.is_empty());
+    // Export leaves them out (the next scan rebuilds them); import refuses them.
+    let export = w.run(&["cache", "export", "-"]).ok();
+    assert_eq!(export.stdout().lines().count(), 1, "{}", export.explain());
+    assert!(
+        export
+            .stderr()
+            .contains(&format!("Left out {reports} stored reports"))
+    );
+    let line = format!(r#"{{"kind":"report","id":"{id}","document":{{}},"expires_at":null}}"#);
+    w.run_with_input(&["cache", "import", "-"], Some(&line))
+        .code(1)
+        .err_has("stored reports are not imported");
+    w.run(&["clean", "--scan-cache"]).ok();
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(
+        (stats["reports"].as_u64(), stats["blobs"].as_u64()),
+        (Some(0), Some(0))
+    );
+}
+
+#[test]
+fn stored_reports_on_redis_and_a_damaged_one_is_ignored_with_a_warning() {
+    let Some(server) = redis_server(Tls::Off) else {
+        return;
+    };
+    let w = redis_world(&server, 3, Tls::Off);
+    check_stored_reports(&w);
+    let tree = w.dir.path().join("tree");
+    let tree = tree.to_str().unwrap();
+    let good = w.run(&["fs", tree, "-f", "json"]).ok();
+    assert!(used_stored_report(&good));
+    let ids = stored_reports(&w);
+    assert!(ids.len() >= 2, "{ids:?}");
+    // Damage every stored report: one byte near the end of each.
+    for id in &ids {
+        let key = format!("fanal::report::{id}");
+        let len: usize = server.cli(&["-n", "3", "STRLEN", &key]).parse().unwrap();
+        server.cli(&[
+            "-n",
+            "3",
+            "SETRANGE",
+            &key,
+            &(len - 2).to_string(),
+            "\u{7f}",
+        ]);
+    }
+    let stats = w.run(&["cache", "stats", "--format", "json"]).ok().json();
+    assert_eq!(stats["reports"].as_u64(), Some(ids.len() as u64), "{stats}");
+    let damaged = w.run(&["fs", tree, "-f", "json"]).ok();
+    assert!(!used_stored_report(&damaged), "{}", damaged.explain());
+    assert!(
+        damaged.stderr().contains("ignoring the stored report")
+            && damaged.stderr().contains("do not match their SHA-256"),
+        "{}",
+        damaged.explain()
+    );
+    assert_eq!(
+        damaged.out.stdout, good.out.stdout,
+        "no part of the damaged report"
+    );
+    // It was stored again; gc removes the other damaged ones and keeps that one.
+    assert!(used_stored_report(&w.run(&["fs", tree, "-f", "json"]).ok()));
+    w.run(&["cache", "gc"])
+        .ok()
+        .err_has(&format!("0 expired and {} stale entries", ids.len() - 1));
+    assert_eq!(stored_reports(&w).len(), 1);
+    w.run(&["clean", "--scan-cache"]).ok();
+    assert!(stored_reports(&w).is_empty());
+}

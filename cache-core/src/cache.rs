@@ -94,6 +94,8 @@ pub struct Stats {
     pub artifacts: u64,
     /// Live blob entries.
     pub blobs: u64,
+    /// Live stored reports ([`crate::report`]).
+    pub reports: u64,
     /// Sum of the stored sizes of the live entries.
     pub bytes: u64,
     /// Entries that have expired but are still stored (0 on backends that drop them
@@ -127,8 +129,8 @@ pub struct GcReport {
     pub disk_bytes: Option<(u64, u64)>,
 }
 
-/// A scan cache: per-layer analysis results ([`BlobInfo`]) and per-image records
-/// ([`ArtifactInfo`]).
+/// A scan cache: per-layer analysis results ([`BlobInfo`]), per-image records
+/// ([`ArtifactInfo`]) and scancache's own stored reports ([`crate::report`]).
 ///
 /// Contract shared by every backend and checked by the conformance suite (crate
 /// `cache-testkit`):
@@ -179,10 +181,10 @@ pub trait Cache: Send + Sync + fmt::Debug {
     /// (one transaction or pipeline) where it can.
     async fn write(&self, entries: &[RawEntry]) -> Result<()>;
 
-    /// Removes entries of either kind and returns how many live ones were stored.
+    /// Removes entries of any kind and returns how many live ones were stored.
     async fn delete(&self, keys: &[EntryKey]) -> Result<u64>;
 
-    /// Walks every stored entry of one kind or of both, expired ones included (with
+    /// Walks every stored entry of one kind or of all, expired ones included (with
     /// their expiry), reading what `walk` says. Entries come in no particular order;
     /// each entry once.
     async fn walk(
@@ -376,6 +378,27 @@ pub trait Cache: Send + Sync + fmt::Debug {
             .collect()
     }
 
+    /// Stores a rendered report under `id` ([`crate::report::report_key`]), framed by
+    /// [`crate::report::encode`], with the configured TTL like every put. A report over
+    /// the document size cap is refused ([`rules::check_document_size`]) and nothing is
+    /// stored.
+    async fn put_report(&self, id: &Digest, body: &[u8]) -> Result<()> {
+        let value = crate::report::encode(body);
+        put_checked(self, vec![(EntryKey::report(id), value)]).await
+    }
+
+    /// Reads a stored report's bytes; `Ok(None)` when absent or expired. A value that is
+    /// not a sound report (truncated, damaged, another version) is [`crate::Error::Corrupt`]:
+    /// no part of it is returned.
+    async fn get_report(&self, id: &Digest) -> Result<Option<Vec<u8>>> {
+        let mut values = self.read(EntryKind::Report, &[id]).await?;
+        values
+            .pop()
+            .flatten()
+            .map(|v| crate::report::decode(id.as_str(), v))
+            .transpose()
+    }
+
     // ---- Admin surface (provided) ---------------------------------------------------
 
     /// Removes blobs; IDs that are not stored are ignored.
@@ -543,6 +566,7 @@ impl Stats {
         match meta.key.kind {
             EntryKind::Artifact => self.artifacts += 1,
             EntryKind::Blob => self.blobs += 1,
+            EntryKind::Report => self.reports += 1,
         }
         self.bytes += meta.size;
         if meta.last_access.is_none() {

@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::{ArtifactInfo, BlobInfo, Document, EntryKind, Error, Result, model::schema_version_of};
+use crate::{
+    ArtifactInfo, BlobInfo, Document, EntryKind, Error, Result, model::schema_version_of, report,
+};
 
 /// Serializes a document to the bytes a backend stores.
 pub fn encode<T: Serialize>(doc: &T) -> Vec<u8> {
@@ -52,21 +54,34 @@ fn parse<T: Document>(bytes: &[u8]) -> std::result::Result<T, String> {
     serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
-/// The current `SchemaVersion` of a kind of document.
+/// The current `SchemaVersion` of a kind of document (of a stored report's header).
 pub fn current_schema(kind: EntryKind) -> i64 {
     match kind {
         EntryKind::Artifact => ArtifactInfo::SCHEMA_VERSION,
         EntryKind::Blob => BlobInfo::SCHEMA_VERSION,
+        EntryKind::Report => report::REPORT_SCHEMA_VERSION,
     }
 }
 
-/// True when stored bytes are a JSON object whose `SchemaVersion` is current for `kind`.
-/// Anything else (stale, not JSON, no version) counts as missing.
-pub fn is_current(kind: EntryKind, bytes: &[u8]) -> bool {
-    schema_version_of(bytes) == Some(current_schema(kind))
+/// The `SchemaVersion` stored bytes of `kind` carry, read without decoding the rest: a
+/// document's field, or a stored report's header ([`report::schema_version_of`]); `None`
+/// when they carry none.
+pub fn schema_of(kind: EntryKind, bytes: &[u8]) -> Option<i64> {
+    match kind {
+        EntryKind::Artifact | EntryKind::Blob => schema_version_of(bytes),
+        EntryKind::Report => report::schema_version_of(bytes),
+    }
 }
 
-/// True when stored bytes are a current document that also decodes as its kind's type.
+/// True when stored bytes are a JSON object whose `SchemaVersion` is current for `kind`
+/// (for a report, a header with the current version). Anything else (stale, not JSON, no
+/// version) counts as missing.
+pub fn is_current(kind: EntryKind, bytes: &[u8]) -> bool {
+    schema_of(kind, bytes) == Some(current_schema(kind))
+}
+
+/// True when stored bytes are a current document that also decodes as its kind's type (a
+/// report whose bytes match its header).
 /// Stricter (and slower) than [`is_current`]: `gc` uses it to drop entries that would make
 /// a getter fail.
 pub fn is_sound(kind: EntryKind, bytes: &[u8]) -> bool {
@@ -74,6 +89,7 @@ pub fn is_sound(kind: EntryKind, bytes: &[u8]) -> bool {
         && match kind {
             EntryKind::Artifact => parse::<ArtifactInfo>(bytes).is_ok(),
             EntryKind::Blob => parse::<BlobInfo>(bytes).is_ok(),
+            EntryKind::Report => report::is_sound(bytes),
         }
 }
 

@@ -152,7 +152,8 @@ id_type!(
     ArtifactId
 );
 
-/// The two kinds of entry a scan cache holds.
+/// The kinds of entry a scan cache holds: the reference scanner's two documents, and
+/// scancache's own stored reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
@@ -160,17 +161,21 @@ pub enum EntryKind {
     Artifact,
     /// A layer's analysis result ([`crate::BlobInfo`]).
     Blob,
+    /// A finished, rendered report of a directory scan ([`crate::report`]): scancache's
+    /// own kind, which the reference scanner never reads.
+    Report,
 }
 
 impl EntryKind {
-    /// Both kinds, artifacts first.
-    pub const ALL: [EntryKind; 2] = [EntryKind::Artifact, EntryKind::Blob];
+    /// Every kind, artifacts first.
+    pub const ALL: [EntryKind; 3] = [EntryKind::Artifact, EntryKind::Blob, EntryKind::Report];
 
-    /// `"artifact"` or `"blob"`, as used in Redis keys and export files.
+    /// `"artifact"`, `"blob"` or `"report"`, as used in Redis keys and export files.
     pub fn as_str(self) -> &'static str {
         match self {
             EntryKind::Artifact => "artifact",
             EntryKind::Blob => "blob",
+            EntryKind::Report => "report",
         }
     }
 }
@@ -187,9 +192,10 @@ impl FromStr for EntryKind {
         match s {
             "artifact" => Ok(EntryKind::Artifact),
             "blob" => Ok(EntryKind::Blob),
+            "report" => Ok(EntryKind::Report),
             _ => Err(Error::Config {
                 setting: crate::Setting::EntryKind,
-                reason: format!("{s:?} is neither \"artifact\" nor \"blob\""),
+                reason: format!("{s:?} is not \"artifact\", \"blob\" or \"report\""),
             }),
         }
     }
@@ -198,7 +204,7 @@ impl FromStr for EntryKind {
 /// The full address of one entry: its kind and its ID.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EntryKey {
-    /// Artifact or blob.
+    /// Artifact, blob or report.
     pub kind: EntryKind,
     /// The entry's ID.
     pub id: Digest,
@@ -218,6 +224,14 @@ impl EntryKey {
         EntryKey {
             kind: EntryKind::Blob,
             id: id.digest().clone(),
+        }
+    }
+
+    /// The key of a stored report ([`crate::report::report_key`]).
+    pub fn report(id: &Digest) -> Self {
+        EntryKey {
+            kind: EntryKind::Report,
+            id: id.clone(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The core of scancache: cache IDs and [`calc_key`], the stored documents
-//! ([`ArtifactInfo`], [`BlobInfo`]) and their encoding, the [`Cache`] trait with the
+//! ([`ArtifactInfo`], [`BlobInfo`]) and their encoding, stored reports ([`report`]), the [`Cache`] trait with the
 //! rules every backend shares ([`rules`]), and the parsing every front end shares
 //! (backend specs, TTLs, sizes). It stores nothing itself and knows nothing about LMDB,
 //! Redis, image archives or command lines: backends (`cache-fs`, `cache-mem`,
@@ -51,6 +51,7 @@ mod config;
 mod error;
 mod key;
 mod model;
+pub mod report;
 pub mod rules;
 mod topology;
 

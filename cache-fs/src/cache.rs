@@ -165,7 +165,7 @@ impl FsCache {
                         let header = Header {
                             expires_ms: value::expires_ms(e.expires_at),
                             accessed_s: now_s,
-                            schema: Schema::of(&e.value),
+                            schema: Schema::of(e.key.kind, &e.value),
                         };
                         let key = e.key.id.as_str().as_bytes();
                         entry::put_entry(txn, dbs, e.key.kind, key, header, &e.value)?;

@@ -3,8 +3,10 @@
 //!
 //! # Databases
 //!
-//! - `artifacts-v1` and `blobs-v1` map an ID (`sha256:<hex>`) to a stored value (a header
-//!   then the document; see [`crate::value`]).
+//! - `artifacts-v1`, `blobs-v1` and `reports-v1` map an ID (`sha256:<hex>`) to a stored
+//!   value (a header then the document, or the stored report; see [`crate::value`]).
+//!   `reports-v1` came later: a directory that lacks it gets it on its first open
+//!   (creating databases is idempotent), so an older cache is opened as it is.
 //! - `lru-v1` indexes entries by last access for eviction: key = access stamp (4 bytes
 //!   big endian) + kind byte + ID, value empty. Every entry with a header has exactly one
 //!   index record, under the stamp its header carries.
@@ -30,6 +32,7 @@ pub(crate) type Db = Database<'static, Bytes, Bytes>;
 
 const ARTIFACTS_DB: &str = "artifacts-v1";
 const BLOBS_DB: &str = "blobs-v1";
+const REPORTS_DB: &str = "reports-v1";
 const LRU_DB: &str = "lru-v1";
 const META_DB: &str = "meta-v1";
 const META_TOTALS: &[u8] = b"totals";
@@ -39,6 +42,7 @@ const META_TOTALS: &[u8] = b"totals";
 pub(crate) struct Dbs {
     pub(crate) artifacts: Db,
     pub(crate) blobs: Db,
+    pub(crate) reports: Db,
     lru: Db,
     meta: Db,
 }
@@ -49,6 +53,7 @@ impl Dbs {
         match kind {
             EntryKind::Artifact => self.artifacts,
             EntryKind::Blob => self.blobs,
+            EntryKind::Report => self.reports,
         }
     }
 
@@ -63,19 +68,25 @@ impl Dbs {
             Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((
                 open(ARTIFACTS_DB)?,
                 open(BLOBS_DB)?,
+                open(REPORTS_DB)?,
                 open(LRU_DB)?,
                 open(META_DB)?,
             )))
         })?;
         match opened {
-            CommitOrAbort::Commit((Some(artifacts), Some(blobs), Some(lru), Some(meta))) => {
-                Ok(Some(Dbs {
-                    artifacts,
-                    blobs,
-                    lru,
-                    meta,
-                }))
-            }
+            CommitOrAbort::Commit((
+                Some(artifacts),
+                Some(blobs),
+                Some(reports),
+                Some(lru),
+                Some(meta),
+            )) => Ok(Some(Dbs {
+                artifacts,
+                blobs,
+                reports,
+                lru,
+                meta,
+            })),
             _ => Ok(None),
         }
     }
@@ -88,14 +99,16 @@ impl Dbs {
             Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit((
                 create(ARTIFACTS_DB)?,
                 create(BLOBS_DB)?,
+                create(REPORTS_DB)?,
                 create(LRU_DB)?,
                 create(META_DB)?,
             )))
         })?;
         match created {
-            CommitOrAbort::Commit((artifacts, blobs, lru, meta)) => Ok(Some(Dbs {
+            CommitOrAbort::Commit((artifacts, blobs, reports, lru, meta)) => Ok(Some(Dbs {
                 artifacts,
                 blobs,
+                reports,
                 lru,
                 meta,
             })),
@@ -111,6 +124,7 @@ fn kind_byte(kind: EntryKind) -> u8 {
     match kind {
         EntryKind::Artifact => b'a',
         EntryKind::Blob => b'b',
+        EntryKind::Report => b'r',
     }
 }
 
@@ -118,6 +132,7 @@ fn kind_of_byte(b: u8) -> Option<EntryKind> {
     match b {
         b'a' => Some(EntryKind::Artifact),
         b'b' => Some(EntryKind::Blob),
+        b'r' => Some(EntryKind::Report),
         _ => None,
     }
 }
@@ -297,6 +312,7 @@ pub(crate) fn restamp(
 pub(crate) fn clear_all(txn: &mut RwTxn<'_>, dbs: &Dbs) -> heed::Result<()> {
     dbs.artifacts.clear(txn)?;
     dbs.blobs.clear(txn)?;
+    dbs.reports.clear(txn)?;
     dbs.lru.clear(txn)?;
     dbs.meta.clear(txn)?;
     Ok(())

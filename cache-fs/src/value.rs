@@ -18,7 +18,7 @@
 //! reads as unknown (no document has `SchemaVersion` 0, and values written before this
 //! field existed have zeros there).
 //!
-//! The layout is versioned through the database names (`artifacts-v1`, `blobs-v1`): a
+//! The layout is versioned through the database names (`artifacts-v1`, `blobs-v1`, `reports-v1`): a
 //! different layout gets new databases, so old bytes are never misread.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -56,10 +56,11 @@ impl Schema {
     const TAG_VERSION: u8 = 1;
     const TAG_NOT_DOCUMENT: u8 = 2;
 
-    /// Parses a document's version once, for its header. A version that does not fit
+    /// Parses a document's version (a stored report's header version) once, for its
+    /// header. A version that does not fit
     /// the header is left unknown (judged from the document when read).
-    pub(crate) fn of(doc: &[u8]) -> Schema {
-        match cache_core::schema_version_of(doc) {
+    pub(crate) fn of(kind: EntryKind, doc: &[u8]) -> Schema {
+        match codec::schema_of(kind, doc) {
             None => Schema::NotDocument,
             Some(v) => match u16::try_from(v) {
                 Ok(v) if v != 0 => Schema::Version(v),
@@ -218,17 +219,29 @@ mod tests {
     #[test]
     fn schema_version_is_recorded_and_judged_at_read_time() {
         let blob_v2 = br#"{"SchemaVersion":2}"#;
-        assert_eq!(Schema::of(blob_v2), Schema::Version(2));
+        assert_eq!(Schema::of(EntryKind::Blob, blob_v2), Schema::Version(2));
         assert_eq!(
-            Schema::of(br#"{"SchemaVersion":1,"OS":{}}"#),
+            Schema::of(EntryKind::Blob, br#"{"SchemaVersion":1,"OS":{}}"#),
             Schema::Version(1)
         );
-        assert_eq!(Schema::of(b"{not json"), Schema::NotDocument);
-        assert_eq!(Schema::of(b"[2]"), Schema::NotDocument);
+        assert_eq!(
+            Schema::of(EntryKind::Blob, b"{not json"),
+            Schema::NotDocument
+        );
+        assert_eq!(Schema::of(EntryKind::Blob, b"[2]"), Schema::NotDocument);
         // Versions the header cannot hold are judged from the document when read.
-        assert_eq!(Schema::of(br#"{"SchemaVersion":70000}"#), Schema::Unknown);
-        assert_eq!(Schema::of(br#"{"SchemaVersion":-1}"#), Schema::Unknown);
-        assert_eq!(Schema::of(br#"{"SchemaVersion":0}"#), Schema::Unknown);
+        assert_eq!(
+            Schema::of(EntryKind::Blob, br#"{"SchemaVersion":70000}"#),
+            Schema::Unknown
+        );
+        assert_eq!(
+            Schema::of(EntryKind::Blob, br#"{"SchemaVersion":-1}"#),
+            Schema::Unknown
+        );
+        assert_eq!(
+            Schema::of(EntryKind::Blob, br#"{"SchemaVersion":0}"#),
+            Schema::Unknown
+        );
         for schema in [
             Schema::Unknown,
             Schema::Version(1),

@@ -206,6 +206,7 @@ impl RedisCache {
                 None => ALL_KEYS,
                 Some(EntryKind::Artifact) => "fanal::artifact::*",
                 Some(EntryKind::Blob) => "fanal::blob::*",
+                Some(EntryKind::Report) => "fanal::report::*",
             },
             cursor: 0,
             seen: HashSet::new(),
@@ -629,7 +630,8 @@ pub(crate) fn first_refusal(answers: &[Value]) -> Option<String> {
 }
 
 /// The Redis key of an entry: `fanal::artifact::<id>` or `fanal::blob::<id>`, as the
-/// reference tool writes them.
+/// reference tool writes them, or `fanal::report::<id>` for scancache's own stored
+/// reports (which the reference never reads).
 pub(crate) fn key(kind: EntryKind, id: &str) -> String {
     format!("fanal::{}::{id}", kind.as_str())
 }

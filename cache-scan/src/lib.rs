@@ -109,5 +109,5 @@ pub use report::{
     ReportPackage,
 };
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};
-pub use tree::{TreeKind, TreeOptions, scan_tree, tree_key_of, upload_tree};
+pub use tree::{ListedTree, TreeKind, TreeOptions, list_tree, scan_tree, tree_key_of, upload_tree};
 pub use upload::{TargetSource, Uploaded, UploadedTarget, upload};

@@ -87,7 +87,7 @@ impl TreeOptions {
 
 /// What an analyser of a directory scan takes a file as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Want {
+pub(crate) enum Want {
     Lockfile(lockfile::Kind),
     Layer(Target),
 }
@@ -150,6 +150,78 @@ async fn list(root: &Path, options: &TreeOptions) -> Result<(PathBuf, Vec<Found<
     .await
 }
 
+/// A directory whose metadata was walked: the files its analysers select and its blob
+/// key ([`list_tree`]), before any file is read. [`ListedTree::scan`] finishes the scan.
+#[derive(Debug)]
+pub struct ListedTree {
+    root: PathBuf,
+    dir: PathBuf,
+    files: Vec<Found<Want>>,
+    key: BlobId,
+    options: TreeOptions,
+    started: Instant,
+}
+
+/// Walks the metadata of the directory `root` and derives its blob key, as
+/// [`scan_tree`] does first; no file is read. A front end that keeps finished reports
+/// keys them by [`ListedTree::key`] (cache-core's `report` module).
+///
+/// Must be called within a Tokio runtime.
+pub async fn list_tree(root: &Path, options: &TreeOptions) -> Result<ListedTree> {
+    let started = Instant::now();
+    let (dir, files) = list(root, options).await?;
+    let key = BlobId::from(tree_key(&walk::listing_digest(&files), options)?);
+    Ok(ListedTree {
+        root: root.to_path_buf(),
+        dir,
+        files,
+        key,
+        options: options.clone(),
+        started,
+    })
+}
+
+impl ListedTree {
+    /// The blob key of the directory's result (from the listing: paths, sizes, modes and
+    /// modification times of the selected files, the analysers and the options).
+    pub fn key(&self) -> &BlobId {
+        &self.key
+    }
+
+    /// The rest of [`scan_tree`]: one `missing_blobs`, the files read and analysed only
+    /// when the result is missing (and stored), the result applied as one layer.
+    #[tracing::instrument(skip_all, fields(root = %self.root.display(), kind = self.options.kind.as_str()))]
+    pub async fn scan(self, cache: &dyn Cache) -> Result<Report> {
+        let ListedTree {
+            root,
+            dir,
+            files,
+            key,
+            options,
+            started,
+        } = self;
+        let (blob, cached) = result_of(dir, files, &key, cache, &options, None).await?;
+        let counts = LayerCounts {
+            total: 1,
+            analysed: usize::from(!cached),
+            cached: usize::from(cached),
+            ..LayerCounts::default()
+        };
+        let report = assemble(&root, &blob, counts, &options);
+        tracing::info!(
+            path = %root.display(),
+            target = options.kind.as_str(),
+            analysed = counts.analysed,
+            cached = counts.cached,
+            packages = report.packages.len(),
+            lang_packages = report.applications.iter().map(|a| a.packages.len()).sum::<usize>(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "scanned directory"
+        );
+        Ok(report)
+    }
+}
+
 /// Scans the directory `root` through `cache`, as [`TreeKind`] says.
 ///
 /// The flow (`docs/scanning.md`, "Directory scans"): walk the tree's metadata and select
@@ -158,32 +230,11 @@ async fn list(root: &Path, options: &TreeOptions) -> Result<(PathBuf, Vec<Found<
 /// analyse the selected files and `put_blob` the result → apply it as one layer. An
 /// unchanged tree on a persistent backend is a hit that reads no file. A file that cannot
 /// be read or parsed is a warning naming it; the rest of the tree is scanned.
+/// [`list_tree`] and [`ListedTree::scan`] are its two halves.
 ///
 /// Must be called within a Tokio runtime.
-#[tracing::instrument(skip_all, fields(root = %root.display(), kind = options.kind.as_str()))]
 pub async fn scan_tree(root: &Path, cache: &dyn Cache, options: &TreeOptions) -> Result<Report> {
-    let started = Instant::now();
-    let (dir, files) = list(root, options).await?;
-    let blob_id = BlobId::from(tree_key(&walk::listing_digest(&files), options)?);
-    let (blob, cached) = result_of(dir, files, &blob_id, cache, options, None).await?;
-    let counts = LayerCounts {
-        total: 1,
-        analysed: usize::from(!cached),
-        cached: usize::from(cached),
-        ..LayerCounts::default()
-    };
-    let report = assemble(root, &blob, counts, options);
-    tracing::info!(
-        path = %root.display(),
-        target = options.kind.as_str(),
-        analysed = counts.analysed,
-        cached = counts.cached,
-        packages = report.packages.len(),
-        lang_packages = report.applications.iter().map(|a| a.packages.len()).sum::<usize>(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "scanned directory"
-    );
-    Ok(report)
+    list_tree(root, options).await?.scan(cache).await
 }
 
 /// Stores the result of the directory `root` in `server` the way the reference client

@@ -189,6 +189,102 @@ fn waiter(
 }
 
 suite! {
+    /// A stored report comes back byte for byte, apart from a blob of the same ID; it is
+    /// listed, counted, kept by `gc` and removed by `delete` and `clear` as its own kind.
+    async fn stored_reports_are_entries_of_their_own_kind(f) {
+        let c = fresh(f).await;
+        let id = numbered_digest(0x7e, 1);
+        let body = b"Target    .\nOS        not detected\n\xff binary is fine".to_vec();
+        assert_eq!(c.get_report(&id).await.unwrap(), None);
+        c.put_report(&id, &body).await.unwrap();
+        c.put_blob(&BlobId::from(id.clone()), &sample_blob(1, 1)).await.unwrap();
+        assert_eq!(c.get_report(&id).await.unwrap(), Some(body.clone()));
+        let mut kinds = Vec::new();
+        c.list(Some(EntryKind::Report), &mut |m| {
+            kinds.push((m.key.kind, m.key.id));
+            ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(kinds, [(EntryKind::Report, id.clone())]);
+        let s = c.stats().await.unwrap();
+        assert_eq!((s.artifacts, s.blobs, s.reports), (0, 1, 1));
+        let r = c.gc().await.unwrap();
+        assert_eq!((r.expired, r.stale), (0, 0), "a sound report is kept");
+        assert_eq!(c.get_report(&id).await.unwrap(), Some(body.clone()));
+        assert_eq!(c.delete(&[EntryKey::report(&id)]).await.unwrap(), 1);
+        assert_eq!(c.get_report(&id).await.unwrap(), None);
+        assert!(c.get_blob(&BlobId::from(id.clone())).await.unwrap().is_some());
+        c.put_report(&id, &body).await.unwrap();
+        c.clear().await.unwrap();
+        assert_eq!(c.get_report(&id).await.unwrap(), None);
+    }
+
+    /// A truncated or altered stored report is a corrupt entry, never part of a report;
+    /// `gc` removes it as stale without taking it for a document, and keeps sound ones.
+    async fn damaged_stored_reports_are_corrupt_and_gc_removes_them(f) {
+        let c = fresh(f).await;
+        let stored = cache_core::report::encode(b"0123456789");
+        let truncated = &stored[..stored.len() - 1];
+        let mut altered = stored.clone();
+        *altered.last_mut().unwrap() = b'X';
+        let ids: Vec<Digest> = (0..4).map(|n| numbered_digest(0x7e, 10 + n)).collect();
+        c.import(&[
+            raw(EntryKey::report(&ids[0]), truncated),
+            raw(EntryKey::report(&ids[1]), &altered),
+            raw(EntryKey::report(&ids[2]), br#"{"SchemaVersion":2}"#),
+            raw(EntryKey::report(&ids[3]), &stored),
+        ])
+        .await
+        .unwrap();
+        for id in &ids[..3] {
+            let err = c.get_report(id).await.unwrap_err();
+            assert!(err.is_corrupt() && err.to_string().contains(id.as_str()), "{err}");
+        }
+        assert_eq!(c.get_report(&ids[3]).await.unwrap(), Some(b"0123456789".to_vec()));
+        let r = c.gc().await.unwrap();
+        assert_eq!(r.stale, 3, "{r:?}");
+        assert_eq!(c.stats().await.unwrap().reports, 1);
+        assert_eq!(c.get_report(&ids[3]).await.unwrap(), Some(b"0123456789".to_vec()));
+    }
+
+    /// A stored report gets the TTL of every put, and one over the document size cap is
+    /// refused and not stored.
+    async fn stored_reports_follow_the_ttl_and_the_size_cap(f) {
+        let body = vec![b'x'; 1000];
+        let c = f
+            .create(CacheOptions {
+                max_document_size: Some(500),
+                ..Default::default()
+            })
+            .await;
+        let id = numbered_digest(0x7e, 20);
+        let err = c.put_report(&id, &body).await.unwrap_err();
+        assert!(err.is_document_too_large(), "{err}");
+        assert_eq!(c.get_report(&id).await.unwrap(), None);
+        c.put_report(&id, &body[..100]).await.unwrap();
+        assert_eq!(c.get_report(&id).await.unwrap(), Some(body[..100].to_vec()));
+
+        let c = f
+            .create(CacheOptions {
+                ttl: Some(Duration::from_secs(1)),
+                ..Default::default()
+            })
+            .await;
+        c.put_report(&id, &body).await.unwrap();
+        let mut expiry = None;
+        c.list(Some(EntryKind::Report), &mut |m| {
+            expiry = m.expires_at;
+            ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+        assert!(expiry.is_some(), "the report has the TTL");
+        assert_eq!(c.get_report(&id).await.unwrap(), Some(body.clone()));
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        assert_eq!(c.get_report(&id).await.unwrap(), None);
+    }
+
     /// Put, then get, of both kinds returns equal documents.
     async fn put_then_get_returns_equal_documents(f) {
         let c = fresh(f).await;

@@ -55,6 +55,7 @@ async fn stats(cache: &dyn Cache, format: Format) -> Result<()> {
                 "location": cache.location(),
                 "artifacts": s.artifacts,
                 "blobs": s.blobs,
+                "reports": s.reports,
                 "bytes": s.bytes,
                 "expired": s.expired,
                 "disk_bytes": s.disk_bytes,
@@ -72,6 +73,7 @@ async fn stats(cache: &dyn Cache, format: Format) -> Result<()> {
             )?;
             writeln!(out, "artifacts:  {}", s.artifacts)?;
             writeln!(out, "blobs:      {}", s.blobs)?;
+            writeln!(out, "reports:    {}", s.reports)?;
             writeln!(out, "bytes:      {} ({})", s.bytes, human_bytes(s.bytes))?;
             writeln!(out, "expired:    {}", s.expired)?;
             match (known(&s, s.unread[0]), known(&s, s.unread[1])) {
@@ -94,7 +96,7 @@ async fn stats(cache: &dyn Cache, format: Format) -> Result<()> {
 
 /// An unread count, or `None` when the backend knows no entry's last read (Redis).
 fn known(s: &cache_core::Stats, count: u64) -> Option<u64> {
-    let live = s.artifacts + s.blobs;
+    let live = s.artifacts + s.blobs + s.reports;
     (live == 0 || s.access_unknown < live).then_some(count)
 }
 
@@ -155,6 +157,16 @@ async fn get(cache: &dyn Cache, id: &Digest, kind: Option<EntryKind>) -> Result<
         None => vec![EntryKind::Blob, EntryKind::Artifact],
     };
     for kind in kinds {
+        if kind == EntryKind::Report {
+            // A stored report is printed as it would be written: its own bytes.
+            if let Some(report) = cache.get_report(id).await? {
+                let mut out = io::stdout().lock();
+                out.write_all(&report)?;
+                out.flush()?;
+                return Ok(());
+            }
+            continue;
+        }
         let doc = match kind {
             EntryKind::Blob => cache
                 .get_blob(&BlobId::from(id.clone()))
@@ -164,6 +176,7 @@ async fn get(cache: &dyn Cache, id: &Digest, kind: Option<EntryKind>) -> Result<
                 .get_artifact(&ArtifactId::from(id.clone()))
                 .await?
                 .map(|d| serde_json::to_value(d).map(|v| (v, kind))),
+            EntryKind::Report => None,
         };
         if let Some(doc) = doc {
             let (value, _) = doc?;
@@ -230,10 +243,16 @@ async fn gc(cache: &dyn Cache, unused_for: Option<std::time::Duration>) -> Resul
 
 async fn export(cache: &dyn Cache, file: &Path) -> Result<()> {
     let mut sink = Output::create(Some(file))?;
-    let (mut written, mut skipped) = (0u64, 0u64);
+    let (mut written, mut skipped, mut reports) = (0u64, 0u64, 0u64);
     let mut write_err = None;
     cache
         .export(None, &mut |e: RawEntry| {
+            // Stored reports are not exported: they are not documents, and the next scan
+            // of the same tree rebuilds them from the exported blob.
+            if e.key.kind == EntryKind::Report {
+                reports += 1;
+                return ControlFlow::Continue(());
+            }
             match ndjson::to_line(&e) {
                 Ok(line) => {
                     if let Err(err) = writeln!(sink.writer(), "{line}") {
@@ -256,6 +275,9 @@ async fn export(cache: &dyn Cache, file: &Path) -> Result<()> {
     let name = sink.name();
     sink.finish()?;
     tracing::info!("Exported {written} entries to {name}");
+    if reports > 0 {
+        tracing::info!("Left out {reports} stored reports (the next scan rebuilds them)");
+    }
     if skipped > 0 {
         bail!("{skipped} entries could not be exported (see the warnings above)");
     }

@@ -153,6 +153,8 @@ impl Counts {
         match kind {
             EntryKind::Artifact => self.artifacts += n,
             EntryKind::Blob => self.blobs += n,
+            // The reference's buckets hold no stored reports.
+            EntryKind::Report => {}
         }
     }
 

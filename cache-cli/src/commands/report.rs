@@ -1,6 +1,6 @@
 //! Writing a report in the format the user chose, for every scanning command.
 
-use std::{io, path::Path};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
@@ -12,10 +12,17 @@ pub fn write(
     format: ReportFormat,
     output: Option<&Path>,
 ) -> Result<()> {
-    let mut out = Output::create(output)?;
-    let written = match format {
-        ReportFormat::Table => out.writer().write_all(report.to_table().as_bytes()),
-        ReportFormat::Json => report.write_json(out.writer()),
+    write_bytes(&render(report, format)?, output)
+}
+
+/// The bytes of `report` as `format`, exactly as [`write()`] writes them.
+pub fn render(report: &cache_scan::Report, format: ReportFormat) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    match format {
+        ReportFormat::Table => out.extend_from_slice(report.to_table().as_bytes()),
+        ReportFormat::Json => report
+            .write_json(&mut out)
+            .context("cannot render the report")?,
         ReportFormat::Cyclonedx | ReportFormat::SpdxJson => {
             let meta = sbom_meta(report)?;
             let doc = if format == ReportFormat::Cyclonedx {
@@ -23,13 +30,26 @@ pub fn write(
             } else {
                 cache_scan::sbom::spdx(report, &meta)
             };
-            serde_json::to_writer_pretty(out.writer(), &doc)
-                .map_err(io::Error::other)
-                .and_then(|()| out.writer().write_all(b"\n"))
+            serde_json::to_writer_pretty(&mut out, &doc).context("cannot render the report")?;
+            out.push(b'\n');
         }
-    };
-    written.with_context(|| format!("cannot write {}", out.name()))?;
+    }
+    Ok(out)
+}
+
+/// Writes finished report bytes to `output` (atomically) or standard output.
+pub fn write_bytes(bytes: &[u8], output: Option<&Path>) -> Result<()> {
+    let mut out = Output::create(output)?;
+    out.writer()
+        .write_all(bytes)
+        .with_context(|| format!("cannot write {}", out.name()))?;
     out.finish()
+}
+
+/// The value of `SOURCE_DATE_EPOCH` when set: it fixes an SBOM's time and serial number,
+/// which are otherwise new on every run.
+pub fn source_date_epoch() -> Option<String> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()
 }
 
 /// The time and serial number of an SBOM: now and a fresh UUID, or, with
@@ -42,7 +62,7 @@ fn sbom_meta(report: &cache_scan::Report) -> Result<cache_scan::sbom::SbomMeta> 
     } else {
         &report.image_id
     };
-    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let epoch = source_date_epoch();
     let (time, seed) = match epoch {
         Some(e) => {
             let secs: i64 = e

@@ -40,6 +40,7 @@ pub fn kind_number(kind: EntryKind) -> i32 {
     match kind {
         EntryKind::Artifact => ps::Kind::Artifact as i32,
         EntryKind::Blob => ps::Kind::Blob as i32,
+        EntryKind::Report => ps::Kind::Report as i32,
     }
 }
 
@@ -50,13 +51,16 @@ pub fn kind_filter(number: i32) -> Result<Option<EntryKind>, String> {
         Ok(ps::Kind::Unspecified) => Ok(None),
         Ok(ps::Kind::Artifact) => Ok(Some(EntryKind::Artifact)),
         Ok(ps::Kind::Blob) => Ok(Some(EntryKind::Blob)),
-        Err(_) => Err(format!("{number} is not a kind (1 artifact, 2 blob)")),
+        Ok(ps::Kind::Report) => Ok(Some(EntryKind::Report)),
+        Err(_) => Err(format!(
+            "{number} is not a kind (1 artifact, 2 blob, 3 report)"
+        )),
     }
 }
 
 /// The kind of a wire number, which must name one.
 pub fn kind_of(number: i32) -> Result<EntryKind, String> {
-    kind_filter(number)?.ok_or_else(|| "a kind (ARTIFACT or BLOB) is required".to_owned())
+    kind_filter(number)?.ok_or_else(|| "a kind (ARTIFACT, BLOB or REPORT) is required".to_owned())
 }
 
 /// A key on the wire.
@@ -237,6 +241,7 @@ impl From<&Stats> for ps::StatsResponse {
         ps::StatsResponse {
             artifacts: s.artifacts,
             blobs: s.blobs,
+            reports: s.reports,
             bytes: s.bytes,
             expired: s.expired,
             disk_bytes: s.disk_bytes,
@@ -253,6 +258,7 @@ impl From<&ps::StatsResponse> for Stats {
         Stats {
             artifacts: s.artifacts,
             blobs: s.blobs,
+            reports: s.reports,
             bytes: s.bytes,
             expired: s.expired,
             disk_bytes: s.disk_bytes,
@@ -338,11 +344,7 @@ pub fn too_large(meta: &[(String, String)]) -> Option<Error> {
             .map(|(_, v)| v.as_str())
     };
     let [k, i, s, l] = TOO_LARGE_META;
-    let kind = match get(k)? {
-        "artifact" => EntryKind::Artifact,
-        "blob" => EntryKind::Blob,
-        _ => return None,
-    };
+    let kind: EntryKind = get(k)?.parse().ok()?;
     Some(Error::DocumentTooLarge {
         kind,
         id: get(i)?.to_owned(),
@@ -426,6 +428,7 @@ mod tests {
         let stats = Stats {
             artifacts: 1,
             blobs: 2,
+            reports: 9,
             bytes: 3,
             expired: 4,
             disk_bytes: Some(5),

@@ -13,17 +13,20 @@ use super::json::{json_message, proto_enum};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
 #[repr(i32)]
 pub enum Kind {
-    /// No kind given: in a walk, both kinds.
+    /// No kind given: in a walk, every kind.
     Unspecified = 0,
     /// An image record.
     Artifact = 1,
     /// A layer's analysis result.
     Blob = 2,
+    /// A stored report (scancache's own kind).
+    Report = 3,
 }
 proto_enum!(Kind {
     Unspecified = "KIND_UNSPECIFIED",
     Artifact = "ARTIFACT",
     Blob = "BLOB",
+    Report = "REPORT",
 });
 
 /// An entry's kind and ID.
@@ -312,6 +315,9 @@ pub struct StatsResponse {
     /// Live entries whose last access the backend does not know (every entry on Redis).
     #[prost(uint64, tag = "9")]
     pub access_unknown: u64,
+    /// Live stored reports (0 from a server that predates them).
+    #[prost(uint64, tag = "10")]
+    pub reports: u64,
 }
 json_message!(StatsResponse {
     artifacts,
@@ -322,7 +328,8 @@ json_message!(StatsResponse {
     backend,
     unread_7d,
     unread_30d,
-    access_unknown
+    access_unknown,
+    reports
 });
 
 /// `Claim`'s request: claim these blob keys for the caller (single-flight; the contract
