@@ -168,9 +168,11 @@ impl<'a> Scan<'a> {
         let apps = self.applications()?;
         let mut results = Vec::new();
         if self.on("sbom") {
+            // As the reference: every detected OS has an OS-packages result, `none` (packages
+            // without an OS) included, except one whose packages are all language ones.
             if let Some(os) = os
                 .as_ref()
-                .filter(|o| o.family != "none" && !o.family.is_empty())
+                .filter(|o| !o.family.is_empty() && o.family != "activestate")
             {
                 let name = if os.extended {
                     format!("{}-ESM", os.name)

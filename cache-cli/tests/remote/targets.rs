@@ -223,6 +223,11 @@ fn the_reference_client_gets_the_packages_it_finds_alone() {
     std::fs::remove_file(project.join("java/pom.xml")).unwrap();
     let root = dir.path().join("rootfs");
     rootfs(&root);
+    // Packages without an OS: the reference reports them as OS family `none`.
+    let bare = dir.path().join("bare");
+    rootfs(&bare);
+    std::fs::remove_file(bare.join("etc/os-release")).unwrap();
+    std::fs::remove_file(bare.join("etc/debian_version")).unwrap();
     let sbom = dir.path().join("debian.cdx.json");
     let cache = dir.path().join("trivy-cache");
     std::fs::create_dir_all(&cache).unwrap();
@@ -247,12 +252,18 @@ fn the_reference_client_gets_the_packages_it_finds_alone() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (project, root, sbom) = (
+    let (project, root, bare, sbom) = (
         project.display().to_string(),
         root.display().to_string(),
+        bare.display().to_string(),
         sbom.display().to_string(),
     );
-    for (command, target) in [("fs", &project), ("rootfs", &root), ("sbom", &sbom)] {
+    for (command, target) in [
+        ("fs", &project),
+        ("rootfs", &root),
+        ("rootfs", &bare),
+        ("sbom", &sbom),
+    ] {
         let alone = trivy_report(&trivy, &cache, &[command, target], &[]);
         let remote = trivy_report(
             &trivy,
@@ -269,7 +280,7 @@ fn the_reference_client_gets_the_packages_it_finds_alone() {
             server.log()
         );
     }
-    assert!(metric(&server, "scancache_server_put_blobs_total") >= 3.0);
+    assert!(metric(&server, "scancache_server_put_blobs_total") >= 4.0);
 }
 
 /// An unreachable server, a wrong token, an SBOM format: one line each, exit 1, and no
