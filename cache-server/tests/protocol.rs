@@ -838,13 +838,10 @@ fn shutdown_lets_requests_in_flight_finish_within_the_grace_period() {
     );
 }
 
-#[test]
-fn concurrent_uploads_are_committed_together_and_all_land() {
-    let dir = tempfile::tempdir().unwrap();
-    let fs = cache_fs::FsCache::open(dir.path(), &CacheOptions::default()).unwrap();
-    let s = Served::start(Arc::new(fs), Config::default());
-    let port = s.port;
-    let threads: Vec<_> = (0..64u64)
+/// `PutBlob`s of the blobs `ids`, each from a thread of its own, all at once; each must
+/// succeed.
+fn put_blobs_at_once(port: u16, ids: std::ops::Range<u64>) {
+    let threads: Vec<_> = ids
         .map(|n| {
             std::thread::spawn(move || {
                 let body = put_blob_json(&blob_id(n).to_string());
@@ -856,6 +853,14 @@ fn concurrent_uploads_are_committed_together_and_all_land() {
         let resp = t.join().unwrap();
         assert_eq!(resp.status, 200, "{}", resp.text());
     }
+}
+
+#[test]
+fn concurrent_uploads_are_committed_together_and_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = cache_fs::FsCache::open(dir.path(), &CacheOptions::default()).unwrap();
+    let s = Served::start(Arc::new(fs), Config::default());
+    put_blobs_at_once(s.port, 0..64);
     assert_eq!(s.blob_count(), 64);
     let ids: Vec<String> = (0..64).map(|n| blob_id(n).to_string()).collect();
     let resp = s.post("MissingBlobs", PROTOBUF, &missing_pb(&ids));
@@ -881,18 +886,7 @@ fn only_backends_that_group_writes_get_a_group_commit() {
     let watched = cache_testkit::Delegate::new(mem)
         .on_write(move |entries| seen.lock().unwrap().push(entries.len()));
     let s = Served::start(Arc::new(watched), Config::default());
-    let port = s.port;
-    let threads: Vec<_> = (0..16u64)
-        .map(|n| {
-            std::thread::spawn(move || {
-                let body = put_blob_json(&blob_id(n).to_string());
-                http::post(port, &format!("{CACHE}/PutBlob"), JSON, &[], &body).unwrap()
-            })
-        })
-        .collect();
-    for t in threads {
-        assert_eq!(t.join().unwrap().status, 200);
-    }
+    put_blobs_at_once(s.port, 0..16);
     assert_eq!(*writes.lock().unwrap(), vec![1; 16]);
     assert_eq!(s.blob_count(), 16);
 }
