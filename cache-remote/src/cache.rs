@@ -524,11 +524,7 @@ impl Cache for RemoteCache {
 
     /// `Renew` of the claims that hold something.
     async fn renew(&self, claims: &[Claim], lease: Duration) -> Result<()> {
-        let claims: Vec<ps::ClaimToken> = claims
-            .iter()
-            .filter(|c| !c.is_unheld())
-            .map(cv::claim_message)
-            .collect();
+        let claims = held(claims);
         if claims.is_empty() {
             return Ok(());
         }
@@ -543,11 +539,7 @@ impl Cache for RemoteCache {
 
     /// `Release` of the claims that hold something.
     async fn release(&self, claims: &[Claim]) -> Result<()> {
-        let claims: Vec<ps::ClaimToken> = claims
-            .iter()
-            .filter(|c| !c.is_unheld())
-            .map(cv::claim_message)
-            .collect();
+        let claims = held(claims);
         if claims.is_empty() {
             return Ok(());
         }
@@ -613,4 +605,14 @@ impl Cache for RemoteCache {
         tracing::debug!(backend = self.backend_name(), ?report, "gc");
         Ok(report)
     }
+}
+
+/// The messages of the claims that hold something (an unheld claim has nothing to renew
+/// or release on the server).
+fn held(claims: &[Claim]) -> Vec<ps::ClaimToken> {
+    claims
+        .iter()
+        .filter(|c| !c.is_unheld())
+        .map(cv::claim_message)
+        .collect()
 }

@@ -11,37 +11,18 @@ use std::{
 
 use cache_fixtures::{LOCKFILES, POM_PACKAGES, PROJECT_ENTRIES, write_project};
 use cache_scan::{Report, ScanOptions, TreeKind, TreeOptions, scan_tree};
-use cache_testkit::trivy::{command, require_trivy};
+use cache_testkit::trivy::{command, report_packages, require_trivy};
 use serde_json::Value;
 
 use crate::util::mem;
 
 /// `(type, target, name, version)` of every package of a JSON report, ours or the
-/// reference's; packages without a name (the reference's virtual Cargo workspace root)
-/// left out, and OS targets reduced to their OS part.
+/// reference's (see [`report_packages`]).
 fn packages(report: &Value) -> BTreeSet<(String, String, String, String)> {
-    let mut out = BTreeSet::new();
-    for r in report["Results"].as_array().into_iter().flatten() {
-        let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-        let target = s(&r["Target"]);
-        let target = if r["Class"] == "os-pkgs" {
-            target.rsplit(" (").next().unwrap_or_default().to_owned()
-        } else {
-            target
-        };
-        for p in r["Packages"].as_array().into_iter().flatten() {
-            if s(&p["Name"]).is_empty() {
-                continue;
-            }
-            out.insert((
-                s(&r["Type"]),
-                target.clone(),
-                s(&p["Name"]),
-                s(&p["Version"]),
-            ));
-        }
-    }
-    out
+    report_packages(report)
+        .into_iter()
+        .map(|(_, kind, target, name, version)| (kind, target, name, version))
+        .collect()
 }
 
 fn assert_same(

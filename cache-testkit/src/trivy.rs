@@ -12,6 +12,8 @@
 //!   drop.
 //! - [`scan_archives`] scans archives with `trivy image`, filling the cache it is pointed
 //!   at: `D/fanal/fanal.db` (its fs cache, a bbolt file) for `--cache-dir D`, or a Redis.
+//! - [`report_packages`] reads the packages of a JSON report, the reference's or
+//!   scancache's, in a form two reports compare by.
 
 use std::{
     net::TcpStream,
@@ -283,6 +285,40 @@ impl Drop for TrivyServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// One package of a JSON report: `(Class, Type, Target, Name, Version)`.
+pub type ReportPackage = (String, String, String, String, String);
+
+/// The packages of a JSON report (`Results[].Packages[]`), the reference's or scancache's,
+/// as [`ReportPackage`]s: packages without a name (the reference's virtual Cargo workspace
+/// root) left out, and an OS-packages result's target reduced to its OS part (`NAME
+/// (family version)` → `family version)`), so reports that name the scanned thing
+/// differently compare by packages.
+pub fn report_packages(report: &serde_json::Value) -> std::collections::BTreeSet<ReportPackage> {
+    let mut out = std::collections::BTreeSet::new();
+    for r in report["Results"].as_array().into_iter().flatten() {
+        let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        let target = s(&r["Target"]);
+        let target = if r["Class"] == "os-pkgs" {
+            target.rsplit(" (").next().unwrap_or_default().to_owned()
+        } else {
+            target
+        };
+        for p in r["Packages"].as_array().into_iter().flatten() {
+            if s(&p["Name"]).is_empty() {
+                continue;
+            }
+            out.insert((
+                s(&r["Class"]),
+                s(&r["Type"]),
+                target.clone(),
+                s(&p["Name"]),
+                s(&p["Version"]),
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

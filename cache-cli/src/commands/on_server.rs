@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
 use cache_remote::{ReferenceClient, UploadCache};
+use cache_scan::UploadedTarget;
 use cache_server::proto::scanner::{ScanOptions as ScanRequestOptions, ScanRequest};
 
 use crate::{
@@ -81,6 +82,35 @@ fn scan_request(r: &Request<'_>, scanners: &[Scanner]) -> ScanRequest {
             ..ScanRequestOptions::default()
         }),
     }
+}
+
+/// Asks the server to scan a directory's or an SBOM's uploaded result (`uploaded`, stored
+/// under its key, with no artifact entry) and writes its report as [`scan_and_write`]
+/// does.
+pub async fn scan_uploaded_and_write(
+    client: &ReferenceClient,
+    target: &str,
+    uploaded: &UploadedTarget,
+    include_dev_deps: bool,
+    remote: &ServerScanArgs,
+    format: ReportFormat,
+    output: Option<&Path>,
+) -> Result<()> {
+    let request = Request {
+        target,
+        artifact_id: uploaded.key.to_string(),
+        blob_ids: vec![uploaded.key.to_string()],
+        include_dev_deps,
+    };
+    scan_and_write(
+        client,
+        &request,
+        Subject::Target(uploaded),
+        remote,
+        format,
+        output,
+    )
+    .await
 }
 
 /// Asks the server to scan what was uploaded, and writes its answer as `format` to

@@ -5,10 +5,7 @@ use anyhow::{Context, Result};
 use cache_core::Cache;
 
 use super::on_server;
-use crate::{
-    cli::{GlobalOpts, SbomArgs},
-    server_report::Subject,
-};
+use crate::cli::{GlobalOpts, SbomArgs};
 
 /// Runs `sbom` against an open backend.
 pub async fn run(args: &SbomArgs, cache: &dyn Cache) -> Result<()> {
@@ -41,16 +38,11 @@ pub async fn run_on_server(args: &SbomArgs, g: &GlobalOpts) -> Result<()> {
                 client.location()
             )
         })?;
-    let request = on_server::Request {
-        target: &target,
-        artifact_id: uploaded.key.to_string(),
-        blob_ids: vec![uploaded.key.to_string()],
-        include_dev_deps: false,
-    };
-    on_server::scan_and_write(
+    on_server::scan_uploaded_and_write(
         &client,
-        &request,
-        Subject::Target(&uploaded),
+        &target,
+        &uploaded,
+        false,
         &args.remote,
         args.format,
         args.output.as_deref(),

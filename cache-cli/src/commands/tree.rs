@@ -11,7 +11,6 @@ use super::on_server;
 use crate::{
     backend::{self, Settings},
     cli::{GlobalOpts, ReportFormat, TreeArgs},
-    server_report::Subject,
 };
 
 fn options(args: &TreeArgs, kind: TreeKind) -> TreeOptions {
@@ -164,16 +163,11 @@ pub async fn run_on_server(
     let uploaded =
         uploaded.with_context(|| format!("cannot scan {target} through {}", client.location()))?;
     closed?;
-    let request = on_server::Request {
-        target: &target,
-        artifact_id: uploaded.key.to_string(),
-        blob_ids: vec![uploaded.key.to_string()],
-        include_dev_deps: args.include_dev_deps,
-    };
-    on_server::scan_and_write(
+    on_server::scan_uploaded_and_write(
         &client,
-        &request,
-        Subject::Target(&uploaded),
+        &target,
+        &uploaded,
+        args.include_dev_deps,
         &args.remote,
         args.format,
         args.output.as_deref(),

@@ -3,46 +3,17 @@
 //! reference's own `trivy fs|rootfs|sbom --server` against `scancache server`, the same
 //! packages as `trivy fs|rootfs|sbom` alone; and every way it can fail, in one line.
 
-use std::{collections::BTreeSet, path::Path};
+use std::path::Path;
 
 use cache_fixtures::{data, write_project};
 use cache_testkit::{
     http::ScancacheServer,
     redis::free_port,
-    trivy::{self, require_trivy},
+    trivy::{self, report_packages, require_trivy},
 };
 use serde_json::Value;
 
 use crate::support::{BIN, TOKEN, metric, run, sample, tempdir};
-
-/// `(class, type, target, name, version)` of every package of a JSON report (ours or
-/// the reference's), the OS target reduced to its OS part; packages without a name (the
-/// reference's virtual Cargo workspace root) left out.
-fn packages(report: &Value) -> BTreeSet<(String, String, String, String, String)> {
-    let mut out = BTreeSet::new();
-    for r in report["Results"].as_array().into_iter().flatten() {
-        let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-        let target = s(&r["Target"]);
-        let target = if r["Class"] == "os-pkgs" {
-            target.rsplit(" (").next().unwrap_or_default().to_owned()
-        } else {
-            target
-        };
-        for p in r["Packages"].as_array().into_iter().flatten() {
-            if s(&p["Name"]).is_empty() {
-                continue;
-            }
-            out.insert((
-                s(&r["Class"]),
-                s(&r["Type"]),
-                target.clone(),
-                s(&p["Name"]),
-                s(&p["Version"]),
-            ));
-        }
-    }
-    out
-}
 
 /// A small unpacked root file system: Debian's os-release, debian_version (which the
 /// reference needs to name the OS) and dpkg status, and one installed npm package.
@@ -119,9 +90,9 @@ fn through_scancache_server_the_packages_are_the_local_scans() {
         let mut remote = local.clone();
         remote.extend(["--server", url, "--token", TOKEN]);
         let (mine, theirs) = (report(&local), report(&remote));
-        let want = packages(&mine);
+        let want = report_packages(&mine);
         assert!(want.len() > 2, "{command}: {mine}");
-        assert_eq!(packages(&theirs), want, "{command} {extra:?}");
+        assert_eq!(report_packages(&theirs), want, "{command} {extra:?}");
         assert_eq!(theirs["ArtifactType"], mine["ArtifactType"], "{command}");
         assert_eq!(theirs["ArtifactName"], mine["ArtifactName"], "{command}");
         assert_eq!(
@@ -145,7 +116,7 @@ fn through_scancache_server_the_packages_are_the_local_scans() {
     let dev = |extra: &[&str]| {
         let mut args = vec!["fs", project.as_str(), "--server", url, "--token", TOKEN];
         args.extend_from_slice(extra);
-        packages(&report(&args)).len()
+        report_packages(&report(&args)).len()
     };
     assert!(dev(&["--include-dev-deps"]) > dev(&[]));
 }
@@ -271,10 +242,10 @@ fn the_reference_client_gets_the_packages_it_finds_alone() {
             &[command, target],
             &["--server", url, "--token", TOKEN],
         );
-        let want = packages(&alone);
+        let want = report_packages(&alone);
         assert!(want.len() > 2, "{command}: {alone}");
         assert_eq!(
-            packages(&remote),
+            report_packages(&remote),
             want,
             "trivy {command} --server\nserver log:\n{}",
             server.log()
