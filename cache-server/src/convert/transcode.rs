@@ -46,8 +46,8 @@ pub fn put_blob_request(body: &[u8]) -> Option<TranscodedBlob<'_>> {
         }
     }
     let blob = blob?;
-    // JSON keys make the document somewhat larger than the protobuf.
-    let mut out = Vec::with_capacity(body.len() + body.len() / 2 + 256);
+    // JSON keys make the document larger than the protobuf (some 1.6× for packages).
+    let mut out = Vec::with_capacity(2 * body.len() + 256);
     blob.write(&mut out).ok()?;
     Some(TranscodedBlob {
         diff_id,
@@ -83,6 +83,20 @@ impl<'a> Value<'a> {
         std::str::from_utf8(self.bytes()?).map_err(|_| NotHere)
     }
 
+    /// A string field, checked for UTF-8 and for whether JSON escapes any of it, in one
+    /// pass for the usual string (ASCII with nothing to escape).
+    fn text(self) -> Result<Text<'a>> {
+        let bytes = self.bytes()?;
+        // No short-circuit, so the check runs over whole words at a time.
+        let plain = bytes.iter().fold(true, |ok, &b| {
+            ok & (0x20..0x80).contains(&b) & (b != b'"') & (b != b'\\')
+        });
+        if !plain {
+            std::str::from_utf8(bytes).map_err(|_| NotHere)?;
+        }
+        Ok(Text { bytes, plain })
+    }
+
     fn varint(self) -> Result<u64> {
         match self {
             Value::Varint(v) => Ok(v),
@@ -103,6 +117,29 @@ impl<'a> Value<'a> {
 
     fn bool(self) -> Result<bool> {
         self.varint().map(|v| v != 0)
+    }
+}
+
+/// A string field's UTF-8 bytes, borrowed from the request; `plain` when it is ASCII
+/// with nothing JSON escapes (written as it is).
+#[derive(Clone, Copy)]
+struct Text<'a> {
+    bytes: &'a [u8],
+    plain: bool,
+}
+
+impl Default for Text<'_> {
+    fn default() -> Self {
+        Text {
+            bytes: &[],
+            plain: true,
+        }
+    }
+}
+
+impl Text<'_> {
+    fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
     }
 }
 
@@ -143,7 +180,23 @@ impl<'a> Fields<'a> {
     }
 
     /// A base-128 varint of at most ten bytes whose value fits 64 bits.
+    #[inline]
     fn varint(&mut self) -> Result<u64> {
+        // Field keys and the lengths of strings and packages are one or two bytes.
+        match *self.buf {
+            [b0, ref rest @ ..] if b0 < 0x80 => {
+                self.buf = rest;
+                Ok(u64::from(b0))
+            }
+            [b0, b1, ref rest @ ..] if b1 < 0x80 => {
+                self.buf = rest;
+                Ok(u64::from(b0 & 0x7f) | u64::from(b1) << 7)
+            }
+            _ => self.long_varint(),
+        }
+    }
+
+    fn long_varint(&mut self) -> Result<u64> {
         let mut value = 0u64;
         for (i, &byte) in self.buf.iter().enumerate().take(10) {
             if i == 9 && byte > 1 {
@@ -180,12 +233,12 @@ struct Blob<'a> {
     /// one package at a time.
     package_infos: Vec<&'a [u8]>,
     applications: Vec<&'a [u8]>,
-    opaque_dirs: Vec<&'a str>,
-    whiteout_files: Vec<&'a str>,
-    digest: &'a str,
-    diff_id: &'a str,
+    opaque_dirs: Vec<Text<'a>>,
+    whiteout_files: Vec<Text<'a>>,
+    digest: Text<'a>,
+    diff_id: Text<'a>,
     size: i64,
-    created_by: &'a str,
+    created_by: Text<'a>,
 }
 
 impl<'a> Blob<'a> {
@@ -198,13 +251,13 @@ impl<'a> Blob<'a> {
                 2 => once(&mut b.os, Os::read(v.bytes()?)?)?,
                 3 => b.package_infos.push(v.bytes()?),
                 4 => b.applications.push(v.bytes()?),
-                5 => b.opaque_dirs.push(v.str()?),
-                6 => b.whiteout_files.push(v.str()?),
-                7 => b.digest = v.str()?,
-                8 => b.diff_id = v.str()?,
+                5 => b.opaque_dirs.push(v.text()?),
+                6 => b.whiteout_files.push(v.text()?),
+                7 => b.digest = v.text()?,
+                8 => b.diff_id = v.text()?,
                 11 => once(&mut b.repository, Repository::read(v.bytes()?)?)?,
                 14 => b.size = v.int64()?,
-                15 => b.created_by = v.str()?,
+                15 => b.created_by = v.text()?,
                 _ => return Err(NotHere),
             }
         }
@@ -216,19 +269,19 @@ impl<'a> Blob<'a> {
         let mut o = Obj::open(out);
         o.int("SchemaVersion", i64::from(self.schema_version));
         o.int_nz("Size", self.size);
-        o.str_nz("Digest", self.digest);
-        o.str_nz("DiffID", self.diff_id);
-        o.str_nz("CreatedBy", self.created_by);
-        o.strs_nz("OpaqueDirs", &self.opaque_dirs);
-        o.strs_nz("WhiteoutFiles", &self.whiteout_files);
+        o.text_nz("Digest", self.digest);
+        o.text_nz("DiffID", self.diff_id);
+        o.text_nz("CreatedBy", self.created_by);
+        o.texts_nz("OpaqueDirs", &self.opaque_dirs);
+        o.texts_nz("WhiteoutFiles", &self.whiteout_files);
         // An OS with nothing in it is no OS (the reference's `omitzero`).
         if let Some(os) = self.os.as_ref().filter(|os| !os.is_empty()) {
             os.write(o.key("OS"));
         }
         if let Some(r) = &self.repository {
             let mut ro = Obj::open(o.key("Repository"));
-            ro.str_nz("Family", r.family);
-            ro.str_nz("Release", r.release);
+            ro.text_nz("Family", r.family);
+            ro.text_nz("Release", r.release);
             ro.close();
         }
         let mut package = Package::default();
@@ -253,11 +306,11 @@ impl<'a> Blob<'a> {
 
 #[derive(Default)]
 struct Os<'a> {
-    family: &'a str,
-    name: &'a str,
+    family: Text<'a>,
+    name: Text<'a>,
     eosl: bool,
     extended: bool,
-    supplier: &'a str,
+    supplier: Text<'a>,
 }
 
 impl<'a> Os<'a> {
@@ -266,11 +319,11 @@ impl<'a> Os<'a> {
         let mut fields = Fields::new(buf);
         while let Some((tag, v)) = fields.next()? {
             match tag {
-                1 => os.family = v.str()?,
-                2 => os.name = v.str()?,
+                1 => os.family = v.text()?,
+                2 => os.name = v.text()?,
                 3 => os.eosl = v.bool()?,
                 4 => os.extended = v.bool()?,
-                5 => os.supplier = v.str()?,
+                5 => os.supplier = v.text()?,
                 _ => return Err(NotHere),
             }
         }
@@ -287,11 +340,11 @@ impl<'a> Os<'a> {
 
     fn write(&self, out: &mut Vec<u8>) {
         let mut o = Obj::open(out);
-        o.str_nz("Family", self.family);
-        o.str_nz("Name", self.name);
+        o.text_nz("Family", self.family);
+        o.text_nz("Name", self.name);
         o.true_only("Eosl", self.eosl);
         // The fields the document does not model, in their (sorted) map order.
-        o.str_nz("Supplier", self.supplier);
+        o.text_nz("Supplier", self.supplier);
         o.true_only("extended", self.extended);
         o.close();
     }
@@ -299,8 +352,8 @@ impl<'a> Os<'a> {
 
 #[derive(Default)]
 struct Repository<'a> {
-    family: &'a str,
-    release: &'a str,
+    family: Text<'a>,
+    release: Text<'a>,
 }
 
 impl<'a> Repository<'a> {
@@ -309,8 +362,8 @@ impl<'a> Repository<'a> {
         let mut fields = Fields::new(buf);
         while let Some((tag, v)) = fields.next()? {
             match tag {
-                1 => r.family = v.str()?,
-                2 => r.release = v.str()?,
+                1 => r.family = v.text()?,
+                2 => r.release = v.text()?,
                 _ => return Err(NotHere),
             }
         }
@@ -324,18 +377,18 @@ struct PackageInfo;
 impl PackageInfo {
     /// Reads the encoded message `buf` and writes it as a document object.
     fn transcode<'a>(buf: &'a [u8], package: &mut Package<'a>, out: &mut Vec<u8>) -> Result<()> {
-        let mut file_path = "";
+        let mut file_path = Text::default();
         let mut packages = Vec::new();
         let mut fields = Fields::new(buf);
         while let Some((tag, v)) = fields.next()? {
             match tag {
-                1 => file_path = v.str()?,
+                1 => file_path = v.text()?,
                 2 => packages.push(v.bytes()?),
                 _ => return Err(NotHere),
             }
         }
         let mut o = Obj::open(out);
-        o.str_nz("FilePath", file_path);
+        o.text_nz("FilePath", file_path);
         packages_nz(&mut o, &packages, package)?;
         o.close();
         Ok(())
@@ -348,20 +401,20 @@ struct Application;
 impl Application {
     /// Reads the encoded message `buf` and writes it as a document object.
     fn transcode<'a>(buf: &'a [u8], package: &mut Package<'a>, out: &mut Vec<u8>) -> Result<()> {
-        let (mut r#type, mut file_path) = ("", "");
+        let (mut r#type, mut file_path) = (Text::default(), Text::default());
         let mut packages = Vec::new();
         let mut fields = Fields::new(buf);
         while let Some((tag, v)) = fields.next()? {
             match tag {
-                1 => r#type = v.str()?,
-                2 => file_path = v.str()?,
+                1 => r#type = v.text()?,
+                2 => file_path = v.text()?,
                 3 => packages.push(v.bytes()?),
                 _ => return Err(NotHere),
             }
         }
         let mut o = Obj::open(out);
-        o.str("Type", r#type);
-        o.str_nz("FilePath", file_path);
+        o.text("Type", r#type);
+        o.text_nz("FilePath", file_path);
         packages_nz(&mut o, &packages, package)?;
         o.close();
         Ok(())
@@ -389,16 +442,16 @@ fn packages_nz<'a>(
 
 #[derive(Default)]
 struct Identifier<'a> {
-    purl: &'a str,
-    bom_ref: &'a str,
-    uid: &'a str,
+    purl: Text<'a>,
+    bom_ref: Text<'a>,
+    uid: Text<'a>,
 }
 
 #[derive(Default)]
 struct Layer<'a> {
-    digest: &'a str,
-    diff_id: &'a str,
-    created_by: &'a str,
+    digest: Text<'a>,
+    diff_id: Text<'a>,
+    created_by: Text<'a>,
     size: i64,
 }
 
@@ -413,45 +466,45 @@ impl Layer<'_> {
 
 #[derive(Default)]
 struct BuildInfo<'a> {
-    content_sets: Vec<&'a str>,
-    nvr: &'a str,
-    arch: &'a str,
+    content_sets: Vec<Text<'a>>,
+    nvr: Text<'a>,
+    arch: Text<'a>,
 }
 
 #[derive(Default)]
 struct Package<'a> {
-    id: &'a str,
-    name: &'a str,
-    version: &'a str,
-    release: &'a str,
+    id: Text<'a>,
+    name: Text<'a>,
+    version: Text<'a>,
+    release: Text<'a>,
     epoch: i32,
     identifier: Option<Identifier<'a>>,
-    arch: &'a str,
-    src_name: &'a str,
-    src_version: &'a str,
-    src_release: &'a str,
+    arch: Text<'a>,
+    src_name: Text<'a>,
+    src_version: Text<'a>,
+    src_release: Text<'a>,
     src_epoch: i32,
-    licenses: Vec<&'a str>,
+    licenses: Vec<Text<'a>>,
     locations: Vec<(i32, i32)>,
     layer: Option<Layer<'a>>,
-    file_path: &'a str,
-    depends_on: Vec<&'a str>,
-    digest: &'a str,
+    file_path: Text<'a>,
+    depends_on: Vec<Text<'a>>,
+    digest: Text<'a>,
     dev: bool,
     indirect: bool,
-    maintainer: &'a str,
+    maintainer: Text<'a>,
     relationship: i32,
-    analyzed_by: &'a str,
-    repository_class: Option<&'a str>,
-    modularitylabel: &'a str,
+    analyzed_by: Text<'a>,
+    repository_class: Option<Text<'a>>,
+    modularitylabel: Text<'a>,
     build_info: Option<BuildInfo<'a>>,
-    installed_files: Vec<&'a str>,
+    installed_files: Vec<Text<'a>>,
 }
 
 impl<'a> Package<'a> {
     /// Reads the encoded package `buf` into `self`, replacing what it held.
     fn read(&mut self, buf: &'a [u8]) -> Result<()> {
-        let lists = |v: &mut Vec<&'a str>| {
+        let lists = |v: &mut Vec<Text<'a>>| {
             let mut v = std::mem::take(v);
             v.clear();
             v
@@ -475,38 +528,38 @@ impl<'a> Package<'a> {
         let mut fields = Fields::new(buf);
         while let Some((tag, v)) = fields.next()? {
             match tag {
-                1 => p.name = v.str()?,
-                2 => p.version = v.str()?,
-                3 => p.release = v.str()?,
+                1 => p.name = v.text()?,
+                2 => p.version = v.text()?,
+                3 => p.release = v.text()?,
                 4 => p.epoch = v.int32()?,
-                5 => p.arch = v.str()?,
-                6 => p.src_name = v.str()?,
-                7 => p.src_version = v.str()?,
-                8 => p.src_release = v.str()?,
+                5 => p.arch = v.text()?,
+                6 => p.src_name = v.text()?,
+                7 => p.src_version = v.text()?,
+                8 => p.src_release = v.text()?,
                 9 => p.src_epoch = v.int32()?,
                 11 => once(&mut p.layer, read_layer(v.bytes()?)?)?,
-                12 => p.file_path = v.str()?,
-                13 => p.id = v.str()?,
-                14 => p.depends_on.push(v.str()?),
-                15 => p.licenses.push(v.str()?),
-                16 => p.digest = v.str()?,
+                12 => p.file_path = v.text()?,
+                13 => p.id = v.text()?,
+                14 => p.depends_on.push(v.text()?),
+                15 => p.licenses.push(v.text()?),
+                16 => p.digest = v.text()?,
                 17 => p.dev = v.bool()?,
                 18 => p.indirect = v.bool()?,
                 19 => once(&mut p.identifier, read_identifier(v.bytes()?)?)?,
                 20 => p.locations.push(read_location(v.bytes()?)?),
-                21 => p.maintainer = v.str()?,
+                21 => p.maintainer = v.text()?,
                 22 => p.relationship = v.int32()?,
-                23 => p.analyzed_by = v.str()?,
+                23 => p.analyzed_by = v.text()?,
                 24 => once(
                     &mut p.repository_class,
                     read_package_repository(v.bytes()?)?,
                 )?,
-                25 => p.modularitylabel = v.str()?,
+                25 => p.modularitylabel = v.text()?,
                 26 => {
                     let sets = std::mem::take(&mut content_sets);
                     once(&mut p.build_info, read_build_info(v.bytes()?, sets)?)?;
                 }
-                27 => p.installed_files.push(v.str()?),
+                27 => p.installed_files.push(v.text()?),
                 _ => return Err(NotHere),
             }
         }
@@ -515,8 +568,8 @@ impl<'a> Package<'a> {
 
     fn write(&self, out: &mut Vec<u8>) {
         let mut o = Obj::open(out);
-        o.str_nz("ID", self.id);
-        o.str_nz("Name", self.name);
+        o.text_nz("ID", self.id);
+        o.text_nz("Name", self.name);
         // An identifier with nothing in it is none (the reference's `omitzero`).
         if let Some(id) = self
             .identifier
@@ -524,44 +577,44 @@ impl<'a> Package<'a> {
             .filter(|id| !(id.purl.is_empty() && id.uid.is_empty() && id.bom_ref.is_empty()))
         {
             let mut io = Obj::open(o.key("Identifier"));
-            io.str_nz("PURL", id.purl);
-            io.str_nz("UID", id.uid);
-            io.str_nz("BOMRef", id.bom_ref);
+            io.text_nz("PURL", id.purl);
+            io.text_nz("UID", id.uid);
+            io.text_nz("BOMRef", id.bom_ref);
             io.close();
         }
-        o.str_nz("Version", self.version);
-        o.str_nz("Release", self.release);
+        o.text_nz("Version", self.version);
+        o.text_nz("Release", self.release);
         o.int_nz("Epoch", i64::from(self.epoch));
-        o.str_nz("Arch", self.arch);
+        o.text_nz("Arch", self.arch);
         o.true_only("Dev", self.dev);
-        o.str_nz("SrcName", self.src_name);
-        o.str_nz("SrcVersion", self.src_version);
-        o.str_nz("SrcRelease", self.src_release);
+        o.text_nz("SrcName", self.src_name);
+        o.text_nz("SrcVersion", self.src_version);
+        o.text_nz("SrcRelease", self.src_release);
         o.int_nz("SrcEpoch", i64::from(self.src_epoch));
-        o.strs_nz("Licenses", &self.licenses);
-        o.str_nz("Maintainer", self.maintainer);
+        o.texts_nz("Licenses", &self.licenses);
+        o.text_nz("Maintainer", self.maintainer);
         o.true_only("Indirect", self.indirect);
         if self.relationship != 0 {
             o.str("Relationship", relationship_name(self.relationship));
         }
-        o.strs_nz("DependsOn", &self.depends_on);
-        o.str_nz("FilePath", self.file_path);
-        o.str_nz("Digest", self.digest);
-        o.strs_nz("InstalledFiles", &self.installed_files);
-        o.str_nz("AnalyzedBy", self.analyzed_by);
+        o.texts_nz("DependsOn", &self.depends_on);
+        o.text_nz("FilePath", self.file_path);
+        o.text_nz("Digest", self.digest);
+        o.texts_nz("InstalledFiles", &self.installed_files);
+        o.text_nz("AnalyzedBy", self.analyzed_by);
         // The fields the document does not model, in their (sorted) map order.
         if let Some(b) = &self.build_info {
             let mut bo = Obj::open(o.key("BuildInfo"));
-            bo.str_nz("Arch", b.arch);
-            bo.strs_nz("ContentSets", &b.content_sets);
-            bo.str_nz("Nvr", b.nvr);
+            bo.text_nz("Arch", b.arch);
+            bo.texts_nz("ContentSets", &b.content_sets);
+            bo.text_nz("Nvr", b.nvr);
             bo.close();
         }
         if let Some(l) = self.layer.as_ref().filter(|l| !l.is_empty()) {
             let mut lo = Obj::open(o.key("Layer"));
-            lo.str_nz("CreatedBy", l.created_by);
-            lo.str_nz("DiffID", l.diff_id);
-            lo.str_nz("Digest", l.digest);
+            lo.text_nz("CreatedBy", l.created_by);
+            lo.text_nz("DiffID", l.diff_id);
+            lo.text_nz("Digest", l.digest);
             lo.int_nz("Size", l.size);
             lo.close();
         }
@@ -575,10 +628,10 @@ impl<'a> Package<'a> {
             }
             list.close();
         }
-        o.str_nz("Modularitylabel", self.modularitylabel);
+        o.text_nz("Modularitylabel", self.modularitylabel);
         if let Some(class) = self.repository_class.filter(|c| !c.is_empty()) {
             let mut ro = Obj::open(o.key("Repository"));
-            ro.str("Class", class);
+            ro.text("Class", class);
             ro.close();
         }
         o.close();
@@ -590,9 +643,9 @@ fn read_layer(buf: &[u8]) -> Result<Layer<'_>> {
     let mut fields = Fields::new(buf);
     while let Some((tag, v)) = fields.next()? {
         match tag {
-            1 => l.digest = v.str()?,
-            2 => l.diff_id = v.str()?,
-            3 => l.created_by = v.str()?,
+            1 => l.digest = v.text()?,
+            2 => l.diff_id = v.text()?,
+            3 => l.created_by = v.text()?,
             4 => l.size = v.int64()?,
             _ => return Err(NotHere),
         }
@@ -605,9 +658,9 @@ fn read_identifier(buf: &[u8]) -> Result<Identifier<'_>> {
     let mut fields = Fields::new(buf);
     while let Some((tag, v)) = fields.next()? {
         match tag {
-            1 => id.purl = v.str()?,
-            2 => id.bom_ref = v.str()?,
-            3 => id.uid = v.str()?,
+            1 => id.purl = v.text()?,
+            2 => id.bom_ref = v.text()?,
+            3 => id.uid = v.text()?,
             _ => return Err(NotHere),
         }
     }
@@ -627,19 +680,19 @@ fn read_location(buf: &[u8]) -> Result<(i32, i32)> {
     Ok((start, end))
 }
 
-fn read_package_repository(buf: &[u8]) -> Result<&str> {
-    let mut class = "";
+fn read_package_repository(buf: &[u8]) -> Result<Text<'_>> {
+    let mut class = Text::default();
     let mut fields = Fields::new(buf);
     while let Some((tag, v)) = fields.next()? {
         match tag {
-            1 => class = v.str()?,
+            1 => class = v.text()?,
             _ => return Err(NotHere),
         }
     }
     Ok(class)
 }
 
-fn read_build_info<'a>(buf: &'a [u8], content_sets: Vec<&'a str>) -> Result<BuildInfo<'a>> {
+fn read_build_info<'a>(buf: &'a [u8], content_sets: Vec<Text<'a>>) -> Result<BuildInfo<'a>> {
     let mut b = BuildInfo {
         content_sets,
         ..BuildInfo::default()
@@ -647,9 +700,9 @@ fn read_build_info<'a>(buf: &'a [u8], content_sets: Vec<&'a str>) -> Result<Buil
     let mut fields = Fields::new(buf);
     while let Some((tag, v)) = fields.next()? {
         match tag {
-            1 => b.content_sets.push(v.str()?),
-            2 => b.nvr = v.str()?,
-            3 => b.arch = v.str()?,
+            1 => b.content_sets.push(v.text()?),
+            2 => b.nvr = v.text()?,
+            3 => b.arch = v.text()?,
             _ => return Err(NotHere),
         }
     }
@@ -687,10 +740,25 @@ impl<'o> Obj<'o> {
         string(self.key(key), value);
     }
 
-    fn str_nz(&mut self, key: &str, value: &str) {
+    fn text(&mut self, key: &str, value: Text<'_>) {
+        text(self.key(key), value);
+    }
+
+    fn text_nz(&mut self, key: &str, value: Text<'_>) {
         if !value.is_empty() {
-            self.str(key, value);
+            self.text(key, value);
         }
+    }
+
+    fn texts_nz(&mut self, key: &str, values: &[Text<'_>]) {
+        if values.is_empty() {
+            return;
+        }
+        let mut list = List::open(self.key(key));
+        for v in values {
+            text(list.item(), *v);
+        }
+        list.close();
     }
 
     fn int(&mut self, key: &str, value: i64) {
@@ -709,17 +777,6 @@ impl<'o> Obj<'o> {
         if value {
             self.key(key).extend_from_slice(b"true");
         }
-    }
-
-    fn strs_nz(&mut self, key: &str, values: &[&str]) {
-        if values.is_empty() {
-            return;
-        }
-        let mut list = List::open(self.key(key));
-        for v in values {
-            string(list.item(), v);
-        }
-        list.close();
     }
 
     fn close(self) {
@@ -750,6 +807,20 @@ impl<'o> List<'o> {
 
     fn close(self) {
         self.out.push(b']');
+    }
+}
+
+/// Writes a string field as a JSON string with serde_json's escaping: a plain one is
+/// copied in one piece, the others go through serde_json itself.
+fn text(out: &mut Vec<u8>, t: Text<'_>) {
+    if t.plain {
+        out.reserve(t.bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(t.bytes);
+        out.push(b'"');
+    } else if let Ok(s) = std::str::from_utf8(t.bytes) {
+        // Checked when read, so always here. Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
     }
 }
 
@@ -789,7 +860,17 @@ mod tests {
             let mut out = Vec::new();
             string(&mut out, s);
             assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+            let mut out = Vec::new();
+            text(&mut out, Value::Bytes(s.as_bytes()).text().ok().unwrap());
+            assert_eq!(
+                out,
+                serde_json::to_vec(s).unwrap(),
+                "{s:?} read from protobuf"
+            );
         }
+        // Not UTF-8, also after a plain ASCII start.
+        assert!(Value::Bytes(b"\xff").text().is_err());
+        assert!(Value::Bytes(b"plain\xc3").text().is_err());
     }
 
     #[test]
