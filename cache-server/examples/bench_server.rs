@@ -34,8 +34,6 @@ use cache_testkit::{
     redis::{RedisServer, ServerOptions},
     trivy::{TrivyServer, require_trivy},
 };
-use http_body_util::{BodyExt, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use prost::Message;
 
 #[global_allocator]
@@ -159,37 +157,65 @@ where
     (Spread::of(rates), Spread::of(tails))
 }
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+/// One kept-alive HTTP/1.1 connection of the load generator, with its read buffer.
+struct Conn {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
 
 /// One Twirp endpoint under load.
+///
+/// The load generator is a minimal HTTP/1.1 client (one request written in one piece,
+/// the answer read by its `Content-Length`, connections kept alive and reused), so that
+/// the load itself takes as little as it can of the cores it shares with the server.
 #[derive(Clone)]
 struct Endpoint {
-    client: HttpClient,
-    base: String,
+    addr: std::net::SocketAddr,
+    idle: Arc<std::sync::Mutex<Vec<Conn>>>,
 }
 
 impl Endpoint {
     fn new(base: String) -> Endpoint {
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(CLIENTS)
-            .build_http();
-        Endpoint { client, base }
+        let addr = base
+            .strip_prefix("http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("not an http://IP:PORT address: {base}"));
+        Endpoint {
+            addr,
+            idle: Arc::new(std::sync::Mutex::new(Vec::new())),
+        }
     }
 
     async fn call(&self, method: &str, body: Bytes) {
-        let req =
-            hyper::Request::post(format!("{}/twirp/trivy.cache.v1.Cache/{method}", self.base))
-                .header("content-type", "application/protobuf")
-                .body(Full::new(body))
-                .unwrap();
-        let resp = self.client.request(req).await.expect("request failed");
-        let status = resp.status();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let mut request = format!(
+            "POST /twirp/trivy.cache.v1.Cache/{method} HTTP/1.1\r\nHost: {}\r\n\
+             Content-Type: application/protobuf\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        let idle = self.idle.lock().unwrap().pop();
+        let mut conn = match idle {
+            Some(conn) => conn,
+            None => {
+                let stream = tokio::net::TcpStream::connect(self.addr)
+                    .await
+                    .expect("cannot connect to the server");
+                stream.set_nodelay(true).unwrap();
+                Conn {
+                    stream,
+                    buf: Vec::with_capacity(4096),
+                }
+            }
+        };
+        let (status, answer) = conn.exchange(&request).await;
         assert!(
-            status.is_success(),
+            status == 200,
             "{method}: {status} {}",
-            String::from_utf8_lossy(&body)
+            String::from_utf8_lossy(&answer)
         );
+        self.idle.lock().unwrap().push(conn);
     }
 
     /// Puts the blob `blob` (its `PutBlobRequest` field 2, encoded once by [`encoded_blob`])
@@ -203,6 +229,53 @@ impl Endpoint {
         .encode_to_vec();
         body.extend_from_slice(blob);
         self.call("PutBlob", body.into()).await;
+    }
+}
+
+impl Conn {
+    /// Writes `request` and reads the answer: its status and body. The answer must have
+    /// a `Content-Length` (both servers give one to every Twirp answer).
+    async fn exchange(&mut self, request: &[u8]) -> (u16, Vec<u8>) {
+        use tokio::io::AsyncWriteExt as _;
+        self.stream
+            .write_all(request)
+            .await
+            .expect("request failed");
+        self.buf.clear();
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..end]).expect("answer head");
+                let status: u16 = head
+                    .get(9..12)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_else(|| panic!("not an HTTP answer: {head:?}"));
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse().ok())?
+                    })
+                    .unwrap_or_else(|| panic!("an answer without Content-Length: {head:?}"));
+                let total = end + 4 + length;
+                while self.buf.len() < total {
+                    self.fill().await;
+                }
+                assert_eq!(self.buf.len(), total, "bytes after the answer");
+                return (status, self.buf[end + 4..].to_vec());
+            }
+            self.fill().await;
+        }
+    }
+
+    async fn fill(&mut self) {
+        use tokio::io::AsyncReadExt as _;
+        let n = self
+            .stream
+            .read_buf(&mut self.buf)
+            .await
+            .expect("answer failed");
+        assert!(n > 0, "the server closed the connection");
     }
 }
 
@@ -228,31 +301,78 @@ fn missing_request() -> Bytes {
     .into()
 }
 
-/// Throughput and p99 of both RPCs against one server, and the server process's CPU
-/// time per operation (µs) when its PID is known.
+/// Throughput and p99 of both RPCs against one server or backend, and the CPU time the
+/// processes on the path spent per call, when their PIDs are known.
 struct ServerFigures {
     missing: (Spread, Spread),
     put: (Spread, Spread),
-    cpu: Option<(f64, f64)>,
+    /// The server's CPU per MissingBlobs (µs).
+    missing_cpu: Option<f64>,
+    put_cpu: Option<PutCpu>,
 }
 
-/// User + system CPU seconds a process has used so far.
+/// CPU time per PutBlob (µs) of each process on the path.
+struct PutCpu {
+    /// The server's; 0 for direct calls.
+    server: f64,
+    /// This process's: the load generator's, or the direct caller's.
+    caller: f64,
+    /// redis-server's; 0 off Redis.
+    redis: f64,
+}
+
+/// The processes whose CPU time a benchmark reads besides its own.
+#[derive(Clone, Copy)]
+struct Watched {
+    /// The scancache server (none for the reference's server and for direct calls).
+    server: Option<u32>,
+    /// redis-server (none off Redis).
+    redis: Option<u32>,
+}
+
+/// The CPU seconds the threads of a process have run so far (from each thread's
+/// `schedstat`, in nanoseconds, rather than the 10 ms ticks of `stat`).
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is the 12th, stime
-    // the 13th of those.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
     };
-    (ticks(11) + ticks(12)) / 100.0
+    let ns: f64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .sum();
+    ns / 1e9
 }
 
-async fn bench_endpoint(plan: Plan, ep: &Endpoint, pid: Option<u32>) -> ServerFigures {
+/// Runs `rounds` rounds of `CLIENTS` concurrent `op(client, round)` calls; answers each
+/// of `pids`' CPU time per call (µs), in their order.
+async fn cpu_per_call<F, Fut>(pids: &[u32], rounds: usize, op: F) -> Vec<f64>
+where
+    F: Fn(usize, u64) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let before: Vec<f64> = pids.iter().map(|&p| cpu_seconds(p)).collect();
+    for round in 0..rounds {
+        let batch: Vec<_> = (0..CLIENTS)
+            .map(|c| tokio::spawn(op(c, round as u64)))
+            .collect();
+        for t in batch {
+            t.await.unwrap();
+        }
+    }
+    let calls = (rounds * CLIENTS) as f64;
+    pids.iter()
+        .zip(before)
+        .map(|(&p, b)| (cpu_seconds(p) - b) * 1e6 / calls)
+        .collect()
+}
+
+/// The IDs the CPU measurement of PutBlob writes (apart from the throughput's).
+fn cpu_put_id(c: usize, round: u64) -> u64 {
+    put_id(c, 5000 + round)
+}
+
+async fn bench_endpoint(plan: Plan, ep: &Endpoint, watched: Watched) -> ServerFigures {
     let blob = encoded_blob(blob_message());
     for n in 1..=IDS as u64 {
         ep.put(n, &blob).await;
@@ -263,45 +383,28 @@ async fn bench_endpoint(plan: Plan, ep: &Endpoint, pid: Option<u32>) -> ServerFi
         let e = e.clone();
         async move { e.call("MissingBlobs", body).await }
     };
-    // Server CPU per call, over a fixed number of calls from all clients.
-    let cpu_per = |pid: u32, seconds_before: f64, calls: f64| {
-        (cpu_seconds(pid) - seconds_before) * 1e6 / calls
-    };
-    let missing_cpu = match pid {
-        Some(pid) => {
-            let before = cpu_seconds(pid);
-            let calls = 8000;
-            for _ in 0..calls / CLIENTS {
-                let batch: Vec<_> = (0..CLIENTS)
-                    .map(|_| tokio::spawn(one(body.clone())))
-                    .collect();
-                for t in batch {
-                    t.await.unwrap();
-                }
-            }
-            Some(cpu_per(pid, before, (calls / CLIENTS * CLIENTS) as f64))
+    let missing_cpu = match watched.server {
+        Some(server) => {
+            let per = cpu_per_call(&[server], 500, |_, _| one(body.clone())).await;
+            Some(per[0])
         }
         None => None,
     };
     let missing = measure(plan, move |_, _| one(body.clone())).await;
-    let put_cpu = match pid {
-        Some(pid) => {
-            let before = cpu_seconds(pid);
-            let calls = 4000;
-            for round in 0..calls / CLIENTS {
-                let batch: Vec<_> = (0..CLIENTS)
-                    .map(|c| {
-                        let (e, blob) = (ep.clone(), blob.clone());
-                        tokio::spawn(
-                            async move { e.put(put_id(c, 5000 + round as u64), &blob).await },
-                        )
-                    })
-                    .collect();
-                for t in batch {
-                    t.await.unwrap();
-                }
-            }
-            Some(cpu_per(pid, before, (calls / CLIENTS * CLIENTS) as f64))
+    let put_one = |c: usize, round: u64| {
+        let (e, blob) = (ep.clone(), blob.clone());
+        async move { e.put(cpu_put_id(c, round), &blob).await }
+    };
+    let put_cpu = match watched.server {
+        Some(server) => {
+            let me = std::process::id();
+            let pids: Vec<u32> = [server, me].into_iter().chain(watched.redis).collect();
+            let per = cpu_per_call(&pids, 1000, put_one).await;
+            Some(PutCpu {
+                server: per[0],
+                caller: per[1],
+                redis: per.get(2).copied().unwrap_or(0.0),
+            })
         }
         None => None,
     };
@@ -314,11 +417,12 @@ async fn bench_endpoint(plan: Plan, ep: &Endpoint, pid: Option<u32>) -> ServerFi
     ServerFigures {
         missing,
         put,
-        cpu: missing_cpu.zip(put_cpu),
+        missing_cpu,
+        put_cpu,
     }
 }
 
-async fn bench_direct(plan: Plan, cache: Arc<dyn Cache>) -> ServerFigures {
+async fn bench_direct(plan: Plan, cache: Arc<dyn Cache>, redis: Option<u32>) -> ServerFigures {
     let doc = BlobInfo::from(blob_message());
     for n in 1..=IDS as u64 {
         cache.put_blob(&BlobId::from(id(n)), &doc).await.unwrap();
@@ -335,6 +439,21 @@ async fn bench_direct(plan: Plan, cache: Arc<dyn Cache>) -> ServerFigures {
     })
     .await;
     let doc = Arc::new(doc);
+    let put_one = |client: usize, round: u64| {
+        let (c, doc) = (cache.clone(), doc.clone());
+        async move {
+            c.put_blob(&BlobId::from(id(cpu_put_id(client, round))), &doc)
+                .await
+                .unwrap();
+        }
+    };
+    let pids: Vec<u32> = [std::process::id()].into_iter().chain(redis).collect();
+    let per = cpu_per_call(&pids, 1000, put_one).await;
+    let put_cpu = PutCpu {
+        server: 0.0,
+        caller: per[0],
+        redis: per.get(1).copied().unwrap_or(0.0),
+    };
     let c = cache.clone();
     let put = measure(plan, move |client, n| {
         let (c, doc) = (c.clone(), doc.clone());
@@ -348,7 +467,8 @@ async fn bench_direct(plan: Plan, cache: Arc<dyn Cache>) -> ServerFigures {
     ServerFigures {
         missing,
         put,
-        cpu: None,
+        missing_cpu: None,
+        put_cpu: Some(put_cpu),
     }
 }
 
@@ -380,18 +500,49 @@ fn report_vs_direct(
     direct: &ServerFigures,
     with_target: bool,
 ) {
-    if let Some((missing, put)) = ours.cpu {
-        for (rpc, us) in [("MissingBlobs(100)", missing), ("PutBlob(10KB)", put)] {
-            Figure {
-                name: &format!("{backend}: server CPU per {rpc}"),
-                unit: "us/op",
-                spread: Spread::of(vec![us]),
-                baseline: None,
-                target: None,
-                note: Some("user+system CPU of the server process over a fixed number of calls"),
-            }
-            .report();
+    let server_cpu = [
+        ("MissingBlobs(100)", ours.missing_cpu),
+        ("PutBlob(10KB)", ours.put_cpu.as_ref().map(|c| c.server)),
+    ];
+    for (rpc, us) in server_cpu {
+        let Some(us) = us else { continue };
+        Figure {
+            name: &format!("{backend}: server CPU per {rpc}"),
+            unit: "us/op",
+            spread: Spread::of(vec![us]),
+            baseline: None,
+            target: None,
+            note: Some("CPU time of the server process's threads over a fixed number of calls"),
         }
+        .report();
+    }
+    if let (Some(ours), Some(direct)) = (&ours.put_cpu, &direct.put_cpu) {
+        Figure {
+            name: &format!("{backend}: CPU per PutBlob(10KB), server and backend"),
+            unit: "us/op",
+            spread: Spread::of(vec![ours.server + ours.redis]),
+            baseline: Some((
+                "direct calls: caller and backend",
+                Spread::of(vec![direct.caller + direct.redis]),
+            )),
+            target: None,
+            note: Some(
+                "the server plus redis-server (if any) vs the calling process plus redis-server; \
+                 the load generator's own CPU (next figure) left out; ratio = cost multiple",
+            ),
+        }
+        .report();
+        Figure {
+            name: &format!("{backend}: load generator CPU per PutBlob(10KB)"),
+            unit: "us/op",
+            spread: Spread::of(vec![ours.caller]),
+            baseline: None,
+            target: None,
+            note: Some(
+                "this process sending the requests and reading the answers, on the same cores",
+            ),
+        }
+        .report();
     }
     let names = [
         format!("{backend}: MissingBlobs(100) via server"),
@@ -473,10 +624,18 @@ async fn main() {
     // Memory: no target.
     if part("memory") {
         let server = ScancacheServer::start(&bin, &["-q", "--cache-backend", "memory"], &[], &[]);
-        let ours_mem = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
+        let ours_mem = bench_endpoint(
+            plan,
+            &Endpoint::new(server.url()),
+            Watched {
+                server: Some(server.pid()),
+                redis: None,
+            },
+        )
+        .await;
         rss.push(("memory", peak_rss_mb(server.pid())));
         drop(server);
-        let direct = bench_direct(plan, Arc::new(cache_mem::MemCache::new(&options))).await;
+        let direct = bench_direct(plan, Arc::new(cache_mem::MemCache::new(&options)), None).await;
         report_vs_direct("memory", &ours_mem, &direct, false);
     }
 
@@ -490,11 +649,19 @@ async fn main() {
             &[],
             &[],
         );
-        let ours = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
+        let ours = bench_endpoint(
+            plan,
+            &Endpoint::new(server.url()),
+            Watched {
+                server: Some(server.pid()),
+                redis: None,
+            },
+        )
+        .await;
         rss.push(("fs", peak_rss_mb(server.pid())));
         drop(server);
         let direct_fs = cache_fs::FsCache::open(&dir.path().join("direct-fs"), &options).unwrap();
-        let direct = bench_direct(plan, Arc::new(direct_fs)).await;
+        let direct = bench_direct(plan, Arc::new(direct_fs), None).await;
         report_vs_direct("fs", &ours, &direct, true);
         ours_fs = Some(ours);
     }
@@ -504,14 +671,22 @@ async fn main() {
     if part("redis") {
         let server =
             ScancacheServer::start(&bin, &["-q", "--cache-backend", &redis.url(1)], &[], &[]);
-        let ours = bench_endpoint(plan, &Endpoint::new(server.url()), Some(server.pid())).await;
+        let ours = bench_endpoint(
+            plan,
+            &Endpoint::new(server.url()),
+            Watched {
+                server: Some(server.pid()),
+                redis: Some(redis.pid()),
+            },
+        )
+        .await;
         rss.push(("redis", peak_rss_mb(server.pid())));
         drop(server);
         let direct_redis =
             cache_redis::RedisCache::connect(cache_redis::RedisConfig::new(redis.url(2)), &options)
                 .await
                 .unwrap();
-        let direct = bench_direct(plan, Arc::new(direct_redis)).await;
+        let direct = bench_direct(plan, Arc::new(direct_redis), Some(redis.pid())).await;
         report_vs_direct("redis", &ours, &direct, true);
         ours_redis = Some(ours);
     }
@@ -536,13 +711,29 @@ async fn main() {
         Some(trivy) => {
             if let Some(ours) = &ours_fs {
                 let reference = TrivyServer::start(&trivy, &[]);
-                let trivy_fs = bench_endpoint(plan, &Endpoint::new(reference.url()), None).await;
+                let trivy_fs = bench_endpoint(
+                    plan,
+                    &Endpoint::new(reference.url()),
+                    Watched {
+                        server: None,
+                        redis: None,
+                    },
+                )
+                .await;
                 drop(reference);
                 report_vs_trivy("fs (LMDB vs bbolt)", ours, &trivy_fs);
             }
             if let Some(ours) = &ours_redis {
                 let reference = TrivyServer::start(&trivy, &["--cache-backend", &redis.url(3)]);
-                let trivy_redis = bench_endpoint(plan, &Endpoint::new(reference.url()), None).await;
+                let trivy_redis = bench_endpoint(
+                    plan,
+                    &Endpoint::new(reference.url()),
+                    Watched {
+                        server: None,
+                        redis: None,
+                    },
+                )
+                .await;
                 drop(reference);
                 report_vs_trivy("redis", ours, &trivy_redis);
             }
