@@ -51,6 +51,29 @@ pub struct Applied {
     pub secrets: Vec<AppliedSecret>,
 }
 
+impl Applied {
+    /// The OS a report names, as the reference names it: the detected one; else the
+    /// package repository's family and release; else, when there are OS packages, the
+    /// family `none` without a release (packages of an unknown distribution). `None`
+    /// when there is nothing of the kind.
+    pub fn reported_os(&self) -> Option<Os> {
+        if let Some(os) = &self.os {
+            return Some(os.clone());
+        }
+        if let Some(repo) = &self.repository {
+            return Some(Os {
+                family: repo.family.clone(),
+                name: repo.release.clone(),
+                ..Os::default()
+            });
+        }
+        (!self.packages.is_empty()).then(|| Os {
+            family: "none".into(),
+            ..Os::default()
+        })
+    }
+}
+
 /// Application types whose packages are reported together, one application per type.
 pub const AGGREGATED_TYPES: [&str; 5] = ["python-pkg", "conda-pkg", "gemspec", "node-pkg", "jar"];
 

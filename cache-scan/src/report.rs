@@ -237,7 +237,7 @@ impl Report {
             artifact_name: &self.artifact_name,
             artifact_type: self.artifact_type.as_str(),
             metadata: JsonMetadata {
-                os: self.os.as_ref(),
+                os: self.os.as_ref().map(JsonOs::from),
                 image_id: &self.image_id,
                 diff_ids: &self.diff_ids,
                 repo_tags: &self.repo_tags,
@@ -272,10 +272,10 @@ impl Report {
         } else {
             let _ = writeln!(out, "Target    {}", fit(&image, 70));
         }
-        let os = self.os.as_ref().map_or_else(
-            || "not detected".to_owned(),
-            |os| format!("{} {}", os.family, os.name),
-        );
+        let os = self
+            .os
+            .as_ref()
+            .map_or_else(|| "not detected".to_owned(), os_label);
         let _ = writeln!(out, "OS        {}", fit(&printable(&os), 70));
         let c = self.layers;
         let mut counts = format!(
@@ -305,7 +305,7 @@ impl Report {
         if !self.packages.is_empty() {
             let os = self.os.as_ref().map_or_else(
                 || "OS packages".to_owned(),
-                |os| format!("OS packages ({} {})", os.family, os.name),
+                |os| format!("OS packages ({})", os_label(os)),
             );
             groups.push((os, &self.packages));
         }
@@ -364,11 +364,45 @@ struct JsonReport<'a> {
     results: Vec<JsonResult<'a>>,
 }
 
+/// An OS for the table: family and release (`none` has none).
+fn os_label(os: &Os) -> String {
+    if os.name.is_empty() {
+        os.family.clone()
+    } else {
+        format!("{} {}", os.family, os.name)
+    }
+}
+
+/// `Metadata.OS` as the reference writes it: `Family` and `Name` always (`none` has no
+/// release), `EOSL` when past its end of life, then what this version does not model.
+#[derive(Serialize)]
+struct JsonOs<'a> {
+    #[serde(rename = "Family")]
+    family: &'a str,
+    #[serde(rename = "Name")]
+    name: &'a str,
+    #[serde(rename = "EOSL", skip_serializing_if = "std::ops::Not::not")]
+    eosl: bool,
+    #[serde(flatten)]
+    extra: &'a cache_core::Extra,
+}
+
+impl<'a> From<&'a Os> for JsonOs<'a> {
+    fn from(os: &'a Os) -> Self {
+        JsonOs {
+            family: &os.family,
+            name: &os.name,
+            eosl: os.eosl,
+            extra: &os.extra,
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct JsonMetadata<'a> {
     #[serde(rename = "OS", skip_serializing_if = "Option::is_none")]
-    os: Option<&'a Os>,
+    os: Option<JsonOs<'a>>,
     #[serde(rename = "ImageID", skip_serializing_if = "str::is_empty")]
     image_id: &'a str,
     #[serde(rename = "DiffIDs", skip_serializing_if = "<[String]>::is_empty")]

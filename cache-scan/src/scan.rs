@@ -257,7 +257,7 @@ fn assemble(
         repo_tags: image.repo_tags.clone(),
         diff_ids: image.layers.iter().map(|l| l.diff_id.to_string()).collect(),
         architecture: image.architecture.clone(),
-        os: applied.os,
+        os: applied.reported_os(),
         repository: applied.repository,
         packages: applied.packages,
         applications: applied.applications,

@@ -468,6 +468,7 @@ fn assemble(root: &Path, blob: &BlobInfo, counts: LayerCounts, options: &TreeOpt
         digest: None,
         blob,
     }]);
+    let os = applied.reported_os();
     let mut applications = applied.applications;
     if !options.include_dev_deps {
         for app in &mut applications {
@@ -482,7 +483,7 @@ fn assemble(root: &Path, blob: &BlobInfo, counts: LayerCounts, options: &TreeOpt
         repo_tags: Vec::new(),
         diff_ids: Vec::new(),
         architecture: String::new(),
-        os: applied.os,
+        os,
         repository: applied.repository,
         packages: applied.packages,
         applications,

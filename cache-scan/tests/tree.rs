@@ -232,6 +232,32 @@ async fn rootfs_matches_the_reference_and_the_image_scan() {
 }
 
 #[tokio::test]
+async fn rootfs_with_packages_but_no_os_reports_family_none_as_the_reference() {
+    let Some(trivy) = require_trivy() else { return };
+    let root = tempfile::tempdir().unwrap();
+    extract(&sample("debian.tar"), root.path());
+    for release in ["etc/os-release", "usr/lib/os-release", "etc/debian_version"] {
+        let _ = std::fs::remove_file(root.path().join(release));
+    }
+    let report = ours(root.path(), &TreeOptions::new(TreeKind::Rootfs)).await;
+    let mine = report.to_json();
+    let theirs = reference(&trivy, &["rootfs"], root.path());
+    // Target `NAME (none )`, type `none`: in the packages' (type, target) pairs.
+    assert_same("bare debian", &packages(&mine), &packages(&theirs));
+    assert!(packages(&mine).iter().all(|p| p.0 == "none"), "{mine:#}");
+    assert_eq!(mine["Metadata"]["OS"], theirs["Metadata"]["OS"]);
+    assert_eq!(
+        mine["Metadata"]["OS"],
+        serde_json::json!({"Family": "none", "Name": ""})
+    );
+    assert!(
+        report.to_table().contains("\nOS        none\n"),
+        "{}",
+        report.to_table()
+    );
+}
+
+#[tokio::test]
 async fn an_unchanged_tree_is_a_hit_that_reads_no_file() {
     let dir = tempfile::tempdir().unwrap();
     write_project(dir.path(), 20).unwrap();

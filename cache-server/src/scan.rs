@@ -242,12 +242,10 @@ impl<'a> Scan<'a> {
         })
     }
 
-    /// The image's OS: the applied one; else, with packages, `none`; else the
-    /// repository's family and release; a `distro` option overrides a detected one.
+    /// The image's OS as reports name it ([`cache_scan::Applied::reported_os`]); a
+    /// `distro` option overrides a detected one.
     fn os(&self) -> Option<pb::Os> {
-        let mut os = self.applied.os.as_ref().map(|o| pb::Os {
-            family: o.family.clone(),
-            name: o.name.clone(),
+        let mut os = self.applied.reported_os().map(|o| pb::Os {
             eosl: false,
             extended: o
                 .extra
@@ -260,21 +258,9 @@ impl<'a> Scan<'a> {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),
+            family: o.family,
+            name: o.name,
         });
-        if os.is_none() {
-            if let Some(repo) = &self.applied.repository {
-                os = Some(pb::Os {
-                    family: repo.family.clone(),
-                    name: repo.release.clone(),
-                    ..pb::Os::default()
-                });
-            } else if !self.applied.packages.is_empty() {
-                os = Some(pb::Os {
-                    family: "none".into(),
-                    ..pb::Os::default()
-                });
-            }
-        }
         if let (Some(distro), Some(_)) = (&self.options.distro, &os)
             && !distro.family.is_empty()
         {

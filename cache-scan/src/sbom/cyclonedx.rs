@@ -24,7 +24,7 @@ pub fn cyclonedx(report: &Report, meta: &SbomMeta) -> Value {
     let mut root_deps = Vec::new();
     if let Some(os) = &report.os {
         let os_ref = format!("os:{}:{}", os.family, os.name);
-        components.push(json!({
+        let mut component = json!({
             "bom-ref": os_ref,
             "type": "operating-system",
             "name": os.family,
@@ -33,7 +33,14 @@ pub fn cyclonedx(report: &Report, meta: &SbomMeta) -> Value {
                 {"name": format!("{NS}Class"), "value": "os-pkgs"},
                 {"name": format!("{NS}Type"), "value": os.family},
             ],
-        }));
+        });
+        // An OS without a release (`none`) has no version, as the reference writes it.
+        if os.name.is_empty()
+            && let Some(c) = component.as_object_mut()
+        {
+            c.remove("version");
+        }
+        components.push(component);
         dependencies.push(json!({"ref": os_ref, "dependsOn": refs(&tree.os)}));
         root_deps.push(os_ref);
     }

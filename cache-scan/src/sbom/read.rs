@@ -188,7 +188,7 @@ pub async fn scan_sbom(path: &Path, cache: &dyn Cache) -> Result<Report> {
         repo_tags: Vec::new(),
         diff_ids: Vec::new(),
         architecture: String::new(),
-        os: applied.os,
+        os: applied.reported_os(),
         repository: applied.repository,
         packages: applied.packages,
         applications: applied.applications,

@@ -70,7 +70,7 @@ pub fn spdx(report: &Report, meta: &SbomMeta) -> Value {
             "SPDXRef-OperatingSystem-{}",
             short(&format!("{}:{}", os.family, os.name))
         );
-        packages.push(json!({
+        let mut package = json!({
             "SPDXID": id,
             "name": os.family,
             "versionInfo": os.name,
@@ -78,7 +78,14 @@ pub fn spdx(report: &Report, meta: &SbomMeta) -> Value {
             "filesAnalyzed": false,
             "primaryPackagePurpose": "OPERATING_SYSTEM",
             "annotations": annotations(meta, &[("Class", "os-pkgs".into()), ("Type", os.family.clone())]),
-        }));
+        });
+        // An OS without a release (`none`) has no version.
+        if os.name.is_empty()
+            && let Some(p) = package.as_object_mut()
+        {
+            p.remove("versionInfo");
+        }
+        packages.push(package);
         relationships.push(json!({"spdxElementId": root, "relationshipType": "CONTAINS", "relatedSpdxElement": id}));
         contain(&id, &tree.os, &mut packages, &mut relationships);
     }
