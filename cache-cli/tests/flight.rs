@@ -63,8 +63,8 @@ fn scancache(cache_dir: &Path, backend: &[&str], args: &[&str]) -> Command {
     cmd
 }
 
-/// A JSON scan of `input` started in the background.
-fn start_scan(cache_dir: &Path, backend: &[&str], input: &Path, lease: &str) -> Child {
+/// A JSON scan of `input`, to start.
+fn scan_command(cache_dir: &Path, backend: &[&str], input: &Path, lease: &str) -> Command {
     let input = input.display().to_string();
     scancache(
         cache_dir,
@@ -79,8 +79,13 @@ fn start_scan(cache_dir: &Path, backend: &[&str], input: &Path, lease: &str) -> 
             "json",
         ],
     )
-    .spawn()
-    .unwrap()
+}
+
+/// A JSON scan of `input` started in the background.
+fn start_scan(cache_dir: &Path, backend: &[&str], input: &Path, lease: &str) -> Child {
+    scan_command(cache_dir, backend, input, lease)
+        .spawn()
+        .unwrap()
 }
 
 /// The JSON report of a finished scan, which must have succeeded.
@@ -149,18 +154,46 @@ fn eight_processes_analyse_the_base_once(
         std::thread::sleep(Duration::from_millis(1));
     }
     signal(&first, "-STOP");
+    // The others log their debug lines to files, watched until each says it found the
+    // base claimed: only then is the first let go (a fixed pause was too short for seven
+    // processes to start on a loaded machine, and they found the base already stored).
+    let logs: Vec<PathBuf> = (1..inputs.len())
+        .map(|i| dir.path().join(format!("scan-{i}.log")))
+        .collect();
     let mut children = vec![first];
-    children.extend(
-        inputs[1..]
-            .iter()
-            .map(|input| start_scan(cache_dir, backend, input, "30s")),
-    );
-    std::thread::sleep(Duration::from_millis(500));
+    children.extend(inputs[1..].iter().zip(&logs).map(|(input, log)| {
+        let debug: Vec<&str> = ["-d"].iter().chain(backend).copied().collect();
+        let mut cmd = scan_command(cache_dir, &debug, input, "30s");
+        cmd.stderr(std::fs::File::create(log).unwrap());
+        cmd.spawn().unwrap()
+    }));
+    let waiting = |log: &PathBuf| {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains("layer claimed by another scan")
+    };
+    let started = Instant::now();
+    while !logs.iter().all(waiting) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not every other scan found the base claimed: {:?}",
+            logs.iter().map(waiting).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     signal(&children[0], "-CONT");
     let outs: Vec<Output> = children
         .into_iter()
         .map(|c| c.wait_with_output().unwrap())
         .collect();
+    for (out, log) in outs[1..].iter().zip(&logs) {
+        assert!(
+            out.status.success(),
+            "scan failed: {}\nlog:\n{}",
+            out.status,
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
     let reports: Vec<Value> = outs.iter().map(report).collect();
     let base: Vec<String> = reports.iter().map(|r| sources(r)[0].clone()).collect();
     let analysed = base.iter().filter(|s| *s == "analysed").count();
@@ -182,10 +215,10 @@ fn eight_processes_analyse_the_base_once(
         );
     }
     // The INFO summary counts waited layers.
-    let waited: u64 = outs
-        .iter()
-        .map(|o| {
-            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let stderrs = std::iter::once(String::from_utf8_lossy(&outs[0].stderr).into_owned())
+        .chain(logs.iter().map(|l| std::fs::read_to_string(l).unwrap()));
+    let waited: u64 = stderrs
+        .map(|err| {
             err.lines()
                 .find(|l| l.contains("scanned image"))
                 .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("waited=")))
