@@ -472,6 +472,30 @@ async fn bench_direct(plan: Plan, cache: Arc<dyn Cache>, redis: Option<u32>) -> 
     }
 }
 
+/// The load against a running scancache server (on Redis when `redis` is its PID): its
+/// figures and then its peak RSS.
+async fn bench_ours(
+    plan: Plan,
+    server: &ScancacheServer,
+    redis: Option<u32>,
+) -> (ServerFigures, f64) {
+    let watched = Watched {
+        server: Some(server.pid()),
+        redis,
+    };
+    let figures = bench_endpoint(plan, &Endpoint::new(server.url()), watched).await;
+    (figures, peak_rss_mb(server.pid()))
+}
+
+/// The load against the reference's running server (whose CPU is not read).
+async fn bench_reference(plan: Plan, reference: &TrivyServer) -> ServerFigures {
+    let watched = Watched {
+        server: None,
+        redis: None,
+    };
+    bench_endpoint(plan, &Endpoint::new(reference.url()), watched).await
+}
+
 /// The scancache binary xtask built.
 fn scancache_bin() -> PathBuf {
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/scancache");
@@ -624,16 +648,8 @@ async fn main() {
     // Memory: no target.
     if part("memory") {
         let server = ScancacheServer::start(&bin, &["-q", "--cache-backend", "memory"], &[], &[]);
-        let ours_mem = bench_endpoint(
-            plan,
-            &Endpoint::new(server.url()),
-            Watched {
-                server: Some(server.pid()),
-                redis: None,
-            },
-        )
-        .await;
-        rss.push(("memory", peak_rss_mb(server.pid())));
+        let (ours_mem, mb) = bench_ours(plan, &server, None).await;
+        rss.push(("memory", mb));
         drop(server);
         let direct = bench_direct(plan, Arc::new(cache_mem::MemCache::new(&options)), None).await;
         report_vs_direct("memory", &ours_mem, &direct, false);
@@ -649,16 +665,8 @@ async fn main() {
             &[],
             &[],
         );
-        let ours = bench_endpoint(
-            plan,
-            &Endpoint::new(server.url()),
-            Watched {
-                server: Some(server.pid()),
-                redis: None,
-            },
-        )
-        .await;
-        rss.push(("fs", peak_rss_mb(server.pid())));
+        let (ours, mb) = bench_ours(plan, &server, None).await;
+        rss.push(("fs", mb));
         drop(server);
         let direct_fs = cache_fs::FsCache::open(&dir.path().join("direct-fs"), &options).unwrap();
         let direct = bench_direct(plan, Arc::new(direct_fs), None).await;
@@ -671,16 +679,8 @@ async fn main() {
     if part("redis") {
         let server =
             ScancacheServer::start(&bin, &["-q", "--cache-backend", &redis.url(1)], &[], &[]);
-        let ours = bench_endpoint(
-            plan,
-            &Endpoint::new(server.url()),
-            Watched {
-                server: Some(server.pid()),
-                redis: Some(redis.pid()),
-            },
-        )
-        .await;
-        rss.push(("redis", peak_rss_mb(server.pid())));
+        let (ours, mb) = bench_ours(plan, &server, Some(redis.pid())).await;
+        rss.push(("redis", mb));
         drop(server);
         let direct_redis =
             cache_redis::RedisCache::connect(cache_redis::RedisConfig::new(redis.url(2)), &options)
@@ -711,29 +711,13 @@ async fn main() {
         Some(trivy) => {
             if let Some(ours) = &ours_fs {
                 let reference = TrivyServer::start(&trivy, &[]);
-                let trivy_fs = bench_endpoint(
-                    plan,
-                    &Endpoint::new(reference.url()),
-                    Watched {
-                        server: None,
-                        redis: None,
-                    },
-                )
-                .await;
+                let trivy_fs = bench_reference(plan, &reference).await;
                 drop(reference);
                 report_vs_trivy("fs (LMDB vs bbolt)", ours, &trivy_fs);
             }
             if let Some(ours) = &ours_redis {
                 let reference = TrivyServer::start(&trivy, &["--cache-backend", &redis.url(3)]);
-                let trivy_redis = bench_endpoint(
-                    plan,
-                    &Endpoint::new(reference.url()),
-                    Watched {
-                        server: None,
-                        redis: None,
-                    },
-                )
-                .await;
+                let trivy_redis = bench_reference(plan, &reference).await;
                 drop(reference);
                 report_vs_trivy("redis", ours, &trivy_redis);
             }
