@@ -136,17 +136,14 @@ fn cold_reports(inputs: &[PathBuf]) -> Vec<Value> {
 /// image's cold single-process report. The first scan is held (SIGSTOP) from the moment
 /// it claims the base until the seven others have started, so they overlap it however
 /// fast this machine analyses the base.
-fn eight_processes_analyse_the_base_once(
-    cache_dir: &Path,
-    backend: &[&str],
-    claimed: &dyn Fn(&Path) -> bool,
-) {
+fn eight_processes_analyse_the_base_once(cache_dir: &Path, backend: &[&str], probe: &dyn Probe) {
     let dir = tempfile::tempdir().unwrap();
     let inputs = images(dir.path(), 8, 6 << 20);
     let cold = cold_reports(&inputs);
+    let base_id = base_blob_id(&inputs[0]);
     let first = start_scan(cache_dir, backend, &inputs[0], "30s");
     let started = Instant::now();
-    while !claimed(&inputs[0]) {
+    while !probe.claimed(&base_id) {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the first scan never claimed the base"
@@ -154,6 +151,10 @@ fn eight_processes_analyse_the_base_once(
         std::thread::sleep(Duration::from_millis(1));
     }
     signal(&first, "-STOP");
+    assert!(
+        probe.held(&base_id),
+        "the first scan finished the base before it was stopped"
+    );
     // The others log their debug lines to files, watched until each says it found the
     // base claimed: only then is the first let go (a fixed pause was too short for seven
     // processes to start on a loaded machine, and they found the base already stored).
@@ -232,39 +233,73 @@ fn eight_processes_analyse_the_base_once(
     );
 }
 
-/// Asks a Redis server over one kept connection whether any claim key exists.
-struct ClaimProbe(std::net::TcpStream);
+/// How a test sees, from outside the scans, the claim on one blob. A scan claims all its
+/// layers at once and releases each as it is stored, so only the base's own claim tells
+/// whether the base is still being analysed.
+trait Probe {
+    /// True once the blob `id` has been claimed (polled until the first scan claims it).
+    fn claimed(&self, id: &str) -> bool;
+    /// True while a scan holds the claim on `id`; asked only while no scan is claiming.
+    fn held(&self, id: &str) -> bool;
+}
 
-impl ClaimProbe {
-    fn connect(port: u16, db: u32) -> ClaimProbe {
-        let mut probe = ClaimProbe(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
-        let db = db.to_string();
-        let reply = probe.ask(&["SELECT", &db]);
+/// The claims of an fs cache directory (that of a `scancache server` for remote scans):
+/// a lock file per claim, locked while held; the file stays after the release.
+struct FsClaims<'a>(&'a Path);
+
+impl Probe for FsClaims<'_> {
+    fn claimed(&self, id: &str) -> bool {
+        claim_file(self.0, id).exists()
+    }
+
+    /// Tries the lock: an instant's hold would make a claiming scan find the key taken,
+    /// hence only while none claims.
+    fn held(&self, id: &str) -> bool {
+        std::fs::File::open(claim_file(self.0, id))
+            .is_ok_and(|file| fs4::FileExt::try_lock(&file).is_err())
+    }
+}
+
+/// The claim keys of a Redis database, asked over one kept connection (a poll costs a
+/// fraction of a millisecond; a redis-cli run per poll could miss a short claim).
+struct RedisClaims(std::cell::RefCell<std::net::TcpStream>);
+
+impl RedisClaims {
+    fn connect(port: u16, db: u32) -> RedisClaims {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let probe = RedisClaims(std::cell::RefCell::new(stream));
+        let reply = probe.ask(&["SELECT", &db.to_string()]);
         assert!(reply.starts_with("+OK"), "SELECT: {reply}");
         probe
     }
 
-    /// Sends one command and reads the first line of its reply.
-    fn ask(&mut self, args: &[&str]) -> String {
+    /// Sends one command and reads its reply, which must be one line.
+    fn ask(&self, args: &[&str]) -> String {
         use std::io::{Read, Write};
+        let mut stream = self.0.borrow_mut();
         let mut cmd = format!("*{}\r\n", args.len());
         for a in args {
             cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
         }
-        self.0.write_all(cmd.as_bytes()).unwrap();
+        stream.write_all(cmd.as_bytes()).unwrap();
         let mut line = Vec::new();
         let mut byte = [0u8; 1];
         while !line.ends_with(b"\r\n") {
-            self.0.read_exact(&mut byte).unwrap();
+            stream.read_exact(&mut byte).unwrap();
             line.push(byte[0]);
         }
         String::from_utf8_lossy(&line).into_owned()
     }
+}
 
-    /// True when a claim key exists. The connection is used no more after that (the rest
-    /// of that reply is left unread).
-    fn any_claim(&mut self) -> bool {
-        self.ask(&["KEYS", "fanal::claim::*"]) != "*0\r\n"
+impl Probe for RedisClaims {
+    /// The claim key exists (it is deleted at the release, and runs out with the lease).
+    fn claimed(&self, id: &str) -> bool {
+        self.ask(&["EXISTS", &format!("fanal::claim::{id}")]) == ":1\r\n"
+    }
+
+    fn held(&self, id: &str) -> bool {
+        self.claimed(id)
     }
 }
 
@@ -280,8 +315,7 @@ fn signal(child: &Child, sig: &str) {
 #[test]
 fn eight_processes_on_one_fs_cache_analyse_a_shared_base_once() {
     let cache = tempfile::tempdir().unwrap();
-    let claimed = |input: &Path| base_claim_file(cache.path(), input).exists();
-    eight_processes_analyse_the_base_once(cache.path(), &[], &claimed);
+    eight_processes_analyse_the_base_once(cache.path(), &[], &FsClaims(cache.path()));
 }
 
 #[test]
@@ -293,11 +327,8 @@ fn eight_processes_on_one_redis_analyse_a_shared_base_once() {
     };
     let url = server.url(5);
     let cache = tempfile::tempdir().unwrap();
-    // A kept connection, so a poll costs a fraction of a millisecond (a redis-cli run per
-    // poll can miss a claim that lives only as long as a small layer's analysis).
-    let probe = std::cell::RefCell::new(ClaimProbe::connect(server.port(), 5));
-    let claimed = |_: &Path| probe.borrow_mut().any_claim();
-    eight_processes_analyse_the_base_once(cache.path(), &["--cache-backend", &url], &claimed);
+    let probe = RedisClaims::connect(server.port(), 5);
+    eight_processes_analyse_the_base_once(cache.path(), &["--cache-backend", &url], &probe);
 }
 
 /// A `scancache server` over the fs cache at `dir`, for scans through the remote backend.
@@ -329,8 +360,8 @@ fn eight_processes_through_one_server_analyse_a_shared_base_once() {
     let server = server_over(served.path());
     let url = server.url();
     let cache = tempfile::tempdir().unwrap();
-    let claimed = |input: &Path| base_claim_file(served.path(), input).exists();
-    eight_processes_analyse_the_base_once(cache.path(), &["--cache-backend", &url], &claimed);
+    let probe = FsClaims(served.path());
+    eight_processes_analyse_the_base_once(cache.path(), &["--cache-backend", &url], &probe);
     assert_eq!(
         server_metric(&server, "scancache_server_forwarded_claims_busy_total"),
         7.0,
@@ -338,8 +369,8 @@ fn eight_processes_through_one_server_analyse_a_shared_base_once() {
     );
 }
 
-/// The claim file of the base layer of `input`, in the fs cache at `cache_dir`.
-fn base_claim_file(cache_dir: &Path, input: &Path) -> PathBuf {
+/// The blob ID (cache key) of the base layer of `input`.
+fn base_blob_id(input: &Path) -> String {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -349,36 +380,40 @@ fn base_claim_file(cache_dir: &Path, input: &Path) -> PathBuf {
             &cache_scan::ScanOptions::default(),
         ))
         .unwrap();
+    keys.blobs[0].as_str().to_owned()
+}
+
+/// The claim file of the blob `id` in the fs cache at `cache_dir`.
+fn claim_file(cache_dir: &Path, id: &str) -> PathBuf {
     cache_dir
         .join("fanal/claims-v1")
-        .join(format!("{}.lock", keys.blobs[0].as_str().replace(':', "-")))
+        .join(format!("{}.lock", id.replace(':', "-")))
 }
 
 /// Kills the owner of the base mid-analysis (SIGKILL) with three scans waiting: one takes
 /// the base over, the other two wait for it, and all finish within `bound` of the kill.
-fn killed_owner(
-    cache: &Path,
-    backend: &[&str],
-    lease: &str,
-    claimed: &dyn Fn(&Path) -> bool,
-    bound: Duration,
-) {
+fn killed_owner(cache: &Path, backend: &[&str], lease: &str, probe: &dyn Probe, bound: Duration) {
     let dir = tempfile::tempdir().unwrap();
     // A base large enough that its owner is still analysing it when it is stopped, a
-    // claim poll (a redis-cli run on Redis) after it claimed it.
+    // claim poll after it claimed it.
     let inputs = images(dir.path(), 4, 64 << 20);
+    let base_id = base_blob_id(&inputs[0]);
     let mut owner = start_scan(cache, backend, &inputs[0], lease);
     let started = Instant::now();
-    while !claimed(&inputs[0]) {
+    while !probe.claimed(&base_id) {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the owner never claimed the base"
         );
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(1));
     }
     // Stopped at once, so it is still mid-analysis when it is killed however fast this
     // machine analyses the base; it keeps its claim (lock held, lease running) meanwhile.
     signal(&owner, "-STOP");
+    assert!(
+        probe.held(&base_id),
+        "the owner finished the base before it was stopped"
+    );
     let waiters: Vec<Child> = inputs[1..4]
         .iter()
         .map(|input| start_scan(cache, backend, input, lease))
@@ -418,8 +453,8 @@ fn a_killed_owner_hands_the_layer_to_a_waiter_and_every_scan_finishes() {
     // The kernel ends a dead owner's flock at once: the takeover does not wait for the
     // (long) lease; the time is the taker's analysis of the base.
     let cache = tempfile::tempdir().unwrap();
-    let claimed = |input: &Path| base_claim_file(cache.path(), input).exists();
-    killed_owner(cache.path(), &[], "10m", &claimed, Duration::from_secs(60));
+    let probe = FsClaims(cache.path());
+    killed_owner(cache.path(), &[], "10m", &probe, Duration::from_secs(60));
 }
 
 #[test]
@@ -431,17 +466,13 @@ fn a_killed_owner_on_redis_is_taken_over_when_its_lease_runs_out() {
     };
     let url = server.url(6);
     let cache = tempfile::tempdir().unwrap();
-    let claimed = |_: &Path| {
-        server
-            .cli(&["-n", "6", "KEYS", "fanal::claim::*"])
-            .contains("fanal::claim::")
-    };
+    let probe = RedisClaims::connect(server.port(), 6);
     // Lease 2 s: the takeover comes within it; the rest is the taker's analysis.
     killed_owner(
         cache.path(),
         &["--cache-backend", &url],
         "2s",
-        &claimed,
+        &probe,
         Duration::from_secs(60),
     );
 }
@@ -454,12 +485,12 @@ fn a_killed_owner_through_a_server_is_taken_over_when_its_lease_runs_out() {
     let server = server_over(served.path());
     let url = server.url();
     let cache = tempfile::tempdir().unwrap();
-    let claimed = |input: &Path| base_claim_file(served.path(), input).exists();
+    let probe = FsClaims(served.path());
     killed_owner(
         cache.path(),
         &["--cache-backend", &url],
         "2s",
-        &claimed,
+        &probe,
         Duration::from_secs(60),
     );
 }
