@@ -76,6 +76,7 @@ impl<'a> Held<'a> {
             return Ok(unclaimed(tasks));
         }
         let claimed = self.cache.claim(&keys, options.lease).await?;
+        let asked = keys.len();
         let mut busy = HashSet::new();
         {
             let mut map = self.map();
@@ -91,6 +92,11 @@ impl<'a> Held<'a> {
                 }
             }
         }
+        tracing::debug!(
+            owned = asked - busy.len(),
+            busy = busy.len(),
+            "layer claims taken"
+        );
         let held: Vec<BlobId> = self
             .map()
             .iter()
