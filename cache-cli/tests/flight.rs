@@ -556,6 +556,48 @@ fn a_killed_owner_through_a_server_is_taken_over_when_its_lease_runs_out() {
     );
 }
 
+#[test]
+fn a_claims_guard_kept_by_a_stopped_process_does_not_hold_a_scan_up() {
+    // A process stopped inside its claim call keeps the fs claims guard; a scan waits for
+    // it a bounded time (2 s), then analyses its layers without claims, with a warning.
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = images(dir.path(), 1, 1 << 10, b'g');
+    let cache = tempfile::tempdir().unwrap();
+    let claims = cache.path().join("fanal/claims-v1");
+    std::fs::create_dir_all(&claims).unwrap();
+    let guard = std::fs::File::create(claims.join("guard.lock")).unwrap();
+    fs4::FileExt::lock(&guard).unwrap();
+    let started = Instant::now();
+    let out = scan_command(cache.path(), &[], &inputs[0], "30s")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let r = report(&out);
+    assert_eq!(sources(&r), ["analysed", "analysed"]);
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(20),
+        "{took:?}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("another process keeps the claims guard")
+            .count(),
+        1,
+        "{err}"
+    );
+    // Once it is free, a scan claims again: a new image's layers get their lock files.
+    drop(guard);
+    let inputs = images(dir.path(), 1, 1 << 10, b'h');
+    let out = scan_command(cache.path(), &[], &inputs[0], "30s")
+        .output()
+        .unwrap();
+    assert_eq!(sources(&report(&out)), ["analysed", "analysed"]);
+    assert!(
+        claim_file(cache.path(), &base_blob_id(&inputs[0])).exists(),
+        "the scan did not claim its base"
+    );
+}
+
 /// `--lease-timeout` is in the help with its variable, and a bad value is a usage error
 /// naming it, from the command line or the environment.
 #[test]

@@ -14,7 +14,9 @@
 //! nobody can find any more) and creates a new one.
 //!
 //! Creating and removing lock files happens under the guard, so the file a claimer
-//! locked is the one at the path and two callers never own one key. A release only
+//! locked is the one at the path and two callers never own one key. The guard is waited
+//! for at most [`GUARD_WAIT`]: a process stopped or hung while holding it would otherwise
+//! keep every other scan from claiming; past the wait a claimer analyses without claims. A release only
 //! unlocks: the file stays for the next claim of the key (creating and removing one per
 //! claim was the cost of claiming on ext4); `gc` and `clear` remove those nobody holds.
 //!
@@ -34,7 +36,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -45,6 +47,10 @@ use cache_core::{BlobId, Claim, Claimed, Error, Result};
 pub(crate) const CLAIMS_DIR: &str = "claims-v1";
 /// The guard file's name inside [`CLAIMS_DIR`].
 const GUARD: &str = "guard.lock";
+/// How long a claimer waits for the guard. One claim call holds it for a few file
+/// operations (well under a millisecond); a holder that keeps it this long is stopped or
+/// hung, and the claimer goes on without it rather than wait as long as that lasts.
+const GUARD_WAIT: Duration = Duration::from_secs(2);
 
 /// This process's claims on one cache directory: the lock files it holds, by token.
 #[derive(Debug)]
@@ -52,6 +58,10 @@ pub(crate) struct Claims {
     dir: PathBuf,
     held: Mutex<HashMap<String, Held>>,
     counter: AtomicU64,
+    /// How long to wait for the guard ([`GUARD_WAIT`]; shorter in tests).
+    guard_wait: Duration,
+    /// Whether the last wait for the guard ran out (warned once until it is free again).
+    guard_stuck: AtomicBool,
 }
 
 /// A lock file this process holds, and when its lease runs out.
@@ -68,6 +78,8 @@ impl Claims {
             dir: fanal.join(CLAIMS_DIR),
             held: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0),
+            guard_wait: GUARD_WAIT,
+            guard_stuck: AtomicBool::new(false),
         }
     }
 
@@ -77,10 +89,18 @@ impl Claims {
             .join(format!("{}.lock", id.as_str().replace(':', "-")))
     }
 
-    /// Claims every key of `ids` for `lease`, under one hold of the guard.
+    /// Claims every key of `ids` for `lease`, under one hold of the guard. When another
+    /// process keeps the guard past [`GUARD_WAIT`], every key is granted with a claim that
+    /// holds nothing ([`Claim::unheld`]): the caller analyses the layers itself, as on a
+    /// backend without claims, instead of waiting for as long as that process is stopped.
     pub(crate) fn claim(&self, ids: &[BlobId], lease: Duration) -> Result<Vec<Claimed>> {
         self.close_run_out();
-        let guard = self.guard()?;
+        let Some(guard) = self.guard()? else {
+            return Ok(ids
+                .iter()
+                .map(|id| Claimed::Owned(Claim::unheld(id.clone())))
+                .collect());
+        };
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             out.push(self.claim_one(id, lease, &guard)?);
@@ -172,7 +192,9 @@ impl Claims {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(Error::io("cannot list claims in", &self.dir, e)),
         };
-        let _guard = self.guard()?;
+        let Some(_guard) = self.guard()? else {
+            return Ok(0);
+        };
         let mut removed = 0;
         for entry in entries.flatten() {
             let path = entry.path();
@@ -241,8 +263,9 @@ impl Claims {
         }
     }
 
-    /// Takes the guard, creating the claims directory when needed.
-    fn guard(&self) -> Result<Guard> {
+    /// Takes the guard, creating the claims directory when needed; `None` (after one
+    /// warning) when another process keeps it past the wait.
+    fn guard(&self) -> Result<Option<Guard>> {
         let path = self.dir.join(GUARD);
         let open = || {
             OpenOptions::new()
@@ -265,8 +288,34 @@ impl Claims {
             }
             Err(e) => return Err(Error::io("cannot open", &path, e)),
         };
-        fs4::FileExt::lock(&file).map_err(|e| Error::io("cannot lock", &path, e))?;
-        Ok(Guard(file))
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match fs4::FileExt::try_lock(&file) {
+                Ok(()) => {
+                    if self.guard_stuck.swap(false, Ordering::Relaxed) {
+                        tracing::info!(guard = %path.display(), "the claims guard is free again; layers are claimed again");
+                    }
+                    return Ok(Some(Guard(file)));
+                }
+                Err(fs4::TryLockError::WouldBlock) if started.elapsed() >= self.guard_wait => {
+                    if !self.guard_stuck.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            guard = %path.display(),
+                            waited_s = self.guard_wait.as_secs_f64(),
+                            "another process keeps the claims guard (it is stopped or hung); \
+                             layers are analysed here without waiting for other scans until it lets go"
+                        );
+                    }
+                    return Ok(None);
+                }
+                Err(fs4::TryLockError::WouldBlock) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(fs4::TryLockError::Error(e)) => return Err(Error::io("cannot lock", &path, e)),
+            }
+        }
     }
 
     fn token(&self) -> String {
@@ -348,5 +397,44 @@ mod tests {
             "a live claim's file was unlocked"
         );
         drop(kept);
+    }
+
+    #[test]
+    fn a_guard_kept_by_a_stopped_process_is_waited_for_a_bounded_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut claims = Claims::new(dir.path());
+        claims.guard_wait = Duration::from_millis(200);
+        // Another open file description: its flock excludes this one's, as another
+        // process's would.
+        let _ = claims.claim(&[id(9)], Duration::from_secs(30)).unwrap();
+        let stuck = File::open(dir.path().join(CLAIMS_DIR).join(GUARD)).unwrap();
+        fs4::FileExt::lock(&stuck).unwrap();
+        let started = Instant::now();
+        let granted = claims
+            .claim(&[id(1), id(2)], Duration::from_secs(30))
+            .unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(200) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
+        assert!(
+            granted
+                .iter()
+                .all(|c| matches!(c, Claimed::Owned(c) if c.is_unheld())),
+            "{granted:?}"
+        );
+        assert!(
+            !claims.path(&id(1)).exists(),
+            "a lock file was made without the guard"
+        );
+        assert_eq!(claims.sweep().unwrap(), 0);
+        drop(stuck);
+        let granted = claims.claim(&[id(1)], Duration::from_secs(30)).unwrap();
+        assert!(
+            matches!(&granted[0], Claimed::Owned(c) if !c.is_unheld()),
+            "{granted:?}"
+        );
+        assert!(claims.path(&id(1)).exists());
     }
 }
