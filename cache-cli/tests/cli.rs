@@ -1700,3 +1700,68 @@ fn stored_reports_on_redis_and_a_damaged_one_is_ignored_with_a_warning() {
     w.run(&["clean", "--scan-cache"]).ok();
     assert!(stored_reports(&w).is_empty());
 }
+
+/// Every revision of report rendering (`cache_scan::REPORT_RENDERING`) with the SHA-256 of
+/// what the sample scans of [`report_rendering_is_pinned_to_its_revision`] write under
+/// it; the last is today's.
+const RENDERINGS: &[(u32, &str)] = &[(
+    2,
+    "43592777a82d989be878f6852f9bf1c342e33d45828669d4aa91fe1f0af65a5f",
+)];
+
+/// The reports of the shipped samples and of a project tree, in every format, pinned to
+/// the rendering revision: stored reports are keyed by the revision, so rendering that
+/// changed without a new revision would have rescans write reports of the old rendering.
+#[test]
+fn report_rendering_is_pinned_to_its_revision() {
+    use sha2::{Digest as _, Sha256};
+    let home = tempfile::tempdir().unwrap();
+    let samples = Path::new(&sample("debian.tar"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let tree = home.path().join("tree");
+    cache_fixtures::write_project(&tree, 20).unwrap();
+    let mut hash = Sha256::new();
+    for format in ["table", "json", "cyclonedx", "spdx-json"] {
+        let scans: Vec<(&Path, Vec<&str>)> = vec![
+            (&samples, vec!["image", "--input", "debian.tar"]),
+            (&samples, vec!["image", "--input", "alpine.tar"]),
+            (&samples, vec!["image", "--input", "lang.tar"]),
+            (&tree, vec!["fs", "."]),
+        ];
+        for (dir, args) in scans {
+            // Paths relative to the working directory, so the report names no temporary
+            // or checkout directory.
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_scancache"));
+            cmd.current_dir(dir)
+                .args(["--cache-backend", "memory"])
+                .args(&args)
+                .args(["--format", format])
+                .env("SOURCE_DATE_EPOCH", "1700000000");
+            let run = run_cmd(cmd, home.path(), None).ok();
+            hash.update(format!("{args:?} {format} {}\n", run.out.stdout.len()));
+            hash.update(&run.out.stdout);
+        }
+    }
+    let rendered = hex::encode(hash.finalize());
+    let &(revision, pinned) = RENDERINGS.last().unwrap();
+    assert!(
+        RENDERINGS
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 != w[1].1),
+        "RENDERINGS: each entry has a higher revision and another hash"
+    );
+    let next = revision + 1;
+    assert_eq!(
+        rendered, pinned,
+        "the sample reports render differently from revision {revision}: raise \
+         cache_scan::REPORT_RENDERING to {next} (it retires the reports stored by the old \
+         rendering) and append ({next}, \"{rendered}\") to RENDERINGS"
+    );
+    assert_eq!(
+        cache_scan::REPORT_RENDERING,
+        revision,
+        "cache_scan::REPORT_RENDERING is not the last revision of RENDERINGS"
+    );
+}

@@ -105,8 +105,8 @@ pub use options::{
 };
 pub use purl::purl;
 pub use report::{
-    ArtifactType, LayerCounts, LayerSource, REPORT_SCHEMA_VERSION, Report, ReportApplication,
-    ReportPackage,
+    ArtifactType, LayerCounts, LayerSource, REPORT_RENDERING, REPORT_SCHEMA_VERSION, Report,
+    ReportApplication, ReportPackage,
 };
 pub use scan::{ImageKeys, cache_key, image_keys_of, scan};
 pub use tree::{ListedTree, TreeKind, TreeOptions, list_tree, scan_tree, tree_key_of, upload_tree};

@@ -14,6 +14,13 @@ use serde_json::Value;
 /// The report's `SchemaVersion`, as the reference tool writes it.
 pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
+/// The revision of how reports are rendered (table, JSON, CycloneDX, SPDX). It is part of
+/// the key of a stored report (docs/keys.md, "Keys of stored reports"), so a new revision
+/// retires every report stored by the old rendering: raise it with any change to the
+/// bytes a report is written as. The test `report_rendering_is_pinned_to_its_revision`
+/// (`cache-cli/tests/cli.rs`) fails until it is raised.
+pub const REPORT_RENDERING: u32 = 2;
+
 /// What was scanned, as the report's `ArtifactType` names it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ArtifactType {

@@ -115,6 +115,7 @@ fn report_key(tree: &BlobId, args: &TreeArgs, kind: TreeKind) -> Result<Option<D
     let skip_dirs = args.skip_dirs.join("\0");
     let skip_files = args.skip_files.join("\0");
     let max_db_size = args.max_db_size.to_string();
+    let rendering = cache_scan::REPORT_RENDERING.to_string();
     let options = [
         ("command", kind.as_str()),
         ("artifact-name", name.as_str()),
@@ -125,6 +126,7 @@ fn report_key(tree: &BlobId, args: &TreeArgs, kind: TreeKind) -> Result<Option<D
         ("max-db-size", max_db_size.as_str()),
         ("source-date-epoch", epoch.as_str()),
         ("scancache-version", env!("CARGO_PKG_VERSION")),
+        ("report-rendering", rendering.as_str()),
     ];
     Ok(Some(report::report_key(tree.digest(), options)?))
 }
