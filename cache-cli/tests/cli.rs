@@ -1701,12 +1701,12 @@ fn stored_reports_on_redis_and_a_damaged_one_is_ignored_with_a_warning() {
     assert!(stored_reports(&w).is_empty());
 }
 
-/// Every revision of report rendering (`cache_scan::REPORT_RENDERING`) with the SHA-256 of
-/// what the sample scans of [`report_rendering_is_pinned_to_its_revision`] write under
-/// it; the last is today's.
+/// The revisions of report rendering (`cache_scan::REPORT_RENDERING`) since revision 3,
+/// each with the SHA-256 of what the scans of [`report_rendering_is_pinned_to_its_revision`]
+/// write under it; the last is today's.
 const RENDERINGS: &[(u32, &str)] = &[(
-    2,
-    "43592777a82d989be878f6852f9bf1c342e33d45828669d4aa91fe1f0af65a5f",
+    3,
+    "5729c98eadb363b330201793d2404a59f3cd1eb28ee1c9f78d0332c726199c47",
 )];
 
 /// The reports of the shipped samples and of a project tree, in every format, pinned to
@@ -1722,6 +1722,15 @@ fn report_rendering_is_pinned_to_its_revision() {
         .to_owned();
     let tree = home.path().join("tree");
     cache_fixtures::write_project(&tree, 20).unwrap();
+    // A root file system with OS packages and no OS (family `none`, packages without PURLs).
+    let bare = home.path().join("bare");
+    fs::create_dir_all(bare.join("var/lib/dpkg")).unwrap();
+    fs::write(
+        bare.join("var/lib/dpkg/status"),
+        "Package: base-files\nStatus: install ok installed\nArchitecture: amd64\n\
+         Version: 12.4\nMaintainer: Test <test@example.org>\nDescription: base\n\n",
+    )
+    .unwrap();
     let mut hash = Sha256::new();
     for format in ["table", "json", "cyclonedx", "spdx-json"] {
         let scans: Vec<(&Path, Vec<&str>)> = vec![
@@ -1729,6 +1738,7 @@ fn report_rendering_is_pinned_to_its_revision() {
             (&samples, vec!["image", "--input", "alpine.tar"]),
             (&samples, vec!["image", "--input", "lang.tar"]),
             (&tree, vec!["fs", "."]),
+            (&bare, vec!["rootfs", "."]),
         ];
         for (dir, args) in scans {
             // Paths relative to the working directory, so the report names no temporary

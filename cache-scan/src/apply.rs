@@ -305,9 +305,10 @@ pub fn apply(layers: &[LayerView<'_>]) -> Applied {
                     if let Some(names) = licenses_of.get(p.name.as_str()) {
                         reported.package.licenses.clone_from(names);
                     }
-                    if let Some(os) = os.as_ref() {
-                        identify(&mut reported.package, &os.family, Some(os), "");
-                    }
+                    // A UID always; a PURL only with a detected OS (its family is the
+                    // PURL's type and namespace), as the reference applies them.
+                    let family = os.as_ref().map_or("", |o| o.family.as_str());
+                    identify(&mut reported.package, family, os.as_ref(), "");
                     packages.push(reported);
                 }
             }
@@ -402,12 +403,13 @@ fn applications(
     out
 }
 
-/// Sets the package's PURL (unless it has one) and a UID: the first 16 hex digits of a
-/// SHA-256 over the application's path and the package's ID, name, version, release,
-/// arch and file path — scancache's own, stable for the same package in the same place.
+/// Sets the package's PURL (unless it has one, or `result_type` is empty: OS packages
+/// without a detected OS) and a UID: the first 16 hex digits of a SHA-256 over the
+/// application's path and the package's ID, name, version, release, arch and file path —
+/// scancache's own, stable for the same package in the same place.
 fn identify(package: &mut Package, result_type: &str, os: Option<&Os>, app_path: &str) {
     let mut id = package.identifier.take().unwrap_or_default();
-    if id.purl.is_empty() {
+    if id.purl.is_empty() && !result_type.is_empty() {
         id.purl = purl(result_type, os, package).unwrap_or_default();
     }
     if id.uid.is_empty() {

@@ -19,7 +19,7 @@ pub const REPORT_SCHEMA_VERSION: u32 = 2;
 /// retires every report stored by the old rendering: raise it with any change to the
 /// bytes a report is written as. The test `report_rendering_is_pinned_to_its_revision`
 /// (`cache-cli/tests/cli.rs`) fails until it is raised.
-pub const REPORT_RENDERING: u32 = 2;
+pub const REPORT_RENDERING: u32 = 3;
 
 /// What was scanned, as the report's `ArtifactType` names it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -255,6 +255,24 @@ async fn rootfs_with_packages_but_no_os_reports_family_none_as_the_reference() {
         "{}",
         report.to_table()
     );
+    // Each package has a UID (the values are each tool's own) and no PURL, which needs
+    // a detected OS.
+    for (who, doc) in [("ours", &mine), ("reference", &theirs)] {
+        let ids: Vec<&serde_json::Value> = doc["Results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["Packages"].as_array().into_iter().flatten())
+            .map(|p| &p["Identifier"])
+            .collect();
+        assert!(!ids.is_empty(), "{who}: no packages");
+        assert!(
+            ids.iter()
+                .all(|id| id["UID"].as_str().is_some_and(|u| !u.is_empty())
+                    && id.get("PURL").is_none()),
+            "{who}: {ids:?}"
+        );
+    }
 }
 
 #[tokio::test]
