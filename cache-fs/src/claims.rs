@@ -16,9 +16,10 @@
 //! Creating and removing lock files happens under the guard, so the file a claimer
 //! locked is the one at the path and two callers never own one key. The guard is waited
 //! for at most [`GUARD_WAIT`]: a process stopped or hung while holding it would otherwise
-//! keep every other scan from claiming; past the wait a claimer analyses without claims. A release only
-//! unlocks: the file stays for the next claim of the key (creating and removing one per
-//! claim was the cost of claiming on ext4); `gc` and `clear` remove those nobody holds.
+//! keep every other scan from claiming; past the wait a claimer analyses without claims.
+//! A release only unlocks: the file stays for the next claim of the key (creating and
+//! removing one per claim was the cost of claiming on ext4); `gc` and `clear` remove
+//! those nobody holds.
 //!
 //! Waiters block in `flock` on the owner's file in a thread of their own, so they wake up
 //! the moment the owner releases or dies, with no polling; they also wake when the
@@ -404,8 +405,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut claims = Claims::new(dir.path());
         claims.guard_wait = Duration::from_millis(200);
-        // Another open file description: its flock excludes this one's, as another
-        // process's would.
+        // A first claim makes the directory and the guard file; then the guard is held
+        // through another open file description, whose flock excludes this one's as
+        // another process's would.
         let _ = claims.claim(&[id(9)], Duration::from_secs(30)).unwrap();
         let stuck = File::open(dir.path().join(CLAIMS_DIR).join(GUARD)).unwrap();
         fs4::FileExt::lock(&stuck).unwrap();
