@@ -329,42 +329,17 @@ impl Probe for FsClaims<'_> {
     }
 }
 
-/// The claim keys of a Redis database, asked over one kept connection (a poll costs a
-/// fraction of a millisecond; a redis-cli run per poll could miss a short claim).
-struct RedisClaims(std::cell::RefCell<std::net::TcpStream>);
+/// The claim keys of a database of a Redis server.
+struct RedisClaims<'a>(&'a RedisServer, u32);
 
-impl RedisClaims {
-    fn connect(port: u16, db: u32) -> RedisClaims {
-        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let probe = RedisClaims(std::cell::RefCell::new(stream));
-        let reply = probe.ask(&["SELECT", &db.to_string()]);
-        assert!(reply.starts_with("+OK"), "SELECT: {reply}");
-        probe
-    }
-
-    /// Sends one command and reads its reply, which must be one line.
-    fn ask(&self, args: &[&str]) -> String {
-        use std::io::{Read, Write};
-        let mut stream = self.0.borrow_mut();
-        let mut cmd = format!("*{}\r\n", args.len());
-        for a in args {
-            cmd.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        stream.write_all(cmd.as_bytes()).unwrap();
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        while !line.ends_with(b"\r\n") {
-            stream.read_exact(&mut byte).unwrap();
-            line.push(byte[0]);
-        }
-        String::from_utf8_lossy(&line).into_owned()
-    }
-}
-
-impl Probe for RedisClaims {
+impl Probe for RedisClaims<'_> {
     /// The claim key exists (it is deleted at the release, and runs out with the lease).
     fn held(&self, id: &str) -> bool {
-        self.ask(&["EXISTS", &format!("fanal::claim::{id}")]) == ":1\r\n"
+        let key = format!("fanal::claim::{id}");
+        self.0
+            .cli(&["-n", &self.1.to_string(), "EXISTS", &key])
+            .trim()
+            == "1"
     }
 }
 
@@ -392,7 +367,7 @@ fn eight_processes_on_one_redis_analyse_a_shared_base_once() {
     };
     let url = server.url(5);
     let cache = tempfile::tempdir().unwrap();
-    let probe = RedisClaims::connect(server.port(), 5);
+    let probe = RedisClaims(&server, 5);
     eight_processes_analyse_the_base_once(cache.path(), &["--cache-backend", &url], &probe);
 }
 
@@ -527,7 +502,7 @@ fn a_killed_owner_on_redis_is_taken_over_when_its_lease_runs_out() {
     };
     let url = server.url(6);
     let cache = tempfile::tempdir().unwrap();
-    let probe = RedisClaims::connect(server.port(), 6);
+    let probe = RedisClaims(&server, 6);
     // Lease 2 s: the takeover comes within it; the rest is the taker's analysis.
     killed_owner(
         cache.path(),
